@@ -1,0 +1,27 @@
+// Package coordinator owns gokai's request coordinators: every client request is a process. A request
+// spawns one actor under the coordinator supervisor; the actor wraps a pure FSM (GetFSM, PutFSM; a delete is
+// a put of a tombstone), sends what the FSM asks to the vnodes of the key's preference list, feeds it their
+// replies and its timers, answers the caller once, and stays alive after the answer for the late replies:
+//
+//	client ──► Service.Get ──spawn──► request actor ──GetRequest──► N vnodes
+//	   ▲                                   │  ◄──── replies (R of them) ────┘
+//	   └────────── answer (R replies) ─────┤
+//	                                       │  ◄──── late replies (until all in or Linger)
+//	                                       └──PutRequest(merged)──► every stale or missing replica (read repair)
+//
+// Writes go through a coordinating vnode (the first local one in the preference list): it applies the write
+// and mints the new version; the result is replicated to the other N-1 and the client is answered after W
+// acknowledgements.
+//
+// The FSMs are pure (no actors, no clock, no I/O): inputs are Start, Reply and Fire(timer); outputs are
+// Effects the shell carries out in order. Quorums count successes toward R/W and, for strict quorums, PR/PW
+// among primaries; the request fails as soon as the quorum is unreachable, or at its deadline.
+//
+// Overload: Config.MaxInFlight bounds live coordinators; past it requests fail at once with ErrOverload
+// instead of piling up. Drain stops admission and waits for the live ones.
+//
+// It does not own: where replicas are (Router, given by the node), how a vnode stores or merges (vnode).
+//
+// Concurrency: Service methods are safe for concurrent use and block the caller until the answer or ctx.
+// FSM values are used by one request actor only.
+package coordinator

@@ -1,0 +1,240 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+func targets3() []Target {
+	return []Target{{Partition: 1, Node: "a", Primary: true}, {Partition: 2, Node: "a", Primary: true}, {Partition: 3, Node: "a", Primary: true}}
+}
+
+func obj(t *testing.T, actor, val string, ctx vnode.VClock) *vnode.Object {
+	t.Helper()
+	o, err := vnode.Update(nil, actor, ctx, false, []byte(val), vnode.Meta{LastMod: 1}, 1, vnode.UpdateOptions{Prune: vnode.DefaultPruneConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// kinds summarises effects as short strings for scenario assertions.
+func kinds(effs []Effect) []string {
+	var out []string
+	for _, e := range effs {
+		switch e := e.(type) {
+		case SendGet:
+			out = append(out, fmt.Sprintf("get %d", e.Target))
+		case SendPut:
+			if e.Coordinate {
+				out = append(out, fmt.Sprintf("coord %d", e.Target))
+			} else {
+				out = append(out, fmt.Sprintf("put %d", e.Target))
+			}
+		case Answer:
+			if e.Err != nil {
+				out = append(out, "answer err")
+			} else if e.Object == nil {
+				out = append(out, "answer notfound")
+			} else {
+				out = append(out, "answer ok")
+			}
+		case Repair:
+			out = append(out, fmt.Sprintf("repair %d", e.Target))
+		case StartTimer:
+			out = append(out, fmt.Sprintf("timer %d", e.Timer))
+		case SendReap:
+			out = append(out, "reap")
+		case Done:
+			out = append(out, "done")
+		}
+	}
+	return out
+}
+
+func expect(t *testing.T, step string, got []Effect, want ...string) {
+	t.Helper()
+	if k := kinds(got); !reflect.DeepEqual(k, want) && !(len(k) == 0 && len(want) == 0) {
+		t.Fatalf("%s: effects %v, want %v", step, k, want)
+	}
+}
+
+func answerOf(t *testing.T, effs []Effect) Answer {
+	t.Helper()
+	for _, e := range effs {
+		if a, ok := e.(Answer); ok {
+			return a
+		}
+	}
+	t.Fatalf("no answer in %v", kinds(effs))
+	return Answer{}
+}
+
+func TestGetFSMAnswersAtRAndRepairsLateStaleReplica(t *testing.T) {
+	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	expect(t, "start", f.Start(), "get 0", "get 1", "get 2", "timer 1")
+	o := obj(t, "a/1/x", "v1", nil)
+	expect(t, "first reply", f.Reply(0, o, nil))
+	effs := f.Reply(1, o, nil)
+	expect(t, "second reply", effs, "answer ok", "timer 2")
+	if a := answerOf(t, effs); !a.Object.Equal(o) {
+		t.Fatalf("answer %v, want %v", a.Object, o)
+	}
+	// The third replica answers late, with nothing: it is repaired with the reconciled object.
+	effs = f.Reply(2, nil, nil)
+	expect(t, "late not-found reply", effs, "repair 2", "done")
+	if f.Repairs() != 1 {
+		t.Fatalf("repairs %d", f.Repairs())
+	}
+	expect(t, "linger after done", f.Fire(TimerLinger))
+}
+
+func TestGetFSMReconcilesConcurrentVersionsAndRepairsBoth(t *testing.T) {
+	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	f.Start()
+	a, b := obj(t, "a/1/x", "va", nil), obj(t, "a/2/x", "vb", nil)
+	f.Reply(0, a, nil)
+	effs := f.Reply(1, b, nil)
+	ans := answerOf(t, effs)
+	if got := len(ans.Object.Live(0)); got != 2 {
+		t.Fatalf("siblings %d, want 2", got)
+	}
+	// Replica 2 never answers: the linger timer ends the wait; replicas 0 and 1 each lack the other's sibling.
+	expect(t, "linger", f.Fire(TimerLinger), "repair 0", "repair 1", "done")
+}
+
+func TestGetFSMNotFoundEverywhereNeedsNoRepair(t *testing.T) {
+	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	f.Start()
+	f.Reply(0, nil, nil)
+	expect(t, "quorum of not found", f.Reply(1, nil, nil), "answer notfound", "timer 2")
+	expect(t, "last", f.Reply(2, nil, nil), "done")
+}
+
+func TestGetFSMFailsFastWhenQuorumUnreachable(t *testing.T) {
+	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	f.Start()
+	f.Reply(0, nil, errors.New("disk on fire"))
+	effs := f.Reply(1, nil, errors.New("disk on fire"))
+	a := answerOf(t, effs)
+	var qe *QuorumError
+	if !errors.As(a.Err, &qe) || qe.Timeout || qe.Need != 2 || qe.Got != 0 || !errors.Is(a.Err, ErrQuorum) {
+		t.Fatalf("err %v", a.Err)
+	}
+}
+
+func TestGetFSMTimeout(t *testing.T) {
+	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	f.Start()
+	f.Reply(0, nil, nil)
+	a := answerOf(t, f.Fire(TimerRequest))
+	if !errors.Is(a.Err, ErrTimeout) {
+		t.Fatalf("err %v, want timeout", a.Err)
+	}
+	if want := "coordinator: get timed out: need 2 replies, got 1"; a.Err.Error() != want {
+		t.Fatalf("message %q, want %q", a.Err.Error(), want)
+	}
+}
+
+func TestGetFSMStrictQuorumCountsPrimariesOnly(t *testing.T) {
+	ts := []Target{{Partition: 1, Node: "a", Primary: true}, {Partition: 2, Node: "b", Primary: true}, {Partition: 3, Node: "c", Primary: false}}
+	f := NewGetFSM(GetParams{R: 2, PR: 2, Timeout: time.Second, Linger: time.Second}, ts)
+	f.Start()
+	expect(t, "fallback reply", f.Reply(2, nil, nil))
+	expect(t, "one primary: R met, PR not yet", f.Reply(0, nil, nil))
+	a := answerOf(t, f.Reply(1, nil, errors.New("down")))
+	var qe *QuorumError
+	if !errors.As(a.Err, &qe) || !qe.Primary || qe.Need != 2 || qe.Got != 1 {
+		t.Fatalf("err %v, want primary quorum error", a.Err)
+	}
+
+	// With one primary in the preference list, PR=2 cannot be met: the FSM fails at start.
+	g := NewGetFSM(GetParams{R: 2, PR: 2, Timeout: time.Second}, []Target{ts[0], ts[2], {Partition: 4, Node: "d"}})
+	expect(t, "start", g.Start(), "answer err", "done")
+}
+
+func TestGetFSMIgnoresDuplicateAndUnknownReplies(t *testing.T) {
+	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	f.Start()
+	f.Reply(0, nil, nil)
+	expect(t, "duplicate", f.Reply(0, nil, nil))
+	expect(t, "out of range", f.Reply(7, nil, nil))
+	expect(t, "negative", f.Reply(-1, nil, nil))
+}
+
+func TestPutFSMCoordinatesThenReplicates(t *testing.T) {
+	f := NewPutFSM(PutParams{W: 2, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
+	expect(t, "start", f.Start(), "coord 0", "timer 1")
+	o := obj(t, "a/1/x", "v", nil)
+	effs := f.Reply(0, o, nil)
+	expect(t, "coordinator stored", effs, "put 1", "put 2")
+	for _, e := range effs {
+		if sp := e.(SendPut); sp.Object != o {
+			t.Fatal("replicas must get the coordinator's object")
+		}
+	}
+	effs = f.Reply(2, nil, nil)
+	expect(t, "w met", effs, "answer ok", "timer 2")
+	expect(t, "late ack", f.Reply(1, nil, nil), "done")
+}
+
+func TestPutFSMW1AnswersAfterCoordinator(t *testing.T) {
+	f := NewPutFSM(PutParams{W: 1, Timeout: time.Second, Linger: time.Second}, targets3(), 1)
+	f.Start()
+	expect(t, "coord", f.Reply(1, obj(t, "a", "v", nil), nil), "put 0", "put 2", "answer ok", "timer 2")
+	f.Reply(0, nil, nil)
+	expect(t, "linger", f.Fire(TimerLinger), "done")
+}
+
+func TestPutFSMCoordinatorFailure(t *testing.T) {
+	f := NewPutFSM(PutParams{W: 2, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
+	f.Start()
+	effs := f.Reply(0, nil, vnode.ErrTooManySiblings)
+	expect(t, "coord failed", effs, "answer err", "done")
+	if !errors.Is(answerOf(t, effs).Err, vnode.ErrTooManySiblings) {
+		t.Fatal("coordinator error must reach the client")
+	}
+}
+
+func TestPutFSMQuorumFailureAndTimeout(t *testing.T) {
+	f := NewPutFSM(PutParams{W: 3, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
+	f.Start()
+	f.Reply(0, obj(t, "a", "v", nil), nil)
+	a := answerOf(t, f.Reply(1, nil, errors.New("boom")))
+	if !errors.Is(a.Err, ErrQuorum) || errors.Is(a.Err, ErrTimeout) {
+		t.Fatalf("err %v", a.Err)
+	}
+	g := NewPutFSM(PutParams{W: 2, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
+	g.Start()
+	if a := answerOf(t, g.Fire(TimerRequest)); !errors.Is(a.Err, ErrTimeout) {
+		t.Fatalf("err %v", a.Err)
+	}
+}
+
+func TestPutFSMTooFewTargets(t *testing.T) {
+	f := NewPutFSM(PutParams{W: 2, Timeout: time.Second}, targets3()[:1], 0)
+	effs := f.Start()
+	expect(t, "start", effs, "answer err", "done")
+}
+
+func TestDeleteReapsOnlyWhenEveryReplicaStoredTheTombstone(t *testing.T) {
+	p := PutParams{W: 2, Timeout: time.Second, Linger: time.Second, Reap: true, ReapDelay: time.Second}
+	f := NewPutFSM(p, targets3(), 0)
+	f.Start()
+	f.Reply(0, obj(t, "a", "", nil), nil)
+	f.Reply(1, nil, nil)
+	expect(t, "all in", f.Reply(2, nil, nil), "timer 3")
+	expect(t, "linger ignored while reaping", f.Fire(TimerLinger))
+	expect(t, "reap", f.Fire(TimerReap), "reap", "done")
+
+	g := NewPutFSM(p, targets3(), 0)
+	g.Start()
+	g.Reply(0, obj(t, "a", "", nil), nil)
+	g.Reply(1, nil, nil)
+	expect(t, "one replica failed", g.Reply(2, nil, errors.New("down")), "done")
+}

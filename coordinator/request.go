@@ -1,0 +1,153 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+// requestActor is the thin shell around one request's FSM: it sends what the FSM asks, feeds it replies and
+// timers, answers the caller once, and stops when the FSM is done. One actor per request ("every request is
+// a process"); all its state lives inside Receive.
+type requestActor struct {
+	svc     *Service
+	out     chan<- outcome
+	key     []byte
+	targets []Target
+	pids    []*actor.PID
+
+	get    *GetFSM
+	put    *PutFSM
+	putReq vnode.PutRequest
+
+	timers   []*time.Timer
+	answered bool
+	stopping bool
+}
+
+// timerFired is what a timer sends the actor.
+type timerFired struct{ t Timer }
+
+// replicaUnreachable reports a target without a reachable vnode.
+type replicaUnreachable struct {
+	i   int
+	err error
+}
+
+var errNoVnode = errors.New("coordinator: replica unreachable")
+
+func (a *requestActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.pids = make([]*actor.PID, len(a.targets))
+		for i, t := range a.targets {
+			a.pids[i] = a.svc.router.VnodePID(t.Node, t.Partition)
+		}
+		if a.get != nil {
+			a.apply(ctx, a.get.Start())
+		} else {
+			a.apply(ctx, a.put.Start())
+		}
+	case *vnode.GetReply:
+		if a.get == nil {
+			return
+		}
+		a.apply(ctx, a.get.Reply(int(msg.Tag), msg.Object, replyErr(msg.Code, msg.Err)))
+	case *vnode.PutReply:
+		err := replyErr(msg.Code, msg.Err)
+		if a.get != nil {
+			return // acknowledgement of a read repair: nothing to do
+		}
+		a.apply(ctx, a.put.Reply(int(msg.Tag), msg.Object, err))
+	case *replicaUnreachable:
+		if a.get != nil {
+			a.apply(ctx, a.get.Reply(msg.i, nil, msg.err))
+		} else {
+			a.apply(ctx, a.put.Reply(msg.i, nil, msg.err))
+		}
+	case *timerFired:
+		if a.get != nil {
+			a.apply(ctx, a.get.Fire(msg.t))
+		} else {
+			a.apply(ctx, a.put.Fire(msg.t))
+		}
+	case *actor.Stopped:
+		for _, t := range a.timers {
+			t.Stop()
+		}
+		if !a.answered {
+			// Crashed or stopped by a shutdown before answering: never leave a caller hanging.
+			a.answer(outcome{err: ErrCoordinatorCrashed})
+		}
+		a.svc.active.Add(-1)
+	}
+}
+
+func replyErr(code, msg string) error {
+	switch {
+	case code == vnode.CodeOK && msg == "":
+		return nil
+	case code == vnode.CodeTooManySiblings:
+		return fmt.Errorf("%w: %s", vnode.ErrTooManySiblings, msg)
+	default:
+		return fmt.Errorf("coordinator: replica: %s", msg)
+	}
+}
+
+func (a *requestActor) answer(o outcome) {
+	a.answered = true
+	a.svc.pending.Add(-1)
+	a.out <- o // NB: buffered (1) and written once: never blocks
+}
+
+func (a *requestActor) send(ctx actor.Context, i int, msg any) {
+	if pid := a.pids[i]; pid != nil {
+		ctx.Request(pid, msg)
+		return
+	}
+	ctx.Send(ctx.Self(), &replicaUnreachable{i: i, err: fmt.Errorf("%w: partition %d on %s", errNoVnode, a.targets[i].Partition, a.targets[i].Node)})
+}
+
+func (a *requestActor) apply(ctx actor.Context, effects []Effect) {
+	for _, e := range effects {
+		switch e := e.(type) {
+		case SendGet:
+			a.send(ctx, e.Target, &vnode.GetRequest{V: 1, Tag: uint32(e.Target), Key: a.key})
+		case SendPut:
+			if e.Coordinate {
+				req := a.putReq
+				req.Tag = uint32(e.Target)
+				a.send(ctx, e.Target, &req)
+			} else {
+				a.send(ctx, e.Target, &vnode.PutRequest{V: 1, Tag: uint32(e.Target), Key: a.key, Object: e.Object})
+			}
+		case Repair:
+			a.svc.repairs.Add(1)
+			if pid := a.pids[e.Target]; pid != nil {
+				ctx.Request(pid, &vnode.PutRequest{V: 1, Tag: uint32(e.Target), Key: a.key, Object: e.Object})
+			}
+		case SendReap:
+			for _, pid := range a.pids {
+				if pid != nil {
+					ctx.Send(pid, &vnode.ReapRequest{V: 1, Key: a.key, Clock: e.Clock})
+				}
+			}
+		case StartTimer:
+			self, sys, t := ctx.Self(), ctx.ActorSystem(), e.Timer
+			a.timers = append(a.timers, time.AfterFunc(e.After, func() { sys.Root.Send(self, &timerFired{t: t}) }))
+		case Answer:
+			if !a.answered {
+				a.answer(outcome{obj: e.Object, err: e.Err})
+			}
+		case Done:
+			if !a.stopping {
+				a.stopping = true
+				ctx.Stop(ctx.Self())
+			}
+		}
+	}
+}

@@ -1,0 +1,353 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+// Router is what coordinators need from the rest of the node: where a key's replicas are and how to reach
+// them. Implementations must be safe for concurrent use and must not block.
+type Router interface {
+	// Preflist returns the key's preference list for n replicas (primaries, then fallbacks).
+	Preflist(key []byte, n int) []membership.PrefEntry
+	// VnodePID returns the actor of partition p on node, or nil if it cannot be reached.
+	VnodePID(node membership.NodeID, p int) *actor.PID
+}
+
+// DeleteMode says what happens to tombstones.
+type DeleteMode string
+
+const (
+	// DeleteKeep keeps tombstones forever (safest; costs space per deleted key).
+	DeleteKeep DeleteMode = "keep"
+	// DeleteReap removes a tombstone ReapDelay after every replica acknowledged it.
+	DeleteReap DeleteMode = "reap"
+)
+
+// Config configures the coordinators of one node.
+type Config struct {
+	Node membership.NodeID // this node (required)
+
+	N int // replicas per key; default 3, range 1..16
+	R int // default read quorum; default 2, range 1..N
+	W int // default write quorum; default 2, range 1..N
+
+	// PR and PW: default number of replies that must come from primaries (strict quorum); default 0.
+	PR, PW int
+
+	// Timeout is the default deadline for a request's answer. Default 5s.
+	Timeout time.Duration
+	// Linger is how long a coordinator waits after answering for the remaining replicas before it
+	// read-repairs and stops. Default 1s.
+	Linger time.Duration
+	// MaxInFlight bounds concurrent coordinators (answered-but-lingering ones included); a request over the
+	// bound fails at once with ErrOverload. Default 10000.
+	MaxInFlight int
+
+	LWW        bool          // reconcile reads last-write-wins (must match the vnodes' KVConfig.LWW)
+	DeleteMode DeleteMode    // default DeleteKeep
+	ReapDelay  time.Duration // DeleteReap only; default 3s
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig(node membership.NodeID) Config {
+	return Config{Node: node, N: 3, R: 2, W: 2, Timeout: 5 * time.Second, Linger: time.Second,
+		MaxInFlight: 10000, DeleteMode: DeleteKeep, ReapDelay: 3 * time.Second}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Node == "":
+		return errors.New("coordinator: Config.Node is empty")
+	case c.N < 1 || c.N > 16:
+		return fmt.Errorf("coordinator: Config.N %d out of range 1..16", c.N)
+	case c.R < 1 || c.R > c.N:
+		return fmt.Errorf("coordinator: Config.R %d out of range 1..N(%d)", c.R, c.N)
+	case c.W < 1 || c.W > c.N:
+		return fmt.Errorf("coordinator: Config.W %d out of range 1..N(%d)", c.W, c.N)
+	case c.PR < 0 || c.PR > c.R:
+		return fmt.Errorf("coordinator: Config.PR %d out of range 0..R(%d)", c.PR, c.R)
+	case c.PW < 0 || c.PW > c.W:
+		return fmt.Errorf("coordinator: Config.PW %d out of range 0..W(%d)", c.PW, c.W)
+	case c.Timeout <= 0:
+		return fmt.Errorf("coordinator: Config.Timeout %s must be > 0", c.Timeout)
+	case c.Linger < 0:
+		return fmt.Errorf("coordinator: Config.Linger %s must be >= 0", c.Linger)
+	case c.MaxInFlight < 1:
+		return fmt.Errorf("coordinator: Config.MaxInFlight %d must be >= 1", c.MaxInFlight)
+	case c.DeleteMode != DeleteKeep && c.DeleteMode != DeleteReap:
+		return fmt.Errorf("coordinator: Config.DeleteMode %q: want keep or reap", c.DeleteMode)
+	case c.DeleteMode == DeleteReap && c.ReapDelay <= 0:
+		return fmt.Errorf("coordinator: Config.ReapDelay %s must be > 0", c.ReapDelay)
+	}
+	return nil
+}
+
+// ReadOptions override the node defaults for one read; zero fields keep the default.
+type ReadOptions struct {
+	R, PR   int
+	Timeout time.Duration
+}
+
+// WriteOptions override the node defaults for one write or delete; zero fields keep the default.
+type WriteOptions struct {
+	W, PW   int
+	Timeout time.Duration
+}
+
+// Stats are the coordinators' counters since start.
+type Stats struct {
+	Gets, Puts, Deletes int64
+	SiblingsSeen        int64 // reads whose answer held more than one live sibling
+	ReadRepairs         int64 // repair writes sent to stale or missing replicas
+	Timeouts            int64 // requests answered with a timeout
+	QuorumFailures      int64 // requests answered with a quorum error (timeouts excluded)
+	Overloads           int64 // requests refused with ErrOverload
+	Active              int64 // coordinators alive now (answered-but-lingering included)
+}
+
+// Service runs the per-request coordinators of one node. Each request spawns a coordinator actor under the
+// coordinator supervisor. Methods are safe for concurrent use.
+type Service struct {
+	cfg     Config
+	system  *actor.ActorSystem
+	router  Router
+	sup     *actor.PID
+	supDone chan struct{}
+
+	active   atomic.Int64 // live coordinator actors
+	pending  atomic.Int64 // requests not yet answered
+	closing  atomic.Bool
+	stopOnce sync.Once
+
+	gets, puts, deletes, siblings, repairs, timeouts, quorumFails, overloads atomic.Int64
+}
+
+// spawnCoordinator asks the coordinator supervisor to start a request actor as its child.
+type spawnCoordinator struct{ props *actor.Props }
+
+type supervisorActor struct{ done chan struct{} }
+
+func (a *supervisorActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *spawnCoordinator:
+		ctx.Spawn(msg.props)
+	case *actor.Stopped:
+		close(a.done)
+	}
+}
+
+// Start spawns the coordinator supervisor.
+func Start(system *actor.ActorSystem, cfg Config, router Router) (*Service, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, system: system, router: router, supDone: make(chan struct{})}
+	// Coordinators are temporary children: a crashed one is stopped (its Stopped handler fails the request),
+	// never restarted, so a bug fails one request and not the node.
+	strategy := actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
+		cfg.Logger.Error("coordinator crashed", "reason", fmt.Sprint(reason))
+		return actor.StopDirective
+	})
+	props := actor.PropsFromProducer(func() actor.Actor { return &supervisorActor{done: s.supDone} },
+		actor.WithSupervisor(strategy))
+	pid, err := system.Root.SpawnNamed(props, actors.CoordinatorSupervisorName)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: spawn supervisor: %w", err)
+	}
+	s.sup = pid
+	return s, nil
+}
+
+// Config returns the effective configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Stats returns a snapshot of the counters.
+func (s *Service) Stats() Stats {
+	return Stats{Gets: s.gets.Load(), Puts: s.puts.Load(), Deletes: s.deletes.Load(),
+		SiblingsSeen: s.siblings.Load(), ReadRepairs: s.repairs.Load(), Timeouts: s.timeouts.Load(),
+		QuorumFailures: s.quorumFails.Load(), Overloads: s.overloads.Load(), Active: s.active.Load()}
+}
+
+// outcome is what a coordinator hands back to the waiting caller.
+type outcome struct {
+	obj *vnode.Object
+	err error
+}
+
+func (s *Service) admit() error {
+	if s.closing.Load() {
+		return ErrShuttingDown
+	}
+	if s.active.Add(1) > int64(s.cfg.MaxInFlight) {
+		s.active.Add(-1)
+		s.overloads.Add(1)
+		return ErrOverload
+	}
+	s.pending.Add(1)
+	return nil
+}
+
+func (s *Service) targets(key []byte) []Target {
+	pl := s.router.Preflist(key, s.cfg.N)
+	ts := make([]Target, len(pl))
+	for i, e := range pl {
+		ts[i] = Target{Partition: e.Partition, Node: e.Node, Primary: e.Primary}
+	}
+	return ts
+}
+
+func (s *Service) run(ctx context.Context, req *requestActor) (*vnode.Object, error) {
+	ch := make(chan outcome, 1)
+	req.svc, req.out = s, ch
+	s.system.Root.Send(s.sup, &spawnCoordinator{props: actor.PropsFromProducer(func() actor.Actor { return req })})
+	select {
+	case o := <-ch:
+		s.count(o.err)
+		return o.obj, o.err
+	case <-ctx.Done():
+		// The coordinator carries on (and repairs); only this caller stops waiting.
+		return nil, fmt.Errorf("coordinator: %w", ctx.Err())
+	}
+}
+
+func (s *Service) count(err error) {
+	var qe *QuorumError
+	if errors.As(err, &qe) {
+		if qe.Timeout {
+			s.timeouts.Add(1)
+		} else {
+			s.quorumFails.Add(1)
+		}
+	}
+}
+
+func pick(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func pickDur(v, def time.Duration) time.Duration {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Get reads key at R replicas (opts may override R, PR, Timeout) and returns the reconciled object,
+// tombstones and expired siblings included (nil if no replica holds the key). Callers show
+// Object.Live(now) to clients.
+func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*vnode.Object, error) {
+	r, pr := pick(opts.R, s.cfg.R), pick(opts.PR, s.cfg.PR)
+	if r < 1 || r > s.cfg.N || pr < 0 || pr > r {
+		return nil, fmt.Errorf("%w: r=%d pr=%d with n=%d", ErrBadRequest, r, pr, s.cfg.N)
+	}
+	if err := s.admit(); err != nil {
+		return nil, err
+	}
+	s.gets.Add(1)
+	ts := s.targets(key)
+	fsm := NewGetFSM(GetParams{R: r, PR: pr, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger, LWW: s.cfg.LWW}, ts)
+	obj, err := s.run(ctx, &requestActor{key: key, targets: ts, get: fsm})
+	if err == nil && obj != nil && len(obj.Live(s.cfg.Now().Unix())) > 1 {
+		s.siblings.Add(1)
+	}
+	return obj, err
+}
+
+// Put writes value under key. vctx is the causal context from an earlier read (the write supersedes exactly
+// the siblings that read returned); with blind, the context is whatever the coordinating vnode holds (the
+// write supersedes that replica's siblings). It returns the written object.
+func (s *Service) Put(ctx context.Context, key, value []byte, meta vnode.Meta, vctx vnode.VClock, blind bool, opts WriteOptions) (*vnode.Object, error) {
+	s.puts.Add(1)
+	return s.write(ctx, key, value, meta, vctx, blind, opts, false)
+}
+
+// Delete writes a tombstone for key under vctx (or blind), W/PW as for Put. In DeleteReap mode the tombstone
+// is removed ReapDelay after every replica stored it.
+func (s *Service) Delete(ctx context.Context, key []byte, vctx vnode.VClock, blind bool, opts WriteOptions) error {
+	s.deletes.Add(1)
+	_, err := s.write(ctx, key, nil, vnode.Meta{Deleted: true}, vctx, blind, opts, true)
+	return err
+}
+
+func (s *Service) write(ctx context.Context, key, value []byte, meta vnode.Meta, vctx vnode.VClock, blind bool, opts WriteOptions, del bool) (*vnode.Object, error) {
+	w, pw := pick(opts.W, s.cfg.W), pick(opts.PW, s.cfg.PW)
+	if w < 1 || w > s.cfg.N || pw < 0 || pw > w {
+		return nil, fmt.Errorf("%w: w=%d pw=%d with n=%d", ErrBadRequest, w, pw, s.cfg.N)
+	}
+	if err := s.admit(); err != nil {
+		return nil, err
+	}
+	meta.LastMod = s.cfg.Now().UnixNano()
+	ts := s.targets(key)
+	coord := -1
+	for i, t := range ts {
+		if t.Node == s.cfg.Node {
+			coord = i
+			break
+		}
+	}
+	if coord < 0 && len(ts) > 0 {
+		coord = 0
+	}
+	p := PutParams{W: w, PW: pw, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger}
+	if del && s.cfg.DeleteMode == DeleteReap && len(ts) == s.cfg.N {
+		p.Reap, p.ReapDelay = true, s.cfg.ReapDelay
+	}
+	req := &requestActor{key: key, targets: ts, put: NewPutFSM(p, ts, coord),
+		putReq: vnode.PutRequest{V: 1, Key: key, Coordinate: true, Context: vctx, Blind: blind, Value: value, Meta: meta}}
+	return s.run(ctx, req)
+}
+
+// Drain stops taking requests and waits until every admitted request was answered and every coordinator
+// finished (lingering ones included), or ctx ends.
+func (s *Service) Drain(ctx context.Context) error {
+	s.closing.Store(true)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("coordinator: drain: %d requests unanswered, %d coordinators alive: %w",
+				s.pending.Load(), s.active.Load(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// Stop stops the coordinator supervisor and any coordinator still alive.
+func (s *Service) Stop(ctx context.Context) error {
+	s.closing.Store(true)
+	s.stopOnce.Do(func() { s.system.Root.Stop(s.sup) })
+	select {
+	case <-s.supDone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("coordinator: stop: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,382 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/storage"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+// testNode is a real single node without listeners: goleveldb in a temp dir, vnode actors, coordinators.
+type testNode struct {
+	system *actor.ActorSystem
+	db     storage.Backend
+	ring   *membership.Ring
+	vnodes *vnode.Manager
+	svc    *Service
+}
+
+type testRouter struct{ n *testNode }
+
+func (r testRouter) Preflist(key []byte, n int) []membership.PrefEntry {
+	return r.n.ring.Preflist(key, n, nil)
+}
+func (r testRouter) VnodePID(_ membership.NodeID, p int) *actor.PID { return r.n.vnodes.PID(p) }
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func startTestNode(t *testing.T, factory vnode.Factory, mod func(*Config)) *testNode {
+	t.Helper()
+	db, err := storage.OpenLevelDB(storage.DefaultLevelDBConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := membership.NewRing(8, 3, []membership.NodeID{"n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{system: actors.NewSystem(testLogger(t)), db: db, ring: ring}
+	if factory == nil {
+		factory = vnode.NewKV(vnode.DefaultKVConfig())
+	}
+	n.vnodes, err = vnode.StartManager(n.system, vnode.ManagerConfig{Node: "n1", Partitions: ring.PartitionsOf("n1"),
+		Factory: factory, Store: db, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig("n1")
+	cfg.Linger = 200 * time.Millisecond
+	cfg.Logger = testLogger(t)
+	if mod != nil {
+		mod(&cfg)
+	}
+	n.svc, err = Start(n.system, cfg, testRouter{n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.svc.Drain(ctx); err != nil {
+			t.Error(err)
+		}
+		_ = n.svc.Stop(ctx)
+		_ = n.vnodes.Stop(ctx)
+		n.system.Shutdown()
+		_ = db.Close()
+	})
+	return n
+}
+
+// replica reads the stored object of key at partition p straight from storage, below the coordinator.
+func (n *testNode) replica(t *testing.T, p int, key []byte) *vnode.Object {
+	t.Helper()
+	raw, err := n.db.Get(uint32(p), append([]byte{'k'}, key...))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := vnode.UnmarshalObject(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (n *testNode) replicas(t *testing.T, key []byte) []*vnode.Object {
+	var out []*vnode.Object
+	for _, e := range n.ring.Preflist(key, 3, nil) {
+		out = append(out, n.replica(t, e.Partition, key))
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func allEqual(objs []*vnode.Object, want *vnode.Object) bool {
+	for _, o := range objs {
+		if o == nil || !o.Equal(want) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPutGetReplicatesToNVnodes(t *testing.T) {
+	n := startTestNode(t, nil, nil)
+	ctx := context.Background()
+	key := []byte("alpha")
+	w, err := n.svc.Put(ctx, key, []byte("one"), vnode.Meta{Flags: 7}, nil, true, WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "all 3 replicas", 2*time.Second, func() bool { return allEqual(n.replicas(t, key), w) })
+	o, err := n.svc.Get(ctx, key, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := o.Chosen(0)
+	if !ok || string(s.Value) != "one" || s.Meta.Flags != 7 {
+		t.Fatalf("got %+v", s)
+	}
+	missing, err := n.svc.Get(ctx, []byte("nope"), ReadOptions{})
+	if err != nil || missing != nil {
+		t.Fatalf("missing key: %v %v", missing, err)
+	}
+}
+
+func TestReadRepairsRemovedAndStaleReplicas(t *testing.T) {
+	n := startTestNode(t, nil, nil)
+	ctx := context.Background()
+	key := []byte("repair-me")
+	v1, err := n.svc.Put(ctx, key, []byte("v1"), vnode.Meta{}, nil, true, WriteOptions{W: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := n.svc.Put(ctx, key, []byte("v2"), vnode.Meta{}, v1.Clock, false, WriteOptions{W: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := n.ring.Preflist(key, 3, nil)
+	// Below the coordinator: replica 1 loses the key, replica 2 goes back to v1 (stale).
+	if err := n.db.Delete(uint32(pl[1].Partition), append([]byte{'k'}, key...)); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := v1.MarshalBinary()
+	if err := n.db.Put(uint32(pl[2].Partition), append([]byte{'k'}, key...), raw); err != nil {
+		t.Fatal(err)
+	}
+	o, err := n.svc.Get(ctx, key, ReadOptions{R: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := o.Chosen(0); string(s.Value) != "v2" || len(o.Live(0)) != 1 {
+		t.Fatalf("read %v, want v2 alone", o.Live(0))
+	}
+	waitFor(t, "read repair of both replicas", 3*time.Second, func() bool { return allEqual(n.replicas(t, key), v2) })
+	if got := n.svc.Stats().ReadRepairs; got != 2 {
+		t.Fatalf("read repairs %d, want 2", got)
+	}
+}
+
+// slowGets wraps the KV behaviour: the vnode of one partition answers reads late (after delay), from a
+// timer, as a riak_core vnode answering {noreply} and replying later would.
+type slowGets struct {
+	vnode.Behaviour
+	partition *atomic.Int64
+	delay     time.Duration
+	env       vnode.Env
+}
+
+func (s *slowGets) Init(env vnode.Env) error { s.env = env; return s.Behaviour.Init(env) }
+
+func (s *slowGets) HandleCommand(cmd any, from vnode.Sender) vnode.Result {
+	res := s.Behaviour.HandleCommand(cmd, from)
+	if _, ok := cmd.(*vnode.GetRequest); ok && int64(s.env.Partition) == s.partition.Load() {
+		reply := res.Reply()
+		time.AfterFunc(s.delay, func() { from.Send(reply) })
+		return vnode.NoReply()
+	}
+	return res
+}
+
+func TestLateReplyIsStillRepaired(t *testing.T) {
+	slowPart := &atomic.Int64{}
+	slowPart.Store(-1)
+	kv := vnode.NewKV(vnode.DefaultKVConfig())
+	n := startTestNode(t, func() vnode.Behaviour {
+		return &slowGets{Behaviour: kv(), partition: slowPart, delay: 100 * time.Millisecond}
+	}, func(c *Config) { c.Linger = 2 * time.Second })
+	ctx := context.Background()
+	key := []byte("late")
+	w, err := n.svc.Put(ctx, key, []byte("v"), vnode.Meta{}, nil, true, WriteOptions{W: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := n.ring.Preflist(key, 3, nil)
+	slow := pl[0].Partition
+	if err := n.db.Delete(uint32(slow), append([]byte{'k'}, key...)); err != nil {
+		t.Fatal(err)
+	}
+	slowPart.Store(int64(slow))
+	start := time.Now()
+	o, err := n.svc.Get(ctx, key, ReadOptions{R: 2})
+	if err != nil || !o.Equal(w) {
+		t.Fatalf("get: %v %v", o, err)
+	}
+	if n.replica(t, slow, key) != nil {
+		t.Fatal("the slow replica must still be empty when the client is answered")
+	}
+	answered := time.Since(start)
+	waitFor(t, "repair of the late replica", 3*time.Second, func() bool { return n.replica(t, slow, key).Equal(w) })
+	t.Logf("answered after %s; late replica repaired after %s", answered, time.Since(start))
+}
+
+func TestSameContextWritesBecomeSiblingsAndContextWriteResolves(t *testing.T) {
+	n := startTestNode(t, nil, nil)
+	ctx := context.Background()
+	key := []byte("sib")
+	base, err := n.svc.Put(ctx, key, []byte("base"), vnode.Meta{}, nil, true, WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"left", "right"} {
+		if _, err := n.svc.Put(ctx, key, []byte(v), vnode.Meta{}, base.Clock, false, WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := n.svc.Get(ctx, key, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live := o.Live(0); len(live) != 2 {
+		t.Fatalf("want 2 siblings, got %d", len(live))
+	}
+	if _, err := n.svc.Put(ctx, key, []byte("merged"), vnode.Meta{}, o.Clock, false, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	o, err = n.svc.Get(ctx, key, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live := o.Live(0); len(live) != 1 || string(live[0].Value) != "merged" {
+		t.Fatalf("want merged alone, got %v", live)
+	}
+	if n.svc.Stats().SiblingsSeen != 1 {
+		t.Fatalf("siblings seen %d", n.svc.Stats().SiblingsSeen)
+	}
+}
+
+func TestVnodeCrashMidLoadLosesNoAcknowledgedWrite(t *testing.T) {
+	n := startTestNode(t, nil, func(c *Config) { c.Timeout = 2 * time.Second })
+	ctx := context.Background()
+	var (
+		mu    sync.Mutex
+		acked = map[string]string{}
+		fails atomic.Int64
+		wg    sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 400; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k, v := fmt.Sprintf("k%d-%d", w, i%50), fmt.Sprintf("v%d", i)
+				if _, err := n.svc.Put(ctx, []byte(k), []byte(v), vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+					fails.Add(1)
+					continue
+				}
+				mu.Lock()
+				acked[k] = v
+				mu.Unlock()
+			}
+		}(w)
+	}
+	// Crash every vnode a few times while the load runs.
+	for round := 0; round < 3; round++ {
+		for _, p := range n.vnodes.Partitions() {
+			if err := n.vnodes.Crash(p, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	close(stop)
+	if r := n.vnodes.Metrics().Restarts(); r < int64(len(n.vnodes.Partitions())) {
+		t.Fatalf("restarts %d, want at least one per vnode", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) == 0 {
+		t.Fatal("no write was acknowledged")
+	}
+	for k, v := range acked {
+		o, err := n.svc.Get(ctx, []byte(k), ReadOptions{R: 2})
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		found := false
+		for _, s := range o.Live(0) {
+			// Later writes to the same key supersede earlier ones; the last acknowledged value of a key must
+			// be present (a blind write may race with another writer's, leaving both as siblings).
+			if string(s.Value) == v {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("%s: acknowledged %q lost; have %v", k, v, o.Live(0))
+		}
+	}
+	t.Logf("%d keys acknowledged, %d writes failed during crashes, %d restarts", len(acked), fails.Load(), n.vnodes.Metrics().Restarts())
+}
+
+func TestOverloadFailsFastAndDrainRefuses(t *testing.T) {
+	slowPart := &atomic.Int64{}
+	slowPart.Store(-1)
+	kv := vnode.NewKV(vnode.DefaultKVConfig())
+	n := startTestNode(t, func() vnode.Behaviour {
+		return &slowGets{Behaviour: kv(), partition: slowPart, delay: 300 * time.Millisecond}
+	}, func(c *Config) { c.MaxInFlight = 1 })
+	ctx := context.Background()
+	key := []byte("a")
+	slowPart.Store(int64(n.ring.PartitionForKey(key)))
+	got := make(chan error, 1)
+	go func() {
+		_, err := n.svc.Get(ctx, key, ReadOptions{R: 3})
+		got <- err
+	}()
+	waitFor(t, "first coordinator alive", 2*time.Second, func() bool { return n.svc.Stats().Active == 1 })
+	if _, err := n.svc.Put(ctx, []byte("b"), []byte("1"), vnode.Meta{}, nil, true, WriteOptions{}); !errors.Is(err, ErrOverload) {
+		t.Fatalf("second request: %v, want ErrOverload", err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("first request: %v", err)
+	}
+	if n.svc.Stats().Overloads != 1 {
+		t.Fatalf("overloads %d", n.svc.Stats().Overloads)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := n.svc.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.svc.Get(ctx, key, ReadOptions{}); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("after drain: %v, want ErrShuttingDown", err)
+	}
+}

@@ -1,0 +1,68 @@
+package vnode
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Crash makes a vnode actor panic. It exists for fault-injection tests and operators' drills: the vnode
+// must restart alone, reopen its partition and lose nothing acknowledged.
+type Crash struct {
+	Reason string
+}
+
+// vnodeActor hosts one Behaviour for one partition. All Behaviour calls happen inside Receive.
+type vnodeActor struct {
+	env     Env
+	factory Factory
+	b       Behaviour
+	metrics *Metrics
+}
+
+func (a *vnodeActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.b = a.factory()
+		if err := a.b.Init(a.env); err != nil {
+			// NB: a panic hands the failure to the vnode supervisor, which restarts this vnode within its
+			// restart limits or stops it (and the manager escalates).
+			panic(fmt.Errorf("vnode: init partition %d: %w", a.env.Partition, err))
+		}
+		a.metrics.starts.Add(1)
+	case *actor.Restarting:
+		a.metrics.restarts.Add(1)
+		if a.b != nil {
+			a.b.Terminate("restart")
+		}
+	case *actor.Stopping:
+		if a.b != nil {
+			a.b.Terminate(nil)
+		}
+	case *actor.Stopped, *actor.ReceiveTimeout:
+	case *Crash:
+		panic(fmt.Sprintf("vnode: partition %d: crash requested: %s", a.env.Partition, msg.Reason))
+	case actor.SystemMessage, actor.AutoReceiveMessage:
+	default:
+		if a.b == nil {
+			// INVARIANT: Started is always processed before user messages.
+			panic("vnode: command before init")
+		}
+		from := Sender{system: ctx.ActorSystem(), pid: ctx.Sender()}
+		res := a.b.HandleCommand(msg, from)
+		if res.hasReply && from.pid != nil {
+			ctx.Respond(res.reply)
+		}
+	}
+}
+
+func newVnodeProps(env Env, factory Factory, m *Metrics) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &vnodeActor{env: env, factory: factory, metrics: m}
+	})
+}
+
+func partitionLogger(l *slog.Logger, node string, p int) *slog.Logger {
+	return l.With("node", node, "partition", p)
+}

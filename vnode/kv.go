@@ -1,0 +1,325 @@
+package vnode
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gokai-kv/gokai/storage"
+)
+
+// KVConfig configures the KV behaviour.
+type KVConfig struct {
+	// LWW makes every key last-write-wins: one value survives, the one with the newest timestamp (ties by
+	// dot). Concurrent writes are then silently lost; use it only for data where that is acceptable.
+	// Default false (siblings).
+	LWW bool
+	// MaxSiblings caps the siblings of one key; a write that would exceed it fails with
+	// ErrTooManySiblings. 0 = unlimited. Default 100.
+	MaxSiblings int
+	// Prune bounds the size of vector clocks (riak's small/big/young/old vclock).
+	Prune PruneConfig
+}
+
+// DefaultKVConfig returns the defaults documented on KVConfig.
+func DefaultKVConfig() KVConfig {
+	return KVConfig{MaxSiblings: 100, Prune: DefaultPruneConfig()}
+}
+
+// Validate reports the first invalid field.
+func (c KVConfig) Validate() error {
+	if c.MaxSiblings < 0 {
+		return fmt.Errorf("vnode: KVConfig.MaxSiblings %d < 0", c.MaxSiblings)
+	}
+	if c.Prune.SmallVClock < 1 || c.Prune.BigVClock < c.Prune.SmallVClock {
+		return fmt.Errorf("vnode: KVConfig.Prune small=%d big=%d: need 1 <= small <= big", c.Prune.SmallVClock, c.Prune.BigVClock)
+	}
+	return nil
+}
+
+// Storage layout of a KV vnode inside its partition's key space: one byte of namespace, then the rest.
+// NB: append-only; changing these orphans stored data.
+const (
+	nsObject = 'k' // 'k' + user key -> Object.MarshalBinary
+	nsMeta   = 'm' // 'm' + name     -> vnode metadata (not handed off)
+)
+
+var metaVnodeID = []byte{nsMeta, 'i', 'd'}
+
+// KV is gokai's key/value behaviour: each key holds an Object (dotted version vectors, siblings,
+// tombstones). It implements Behaviour.
+type KV struct {
+	cfg   KVConfig
+	env   Env
+	actor string // this vnode's actor id in vector clocks
+	buf   []byte
+}
+
+var _ Behaviour = (*KV)(nil)
+
+// NewKV returns a Factory of KV behaviours with cfg.
+func NewKV(cfg KVConfig) Factory {
+	return func() Behaviour { return &KV{cfg: cfg} }
+}
+
+// Init loads (or mints, on first use) the vnode's actor id. The id is node/partition/epoch, where the epoch
+// is random and persisted with the data: a vnode that lost its data mints a new epoch, so it can never
+// reissue a dot it issued before (which would make two different writes look identical).
+func (kv *KV) Init(env Env) error {
+	kv.env = env
+	id, err := env.Store.Get(metaVnodeID)
+	switch {
+	case err == nil:
+		kv.actor = string(id)
+	case errors.Is(err, storage.ErrNotFound):
+		var epoch [4]byte
+		if _, err := rand.Read(epoch[:]); err != nil {
+			return fmt.Errorf("vnode: mint id: %w", err)
+		}
+		kv.actor = fmt.Sprintf("%s/%d/%s", env.Node, env.Partition, hex.EncodeToString(epoch[:]))
+		if err := env.Store.Put(metaVnodeID, []byte(kv.actor)); err != nil {
+			return fmt.Errorf("vnode: store id: %w", err)
+		}
+	default:
+		return fmt.Errorf("vnode: load id: %w", err)
+	}
+	return nil
+}
+
+// ActorID is the id this vnode writes into vector clocks.
+func (kv *KV) ActorID() string { return kv.actor }
+
+func (kv *KV) objectKey(key []byte) []byte {
+	kv.buf = append(append(kv.buf[:0], nsObject), key...)
+	return kv.buf
+}
+
+func (kv *KV) load(key []byte) (*Object, error) {
+	raw, err := kv.env.Store.Get(kv.objectKey(key))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return UnmarshalObject(raw)
+}
+
+func (kv *KV) store(key []byte, o *Object) error {
+	raw, err := o.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return kv.env.Store.Put(kv.objectKey(key), raw)
+}
+
+func (kv *KV) nowNanos() int64 { return kv.env.Now().UnixNano() }
+
+// HandleCommand serves GetRequest, PutRequest, ReapRequest and KeysRequest.
+func (kv *KV) HandleCommand(cmd any, _ Sender) Result {
+	switch req := cmd.(type) {
+	case *GetRequest:
+		o, err := kv.load(req.Key)
+		rep := &GetReply{V: 1, Tag: req.Tag, Partition: kv.env.Partition, Object: o}
+		if err != nil {
+			rep.Code, rep.Err = CodeStorage, err.Error()
+		}
+		return Reply(rep)
+	case *PutRequest:
+		return Reply(kv.put(req))
+	case *ReapRequest:
+		kv.reap(req)
+		return NoReply()
+	case *KeysRequest:
+		return Reply(kv.keys(req))
+	default:
+		kv.env.Logger.Warn("kv: unknown command", "type", fmt.Sprintf("%T", cmd))
+		return NoReply()
+	}
+}
+
+func (kv *KV) put(req *PutRequest) *PutReply {
+	rep := &PutReply{V: 1, Tag: req.Tag, Partition: kv.env.Partition}
+	local, err := kv.load(req.Key)
+	if err != nil {
+		rep.Code, rep.Err = CodeStorage, err.Error()
+		return rep
+	}
+	var next *Object
+	if req.Coordinate {
+		next, err = Update(local, kv.actor, req.Context, req.Blind, req.Value, req.Meta, kv.nowNanos(),
+			UpdateOptions{LWW: kv.cfg.LWW, MaxSiblings: kv.cfg.MaxSiblings, Prune: kv.cfg.Prune})
+		if err != nil {
+			rep.Err = err.Error()
+			rep.Code = CodeBadRequest
+			if errors.Is(err, ErrTooManySiblings) {
+				rep.Code = CodeTooManySiblings
+			}
+			return rep
+		}
+	} else {
+		if req.Object == nil {
+			rep.Code, rep.Err = CodeBadRequest, "vnode: replicate without object"
+			return rep
+		}
+		next = Sync(local, req.Object, kv.cfg.LWW)
+		if local != nil && next.Equal(local) {
+			// Nothing new: the replica already holds everything (idempotent replication and repair).
+			if req.ReturnObject {
+				rep.Object = local
+			}
+			return rep
+		}
+	}
+	if err := kv.store(req.Key, next); err != nil {
+		rep.Code, rep.Err = CodeStorage, err.Error()
+		return rep
+	}
+	if req.Coordinate || req.ReturnObject {
+		rep.Object = next
+	}
+	return rep
+}
+
+func (kv *KV) reap(req *ReapRequest) {
+	local, err := kv.load(req.Key)
+	if err != nil || local == nil {
+		return
+	}
+	if !local.TombstoneOnly(kv.env.Now().Unix()) || !req.Clock.Descends(local.Clock) {
+		return
+	}
+	if err := kv.env.Store.Delete(kv.objectKey(req.Key)); err != nil {
+		kv.env.Logger.Warn("kv: reap failed", "err", err)
+	}
+}
+
+func (kv *KV) keys(req *KeysRequest) *KeysReply {
+	rep := &KeysReply{V: 1, Partition: kv.env.Partition}
+	err := kv.HandoffFold(func(k, _ []byte) error {
+		rep.Keys = append(rep.Keys, bytes.Clone(k))
+		if req.Limit > 0 && len(rep.Keys) >= req.Limit {
+			return storage.ErrStopFold
+		}
+		return nil
+	})
+	if err != nil {
+		rep.Err = err.Error()
+	}
+	return rep
+}
+
+// HandoffFold visits every stored object as (user key, encoded object).
+func (kv *KV) HandoffFold(fn func(key, value []byte) error) error {
+	return kv.env.Store.Fold(func(k, v []byte) error {
+		if len(k) == 0 || k[0] != nsObject {
+			return nil
+		}
+		return fn(k[1:], v)
+	})
+}
+
+// EncodeHandoffItem frames one folded item: a msgpack array [key, encoded object].
+func (kv *KV) EncodeHandoffItem(key, value []byte) ([]byte, error) {
+	out := make([]byte, 0, len(key)+len(value)+16)
+	w := bytes.NewBuffer(out)
+	enc := msgpack.NewEncoder(w)
+	if err := enc.EncodeArrayLen(2); err != nil {
+		return nil, err
+	}
+	if err := enc.EncodeBytes(key); err != nil {
+		return nil, err
+	}
+	if err := enc.EncodeBytes(value); err != nil {
+		return nil, err
+	}
+	return w.Bytes(), nil
+}
+
+// DecodeHandoffItem is the inverse of EncodeHandoffItem; it checks every declared length against the
+// bytes present before using it.
+func DecodeHandoffItem(data []byte) (key, object []byte, err error) {
+	if len(data) < 1 || data[0] != 0x92 {
+		return nil, nil, errors.New("vnode: handoff item: not a 2-element array")
+	}
+	rest := data[1:]
+	if key, rest, err = readBin(rest); err != nil {
+		return nil, nil, fmt.Errorf("vnode: handoff item key: %w", err)
+	}
+	if object, rest, err = readBin(rest); err != nil {
+		return nil, nil, fmt.Errorf("vnode: handoff item object: %w", err)
+	}
+	if len(rest) != 0 {
+		return nil, nil, errors.New("vnode: handoff item: trailing bytes")
+	}
+	return key, object, nil
+}
+
+// readBin reads one msgpack bin8/16/32 from b without trusting its declared length.
+func readBin(b []byte) (v, rest []byte, err error) {
+	if len(b) < 1 {
+		return nil, nil, errors.New("truncated")
+	}
+	var n, hdr int
+	switch b[0] {
+	case 0xc4:
+		if len(b) < 2 {
+			return nil, nil, errors.New("truncated")
+		}
+		n, hdr = int(b[1]), 2
+	case 0xc5:
+		if len(b) < 3 {
+			return nil, nil, errors.New("truncated")
+		}
+		n, hdr = int(binary.BigEndian.Uint16(b[1:])), 3
+	case 0xc6:
+		if len(b) < 5 {
+			return nil, nil, errors.New("truncated")
+		}
+		n, hdr = int(binary.BigEndian.Uint32(b[1:])), 5
+	default:
+		return nil, nil, fmt.Errorf("want bin, got 0x%02x", b[0])
+	}
+	if n > len(b)-hdr {
+		return nil, nil, fmt.Errorf("declared %d bytes, %d present", n, len(b)-hdr)
+	}
+	return b[hdr : hdr+n], b[hdr+n:], nil
+}
+
+// HandleHandoffData merges one handed-off item into this vnode's copy, never overwriting a newer version.
+func (kv *KV) HandleHandoffData(data []byte) error {
+	key, raw, err := DecodeHandoffItem(data)
+	if err != nil {
+		return err
+	}
+	in, err := UnmarshalObject(raw)
+	if err != nil {
+		return err
+	}
+	rep := kv.put(&PutRequest{V: 1, Key: key, Object: in})
+	if rep.Err != "" {
+		return errors.New(rep.Err)
+	}
+	return nil
+}
+
+// IsEmpty reports whether the vnode holds no objects.
+func (kv *KV) IsEmpty() (bool, error) {
+	empty := true
+	err := kv.HandoffFold(func(_, _ []byte) error {
+		empty = false
+		return storage.ErrStopFold
+	})
+	return empty, err
+}
+
+// Delete drops the partition's data, including the vnode id (a later vnode here mints a new epoch).
+func (kv *KV) Delete() error { return kv.env.Store.Drop() }
+
+// Terminate has nothing to release: all state is in storage.
+func (kv *KV) Terminate(any) {}

@@ -1,0 +1,246 @@
+package vnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/storage"
+)
+
+// ErrUnknownPartition is returned for a partition this node holds no vnode for.
+var ErrUnknownPartition = errors.New("vnode: no vnode for partition")
+
+// ManagerConfig configures the vnode supervisor.
+type ManagerConfig struct {
+	Node       string          // this node's id (required)
+	Partitions []int           // partitions to start vnodes for
+	Factory    Factory         // the behaviour every vnode runs (required)
+	Store      storage.Backend // the node's storage backend (required)
+	Logger     *slog.Logger    // default slog.Default()
+	Now        func() time.Time
+
+	// MaxRestarts is how many times one vnode may restart within RestartWindow before the supervisor gives
+	// up on it and escalates (the node shuts down rather than serve without the partition). Default 10.
+	MaxRestarts int
+	// RestartWindow: default 10s.
+	RestartWindow time.Duration
+	// OnEscalate is called (once) when a vnode exceeded its restart limits. Must not block.
+	OnEscalate func(err error)
+}
+
+func (c *ManagerConfig) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.MaxRestarts == 0 {
+		c.MaxRestarts = 10
+	}
+	if c.RestartWindow == 0 {
+		c.RestartWindow = 10 * time.Second
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *ManagerConfig) Validate() error {
+	switch {
+	case c.Node == "":
+		return errors.New("vnode: ManagerConfig.Node is empty")
+	case c.Factory == nil:
+		return errors.New("vnode: ManagerConfig.Factory is nil")
+	case c.Store == nil:
+		return errors.New("vnode: ManagerConfig.Store is nil")
+	case c.MaxRestarts < 0:
+		return fmt.Errorf("vnode: ManagerConfig.MaxRestarts %d < 0", c.MaxRestarts)
+	}
+	for _, p := range c.Partitions {
+		if p < 0 {
+			return fmt.Errorf("vnode: ManagerConfig.Partitions has negative partition %d", p)
+		}
+	}
+	return nil
+}
+
+// Metrics counts vnode lifecycle events; safe for concurrent use.
+type Metrics struct {
+	starts   atomic.Int64
+	restarts atomic.Int64
+}
+
+// Restarts is the number of vnode restarts since the manager started.
+func (m *Metrics) Restarts() int64 { return m.restarts.Load() }
+
+// Starts counts vnode inits, first starts and restarts alike.
+func (m *Metrics) Starts() int64 { return m.starts.Load() }
+
+// Manager is the vnode supervisor: an actor whose children are the vnode actors, one per partition, under a
+// one-for-one strategy with explicit restart limits. Its methods are safe for concurrent use.
+type Manager struct {
+	cfg     ManagerConfig
+	system  *actor.ActorSystem
+	pid     *actor.PID
+	pids    atomic.Pointer[map[int]*actor.PID]
+	metrics Metrics
+	stopped chan struct{}
+	once    sync.Once
+}
+
+// spawnVnodes is sent to the manager actor to start vnodes; the reply is a map of the new PIDs.
+type spawnVnodes struct {
+	partitions []int
+	done       chan map[int]*actor.PID
+}
+
+type managerActor struct {
+	m        *Manager
+	stopping bool
+}
+
+func (a *managerActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *spawnVnodes:
+		out := make(map[int]*actor.PID, len(msg.partitions))
+		for _, p := range msg.partitions {
+			env := Env{
+				Node:      a.m.cfg.Node,
+				Partition: p,
+				Store:     storage.Partition{Backend: a.m.cfg.Store, ID: uint32(p)},
+				Logger:    partitionLogger(a.m.cfg.Logger, a.m.cfg.Node, p),
+				Now:       a.m.cfg.Now,
+			}
+			pid, err := ctx.SpawnNamed(newVnodeProps(env, a.m.cfg.Factory, &a.m.metrics), actors.VnodeName(p))
+			if err != nil {
+				a.m.cfg.Logger.Error("vnode: spawn failed", "partition", p, "err", err)
+				continue
+			}
+			out[p] = pid
+		}
+		msg.done <- out
+	case *actor.Stopping:
+		a.stopping = true
+	case *actor.Terminated:
+		if a.stopping {
+			return
+		}
+		// A child stopped without the manager stopping: its restart limit was exceeded.
+		err := fmt.Errorf("vnode: %s exceeded its restart limit (%d in %s)", msg.Who.Id, a.m.cfg.MaxRestarts, a.m.cfg.RestartWindow)
+		a.m.cfg.Logger.Error("vnode supervisor escalates", "err", err)
+		if a.m.cfg.OnEscalate != nil {
+			a.m.cfg.OnEscalate(err)
+		}
+	case *actor.Stopped:
+		close(a.m.stopped)
+	}
+}
+
+// StartManager spawns the vnode supervisor and one vnode per configured partition, and returns once all are
+// spawned (their Init runs asynchronously, before their first command).
+func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, system: system, stopped: make(chan struct{})}
+	empty := map[int]*actor.PID{}
+	m.pids.Store(&empty)
+	strategy := actor.NewOneForOneStrategy(cfg.MaxRestarts, cfg.RestartWindow, func(reason any) actor.Directive {
+		cfg.Logger.Warn("vnode crashed, restarting", "node", cfg.Node, "reason", fmt.Sprint(reason))
+		return actor.RestartDirective
+	})
+	props := actor.PropsFromProducer(func() actor.Actor { return &managerActor{m: m} },
+		actor.WithSupervisor(strategy))
+	pid, err := system.Root.SpawnNamed(props, actors.VnodeSupervisorName)
+	if err != nil {
+		return nil, fmt.Errorf("vnode: spawn supervisor: %w", err)
+	}
+	m.pid = pid
+	if err := m.Start(context.Background(), cfg.Partitions); err != nil {
+		system.Root.Stop(pid)
+		return nil, err
+	}
+	return m, nil
+}
+
+// Start spawns vnodes for partitions not yet running.
+func (m *Manager) Start(ctx context.Context, partitions []int) error {
+	cur := *m.pids.Load()
+	var todo []int
+	for _, p := range partitions {
+		if _, ok := cur[p]; !ok {
+			todo = append(todo, p)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	done := make(chan map[int]*actor.PID, 1)
+	m.system.Root.Send(m.pid, &spawnVnodes{partitions: todo, done: done})
+	select {
+	case got := <-done:
+		next := make(map[int]*actor.PID, len(cur)+len(got))
+		for p, pid := range cur {
+			next[p] = pid
+		}
+		for p, pid := range got {
+			next[p] = pid
+		}
+		m.pids.Store(&next)
+		if len(got) != len(todo) {
+			return fmt.Errorf("vnode: started %d of %d vnodes", len(got), len(todo))
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("vnode: start vnodes: %w", ctx.Err())
+	}
+}
+
+// PID returns the vnode actor of partition p, or nil if this node runs none. The PID stays valid across
+// restarts of the vnode.
+func (m *Manager) PID(p int) *actor.PID {
+	return (*m.pids.Load())[p]
+}
+
+// Partitions lists the partitions with a running vnode.
+func (m *Manager) Partitions() []int {
+	cur := *m.pids.Load()
+	out := make([]int, 0, len(cur))
+	for p := range cur {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Metrics returns the lifecycle counters.
+func (m *Manager) Metrics() *Metrics { return &m.metrics }
+
+// Crash makes partition p's vnode panic (fault injection).
+func (m *Manager) Crash(p int, reason string) error {
+	pid := m.PID(p)
+	if pid == nil {
+		return fmt.Errorf("%w %d", ErrUnknownPartition, p)
+	}
+	m.system.Root.Send(pid, &Crash{Reason: reason})
+	return nil
+}
+
+// Stop stops every vnode (each finishes the message it is handling) and the supervisor, and waits for them
+// or ctx.
+func (m *Manager) Stop(ctx context.Context) error {
+	m.once.Do(func() { m.system.Root.Stop(m.pid) })
+	select {
+	case <-m.stopped:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("vnode: stop: %w", ctx.Err())
+	}
+}

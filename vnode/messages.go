@@ -1,0 +1,81 @@
+package vnode
+
+// Messages the KV behaviour handles. Field tags are explicit because these structs cross the node-to-node
+// transport once the cluster exists; V is the wire version (1). Replies echo Tag, which the sender uses to
+// match a reply to the replica it asked.
+
+// Error codes carried by replies (append-only: they cross the wire).
+const (
+	CodeOK              = ""
+	CodeTooManySiblings = "too_many_siblings"
+	CodeStorage         = "storage"
+	CodeBadRequest      = "bad_request"
+)
+
+// GetRequest asks a vnode for its copy of Key.
+type GetRequest struct {
+	V   uint8  `msgpack:"v"`
+	Tag uint32 `msgpack:"t"`
+	Key []byte `msgpack:"k"`
+}
+
+// GetReply carries a vnode's copy of the key: Object is nil when the vnode holds nothing for it. Tombstones
+// and expired siblings are included: the coordinator reconciles and hides them.
+type GetReply struct {
+	V         uint8   `msgpack:"v"`
+	Tag       uint32  `msgpack:"t"`
+	Partition int     `msgpack:"p"`
+	Object    *Object `msgpack:"o"`
+	Code      string  `msgpack:"c"`
+	Err       string  `msgpack:"e"`
+}
+
+// PutRequest writes Key at a vnode. With Coordinate, the vnode is the write's coordinator: it applies the
+// client's write (Value, Meta, Context/Blind) with Update, minting a new dot with its own actor id, and
+// replies with the resulting object, which the coordinator then replicates. Without Coordinate, Object is
+// merged into the vnode's copy with Sync (replication, read repair, handoff).
+type PutRequest struct {
+	V          uint8   `msgpack:"v"`
+	Tag        uint32  `msgpack:"t"`
+	Key        []byte  `msgpack:"k"`
+	Coordinate bool    `msgpack:"co"`
+	Context    VClock  `msgpack:"cx"`
+	Blind      bool    `msgpack:"b"`
+	Value      []byte  `msgpack:"val"`
+	Meta       Meta    `msgpack:"m"`
+	Object     *Object `msgpack:"o"`
+	// ReturnObject asks a replicating vnode to send back its merged object (coordinating vnodes always do).
+	ReturnObject bool `msgpack:"r"`
+}
+
+// PutReply acknowledges a PutRequest once the write is in the vnode's storage.
+type PutReply struct {
+	V         uint8   `msgpack:"v"`
+	Tag       uint32  `msgpack:"t"`
+	Partition int     `msgpack:"p"`
+	Object    *Object `msgpack:"o"`
+	Code      string  `msgpack:"c"`
+	Err       string  `msgpack:"e"`
+}
+
+// ReapRequest removes Key's tombstone if the vnode's copy is still only tombstones (or expired values) and
+// Clock descends it, i.e. no write the reaper has not seen arrived since. It has no reply.
+type ReapRequest struct {
+	V     uint8  `msgpack:"v"`
+	Key   []byte `msgpack:"k"`
+	Clock VClock `msgpack:"c"`
+}
+
+// KeysRequest lists up to Limit keys the vnode holds (0 = all), for operators and tests.
+type KeysRequest struct {
+	V     uint8 `msgpack:"v"`
+	Limit int   `msgpack:"l"`
+}
+
+// KeysReply answers KeysRequest.
+type KeysReply struct {
+	V         uint8    `msgpack:"v"`
+	Partition int      `msgpack:"p"`
+	Keys      [][]byte `msgpack:"k"`
+	Err       string   `msgpack:"e"`
+}
