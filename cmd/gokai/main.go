@@ -1,0 +1,118 @@
+// Command gokai runs a gokai node and talks to one.
+//
+//	gokai start [flags]      run a node (single node with embedded defaults: ./gokai-data, memcache on 127.0.0.1:11211)
+//	gokai version            print the version
+//
+// `gokai start -h` lists every setting; each can also be given in a config file (`-config FILE`, lines of
+// `name = value` with the flag names).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gokai-kv/gokai/node"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "gokai:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: gokai <command> [flags]
+
+commands:
+  start     run a node (gokai start -h for its settings)
+  version   print the version
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "start":
+		return start(ctx, args[1:], stdout, stderr)
+	case "version", "-v", "--version":
+		fmt.Fprintln(stdout, "gokai", node.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// newLogger makes the process logger; level was validated with the rest of the config.
+func newLogger(w io.Writer, level string, json bool) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: l}
+	if json {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := node.Default()
+	fs := flag.NewFlagSet("gokai start", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.Bind(fs)
+	configPath := fs.String("config", "", "config file (lines of name = value, names as these flags)")
+	stopTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("start: unexpected arguments %s", strings.Join(fs.Args(), " "))
+	}
+	if *configPath != "" {
+		if err := node.LoadFile(fs, *configPath); err != nil {
+			return err
+		}
+	}
+	logger := newLogger(stderr, cfg.LogLevel, cfg.LogJSON)
+	n, err := node.New(cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	logger.Info("gokai starting", append([]any{"version", node.Version}, node.Attrs(fs)...)...)
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	logger.Info("gokai ready", "memcache", n.MemcacheAddr())
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("gokai stopping: signal received")
+	case runErr = <-n.Done():
+		logger.Error("gokai stopping: unrecoverable failure", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), *stopTimeout)
+	defer cancel()
+	if err := n.Stop(sctx); err != nil {
+		logger.Error("gokai stop", "err", err)
+		return errors.Join(runErr, err)
+	}
+	logger.Info("gokai stopped")
+	return runErr
+}

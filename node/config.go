@@ -1,0 +1,216 @@
+package node
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+// Config is everything a node can be told. Every field has a flag of the same name (see Bind) and a
+// config-file key of the same name; flags override the file, the file overrides the defaults.
+type Config struct {
+	Name    string // node id in clocks and rings; default "gokai@127.0.0.1"
+	DataDir string // default "./gokai-data"
+
+	Backend      string // storage backend: "leveldb" (default) or "memory" (nothing survives a restart)
+	Sync         bool   // fsync every write; default false
+	WriteBufMiB  int    // goleveldb write buffer, MiB; default 4
+	BlockCacheMB int    // goleveldb block cache, MiB; default 8
+
+	Q int // ring partitions: power of two, 1..65536; default 64; fixed once the data dir exists
+
+	N, R, W, PR, PW int           // replication and default quorums; defaults 3, 2, 2, 0, 0
+	Timeout         time.Duration // request deadline; default 5s
+	Linger          time.Duration // wait for late replies (read repair); default 1s
+	MaxInFlight     int           // concurrent coordinators; default 10000
+	DeleteMode      string        // "keep" (default) or "reap"
+	ReapDelay       time.Duration // default 3s
+
+	LWW         bool // last-write-wins instead of siblings; default false
+	MaxSiblings int  // default 100; 0 = unlimited
+
+	VclockSmall int           // riak small_vclock; default 50
+	VclockBig   int           // riak big_vclock; default 50
+	VclockYoung time.Duration // riak young_vclock; default 20s
+	VclockOld   time.Duration // riak old_vclock; default 24h
+
+	VnodeMaxRestarts int           // per vnode within VnodeRestartWindow; default 10
+	VnodeRestartWin  time.Duration // default 10s
+
+	MemcacheListen   string        // default "127.0.0.1:11211"; "" disables
+	MemcacheMaxConns int           // default 1024
+	MemcacheMaxValue int           // bytes; default 1048576
+	MemcacheIdle     time.Duration // close idle connections after; default 0 (never)
+	MemcacheFlushAll bool          // allow flush_all; default false
+
+	LogLevel string // debug, info (default), warn, error
+	LogJSON  bool   // JSON logs instead of text; default false
+}
+
+// Default returns the embedded defaults: a single node on loopback with data in ./gokai-data.
+func Default() Config {
+	p := vnode.DefaultPruneConfig()
+	return Config{
+		Name: "gokai@127.0.0.1", DataDir: "./gokai-data", Backend: "leveldb", WriteBufMiB: 4, BlockCacheMB: 8,
+		Q: 64, N: 3, R: 2, W: 2, Timeout: 5 * time.Second, Linger: time.Second, MaxInFlight: 10000,
+		DeleteMode: "keep", ReapDelay: 3 * time.Second, MaxSiblings: 100,
+		VclockSmall: p.SmallVClock, VclockBig: p.BigVClock, VclockYoung: p.YoungVClock, VclockOld: p.OldVClock,
+		VnodeMaxRestarts: 10, VnodeRestartWin: 10 * time.Second,
+		MemcacheListen: "127.0.0.1:11211", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20,
+		LogLevel: "info",
+	}
+}
+
+// Validate reports the first invalid field by its flag name.
+func (c Config) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("config: name is empty")
+	case c.Backend != "leveldb" && c.Backend != "memory":
+		return fmt.Errorf("config: backend %q: want leveldb or memory", c.Backend)
+	case c.Backend == "leveldb" && c.DataDir == "":
+		return errors.New("config: data-dir is empty")
+	case c.Q < 1 || c.Q > 1<<16 || c.Q&(c.Q-1) != 0:
+		return fmt.Errorf("config: q %d: want a power of two in 1..65536", c.Q)
+	case c.N > c.Q:
+		return fmt.Errorf("config: n %d > q %d", c.N, c.Q)
+	case c.MemcacheMaxConns < 1:
+		return fmt.Errorf("config: memcache-max-conns %d: want >= 1", c.MemcacheMaxConns)
+	case c.MemcacheMaxValue < 1:
+		return fmt.Errorf("config: memcache-max-value %d: want >= 1", c.MemcacheMaxValue)
+	case c.WriteBufMiB < 1 || c.BlockCacheMB < 0:
+		return fmt.Errorf("config: write-buffer-mib %d / block-cache-mib %d out of range", c.WriteBufMiB, c.BlockCacheMB)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if err := c.coordinatorConfig().Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return c.kvConfig().Validate()
+}
+
+func (c Config) coordinatorConfig() coordinator.Config {
+	cc := coordinator.DefaultConfig("")
+	cc.Node = nodeID(c.Name)
+	cc.N, cc.R, cc.W, cc.PR, cc.PW = c.N, c.R, c.W, c.PR, c.PW
+	cc.Timeout, cc.Linger, cc.MaxInFlight = c.Timeout, c.Linger, c.MaxInFlight
+	cc.LWW, cc.DeleteMode, cc.ReapDelay = c.LWW, coordinator.DeleteMode(c.DeleteMode), c.ReapDelay
+	return cc
+}
+
+func (c Config) kvConfig() vnode.KVConfig {
+	return vnode.KVConfig{LWW: c.LWW, MaxSiblings: c.MaxSiblings, Prune: vnode.PruneConfig{
+		SmallVClock: c.VclockSmall, BigVClock: c.VclockBig, YoungVClock: c.VclockYoung, OldVClock: c.VclockOld}}
+}
+
+// Bind registers one flag per field on fs, writing into c (whose values are the flag defaults).
+func (c *Config) Bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.Name, "name", c.Name, "node name (id in clocks and rings)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory")
+	fs.StringVar(&c.Backend, "backend", c.Backend, "storage backend: leveldb or memory")
+	fs.BoolVar(&c.Sync, "sync", c.Sync, "fsync every write")
+	fs.IntVar(&c.WriteBufMiB, "write-buffer-mib", c.WriteBufMiB, "goleveldb write buffer (MiB)")
+	fs.IntVar(&c.BlockCacheMB, "block-cache-mib", c.BlockCacheMB, "goleveldb block cache (MiB)")
+	fs.IntVar(&c.Q, "q", c.Q, "ring partitions (power of two; fixed once the data dir exists)")
+	fs.IntVar(&c.N, "n", c.N, "replicas per key")
+	fs.IntVar(&c.R, "r", c.R, "read quorum")
+	fs.IntVar(&c.W, "w", c.W, "write quorum")
+	fs.IntVar(&c.PR, "pr", c.PR, "primary read quorum")
+	fs.IntVar(&c.PW, "pw", c.PW, "primary write quorum")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "request deadline")
+	fs.DurationVar(&c.Linger, "linger", c.Linger, "wait for late replies before read repair")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "concurrent coordinators (overload past it)")
+	fs.StringVar(&c.DeleteMode, "delete-mode", c.DeleteMode, "tombstones: keep or reap")
+	fs.DurationVar(&c.ReapDelay, "reap-delay", c.ReapDelay, "reap tombstones this long after all replicas stored them")
+	fs.BoolVar(&c.LWW, "lww", c.LWW, "last-write-wins instead of siblings")
+	fs.IntVar(&c.MaxSiblings, "max-siblings", c.MaxSiblings, "siblings per key (0 = unlimited)")
+	fs.IntVar(&c.VclockSmall, "vclock-small", c.VclockSmall, "vclock entries never pruned below this")
+	fs.IntVar(&c.VclockBig, "vclock-big", c.VclockBig, "vclock entries always pruned above this")
+	fs.DurationVar(&c.VclockYoung, "vclock-young", c.VclockYoung, "vclock entries younger than this are kept")
+	fs.DurationVar(&c.VclockOld, "vclock-old", c.VclockOld, "vclock entries older than this are pruned")
+	fs.IntVar(&c.VnodeMaxRestarts, "vnode-max-restarts", c.VnodeMaxRestarts, "vnode restarts within the window before the node stops")
+	fs.DurationVar(&c.VnodeRestartWin, "vnode-restart-window", c.VnodeRestartWin, "vnode restart window")
+	fs.StringVar(&c.MemcacheListen, "memcache-listen", c.MemcacheListen, "memcache listen address (\"\" disables)")
+	fs.IntVar(&c.MemcacheMaxConns, "memcache-max-conns", c.MemcacheMaxConns, "memcache connections")
+	fs.IntVar(&c.MemcacheMaxValue, "memcache-max-value", c.MemcacheMaxValue, "memcache value size limit (bytes)")
+	fs.DurationVar(&c.MemcacheIdle, "memcache-idle-timeout", c.MemcacheIdle, "close idle memcache connections (0 = never)")
+	fs.BoolVar(&c.MemcacheFlushAll, "memcache-flush-all", c.MemcacheFlushAll, "allow flush_all")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.BoolVar(&c.LogJSON, "log-json", c.LogJSON, "JSON logs")
+}
+
+// LoadFile applies a config file to fs: one "name = value" per line, names as the flags, # comments.
+// Flags already set on the command line keep their value. Unknown names are errors.
+func LoadFile(fs *flag.FlagSet, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	return loadReader(fs, f, path)
+}
+
+func loadReader(fs *flag.FlagSet, r io.Reader, name string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return fmt.Errorf("config: %s:%d: want name = value", name, line)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if uq, err := strconv.Unquote(v); err == nil {
+			v = uq
+		}
+		if fs.Lookup(k) == nil {
+			return fmt.Errorf("config: %s:%d: unknown setting %q", name, line, k)
+		}
+		if set[k] {
+			continue
+		}
+		if err := fs.Set(k, v); err != nil {
+			return fmt.Errorf("config: %s:%d: %s: %w", name, line, k, err)
+		}
+	}
+	return sc.Err()
+}
+
+// Attrs lists the effective settings for the start-up log line, sorted by name.
+func Attrs(fs *flag.FlagSet) []any {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	sort.Strings(names)
+	out := make([]any, 0, 2*len(names))
+	for _, n := range names {
+		if n == "config" {
+			continue
+		}
+		out = append(out, n, fs.Lookup(n).Value.String())
+	}
+	return out
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("config: log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}

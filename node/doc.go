@@ -1,0 +1,11 @@
+// Package node assembles one gokai node: its configuration (flags and config file), its supervision tree
+// (storage → ring → vnode supervisor → coordinator supervisor → listeners), and the adapters between the
+// protocol faces and the coordinators. cmd/gokai is a thin shell over it; integration tests start real nodes
+// through it or through the gokai binary.
+//
+// It does not own: the ring algorithm (membership), storage formats (storage, vnode), the request FSMs
+// (coordinator), wire protocols (protocol/...).
+//
+// Concurrency: New, Start and Stop are called by one goroutine; the accessors are safe from any goroutine
+// once Start returned.
+package node

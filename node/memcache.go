@@ -1,0 +1,135 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/protocol/memcache"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+// memcacheStore is the memcache face's view of the node: every call runs one coordinator.
+type memcacheStore struct{ n *Node }
+
+var _ memcache.Store = (*memcacheStore)(nil)
+
+// ToEntry turns a reconciled object into what memcache shows: the live siblings, the one plain `get`
+// returns (newest LastMod, ties by dot), a cas unique naming the sibling set and the opaque context.
+func ToEntry(o *vnode.Object, nowSec int64) (memcache.Entry, error) {
+	if o == nil {
+		return memcache.Entry{}, nil
+	}
+	live := o.Live(nowSec)
+	if len(live) == 0 {
+		return memcache.Entry{}, nil
+	}
+	chosen, _ := o.Chosen(nowSec)
+	e := memcache.Entry{Found: true, Siblings: make([]memcache.Value, len(live)), Cas: o.Clock.Hash()}
+	for i, s := range live {
+		e.Siblings[i] = memcache.Value{Data: s.Value, Flags: s.Meta.Flags, Expiry: s.Meta.Expiry, LastMod: s.Meta.LastMod}
+		if s.Dot == chosen.Dot {
+			e.Chosen = i
+		}
+	}
+	ctx, err := o.Clock.MarshalBinary()
+	if err != nil {
+		return memcache.Entry{}, err
+	}
+	e.Context = ctx
+	return e, nil
+}
+
+func (s *memcacheStore) Get(ctx context.Context, key []byte) (memcache.Entry, error) {
+	o, err := s.n.coord.Get(ctx, key, coordinator.ReadOptions{})
+	if err != nil {
+		return memcache.Entry{}, err
+	}
+	return ToEntry(o, s.n.now().Unix())
+}
+
+func decodeContext(c []byte) (vnode.VClock, bool, error) {
+	if c == nil {
+		return nil, true, nil
+	}
+	vc, err := vnode.UnmarshalVClock(c)
+	if err != nil {
+		return nil, false, fmt.Errorf("memcache: bad context: %w", err)
+	}
+	return vc, false, nil
+}
+
+func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, c []byte) error {
+	vc, blind, err := decodeContext(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.n.coord.Put(ctx, key, v.Data, vnode.Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
+	return err
+}
+
+func (s *memcacheStore) Delete(ctx context.Context, key []byte, c []byte) error {
+	vc, blind, err := decodeContext(c)
+	if err != nil {
+		return err
+	}
+	return s.n.coord.Delete(ctx, key, vc, blind, coordinator.WriteOptions{})
+}
+
+// FlushAll deletes every key this node holds, through coordinators (so replicas get tombstones).
+func (s *memcacheStore) FlushAll(ctx context.Context) error {
+	seen := map[string]bool{}
+	for _, p := range s.n.vnodes.Partitions() {
+		pid := s.n.vnodes.PID(p)
+		res, err := actors.Request(ctx, s.n.system, pid, &vnode.KeysRequest{V: 1}, s.n.cfg.Timeout)
+		if err != nil {
+			return fmt.Errorf("flush_all: partition %d: %w", p, err)
+		}
+		rep, ok := res.(*vnode.KeysReply)
+		if !ok || rep.Err != "" {
+			return fmt.Errorf("flush_all: partition %d: %v", p, rep)
+		}
+		for _, k := range rep.Keys {
+			if seen[string(k)] {
+				continue
+			}
+			seen[string(k)] = true
+			o, err := s.n.coord.Get(ctx, k, coordinator.ReadOptions{})
+			if err != nil {
+				return err
+			}
+			if o == nil || o.TombstoneOnly(s.n.now().Unix()) {
+				continue
+			}
+			if err := s.n.coord.Delete(ctx, k, o.Clock, false, coordinator.WriteOptions{}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *memcacheStore) Stats() []memcache.Stat {
+	st := s.n.coord.Stats()
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	return []memcache.Stat{
+		{Name: "gokai_node", Value: s.n.cfg.Name},
+		{Name: "gokai_ring_q", Value: strconv.Itoa(s.n.cfg.Q)},
+		{Name: "gokai_n", Value: strconv.Itoa(s.n.cfg.N)},
+		{Name: "gokai_r", Value: strconv.Itoa(s.n.cfg.R)},
+		{Name: "gokai_w", Value: strconv.Itoa(s.n.cfg.W)},
+		{Name: "gokai_vnodes", Value: strconv.Itoa(len(s.n.vnodes.Partitions()))},
+		{Name: "gokai_vnode_restarts", Value: i(s.n.vnodes.Metrics().Restarts())},
+		{Name: "gokai_coord_gets", Value: i(st.Gets)},
+		{Name: "gokai_coord_puts", Value: i(st.Puts)},
+		{Name: "gokai_coord_deletes", Value: i(st.Deletes)},
+		{Name: "gokai_coord_active", Value: i(st.Active)},
+		{Name: "gokai_siblings_seen", Value: i(st.SiblingsSeen)},
+		{Name: "gokai_read_repairs", Value: i(st.ReadRepairs)},
+		{Name: "gokai_coord_timeouts", Value: i(st.Timeouts)},
+		{Name: "gokai_coord_quorum_failures", Value: i(st.QuorumFailures)},
+		{Name: "gokai_coord_overloads", Value: i(st.Overloads)},
+	}
+}
