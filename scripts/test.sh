@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs gokai's whole test suite, installing what the tests need when it is missing:
+#   Debian packages: libmemcached-tools, python3-pymemcache (third-party memcache clients)
+#   Go modules:      go mod download
+# Usage: scripts/test.sh            (CI=true makes missing third-party clients a failure instead of a skip)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	export PATH="/usr/local/go/bin:$PATH"
+fi
+command -v go >/dev/null 2>&1 || { echo "test.sh: Go is not installed (https://go.dev/doc/install)" >&2; exit 1; }
+
+apt_pkgs=()
+for tool in memccp memccat memcrm memcexist memctouch; do
+	[ -x "/usr/bin/$tool" ] || { apt_pkgs+=(libmemcached-tools); break; }
+done
+/usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || apt_pkgs+=(python3-pymemcache)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+	echo "== installing Debian packages: ${apt_pkgs[*]}"
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+fi
+
+echo "== go mod download"
+go mod download
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race (packages with concurrency)"
+go test -race -count=1 ./actors/... ./coordinator/... ./vnode/... ./membership/... ./storage/... ./supervisor/... ./protocol/...
+
+echo "== go test ./..."
+go test -count=1 ./...
