@@ -1,0 +1,183 @@
+package vnode
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/storage"
+)
+
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+func newSystem(t *testing.T) *actor.ActorSystem {
+	s := actors.NewSystem(slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func startManager(t *testing.T, db storage.Backend, cfg ManagerConfig) *Manager {
+	t.Helper()
+	cfg.Node, cfg.Store = "n1", db
+	if cfg.Factory == nil {
+		cfg.Factory = NewKV(DefaultKVConfig())
+	}
+	m, err := StartManager(newSystem(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = m.Stop(ctx)
+	})
+	return m
+}
+
+func ask(t *testing.T, m *Manager, p int, msg any) any {
+	t.Helper()
+	res, err := actors.Request(context.Background(), m.system, m.PID(p), msg, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestCrashedVnodeRestartsAloneAndKeepsItsData(t *testing.T) {
+	db, err := storage.OpenLevelDB(storage.DefaultLevelDBConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m := startManager(t, db, ManagerConfig{Partitions: []int{0, 1, 2}})
+	rep := ask(t, m, 1, &PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply)
+	if rep.Err != "" {
+		t.Fatal(rep.Err)
+	}
+	actor1 := rep.Object.Siblings[0].Dot.Actor
+	pid := m.PID(1)
+	if err := m.Crash(1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	// The other vnodes serve throughout.
+	if got := ask(t, m, 0, &GetRequest{V: 1, Key: []byte("k")}).(*GetReply); got.Err != "" || got.Object != nil {
+		t.Fatalf("partition 0: %+v", got)
+	}
+	// The crashed one comes back under the same PID with its data and its actor id.
+	got := ask(t, m, 1, &GetRequest{V: 1, Key: []byte("k")}).(*GetReply)
+	if got.Object == nil || string(got.Object.Siblings[0].Value) != "v" {
+		t.Fatalf("after restart: %+v", got)
+	}
+	if m.PID(1) != pid || m.Metrics().Restarts() != 1 {
+		t.Fatalf("pid changed or restarts=%d", m.Metrics().Restarts())
+	}
+	rep = ask(t, m, 1, &PutRequest{V: 1, Key: []byte("k2"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply)
+	if a := rep.Object.Siblings[0].Dot.Actor; a != actor1 {
+		t.Fatalf("actor id changed across restart: %s -> %s", actor1, a)
+	}
+	if err := m.Crash(9, "nope"); !errors.Is(err, ErrUnknownPartition) {
+		t.Fatalf("crash of unknown partition: %v", err)
+	}
+}
+
+// failingInit always fails to start, as a vnode whose storage is broken would.
+type failingInit struct{ KV }
+
+func (f *failingInit) Init(Env) error { return errors.New("disk unreadable") }
+
+func TestVnodePastRestartLimitEscalates(t *testing.T) {
+	var escalated atomic.Value
+	kv := NewKV(DefaultKVConfig())
+	var n atomic.Int64
+	m := startManager(t, storage.NewMemory(), ManagerConfig{
+		Partitions: []int{0, 1},
+		Factory: func() Behaviour {
+			// Partition 1's vnode fails after its first start.
+			if n.Add(1) > 2 {
+				return &failingInit{}
+			}
+			return kv()
+		},
+		MaxRestarts: 3, RestartWindow: time.Minute,
+		OnEscalate: func(err error) { escalated.Store(err) },
+	})
+	if err := m.Crash(1, "first"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for escalated.Load() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no escalation")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := escalated.Load().(error); !strings.Contains(err.Error(), "restart limit") {
+		t.Fatalf("escalation: %v", err)
+	}
+}
+
+func TestKVHandoffRoundTripMergesWithoutLosingNewerVersions(t *testing.T) {
+	src, dst := storage.NewMemory(), storage.NewMemory()
+	now := func() time.Time { return time.Unix(1700000000, 0) }
+	a := NewKV(DefaultKVConfig())().(*KV)
+	b := NewKV(DefaultKVConfig())().(*KV)
+	if err := a.Init(Env{Node: "a", Partition: 3, Store: storage.Partition{Backend: src, ID: 3}, Logger: slog.Default(), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Init(Env{Node: "b", Partition: 3, Store: storage.Partition{Backend: dst, ID: 3}, Logger: slog.Default(), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(kv *KV, key, val string, ctx VClock) *Object {
+		rep := kv.HandleCommand(&PutRequest{V: 1, Key: []byte(key), Coordinate: true, Context: ctx, Blind: ctx == nil, Value: []byte(val)}, Sender{}).Reply().(*PutReply)
+		if rep.Err != "" {
+			t.Fatal(rep.Err)
+		}
+		return rep.Object
+	}
+	old := put(a, "x", "old", nil)
+	put(a, "y", "only-at-source", nil)
+	// The destination already has a newer version of x (it saw old and wrote over it).
+	b.HandleCommand(&PutRequest{V: 1, Key: []byte("x"), Object: old}, Sender{})
+	newer := put(b, "x", "newer", old.Clock)
+	if empty, _ := a.IsEmpty(); empty {
+		t.Fatal("source must not be empty")
+	}
+	err := a.HandoffFold(func(k, v []byte) error {
+		item, err := a.EncodeHandoffItem(k, v)
+		if err != nil {
+			return err
+		}
+		return b.HandleHandoffData(item)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := b.HandleCommand(&GetRequest{V: 1, Key: []byte("x")}, Sender{}).Reply().(*GetReply).Object
+	if !x.Equal(newer) {
+		t.Fatalf("handoff overwrote a newer version: %+v", x)
+	}
+	y := b.HandleCommand(&GetRequest{V: 1, Key: []byte("y")}, Sender{}).Reply().(*GetReply).Object
+	if y == nil || string(y.Siblings[0].Value) != "only-at-source" {
+		t.Fatalf("y not handed off: %+v", y)
+	}
+	if err := a.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if empty, _ := a.IsEmpty(); !empty {
+		t.Fatal("source not empty after Delete")
+	}
+	for _, bad := range [][]byte{nil, {0x92}, {0x92, 0xc4, 0xff}, {0x92, 0xc6, 0xff, 0xff, 0xff, 0xff}, {0x91, 0xc4, 0}} {
+		if err := b.HandleHandoffData(bad); err == nil {
+			t.Fatalf("bad handoff item %x accepted", bad)
+		}
+	}
+}
