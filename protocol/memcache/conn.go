@@ -1,0 +1,271 @@
+package memcache
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// Connection states, for Shutdown: only an idle connection (waiting for the first byte of a request) may be
+// closed under the server's feet.
+const (
+	stateActive int32 = iota
+	stateIdle
+	stateClosed
+)
+
+// conn is one client connection. Everything but state is owned by the connection's goroutine.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	lr     lineReader
+	lineP  *[]byte // pooled long-line buffer behind lr.buf
+	cmd    Command
+	out    []byte // scratch for formatting reply lines
+	state  atomic.Int32
+	// linger asks for a lingering close: the server ends the conversation (quit, a stream it cannot
+	// resynchronise) while the client may still be sending.
+	linger bool
+
+	// Read deadline bookkeeping: the deadline is set lazily by rawIO.Read, only when the connection actually
+	// waits for bytes, so a pipelined batch that is already buffered costs no deadline syscalls.
+	waitingIdle  bool      // between requests: IdleTimeout applies
+	armed        bool      // the deadline for the current wait phase is set
+	readDeadline time.Time // the deadline last set on nc
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.br.Reset(rawIO{c})
+	c.bw.Reset(rawIO{c})
+	c.lineP = linePool.Get().(*[]byte)
+	c.lr = lineReader{r: c.br, max: s.cfg.MaxLineBytes, buf: (*c.lineP)[:0]}
+	c.state.Store(stateActive)
+	return c
+}
+
+// release returns the pooled buffers. The connection must not be used afterwards.
+func (c *conn) release() {
+	c.br.Reset(nil)
+	c.bw.Reset(nil)
+	readerPool.Put(c.br)
+	writerPool.Put(c.bw)
+	if cap(c.lr.buf) <= keepLineBuf {
+		*c.lineP = c.lr.buf[:0]
+	} else {
+		*c.lineP = nil
+	}
+	linePool.Put(c.lineP)
+	c.br, c.bw, c.lineP, c.lr.buf = nil, nil, nil, nil
+}
+
+// Lingering close: closing a TCP socket with unread input makes the kernel send RST, which can destroy the
+// replies still in flight to the client (the error line that explains the close). So: send FIN, drain input
+// for a moment, then close.
+const (
+	lingerTimeout  = 250 * time.Millisecond
+	lingerMaxBytes = 256 << 10
+)
+
+func (c *conn) lingeringClose() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		io.CopyN(io.Discard, c.nc, lingerMaxBytes)
+	}
+	c.nc.Close()
+}
+
+// closeIfIdle closes the connection if it is waiting for a request (Shutdown).
+func (c *conn) closeIfIdle() {
+	if c.state.CompareAndSwap(stateIdle, stateClosed) {
+		c.nc.Close()
+	}
+}
+
+// serve is the connection's I/O loop: read a request, execute it, repeat. Replies accumulate in bw and are
+// flushed once the input of a pipelined batch is used up (before any read that may wait).
+func (c *conn) serve() {
+	defer func() {
+		if c.linger {
+			c.lingeringClose()
+		} else {
+			c.nc.Close()
+		}
+		c.release()
+		c.s.connDone(c)
+	}()
+	for {
+		if c.br.Buffered() == 0 {
+			if err := c.bw.Flush(); err != nil {
+				c.ioDone(err)
+				return
+			}
+			c.state.Store(stateIdle)
+			if c.s.closing.Load() {
+				return
+			}
+			c.waitingIdle, c.armed = true, false
+			if _, err := c.br.Peek(1); err != nil {
+				c.ioDone(err)
+				return
+			}
+			if !c.state.CompareAndSwap(stateIdle, stateActive) {
+				return // Shutdown closed us as the request arrived
+			}
+		}
+		c.waitingIdle, c.armed = false, false
+		if !c.handle() {
+			c.ioDone(c.bw.Flush())
+			return
+		}
+		if c.s.closing.Load() && c.br.Buffered() > 0 {
+			c.linger = true // pipelined requests remain unanswered; let the reply get through
+			c.ioDone(c.bw.Flush())
+			return
+		}
+		if cap(c.cmd.Keys) > keepKeySlots {
+			c.cmd.Keys = nil
+		}
+	}
+}
+
+// ioDone logs why a connection ends, unless it is the ordinary end (EOF, closed, idle timeout).
+func (c *conn) ioDone(err error) {
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.s.log.Debug("memcache: connection timed out", "remote", c.remote, "idle", c.waitingIdle)
+	default:
+		c.s.log.Debug("memcache: connection error", "remote", c.remote, "err", err)
+	}
+}
+
+// rawIO is the connection's byte stream under bufio: it counts bytes, sets deadlines, and flushes pending
+// replies before waiting for input.
+type rawIO struct{ c *conn }
+
+func (r rawIO) Read(p []byte) (int, error) {
+	c := r.c
+	if c.bw.Buffered() > 0 {
+		// About to wait for the rest of a request: the client may be waiting for earlier replies first.
+		if err := c.bw.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	if !c.armed {
+		c.armed = true
+		var want time.Time
+		if c.waitingIdle {
+			if d := c.s.cfg.IdleTimeout; d > 0 {
+				want = time.Now().Add(d)
+			}
+		} else if d := c.s.cfg.ReadTimeout; d > 0 {
+			want = time.Now().Add(d)
+		}
+		if !want.Equal(c.readDeadline) {
+			if err := c.nc.SetReadDeadline(want); err != nil {
+				return 0, err
+			}
+			c.readDeadline = want
+		}
+	}
+	n, err := c.nc.Read(p)
+	c.s.stats.bytesRead.Add(uint64(n))
+	return n, err
+}
+
+func (r rawIO) Write(p []byte) (int, error) {
+	c := r.c
+	if d := c.s.cfg.WriteTimeout; d > 0 {
+		if err := c.nc.SetWriteDeadline(time.Now().Add(d)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.nc.Write(p)
+	c.s.stats.bytesWritten.Add(uint64(n))
+	return n, err
+}
+
+// handle reads and executes one request. It returns false when the connection must close.
+func (c *conn) handle() bool {
+	line, err := c.lr.readLine()
+	if err != nil {
+		if errors.Is(err, ErrLineTooLong) {
+			c.s.stats.protocolErrors.Add(1)
+			c.writeError(ReplyClientError, msgLineTooLong)
+			return true
+		}
+		c.ioDone(err)
+		return false
+	}
+	if err := c.cmd.Parse(line, c.s.cfg.MaxValueBytes); err != nil {
+		return c.rejected(err.(*ProtocolError))
+	}
+	return c.execute()
+}
+
+// rejected answers a line the parser refused and brings the stream back in sync: it discards the data block
+// of a storage command, or closes the connection when the block's length is unknown.
+func (c *conn) rejected(pe *ProtocolError) bool {
+	c.s.stats.protocolErrors.Add(1)
+	c.s.log.Debug("memcache: bad request", "remote", c.remote, "op", c.cmd.Op.String(), "err", pe)
+	if pe.Swallow > 0 {
+		if _, err := c.br.Discard(int(pe.Swallow)); err != nil {
+			c.ioDone(err)
+			return false
+		}
+	}
+	if !c.cmd.NoReply || pe.Close {
+		c.writeError(pe.Kind, pe.Msg)
+	}
+	c.linger = pe.Close
+	return !pe.Close
+}
+
+// readBlock reads the data block of a storage command into a fresh buffer that also holds a copy of the key
+// (one allocation, handed to the Store). ok is false if the connection must close; chunkOK is false if the
+// block was not followed by CRLF, in which case the rest of that line has been discarded.
+func (c *conn) readBlock(key []byte, n int) (k, data []byte, chunkOK, ok bool) {
+	buf := make([]byte, len(key)+n+2)
+	k = buf[:len(key):len(key)]
+	copy(k, key) // NB: before reading on; key points into the read buffer.
+	block := buf[len(key):]
+	if _, err := io.ReadFull(c.br, block); err != nil {
+		c.ioDone(err)
+		return nil, nil, false, false
+	}
+	if block[n] == '\r' && block[n+1] == '\n' {
+		return k, block[:n:n], true, true
+	}
+	// The client sent more (or less) than it announced. Resynchronise on the next newline: for the common
+	// "too many bytes" case that is the end of the block the client meant to send.
+	if block[n+1] != '\n' {
+		if err := c.lr.discardLine(); err != nil {
+			c.ioDone(err)
+			return nil, nil, false, false
+		}
+	}
+	return nil, nil, false, true
+}
+
+// write appends b to the replies unless the request asked for noreply.
+func (c *conn) write(b []byte) {
+	if !c.cmd.NoReply {
+		c.bw.Write(b)
+	}
+}
+
+// writeError writes an error reply regardless of noreply (callers decide).
+func (c *conn) writeError(kind ReplyKind, msg string) {
+	c.out = appendErrorReply(c.out[:0], kind, msg)
+	c.bw.Write(c.out)
+}

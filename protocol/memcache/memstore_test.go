@@ -1,0 +1,206 @@
+package memcache
+
+import (
+	"context"
+	"encoding/binary"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// memStore is a small in-memory Store for tests. It mimics gokai's version model closely enough for the
+// protocol: each sibling carries a dot (a unique write id); the causal context of an entry is the list of its
+// live dots; a write with a context replaces exactly the siblings whose dots it lists and keeps the others
+// as siblings; a blind write replaces everything.
+type memStore struct {
+	now         func() time.Time
+	hideExpired bool // as the real node does; off to test the server's own expiry check
+
+	mu      sync.Mutex
+	items   map[string][]memSibling
+	nextDot uint64
+	fail    map[string]error // Get/Set/Delete of these keys fail
+	flushes int
+	block   chan struct{} // when set, Get waits for it to close (or ctx)
+	entered chan struct{} // when set, Get signals here before blocking
+}
+
+type memSibling struct {
+	dot uint64
+	v   Value
+}
+
+var _ Store = (*memStore)(nil)
+
+func newMemStore(now func() time.Time) *memStore {
+	return &memStore{now: now, hideExpired: true, items: map[string][]memSibling{}, fail: map[string]error{}}
+}
+
+func (m *memStore) Get(ctx context.Context, key []byte) (Entry, error) {
+	m.mu.Lock()
+	block, entered := m.block, m.entered
+	m.mu.Unlock()
+	if block != nil {
+		if entered != nil {
+			entered <- struct{}{}
+		}
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return Entry{}, ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fail[string(key)]; err != nil {
+		return Entry{}, err
+	}
+	now := m.now().Unix()
+	var e Entry
+	var dots []uint64
+	for _, s := range m.items[string(key)] {
+		if m.hideExpired && Expired(s.v.Expiry, now) {
+			continue
+		}
+		v := s.v
+		v.Data = append([]byte(nil), v.Data...)
+		e.Siblings = append(e.Siblings, v)
+		dots = append(dots, s.dot)
+	}
+	if len(e.Siblings) == 0 {
+		return Entry{}, nil
+	}
+	e.Found = true
+	e.Chosen = newest(e.Siblings)
+	e.Context = encodeDots(dots)
+	h := fnv.New64a()
+	h.Write(e.Context)
+	e.Cas = h.Sum64() | 1
+	return e, nil
+}
+
+func encodeDots(dots []uint64) []byte {
+	dots = slices.Clone(dots)
+	slices.Sort(dots)
+	b := make([]byte, 0, 8*len(dots))
+	for _, d := range dots {
+		b = binary.BigEndian.AppendUint64(b, d)
+	}
+	return b
+}
+
+func decodeDots(b []byte) map[uint64]bool {
+	seen := map[uint64]bool{}
+	for ; len(b) >= 8; b = b[8:] {
+		seen[binary.BigEndian.Uint64(b)] = true
+	}
+	return seen
+}
+
+// supersede drops the siblings of key listed in context (all of them for a nil context). REQUIRES: mu held.
+func (m *memStore) supersedeLocked(key string, context []byte) []memSibling {
+	if context == nil {
+		return nil
+	}
+	seen := decodeDots(context)
+	var keep []memSibling
+	for _, s := range m.items[key] {
+		if !seen[s.dot] {
+			keep = append(keep, s)
+		}
+	}
+	return keep
+}
+
+func (m *memStore) Set(_ context.Context, key []byte, v Value, context []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fail[string(key)]; err != nil {
+		return err
+	}
+	keep := m.supersedeLocked(string(key), context)
+	m.nextDot++
+	m.items[string(key)] = append(keep, memSibling{dot: m.nextDot, v: v})
+	return nil
+}
+
+func (m *memStore) Delete(_ context.Context, key []byte, context []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fail[string(key)]; err != nil {
+		return err
+	}
+	keep := m.supersedeLocked(string(key), context)
+	if len(keep) == 0 {
+		delete(m.items, string(key))
+	} else {
+		m.items[string(key)] = keep
+	}
+	return nil
+}
+
+func (m *memStore) FlushAll(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.items = map[string][]memSibling{}
+	m.flushes++
+	return nil
+}
+
+func (m *memStore) Stats() []Stat {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return []Stat{{"gokai_keys", strconv.Itoa(len(m.items))}, {"gokai_flushes", strconv.Itoa(m.flushes)}}
+}
+
+// addSibling stores v next to what key holds, as a concurrent write through another replica would.
+func (m *memStore) addSibling(key string, v Value) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nextDot++
+	m.items[key] = append(m.items[key], memSibling{dot: m.nextDot, v: v})
+}
+
+func (m *memStore) setFail(key string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		delete(m.fail, key)
+	} else {
+		m.fail[key] = err
+	}
+}
+
+func (m *memStore) flushCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.flushes
+}
+
+func (m *memStore) siblingCount(key string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.items[key])
+}
+
+// fakeClock is a settable clock for Config.Now.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.t
+}
+
+func (f *fakeClock) Advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.t = f.t.Add(d)
+}

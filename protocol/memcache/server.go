@@ -1,0 +1,251 @@
+package memcache
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Buffer sizes per connection. Lines and blocks longer than the read buffer are handled (see lineReader and
+// readBlock); the sizes only trade memory per idle connection against syscalls per batch.
+const (
+	readBufferSize  = 4 << 10
+	writeBufferSize = 4 << 10
+	// keepLineBuf is the largest long-line buffer returned to the pool; bigger ones are left to the GC.
+	keepLineBuf = 16 << 10
+	// keepKeySlots is the largest key list a connection keeps between requests.
+	keepKeySlots = 256
+)
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
+	linePool   = sync.Pool{New: func() any { return new([]byte) }}
+)
+
+// Server serves the memcache text protocol over a Store. Create it with NewServer, run Serve on one or more
+// listeners, and stop it with Shutdown.
+type Server struct {
+	cfg     Config
+	cfgErr  error
+	store   Store
+	log     *slog.Logger
+	started time.Time
+	pid     int
+
+	// ctx is passed to Store calls; cancelled when Shutdown gives up waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	closing atomic.Bool
+	curr    atomic.Int64 // open connections
+	stats   counters
+
+	// wg counts connection goroutines and running delayed flushes.
+	wg sync.WaitGroup
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{} // REQUIRES: mu held
+	conns     map[*conn]struct{}        // REQUIRES: mu held
+	timers    map[*time.Timer]struct{}  // delayed flush_all; REQUIRES: mu held
+}
+
+// NewServer returns a server over store. Zero Config fields take their defaults; an invalid Config (or a nil
+// store) makes Serve return the validation error. A nil logger discards logs.
+func NewServer(cfg Config, store Store, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfgErr:    cfg.Validate(),
+		cfg:       cfg.withDefaults(),
+		store:     store,
+		log:       logger,
+		pid:       os.Getpid(),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		timers:    make(map[*time.Timer]struct{}),
+	}
+	if s.cfgErr == nil && store == nil {
+		s.cfgErr = errors.New("memcache: NewServer: nil Store")
+	}
+	s.started = s.cfg.Now()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Serve accepts connections on ln and serves each on its own goroutine until Shutdown. It always returns a
+// non-nil error and closes ln: ErrServerClosed after Shutdown, the Config error if the Config is invalid, or
+// the listener's error. Serve may run on several listeners at once.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.cfgErr != nil {
+		ln.Close()
+		return s.cfgErr
+	}
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			if !retryableAccept(err) {
+				return fmt.Errorf("memcache: accept: %w", err)
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("memcache: accept failed; retrying", "err", err, "backoff", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+// retryableAccept reports whether an Accept error is transient (out of descriptors or memory, a connection
+// reset before it was accepted, a timeout).
+func retryableAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// accept starts serving nc, or turns it away when the server is full or closing.
+func (s *Server) accept(nc net.Conn) {
+	if s.curr.Load() >= int64(s.cfg.MaxConns) {
+		s.stats.rejectedConns.Add(1)
+		s.log.Warn("memcache: too many open connections", "remote", nc.RemoteAddr().String(),
+			"max_conns", s.cfg.MaxConns)
+		// The reply fits any socket buffer; the deadline only guards against a broken peer.
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(replyTooManyConn)
+		nc.Close()
+		return
+	}
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		c.release()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.curr.Add(1)
+	s.stats.totalConns.Add(1)
+	go c.serve()
+}
+
+// connDone is called by a connection goroutine as it ends.
+func (s *Server) connDone(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.curr.Add(-1)
+	s.wg.Done()
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, cancels pending delayed flushes, closes
+// connections that are waiting for a request, and lets each connection finish the request it is executing,
+// reply, and close (pipelined requests behind it go unanswered). It returns nil once every connection is closed. If ctx
+// ends first, it closes the remaining connections, cancels the context of Store calls still running, and
+// returns ctx's error without waiting for them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for t := range s.timers {
+		t.Stop()
+		delete(s.timers, t)
+	}
+	for c := range s.conns {
+		c.closeIfIdle()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// scheduleFlush runs Store.FlushAll after d (flush_all with a delay). Shutdown cancels it.
+func (s *Server) scheduleFlush(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		_, pending := s.timers[t] // NB: t is set; the AfterFunc caller held mu until then.
+		delete(s.timers, t)
+		if !pending || s.closing.Load() {
+			s.mu.Unlock()
+			return
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		if err := s.store.FlushAll(s.ctx); err != nil {
+			s.stats.storeErrors.Add(1)
+			s.log.Warn("memcache: delayed flush_all failed", "err", err)
+		}
+	})
+	s.timers[t] = struct{}{}
+}

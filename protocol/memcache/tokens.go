@@ -1,0 +1,44 @@
+package memcache
+
+// Protocol tokens as named byte slices, so a grep for a reply finds every place that writes it.
+var (
+	crlf    = []byte("\r\n")
+	noreply = []byte("noreply")
+
+	// Reply lines, each with its terminator.
+	replyStored      = []byte("STORED\r\n")
+	replyNotStored   = []byte("NOT_STORED\r\n")
+	replyExists      = []byte("EXISTS\r\n")
+	replyNotFound    = []byte("NOT_FOUND\r\n")
+	replyDeleted     = []byte("DELETED\r\n")
+	replyTouched     = []byte("TOUCHED\r\n")
+	replyOK          = []byte("OK\r\n")
+	replyEnd         = []byte("END\r\n")
+	replyReset       = []byte("RESET\r\n")
+	replyError       = []byte("ERROR\r\n")
+	replyTooManyConn = []byte("SERVER_ERROR too many open connections\r\n")
+
+	// Reply prefixes, followed by fields and a CRLF.
+	prefixValue       = []byte("VALUE ")
+	prefixStat        = []byte("STAT ")
+	prefixVersion     = []byte("VERSION ")
+	prefixClientError = []byte("CLIENT_ERROR ")
+	prefixServerError = []byte("SERVER_ERROR ")
+)
+
+// Messages that follow CLIENT_ERROR or SERVER_ERROR. Where memcached has a message for the same case the text
+// is memcached's, so clients that match on it (libmemcached maps "object too large for cache" to E2BIG) keep
+// working.
+const (
+	msgBadFormat     = "bad command line format"
+	msgDeleteUsage   = "bad command line format.  Usage: delete <key> [noreply]"
+	msgKeyTooLong    = "key longer than 250 bytes"
+	msgBadKey        = "key contains a control character"
+	msgBadDelta      = "invalid numeric delta argument"
+	msgBadExptime    = "invalid exptime argument"
+	msgTooLarge      = "object too large for cache"
+	msgLineTooLong   = "line too long"
+	msgBadDataChunk  = "bad data chunk"
+	msgNonNumeric    = "cannot increment or decrement non-numeric value"
+	msgFlushDisabled = "flush_all disabled"
+)
