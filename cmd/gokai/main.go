@@ -38,6 +38,7 @@ const usage = `usage: gokai <command> [flags]
 
 commands:
   start     run a node (gokai start -h for its settings)
+  bench     load-generate against memcache servers
   version   print the version
 `
 
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "start":
 		return start(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "gokai", node.Version)
 		return nil
