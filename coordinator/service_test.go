@@ -155,36 +155,47 @@ func TestPutGetReplicatesToNVnodes(t *testing.T) {
 }
 
 func TestReadRepairsRemovedAndStaleReplicas(t *testing.T) {
-	n := startTestNode(t, nil, nil)
-	ctx := context.Background()
-	key := []byte("repair-me")
-	v1, err := n.svc.Put(ctx, key, []byte("v1"), vnode.Meta{}, nil, true, WriteOptions{W: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v2, err := n.svc.Put(ctx, key, []byte("v2"), vnode.Meta{}, v1.Clock, false, WriteOptions{W: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl := n.ring.Preflist(key, 3, nil)
-	// Below the coordinator: replica 1 loses the key, replica 2 goes back to v1 (stale).
-	if err := n.db.Delete(uint32(pl[1].Partition), append([]byte{'k'}, key...)); err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := v1.MarshalBinary()
-	if err := n.db.Put(uint32(pl[2].Partition), append([]byte{'k'}, key...), raw); err != nil {
-		t.Fatal(err)
-	}
-	o, err := n.svc.Get(ctx, key, ReadOptions{R: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, _ := o.Chosen(0); string(s.Value) != "v2" || len(o.Live(0)) != 1 {
-		t.Fatalf("read %v, want v2 alone", o.Live(0))
-	}
-	waitFor(t, "read repair of both replicas", 3*time.Second, func() bool { return allEqual(n.replicas(t, key), v2) })
-	if got := n.svc.Stats().ReadRepairs; got != 2 {
-		t.Fatalf("read repairs %d, want 2", got)
+	for _, tc := range []struct {
+		name    string
+		replica int
+		stale   bool
+	}{{"removed", 1, false}, {"stale", 2, true}, {"removed-first", 0, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startTestNode(t, nil, nil)
+			ctx := context.Background()
+			key := []byte("repair-me")
+			v1, err := n.svc.Put(ctx, key, []byte("v1"), vnode.Meta{}, nil, true, WriteOptions{W: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v2, err := n.svc.Put(ctx, key, []byte("v2"), vnode.Meta{}, v1.Clock, false, WriteOptions{W: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := uint32(n.ring.Preflist(key, 3, nil)[tc.replica].Partition)
+			// Below the coordinator, one replica loses the key or goes back to v1.
+			if tc.stale {
+				raw, _ := v1.MarshalBinary()
+				err = n.db.Put(p, append([]byte{'k'}, key...), raw)
+			} else {
+				err = n.db.Delete(p, append([]byte{'k'}, key...))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := n.svc.Get(ctx, key, ReadOptions{R: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Any 2 of the 3 replicas include a good one, so the read answers v2.
+			if s, _ := o.Chosen(0); string(s.Value) != "v2" || len(o.Live(0)) != 1 {
+				t.Fatalf("read %v, want v2 alone", o.Live(0))
+			}
+			waitFor(t, "read repair", 3*time.Second, func() bool { return allEqual(n.replicas(t, key), v2) })
+			if got := n.svc.Stats().ReadRepairs; got != 1 {
+				t.Fatalf("read repairs %d, want 1", got)
+			}
+		})
 	}
 }
 

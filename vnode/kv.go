@@ -49,7 +49,13 @@ const (
 	nsMeta   = 'm' // 'm' + name     -> vnode metadata (not handed off)
 )
 
-var metaVnodeID = []byte{nsMeta, 'i', 'd'}
+var (
+	metaVnodeID = []byte{nsMeta, 'i', 'd'}
+	metaLease   = []byte{nsMeta, 's', 'e', 'q'}
+)
+
+// counterLease is how many dot counters a vnode reserves per write of its lease.
+const counterLease = 1 << 16
 
 // KV is gokai's key/value behaviour: each key holds an Object (dotted version vectors, siblings,
 // tombstones). It implements Behaviour.
@@ -58,6 +64,9 @@ type KV struct {
 	env   Env
 	actor string // this vnode's actor id in vector clocks
 	buf   []byte
+	// seq is the highest dot counter this vnode issued (for any key); lease is the persisted bound below
+	// which counters may have been issued. INVARIANT: seq < lease.
+	seq, lease uint64
 }
 
 var _ Behaviour = (*KV)(nil)
@@ -87,6 +96,27 @@ func (kv *KV) Init(env Env) error {
 		}
 	default:
 		return fmt.Errorf("vnode: load id: %w", err)
+	}
+	// Counters below the stored lease may have been issued before a crash: start above it.
+	raw, err := env.Store.Get(metaLease)
+	switch {
+	case err == nil && len(raw) == 8:
+		kv.seq = binary.BigEndian.Uint64(raw)
+	case err == nil:
+		return fmt.Errorf("vnode: counter lease of %d bytes", len(raw))
+	case !errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("vnode: load counter lease: %w", err)
+	}
+	return kv.extendLease()
+}
+
+// extendLease persists a new lease above seq.
+func (kv *KV) extendLease() error {
+	kv.lease = kv.seq + counterLease
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], kv.lease)
+	if err := kv.env.Store.Put(metaLease, b[:]); err != nil {
+		return fmt.Errorf("vnode: store counter lease: %w", err)
 	}
 	return nil
 }
@@ -153,7 +183,7 @@ func (kv *KV) put(req *PutRequest) *PutReply {
 	var next *Object
 	if req.Coordinate {
 		next, err = Update(local, kv.actor, req.Context, req.Blind, req.Value, req.Meta, kv.nowNanos(),
-			UpdateOptions{LWW: kv.cfg.LWW, MaxSiblings: kv.cfg.MaxSiblings, Prune: kv.cfg.Prune})
+			UpdateOptions{LWW: kv.cfg.LWW, MaxSiblings: kv.cfg.MaxSiblings, Prune: kv.cfg.Prune, MinCounter: kv.seq})
 		if err != nil {
 			rep.Err = err.Error()
 			rep.Code = CodeBadRequest
@@ -161,6 +191,19 @@ func (kv *KV) put(req *PutRequest) *PutReply {
 				rep.Code = CodeTooManySiblings
 			}
 			return rep
+		}
+		for _, sib := range next.Siblings {
+			if sib.Dot.Actor == kv.actor && sib.Dot.Counter > kv.seq {
+				kv.seq = sib.Dot.Counter
+			}
+		}
+		// NB: the lease is persisted before the write is stored and acknowledged, so a counter in any
+		// stored object is always below the lease a restarted vnode starts from.
+		if kv.seq >= kv.lease {
+			if err := kv.extendLease(); err != nil {
+				rep.Code, rep.Err = CodeStorage, err.Error()
+				return rep
+			}
 		}
 	} else {
 		if req.Object == nil {

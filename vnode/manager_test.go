@@ -181,3 +181,42 @@ func TestKVHandoffRoundTripMergesWithoutLosingNewerVersions(t *testing.T) {
 		}
 	}
 }
+
+func TestReapedKeyNeverReusesADot(t *testing.T) {
+	db := storage.NewMemory()
+	now := func() time.Time { return time.Unix(1700000000, 0) }
+	env := Env{Node: "a", Partition: 1, Store: storage.Partition{Backend: db, ID: 1}, Logger: slog.Default(), Now: now}
+	kv := NewKV(DefaultKVConfig())().(*KV)
+	if err := kv.Init(env); err != nil {
+		t.Fatal(err)
+	}
+	put := func(kv *KV, val string, ctx VClock, del bool) *Object {
+		rep := kv.HandleCommand(&PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Context: ctx, Blind: ctx == nil,
+			Value: []byte(val), Meta: Meta{Deleted: del}}, Sender{}).Reply().(*PutReply)
+		if rep.Err != "" {
+			t.Fatal(rep.Err)
+		}
+		return rep.Object
+	}
+	first := put(kv, "v1", nil, false)
+	tomb := put(kv, "", first.Clock, true)
+	// A replica elsewhere still holds the tombstone's clock (it missed the reap).
+	stale := tomb
+	kv.HandleCommand(&ReapRequest{V: 1, Key: []byte("k"), Clock: tomb.Clock}, Sender{})
+	if o := kv.HandleCommand(&GetRequest{V: 1, Key: []byte("k")}, Sender{}).Reply().(*GetReply).Object; o != nil {
+		t.Fatalf("not reaped: %v", o)
+	}
+	// The vnode restarts (fresh behaviour value, same storage) and takes a new blind write for the key.
+	kv2 := NewKV(DefaultKVConfig())().(*KV)
+	if err := kv2.Init(env); err != nil {
+		t.Fatal(err)
+	}
+	fresh := put(kv2, "v2", nil, false)
+	if stale.Clock.Covers(fresh.Siblings[0].Dot) {
+		t.Fatalf("new write's dot %v is covered by the old clock %v: it would be lost", fresh.Siblings[0].Dot, stale.Clock)
+	}
+	merged := Sync(stale, fresh, false)
+	if live := merged.Live(now().Unix()); len(live) != 1 || string(live[0].Value) != "v2" {
+		t.Fatalf("merge with the stale replica lost the new write: %v", live)
+	}
+}

@@ -67,6 +67,10 @@ type UpdateOptions struct {
 	MaxSiblings int
 	// Prune bounds the clock; the zero value means DefaultPruneConfig().
 	Prune PruneConfig
+	// MinCounter is a floor for the new dot's counter: the dot is above it even when neither the local copy
+	// nor the context mention the actor. A vnode passes the highest counter it ever issued (for any key), so
+	// it never reissues a dot after a key's tombstone was reaped and the key's history forgotten. 0 = none.
+	MinCounter uint64
 }
 
 // ErrTooManySiblings is returned (wrapped with the count) by Update when a write would exceed MaxSiblings.
@@ -109,7 +113,7 @@ func Update(local *Object, actor string, ctx VClock, blind bool, value []byte, m
 	} else if err := ctx.Validate(); err != nil {
 		return nil, fmt.Errorf("vnode: update: context: %w", err)
 	}
-	base := max(lclock.Get(actor), ctx.Get(actor))
+	base := max(lclock.Get(actor), ctx.Get(actor), opts.MinCounter)
 	if base == ^uint64(0) {
 		return nil, fmt.Errorf("%w: actor %q", ErrCounterOverflow, actor)
 	}
