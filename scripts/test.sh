@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs gokai's whole test suite, installing what the tests need when it is missing:
-#   Debian packages: libmemcached-tools, python3-pymemcache (third-party memcache clients)
+#   Debian packages: libmemcached-tools, python3-pymemcache (third-party memcache clients),
+#                    python3-msgpack (a third-party msgpack implementation), memcached (the bench reference)
 #   Go modules:      go mod download
 # Usage: scripts/test.sh            (CI=true makes missing third-party clients a failure instead of a skip)
 set -euo pipefail
@@ -16,6 +17,8 @@ for tool in memccp memccat memcrm memcexist memctouch; do
 	[ -x "/usr/bin/$tool" ] || { apt_pkgs+=(libmemcached-tools); break; }
 done
 /usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || apt_pkgs+=(python3-pymemcache)
+/usr/bin/python3 -c 'import msgpack' >/dev/null 2>&1 || apt_pkgs+=(python3-msgpack)
+[ -x /usr/bin/memcached ] || apt_pkgs+=(memcached)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
 	echo "== installing Debian packages: ${apt_pkgs[*]}"
 	sudo=""
@@ -37,7 +40,7 @@ echo "== go vet"
 go vet ./...
 
 echo "== go test -race (packages with concurrency)"
-go test -race -count=1 ./actors/... ./coordinator/... ./vnode/... ./membership/... ./storage/... ./supervisor/... ./protocol/...
+go test -race -count=1 ./actors/... ./coordinator/... ./vnode/... ./membership/... ./storage/... ./supervisor/... ./protocol/... ./bench/...
 
 echo "== go test ./..."
 go test -count=1 ./...
