@@ -1,0 +1,73 @@
+package membership
+
+import (
+	"fmt"
+	"testing"
+)
+
+func benchRing(b *testing.B) *Ring {
+	r, err := NewRing(1024, 3, names(8))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+func benchKeys() [][]byte {
+	keys := make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "user:%08d", i)
+	}
+	return keys
+}
+
+func BenchmarkPartitionForKey(b *testing.B) {
+	r, keys := benchRing(b), benchKeys()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		_ = r.PartitionForKey(keys[i&1023])
+		i++
+	}
+}
+
+func BenchmarkPreflist(b *testing.B) {
+	r, keys := benchRing(b), benchKeys()
+	down := r.Nodes()[2]
+	for _, bc := range []struct {
+		name string
+		up   func(NodeID) bool
+	}{
+		{"all_up", nil},
+		{"one_node_down", func(n NodeID) bool { return n != down }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				_ = r.Preflist(keys[i&1023], 3, bc.up)
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkClaim(b *testing.B) {
+	prev, _ := Claim(1024, 3, names(8), nil)
+	for _, bc := range []struct {
+		name  string
+		nodes []NodeID
+	}{
+		{"join_8_to_9", names(9)},
+		{"leave_8_to_7", names(8)[1:]},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Claim(1024, 3, bc.nodes, prev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
