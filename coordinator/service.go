@@ -59,6 +59,9 @@ type Config struct {
 	DeleteMode DeleteMode    // default DeleteKeep
 	ReapDelay  time.Duration // DeleteReap only; default 3s
 
+	// Dispatcher runs the request actors' mailboxes; nil means protoactor's default.
+	Dispatcher actor.Dispatcher
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -221,7 +224,11 @@ func (s *Service) targets(key []byte) []Target {
 func (s *Service) run(ctx context.Context, req *requestActor) (*vnode.Object, error) {
 	ch := make(chan outcome, 1)
 	req.svc, req.out = s, ch
-	s.system.Root.Send(s.sup, &spawnCoordinator{props: actor.PropsFromProducer(func() actor.Actor { return req })})
+	props := actor.PropsFromProducer(func() actor.Actor { return req })
+	if s.cfg.Dispatcher != nil {
+		props.Configure(actor.WithDispatcher(s.cfg.Dispatcher))
+	}
+	s.system.Root.Send(s.sup, &spawnCoordinator{props: props})
 	select {
 	case o := <-ch:
 		s.count(o.err)

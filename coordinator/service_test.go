@@ -42,7 +42,16 @@ type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
+func startBenchNode(b *testing.B) *testNode {
+	return startNode(b, slog.New(slog.DiscardHandler), nil, nil)
+}
+
 func startTestNode(t *testing.T, factory vnode.Factory, mod func(*Config)) *testNode {
+	t.Helper()
+	return startNode(t, testLogger(t), factory, mod)
+}
+
+func startNode(t testing.TB, logger *slog.Logger, factory vnode.Factory, mod func(*Config)) *testNode {
 	t.Helper()
 	db, err := storage.OpenLevelDB(storage.DefaultLevelDBConfig(t.TempDir()))
 	if err != nil {
@@ -52,18 +61,20 @@ func startTestNode(t *testing.T, factory vnode.Factory, mod func(*Config)) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &testNode{system: actors.NewSystem(testLogger(t)), db: db, ring: ring}
+	n := &testNode{system: actors.NewSystem(logger), db: db, ring: ring}
+	disp := actors.NewDispatcher(8, 300)
 	if factory == nil {
 		factory = vnode.NewKV(vnode.DefaultKVConfig())
 	}
 	n.vnodes, err = vnode.StartManager(n.system, vnode.ManagerConfig{Node: "n1", Partitions: ring.PartitionsOf("n1"),
-		Factory: factory, Store: db, Logger: testLogger(t)})
+		Factory: factory, Store: db, Logger: logger, Dispatcher: disp})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig("n1")
 	cfg.Linger = 200 * time.Millisecond
-	cfg.Logger = testLogger(t)
+	cfg.Logger = logger
+	cfg.Dispatcher = disp
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -80,6 +91,7 @@ func startTestNode(t *testing.T, factory vnode.Factory, mod func(*Config)) *test
 		_ = n.svc.Stop(ctx)
 		_ = n.vnodes.Stop(ctx)
 		n.system.Shutdown()
+		disp.Close()
 		_ = db.Close()
 	})
 	return n

@@ -34,6 +34,8 @@ type ManagerConfig struct {
 	RestartWindow time.Duration
 	// OnEscalate is called (once) when a vnode exceeded its restart limits. Must not block.
 	OnEscalate func(err error)
+	// Dispatcher runs the vnodes' mailboxes; nil means protoactor's default (a goroutine per run).
+	Dispatcher actor.Dispatcher
 }
 
 func (c *ManagerConfig) setDefaults() {
@@ -118,7 +120,11 @@ func (a *managerActor) Receive(ctx actor.Context) {
 				Logger:    partitionLogger(a.m.cfg.Logger, a.m.cfg.Node, p),
 				Now:       a.m.cfg.Now,
 			}
-			pid, err := ctx.SpawnNamed(newVnodeProps(env, a.m.cfg.Factory, &a.m.metrics), actors.VnodeName(p))
+			props := newVnodeProps(env, a.m.cfg.Factory, &a.m.metrics)
+			if a.m.cfg.Dispatcher != nil {
+				props.Configure(actor.WithDispatcher(a.m.cfg.Dispatcher))
+			}
+			pid, err := ctx.SpawnNamed(props, actors.VnodeName(p))
 			if err != nil {
 				a.m.cfg.Logger.Error("vnode: spawn failed", "partition", p, "err", err)
 				continue

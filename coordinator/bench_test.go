@@ -1,0 +1,65 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+func BenchmarkGetFSMStep(b *testing.B) {
+	o, _ := vnode.Update(nil, "a/1/x", nil, true, make([]byte, 100), vnode.Meta{}, 1, vnode.UpdateOptions{})
+	ts := targets3()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		f := NewGetFSM(GetParams{R: 2, Timeout: 1, Linger: 1}, ts)
+		f.Start()
+		f.Reply(0, o, nil)
+		f.Reply(1, o, nil)
+		f.Reply(2, o, nil)
+	}
+}
+
+// BenchmarkServiceGet measures a whole read through coordinator actors, vnode actors and goleveldb:
+// N=3, R=2, 100-byte values, one key space of 1000 keys, parallel callers.
+func BenchmarkServiceGet(b *testing.B) {
+	n := startBenchNode(b)
+	ctx := context.Background()
+	for i := 0; i < 1000; i++ {
+		if _, err := n.svc.Put(ctx, []byte(fmt.Sprintf("key%d", i)), make([]byte, 100), vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := n.svc.Get(ctx, []byte(fmt.Sprintf("key%d", i%1000)), ReadOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkServicePut measures a whole blind write (coordinating vnode, then 2 replicas; W=2).
+func BenchmarkServicePut(b *testing.B) {
+	n := startBenchNode(b)
+	ctx := context.Background()
+	val := make([]byte, 100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := n.svc.Put(ctx, []byte(fmt.Sprintf("key%d", i%1000)), val, vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
