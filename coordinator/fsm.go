@@ -216,7 +216,12 @@ func (f *GetFSM) Reply(i int, obj *vnode.Object, err error) []Effect {
 	}
 	if err == nil {
 		f.objects[i] = obj
-		if obj != nil {
+		switch {
+		case obj == nil:
+		case f.merged == nil:
+			f.merged = obj
+		case !f.merged.Equal(obj):
+			// NB: replicas usually agree; Sync (which allocates) only runs when they differ.
 			f.merged = vnode.Sync(f.merged, obj, f.p.LWW)
 		}
 	}
