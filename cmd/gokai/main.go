@@ -39,7 +39,16 @@ const usage = `usage: gokai <command> [flags]
 commands:
   start     run a node (gokai start -h for its settings)
   bench     load-generate against memcache servers
+  get       read a key: every sibling and the causal context (gokai get -h)
+  put       write a key, blind or over a context from get (gokai put -h)
+  delete    delete a key, blind or over a context from get
+  status    a node's version, ping latency and main counters
+  ring      which node owns each partition
+  members   the cluster's nodes
   version   print the version
+
+client commands (get put delete status ring members) take --addr (default 127.0.0.1:11011 or
+$GOKAI_ADDR), --timeout and --json; they exit 0 ok, 1 not found, 2 usage, 3 server or connection error.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,6 +61,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return start(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "get":
+		return cliGet(ctx, args[1:], stdout, stderr)
+	case "put":
+		return cliPut(ctx, args[1:], stdout, stderr)
+	case "delete":
+		return cliDelete(ctx, args[1:], stdout, stderr)
+	case "status":
+		return cliStatus(ctx, args[1:], stdout, stderr)
+	case "ring":
+		return cliRing(ctx, args[1:], stdout, stderr)
+	case "members":
+		return cliMembers(ctx, args[1:], stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "gokai", node.Version)
 		return nil
