@@ -1,0 +1,259 @@
+package msgpackrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Handler runs the requests of a Server.
+type Handler interface {
+	// Call runs one request and returns its result or error. It is called on its own goroutine,
+	// concurrently with other calls, also of the same connection. ctx ends when the connection fails or is
+	// closed by a protocol error, or when Shutdown gives up waiting; a graceful Shutdown lets calls finish.
+	//
+	// params are the elements of the request's params array, decoded by vmihailenco/msgpack into any: str
+	// as string, bin as []byte (use Bytes/OptBytes to accept both), maps as map[string]any (str or bin
+	// keys; other keys make the request a bad_request before Call), arrays as []any, integers as the
+	// narrowest Go type (int8..int64, uint8..uint64; use Int), floats as float32/float64, nil as nil,
+	// timestamps as time.Time. Call owns params and may keep them.
+	//
+	// The result is encoded by vmihailenco/msgpack: map[string]any, []any, structs (by their msgpack tags),
+	// []byte as bin, string as str. An error that is (or wraps) an *Error is sent as is; other errors are
+	// sent as CodeInternal (CodeTimeout for context.DeadlineExceeded). A method it does not serve should
+	// return ErrUnknownMethod(method). A panic is recovered, logged and answered CodeInternal.
+	Call(ctx context.Context, method string, params []any) (result any, err error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, method string, params []any) (any, error)
+
+// Call calls f.
+func (f HandlerFunc) Call(ctx context.Context, method string, params []any) (any, error) {
+	return f(ctx, method, params)
+}
+
+// Server serves MessagePack-RPC over a Handler. Create it with NewServer, run Serve on one or more
+// listeners, and stop it with Shutdown.
+type Server struct {
+	cfg    Config
+	cfgErr error
+	h      Handler
+	log    *slog.Logger
+
+	// ctx is the parent of every connection's context; cancelled when Shutdown gives up waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// stopping is closed by Shutdown: connections stop reading new requests.
+	stopping chan struct{}
+	stopOnce sync.Once
+
+	closing atomic.Bool
+	curr    atomic.Int64 // open connections
+	stats   counters
+
+	wg sync.WaitGroup // connection goroutines
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{} // REQUIRES: mu held
+	conns     map[*conn]struct{}        // REQUIRES: mu held
+}
+
+// NewServer returns a server over h. Zero Config fields take their defaults; an invalid Config (or a nil
+// Handler) makes Serve return the validation error. A nil logger discards logs.
+func NewServer(cfg Config, h Handler, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfgErr:    cfg.Validate(),
+		cfg:       cfg.withDefaults(),
+		h:         h,
+		log:       logger,
+		stopping:  make(chan struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+	if s.cfgErr == nil && h == nil {
+		s.cfgErr = errors.New("msgpackrpc: NewServer: nil Handler")
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Serve accepts connections on ln and serves each on its own goroutine until Shutdown. It always returns a
+// non-nil error and closes ln: ErrServerClosed after Shutdown, the Config error if the Config is invalid, or
+// the listener's error. Serve may run on several listeners at once.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.cfgErr != nil {
+		ln.Close()
+		return s.cfgErr
+	}
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			if !retryableAccept(err) {
+				return fmt.Errorf("msgpackrpc: accept: %w", err)
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("msgpackrpc: accept failed; retrying", "err", err, "backoff", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.stopping:
+				t.Stop()
+			}
+			continue
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+// retryableAccept reports whether an Accept error is transient (out of descriptors or memory, a connection
+// reset before it was accepted, a timeout).
+func retryableAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// accept starts serving nc, or closes it when the server is full or closing. A rejected client sees the
+// connection closed before any response (there is no msgid to answer yet).
+func (s *Server) accept(nc net.Conn) {
+	if s.curr.Load() >= int64(s.cfg.MaxConns) {
+		s.stats.rejectedConns.Add(1)
+		s.log.Warn("msgpackrpc: too many open connections", "remote", nc.RemoteAddr().String(),
+			"max_conns", s.cfg.MaxConns)
+		nc.Close()
+		return
+	}
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		c.cancel()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.curr.Add(1)
+	s.stats.totalConns.Add(1)
+	go c.serve()
+}
+
+// connDone is called by a connection goroutine as it ends.
+func (s *Server) connDone(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.curr.Add(-1)
+	s.wg.Done()
+}
+
+// Shutdown stops the server gracefully: it closes the listeners and stops every connection from reading
+// further requests; requests already received but not started are answered CodeShuttingDown; calls in
+// flight run to completion and their responses are written; then each connection closes. Shutdown returns
+// nil once every connection is closed. If ctx ends first, it cancels the contexts of the calls still running,
+// closes the remaining connections, and returns ctx's error without waiting for the calls.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.stopOnce.Do(func() { close(s.stopping) })
+	for c := range s.conns {
+		c.stop()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// ServerStats are the server's counters (Stats).
+type ServerStats struct {
+	Conns         int64  // connections open now
+	TotalConns    uint64 // connections accepted and served
+	RejectedConns uint64 // connections closed at once because MaxConns were open
+	Requests      uint64 // requests passed to the Handler
+	Notifications uint64 // notifications received (not answered)
+	InFlight      int64  // requests running or whose responses are waiting to be written
+	Errors        uint64 // error responses sent, for any reason
+	BadFrames     uint64 // messages that were not msgpack, over a limit, or of the wrong shape
+	Panics        uint64 // Handler panics recovered
+}
+
+// counters back ServerStats; updated with atomics from every connection and call goroutine.
+type counters struct {
+	totalConns, rejectedConns, requests, notifications, errors, badFrames, panics atomic.Uint64
+	inFlight                                                                      atomic.Int64
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() ServerStats {
+	st := &s.stats
+	return ServerStats{
+		Conns:         s.curr.Load(),
+		TotalConns:    st.totalConns.Load(),
+		RejectedConns: st.rejectedConns.Load(),
+		Requests:      st.requests.Load(),
+		Notifications: st.notifications.Load(),
+		InFlight:      st.inFlight.Load(),
+		Errors:        st.errors.Load(),
+		BadFrames:     st.badFrames.Load(),
+		Panics:        st.panics.Load(),
+	}
+}
