@@ -54,6 +54,9 @@ type Config struct {
 	MemcacheIdle     time.Duration // close idle connections after; default 0 (never)
 	MemcacheFlushAll bool          // allow flush_all; default false
 
+	RPCListen   string // msgpack-RPC listen address; default "127.0.0.1:11011"; "" disables
+	RPCMaxConns int    // default 1024
+
 	LogLevel string // debug, info (default), warn, error
 	LogJSON  bool   // JSON logs instead of text; default false
 }
@@ -68,6 +71,7 @@ func Default() Config {
 		VclockSmall: p.SmallVClock, VclockBig: p.BigVClock, VclockYoung: p.YoungVClock, VclockOld: p.OldVClock,
 		VnodeMaxRestarts: 10, VnodeRestartWin: 10 * time.Second,
 		MemcacheListen: "127.0.0.1:11211", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20,
+		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024,
 		LogLevel: "info",
 	}
 }
@@ -147,6 +151,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.MemcacheMaxValue, "memcache-max-value", c.MemcacheMaxValue, "memcache value size limit (bytes)")
 	fs.DurationVar(&c.MemcacheIdle, "memcache-idle-timeout", c.MemcacheIdle, "close idle memcache connections (0 = never)")
 	fs.BoolVar(&c.MemcacheFlushAll, "memcache-flush-all", c.MemcacheFlushAll, "allow flush_all")
+	fs.StringVar(&c.RPCListen, "rpc-listen", c.RPCListen, "msgpack-RPC listen address (\"\" disables)")
+	fs.IntVar(&c.RPCMaxConns, "rpc-max-conns", c.RPCMaxConns, "msgpack-RPC connections")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", c.LogJSON, "JSON logs")
 }

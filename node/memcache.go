@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
@@ -22,23 +21,23 @@ func ToEntry(o *vnode.Object, nowSec int64) (memcache.Entry, error) {
 	if o == nil {
 		return memcache.Entry{}, nil
 	}
+	ctx, err := o.Clock.MarshalBinary()
+	if err != nil {
+		return memcache.Entry{}, err
+	}
 	live := o.Live(nowSec)
 	if len(live) == 0 {
-		return memcache.Entry{}, nil
+		// Deleted or expired: not found, but the context lets `add` supersede the tombstone exactly.
+		return memcache.Entry{Context: ctx}, nil
 	}
 	chosen, _ := o.Chosen(nowSec)
-	e := memcache.Entry{Found: true, Siblings: make([]memcache.Value, len(live)), Cas: o.Clock.Hash()}
+	e := memcache.Entry{Found: true, Siblings: make([]memcache.Value, len(live)), Cas: o.Clock.Hash(), Context: ctx}
 	for i, s := range live {
 		e.Siblings[i] = memcache.Value{Data: s.Value, Flags: s.Meta.Flags, Expiry: s.Meta.Expiry, LastMod: s.Meta.LastMod}
 		if s.Dot == chosen.Dot {
 			e.Chosen = i
 		}
 	}
-	ctx, err := o.Clock.MarshalBinary()
-	if err != nil {
-		return memcache.Entry{}, err
-	}
-	e.Context = ctx
 	return e, nil
 }
 
@@ -112,24 +111,10 @@ func (s *memcacheStore) FlushAll(ctx context.Context) error {
 }
 
 func (s *memcacheStore) Stats() []memcache.Stat {
-	st := s.n.coord.Stats()
-	i := func(v int64) string { return strconv.FormatInt(v, 10) }
-	return []memcache.Stat{
-		{Name: "gokai_node", Value: s.n.cfg.Name},
-		{Name: "gokai_ring_q", Value: strconv.Itoa(s.n.cfg.Q)},
-		{Name: "gokai_n", Value: strconv.Itoa(s.n.cfg.N)},
-		{Name: "gokai_r", Value: strconv.Itoa(s.n.cfg.R)},
-		{Name: "gokai_w", Value: strconv.Itoa(s.n.cfg.W)},
-		{Name: "gokai_vnodes", Value: strconv.Itoa(len(s.n.vnodes.Partitions()))},
-		{Name: "gokai_vnode_restarts", Value: i(s.n.vnodes.Metrics().Restarts())},
-		{Name: "gokai_coord_gets", Value: i(st.Gets)},
-		{Name: "gokai_coord_puts", Value: i(st.Puts)},
-		{Name: "gokai_coord_deletes", Value: i(st.Deletes)},
-		{Name: "gokai_coord_active", Value: i(st.Active)},
-		{Name: "gokai_siblings_seen", Value: i(st.SiblingsSeen)},
-		{Name: "gokai_read_repairs", Value: i(st.ReadRepairs)},
-		{Name: "gokai_coord_timeouts", Value: i(st.Timeouts)},
-		{Name: "gokai_coord_quorum_failures", Value: i(st.QuorumFailures)},
-		{Name: "gokai_coord_overloads", Value: i(st.Overloads)},
+	st := s.n.stats()
+	out := make([]memcache.Stat, len(st))
+	for i, x := range st {
+		out[i] = memcache.Stat{Name: x.name, Value: statString(x.value)}
 	}
+	return out
 }

@@ -8,7 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/protocol/memcache"
+	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/supervisor"
 	"github.com/gokai-kv/gokai/vnode"
@@ -36,6 +37,7 @@ type Node struct {
 	tree   *supervisor.Tree
 
 	system  *actor.ActorSystem
+	disp    *actors.Dispatcher
 	backend storage.Backend
 	ring    atomic.Pointer[membership.Ring]
 	vnodes  *vnode.Manager
@@ -43,6 +45,9 @@ type Node struct {
 
 	mc   *memcache.Server
 	mcLn net.Listener
+
+	rpc   *rpc.Server
+	rpcLn net.Listener
 }
 
 // New prepares a node; Start brings it up. now may be nil (time.Now).
@@ -65,12 +70,16 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time) (*Node, error) {
 	if cfg.MemcacheListen != "" {
 		n.tree.Add(supervisor.Child{Name: "memcache", Start: n.startMemcache, Run: n.runMemcache, Stop: n.stopMemcache})
 	}
+	if cfg.RPCListen != "" {
+		n.tree.Add(supervisor.Child{Name: "msgpack-rpc", Start: n.startRPC, Run: n.runRPC, Stop: n.stopRPC})
+	}
 	return n, nil
 }
 
 // Start starts the tree in order: storage, ring, vnodes, coordinators, listeners.
 func (n *Node) Start(ctx context.Context) error {
 	n.system = actors.NewSystem(n.logger)
+	n.disp = actors.NewDispatcher(max(8, 4*runtime.GOMAXPROCS(0)), 300)
 	return n.tree.Start(ctx)
 }
 
@@ -79,6 +88,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	err := n.tree.Stop(ctx)
 	if n.system != nil {
 		n.system.Shutdown()
+		n.disp.Close()
 	}
 	return err
 }
@@ -95,6 +105,14 @@ func (n *Node) MemcacheAddr() string {
 		return ""
 	}
 	return n.mcLn.Addr().String()
+}
+
+// RPCAddr is the bound msgpack-RPC address ("" when disabled or not started).
+func (n *Node) RPCAddr() string {
+	if n.rpcLn == nil {
+		return ""
+	}
+	return n.rpcLn.Addr().String()
 }
 
 // Coordinator, Vnodes, Backend, Ring and System expose the node's parts to tools and tests.
@@ -191,6 +209,7 @@ func (n *Node) startVnodes(ctx context.Context) error {
 		Node: n.cfg.Name, Partitions: r.PartitionsOf(nodeID(n.cfg.Name)), Factory: vnode.NewKV(n.cfg.kvConfig()),
 		Store: n.backend, Logger: n.logger, Now: n.now,
 		MaxRestarts: n.cfg.VnodeMaxRestarts, RestartWindow: n.cfg.VnodeRestartWin, OnEscalate: n.tree.Escalate,
+		Dispatcher: n.disp,
 	})
 	if err != nil {
 		return err
@@ -217,7 +236,7 @@ func (r router) VnodePID(node membership.NodeID, p int) *actor.PID {
 
 func (n *Node) startCoordinators(context.Context) error {
 	cc := n.cfg.coordinatorConfig()
-	cc.Logger, cc.Now = n.logger, n.now
+	cc.Logger, cc.Now, cc.Dispatcher = n.logger, n.now, n.disp
 	s, err := coordinator.Start(n.system, cc, router{n})
 	if err != nil {
 		return err
@@ -256,18 +275,44 @@ func (n *Node) startMemcache(context.Context) error {
 }
 
 func (n *Node) runMemcache(ctx context.Context) error {
-	err := n.mc.Serve(n.mcLn)
+	return serveLoop(ctx, "memcache", &n.mcLn, n.mc.Serve)
+}
+
+// serveLoop runs serve on *ln until ctx ends. A serve that returns while ctx is live is a crash: the listener
+// is rebound on the same address so the supervisor's restart can serve again.
+func serveLoop(ctx context.Context, name string, ln *net.Listener, serve func(net.Listener) error) error {
+	err := serve(*ln)
 	if ctx.Err() != nil {
 		return nil
 	}
-	if err == nil || strings.Contains(err.Error(), "closed") {
-		err = fmt.Errorf("memcache: listener closed: %v", err)
+	if l, lerr := net.Listen("tcp", (*ln).Addr().String()); lerr == nil {
+		*ln = l
 	}
-	// Rebind for the restart.
-	if ln, lerr := net.Listen("tcp", n.mcLn.Addr().String()); lerr == nil {
-		n.mcLn = ln
-	}
-	return err
+	return fmt.Errorf("%s: serve returned: %v", name, err)
 }
 
 func (n *Node) stopMemcache(ctx context.Context) error { return n.mc.Shutdown(ctx) }
+
+func (n *Node) startRPC(context.Context) error {
+	ln, err := net.Listen("tcp", n.cfg.RPCListen)
+	if err != nil {
+		return fmt.Errorf("msgpack-rpc: %w", err)
+	}
+	// NB: client requests are small trees (a key, a value, an options map); 4096 elements is far above
+	// any valid request and bounds what the decoder may allocate per message.
+	rcfg := rpc.Config{MaxConns: n.cfg.RPCMaxConns, MaxElems: 4096}
+	if err := rcfg.Validate(); err != nil {
+		ln.Close()
+		return err
+	}
+	n.rpcLn = ln
+	n.rpc = rpc.NewServer(rcfg, rpcHandler{n}, n.logger.With("component", "msgpack-rpc"))
+	n.logger.Info("msgpack-rpc listening", "addr", ln.Addr().String())
+	return nil
+}
+
+func (n *Node) runRPC(ctx context.Context) error {
+	return serveLoop(ctx, "msgpack-rpc", &n.rpcLn, n.rpc.Serve)
+}
+
+func (n *Node) stopRPC(ctx context.Context) error { return n.rpc.Shutdown(ctx) }

@@ -19,13 +19,17 @@ import (
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func startTestNode(t *testing.T, mod func(*Config)) *Node {
 	t.Helper()
 	cfg := Default()
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen = "127.0.0.1:0"
+	cfg.RPCListen = "127.0.0.1:0"
 	cfg.Q = 16
 	cfg.Linger = 100 * time.Millisecond
 	if mod != nil {

@@ -30,7 +30,7 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "gokai:", err)
 		}
-		os.Exit(2)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -123,7 +123,7 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	logger.Info("gokai ready", "memcache", n.MemcacheAddr())
+	logger.Info("gokai ready", "memcache", n.MemcacheAddr(), "rpc", n.RPCAddr())
 	var runErr error
 	select {
 	case <-ctx.Done():

@@ -55,18 +55,19 @@ func TestMain(m *testing.M) {
 
 // proc is one running gokai process.
 type proc struct {
-	t        *testing.T
-	cmd      *exec.Cmd
-	dataDir  string
-	args     []string
-	mcAddr   string
-	logMu    sync.Mutex
-	log      bytes.Buffer
-	exited   chan struct{}
-	exitErr  error
+	t       *testing.T
+	cmd     *exec.Cmd
+	dataDir string
+	args    []string
+	mcAddr  string
+	rpcAddr string
+	logMu   sync.Mutex
+	log     bytes.Buffer
+	exited  chan struct{}
+	exitErr error
 }
 
-var readyRE = regexp.MustCompile(`msg="gokai ready" memcache=(\S+)`)
+var readyRE = regexp.MustCompile(`msg="gokai ready" memcache=(\S+) rpc=(\S*)`)
 
 // startNode runs `gokai start` on a data dir (a new temp dir if dataDir is "") with loopback port 0 and
 // extra flags, and waits until it is ready.
@@ -75,7 +76,7 @@ func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	args := append([]string{"start", "-data-dir", dataDir, "-memcache-listen", "127.0.0.1:0", "-log-level", "info"}, extra...)
+	args := append([]string{"start", "-data-dir", dataDir, "-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-log-level", "info"}, extra...)
 	p := &proc{t: t, dataDir: dataDir, args: args, exited: make(chan struct{})}
 	p.cmd = exec.Command(gokaiBinary(t), args...)
 	stderr, err := p.cmd.StderrPipe()
@@ -86,7 +87,7 @@ func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan string, 1)
+	ready := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -96,7 +97,7 @@ func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 			p.log.WriteString(line + "\n")
 			p.logMu.Unlock()
 			if m := readyRE.FindStringSubmatch(line); m != nil {
-				ready <- m[1]
+				ready <- m
 			}
 		}
 	}()
@@ -116,7 +117,8 @@ func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 		}
 	})
 	select {
-	case p.mcAddr = <-ready:
+	case m := <-ready:
+		p.mcAddr, p.rpcAddr = m[1], m[2]
 	case <-p.exited:
 		t.Fatalf("gokai exited before ready: %v\n%s", p.exitErr, p.logText())
 	case <-time.After(30 * time.Second):

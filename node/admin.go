@@ -1,0 +1,82 @@
+package node
+
+import (
+	"fmt"
+)
+
+// stat is one of the node's own counters, shown by memcache `stats` and msgpack-RPC `stats`.
+type stat struct {
+	name  string
+	value any // int64, int or string
+}
+
+func (n *Node) stats() []stat {
+	st := n.coord.Stats()
+	out := []stat{
+		{"gokai_node", n.cfg.Name},
+		{"gokai_ring_q", n.cfg.Q},
+		{"gokai_n", n.cfg.N},
+		{"gokai_r", n.cfg.R},
+		{"gokai_w", n.cfg.W},
+		{"gokai_vnodes", len(n.vnodes.Partitions())},
+		{"gokai_vnode_restarts", n.vnodes.Metrics().Restarts()},
+		{"gokai_coord_gets", st.Gets},
+		{"gokai_coord_puts", st.Puts},
+		{"gokai_coord_deletes", st.Deletes},
+		{"gokai_coord_active", st.Active},
+		{"gokai_siblings_seen", st.SiblingsSeen},
+		{"gokai_read_repairs", st.ReadRepairs},
+		{"gokai_coord_timeouts", st.Timeouts},
+		{"gokai_coord_quorum_failures", st.QuorumFailures},
+		{"gokai_coord_overloads", st.Overloads},
+	}
+	if n.rpc != nil {
+		rs := n.rpc.Stats()
+		out = append(out, stat{"gokai_rpc_conns", rs.Conns}, stat{"gokai_rpc_requests", rs.Requests},
+			stat{"gokai_rpc_errors", rs.Errors}, stat{"gokai_rpc_bad_frames", rs.BadFrames})
+	}
+	return out
+}
+
+func (n *Node) statsMap() map[string]any {
+	st := n.stats()
+	m := make(map[string]any, len(st))
+	for _, s := range st {
+		m[s.name] = s.value
+	}
+	return m
+}
+
+func (n *Node) ringInfo() map[string]any {
+	r := n.ring.Load()
+	owners := r.Owners()
+	names := make([]string, len(owners))
+	for i, o := range owners {
+		names[i] = string(o)
+	}
+	return map[string]any{"q": r.Q(), "version": r.Version(), "n": n.cfg.N, "owners": names}
+}
+
+func (n *Node) members() []any {
+	r := n.ring.Load()
+	var out []any
+	for _, m := range r.Nodes() {
+		e := map[string]any{"name": string(m), "status": "up", "partitions": len(r.PartitionsOf(m))}
+		if m == nodeID(n.cfg.Name) {
+			e["rpc_addr"], e["memcache_addr"] = n.RPCAddr(), n.MemcacheAddr()
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func (n *Node) preflistInfo(key []byte) []any {
+	pl := n.ring.Load().Preflist(key, n.cfg.N, nil)
+	out := make([]any, len(pl))
+	for i, e := range pl {
+		out[i] = map[string]any{"partition": e.Partition, "node": string(e.Node), "primary": e.Primary}
+	}
+	return out
+}
+
+func statString(v any) string { return fmt.Sprint(v) }

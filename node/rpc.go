@@ -1,0 +1,282 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gokai-kv/gokai/coordinator"
+	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+// rpcHandler serves gokai's msgpack-RPC API (docs/msgpack-rpc.md) over the node's coordinators.
+type rpcHandler struct{ n *Node }
+
+var _ rpc.Handler = rpcHandler{}
+
+// ProtocolVersion is the msgpack-RPC API version reported by `version`.
+const ProtocolVersion = 1
+
+func (h rpcHandler) Call(ctx context.Context, method string, params []any) (any, error) {
+	switch method {
+	case "get":
+		return h.get(ctx, params)
+	case "put":
+		return h.put(ctx, params)
+	case "delete":
+		return h.delete(ctx, params)
+	case "ping":
+		return "pong", nil
+	case "version":
+		return map[string]any{"version": Version, "protocol": ProtocolVersion}, nil
+	case "stats":
+		return h.n.statsMap(), nil
+	case "ring":
+		return h.n.ringInfo(), nil
+	case "members":
+		return h.n.members(), nil
+	case "preflist":
+		key, err := rpc.Bytes(params, 0, "key")
+		if err != nil {
+			return nil, err
+		}
+		return h.n.preflistInfo(key), nil
+	default:
+		return nil, rpc.ErrUnknownMethod(method)
+	}
+}
+
+func badRequest(format string, args ...any) error {
+	return &rpc.Error{Code: "bad_request", Message: fmt.Sprintf(format, args...)}
+}
+
+func optInt(m map[string]any, key string, max int64) (int, error) {
+	v, ok, err := rpc.Int(m, key)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if v < 0 || v > max {
+		return 0, badRequest("option %s=%d out of range 0..%d", key, v, max)
+	}
+	return int(v), nil
+}
+
+func timeoutOpt(m map[string]any) (time.Duration, error) {
+	ms, err := optInt(m, "timeout_ms", 3_600_000)
+	return time.Duration(ms) * time.Millisecond, err
+}
+
+func (h rpcHandler) key(params []any) ([]byte, error) {
+	key, err := rpc.Bytes(params, 0, "key")
+	if err != nil {
+		return nil, err
+	}
+	if len(key) == 0 || len(key) > 65535 {
+		return nil, badRequest("key length %d: want 1..65535 bytes", len(key))
+	}
+	return key, nil
+}
+
+func (h rpcHandler) get(ctx context.Context, params []any) (any, error) {
+	if len(params) < 1 || len(params) > 2 {
+		return nil, badRequest("get takes (key, opts), got %d params", len(params))
+	}
+	key, err := h.key(params)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := rpc.Map(params, 1, "opts")
+	if err != nil {
+		return nil, err
+	}
+	var ro coordinator.ReadOptions
+	if ro.R, err = optInt(opts, "r", 16); err != nil {
+		return nil, err
+	}
+	if ro.PR, err = optInt(opts, "pr", 16); err != nil {
+		return nil, err
+	}
+	if ro.Timeout, err = timeoutOpt(opts); err != nil {
+		return nil, err
+	}
+	o, err := h.n.coord.Get(ctx, key, ro)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	body, ok, err := h.body(o)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &rpc.Error{Code: "not_found", Message: "not found"}
+	}
+	return body, nil
+}
+
+// body renders an object's live siblings and context; ok is false when nothing is live.
+func (h rpcHandler) body(o *vnode.Object) (map[string]any, bool, error) {
+	if o == nil {
+		return nil, false, nil
+	}
+	live := o.Live(h.n.now().Unix())
+	if len(live) == 0 {
+		return nil, false, nil
+	}
+	values := make([]any, len(live))
+	meta := make([]any, len(live))
+	for i, s := range live {
+		values[i] = s.Value
+		meta[i] = map[string]any{"flags": s.Meta.Flags, "expiry": s.Meta.Expiry, "last_modified": s.Meta.LastMod}
+	}
+	ctxb, err := o.Clock.MarshalBinary()
+	if err != nil {
+		return nil, false, err
+	}
+	return map[string]any{"values": values, "metadata": meta, "context": ctxb}, true, nil
+}
+
+func (h rpcHandler) writeOpts(opts map[string]any) (coordinator.WriteOptions, error) {
+	var wo coordinator.WriteOptions
+	var err error
+	if wo.W, err = optInt(opts, "w", 16); err != nil {
+		return wo, err
+	}
+	if wo.PW, err = optInt(opts, "pw", 16); err != nil {
+		return wo, err
+	}
+	wo.Timeout, err = timeoutOpt(opts)
+	return wo, err
+}
+
+func contextParam(params []any, i int) (vnode.VClock, bool, error) {
+	raw, err := rpc.OptBytes(params, i, "context")
+	if err != nil {
+		return nil, false, err
+	}
+	if raw == nil {
+		return nil, true, nil
+	}
+	vc, err := vnode.UnmarshalVClock(raw)
+	if err != nil {
+		return nil, false, badRequest("context: %v", err)
+	}
+	return vc, false, nil
+}
+
+func (h rpcHandler) put(ctx context.Context, params []any) (any, error) {
+	if len(params) < 2 || len(params) > 4 {
+		return nil, badRequest("put takes (key, value, context, opts), got %d params", len(params))
+	}
+	key, err := h.key(params)
+	if err != nil {
+		return nil, err
+	}
+	value, err := rpc.Bytes(params, 1, "value")
+	if err != nil {
+		return nil, err
+	}
+	if len(value) > maxRPCValue {
+		return nil, &rpc.Error{Code: "too_large", Message: fmt.Sprintf("value of %d bytes over the %d limit", len(value), maxRPCValue), Fields: map[string]any{"limit": maxRPCValue}}
+	}
+	vc, blind, err := contextParam(params, 2)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := rpc.Map(params, 3, "opts")
+	if err != nil {
+		return nil, err
+	}
+	wo, err := h.writeOpts(opts)
+	if err != nil {
+		return nil, err
+	}
+	var meta vnode.Meta
+	if f, ok, err := rpc.Int(opts, "flags"); err != nil {
+		return nil, err
+	} else if ok {
+		if f < 0 || f > 1<<32-1 {
+			return nil, badRequest("flags %d out of uint32 range", f)
+		}
+		meta.Flags = uint32(f)
+	}
+	if e, ok, err := rpc.Int(opts, "expiry"); err != nil {
+		return nil, err
+	} else if ok {
+		meta.Expiry = e
+	}
+	returnBody, _, err := rpc.Bool(opts, "return_body")
+	if err != nil {
+		return nil, err
+	}
+	o, err := h.n.coord.Put(ctx, key, value, meta, vc, blind, wo)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	if !returnBody {
+		return map[string]any{}, nil
+	}
+	body, _, err := h.body(o)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		body = map[string]any{}
+	}
+	return body, nil
+}
+
+func (h rpcHandler) delete(ctx context.Context, params []any) (any, error) {
+	if len(params) < 1 || len(params) > 3 {
+		return nil, badRequest("delete takes (key, context, opts), got %d params", len(params))
+	}
+	key, err := h.key(params)
+	if err != nil {
+		return nil, err
+	}
+	vc, blind, err := contextParam(params, 1)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := rpc.Map(params, 2, "opts")
+	if err != nil {
+		return nil, err
+	}
+	wo, err := h.writeOpts(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.n.coord.Delete(ctx, key, vc, blind, wo); err != nil {
+		return nil, rpcError(err)
+	}
+	return true, nil
+}
+
+// maxRPCValue bounds one value written over msgpack-RPC (16 MiB).
+const maxRPCValue = 16 << 20
+
+// rpcError maps gokai's errors to the API's stable error codes. It is the one place where that happens.
+func rpcError(err error) error {
+	var qe *coordinator.QuorumError
+	switch {
+	case errors.As(err, &qe):
+		code := "quorum_failed"
+		if qe.Timeout {
+			code = "timeout"
+		}
+		return &rpc.Error{Code: code, Message: err.Error(), Fields: map[string]any{"need": qe.Need, "got": qe.Got, "primary": qe.Primary}}
+	case errors.Is(err, coordinator.ErrOverload):
+		return &rpc.Error{Code: "overload", Message: err.Error()}
+	case errors.Is(err, coordinator.ErrShuttingDown):
+		return &rpc.Error{Code: "shutting_down", Message: err.Error()}
+	case errors.Is(err, vnode.ErrTooManySiblings):
+		return &rpc.Error{Code: "too_many_siblings", Message: err.Error()}
+	case errors.Is(err, coordinator.ErrBadRequest):
+		return &rpc.Error{Code: "bad_request", Message: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &rpc.Error{Code: "timeout", Message: err.Error()}
+	default:
+		return &rpc.Error{Code: "internal", Message: err.Error()}
+	}
+}
