@@ -1,10 +1,3 @@
-// Command gokai runs a gokai node and talks to one.
-//
-//	gokai start [flags]      run a node (single node with embedded defaults: ./gokai-data, memcache on 127.0.0.1:11211)
-//	gokai version            print the version
-//
-// `gokai start -h` lists every setting; each can also be given in a config file (`-config FILE`, lines of
-// `name = value` with the flag names).
 package main
 
 import (

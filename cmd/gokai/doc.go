@@ -1,0 +1,15 @@
+// Command gokai is gokai's one binary: it runs a node and talks to one.
+//
+//	gokai start [flags]          run a node (embedded defaults: ./gokai-data, memcache on 127.0.0.1:11211,
+//	                             msgpack-RPC on 127.0.0.1:11011, N=3 R=2 W=2 Q=64)
+//	gokai get|put|delete KEY     the Dynamo API over msgpack-RPC (contexts, siblings, quorums)
+//	gokai status|ring|members    admin views, as tables or --json
+//	gokai bench [flags]          load generator (memcache or msgpack-RPC)
+//	gokai version
+//
+// It owns only the command line: main calls run(ctx, args, stdout, stderr), each command is a function of
+// the same shape, and the work is done by node (start), client (the client commands) and bench.
+//
+// `gokai start -h` lists every setting; each can also be given in a config file (`-config FILE`, lines of
+// `name = value` with the flag names).
+package main
