@@ -19,6 +19,7 @@ type vnodeActor struct {
 	factory Factory
 	b       Behaviour
 	metrics *Metrics
+	handoff *handoffState // nil unless a handoff is under way
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {
@@ -49,11 +50,10 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 			// INVARIANT: Started is always processed before user messages.
 			panic("vnode: command before init")
 		}
-		from := Sender{system: ctx.ActorSystem(), pid: ctx.Sender()}
-		res := a.b.HandleCommand(msg, from)
-		if res.hasReply && from.pid != nil {
-			ctx.Respond(res.reply)
+		if a.handleHandoff(ctx, msg) {
+			return
 		}
+		a.command(ctx, msg, Sender{system: ctx.ActorSystem(), pid: ctx.Sender()})
 	}
 }
 

@@ -69,7 +69,37 @@ type KV struct {
 	seq, lease uint64
 }
 
-var _ Behaviour = (*KV)(nil)
+var (
+	_ Behaviour        = (*KV)(nil)
+	_ HandoffCommander = (*KV)(nil)
+	_ ConcurrentFold   = (*KV)(nil)
+)
+
+// ConcurrentFoldSafe: KV's fold reads a storage snapshot and its encoder is pure.
+func (kv *KV) ConcurrentFoldSafe() {}
+
+// HandleHandoffCommand applies writes locally and forwards the resulting object to the new owner, so a
+// write that lands after the fold's snapshot still reaches it. Reads and reaps are handled locally only.
+func (kv *KV) HandleHandoffCommand(cmd any, from Sender) (Result, any) {
+	req, ok := cmd.(*PutRequest)
+	if !ok {
+		return kv.HandleCommand(cmd, from), nil
+	}
+	want := req.ReturnObject
+	r := *req
+	r.ReturnObject = true
+	rep := kv.put(&r)
+	if rep.Err != "" || rep.Object == nil {
+		return Reply(rep), nil
+	}
+	fwd := &PutRequest{V: 1, Key: req.Key, Object: rep.Object}
+	if !want && !req.Coordinate {
+		out := *rep
+		out.Object = nil
+		rep = &out
+	}
+	return Reply(rep), fwd
+}
 
 // NewKV returns a Factory of KV behaviours with cfg.
 func NewKV(cfg KVConfig) Factory {

@@ -20,6 +20,7 @@ var ErrUnknownPartition = errors.New("vnode: no vnode for partition")
 
 // ManagerConfig configures the vnode supervisor.
 type ManagerConfig struct {
+	Name       string          // the supervisor's actor name; default actors.VnodeSupervisorName
 	Node       string          // this node's id (required)
 	Partitions []int           // partitions to start vnodes for
 	Factory    Factory         // the behaviour every vnode runs (required)
@@ -44,6 +45,9 @@ func (c *ManagerConfig) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Name == "" {
+		c.Name = actors.VnodeSupervisorName
 	}
 	if c.MaxRestarts == 0 {
 		c.MaxRestarts = 10
@@ -75,9 +79,13 @@ func (c *ManagerConfig) Validate() error {
 
 // Metrics counts vnode lifecycle events; safe for concurrent use.
 type Metrics struct {
-	starts   atomic.Int64
-	restarts atomic.Int64
+	starts       atomic.Int64
+	restarts     atomic.Int64
+	handoffItems atomic.Int64
 }
+
+// HandoffItemsReceived counts items merged from handoff batches.
+func (m *Metrics) HandoffItemsReceived() int64 { return m.handoffItems.Load() }
 
 // Restarts is the number of vnode restarts since the manager started.
 func (m *Metrics) Restarts() int64 { return m.restarts.Load() }
@@ -165,7 +173,7 @@ func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error
 	})
 	props := actor.PropsFromProducer(func() actor.Actor { return &managerActor{m: m} },
 		actor.WithSupervisor(strategy))
-	pid, err := system.Root.SpawnNamed(props, actors.VnodeSupervisorName)
+	pid, err := system.Root.SpawnNamed(props, cfg.Name)
 	if err != nil {
 		return nil, fmt.Errorf("vnode: spawn supervisor: %w", err)
 	}

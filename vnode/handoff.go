@@ -1,0 +1,219 @@
+package vnode
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Handoff support in the vnode actor (riak_core's handoff states, run by the framework for every
+// Behaviour):
+//
+//	normal ──BeginHandoff──► handoff ──(ring moved)──► forwarding
+//	   ▲                        │
+//	   └──────CancelHandoff─────┘
+//
+// In handoff, the sender folds the partition (HandoffFold, concurrently with commands) into HandoffBatch
+// messages to the new owner's vnode, while the vnode keeps serving: a Behaviour that implements
+// HandoffCommander decides per command whether the new owner must see it too (KV forwards the result of
+// every write), and the framework sends such forwards as HandoffForward and counts their acks. FinishHandoff
+// answers once every forward was acknowledged. In forwarding, every command goes to the new owner, with
+// its original sender, so coordinators that still use the old ring reach the data.
+
+// HandoffCommander is implemented by behaviours that need to act on commands arriving during a handoff.
+// Without it, commands are handled normally and nothing is forwarded (the fold alone moves the data).
+type HandoffCommander interface {
+	// HandleHandoffCommand handles cmd like HandleCommand and returns, in forward, a message the new owner
+	// must also apply (nil for none). It is called from the vnode actor only.
+	HandleHandoffCommand(cmd any, from Sender) (res Result, forward any)
+}
+
+// ConcurrentFold is the promise a Behaviour makes about HandoffFold and EncodeHandoffItem: they may run on
+// the handoff sender's goroutine, concurrently with the vnode's other methods, because they only read a
+// consistent snapshot of storage. KV makes it; behaviours that cannot are folded inside the vnode actor.
+type ConcurrentFold interface {
+	ConcurrentFoldSafe()
+}
+
+// BeginHandoff puts the vnode in handoff mode towards Target (the new owner's vnode). Local only.
+// The reply is *HandoffStarted.
+type BeginHandoff struct{ Target *actor.PID }
+
+// HandoffStarted gives the sender the behaviour's fold and item encoder.
+type HandoffStarted struct {
+	Fold   func(fn func(key, value []byte) error) error
+	Encode func(key, value []byte) ([]byte, error)
+}
+
+// FinishHandoff asks for a *HandoffFlushed reply once every forwarded command was acknowledged.
+type FinishHandoff struct{}
+
+// HandoffFlushed answers FinishHandoff; Err is set if a forward failed (the transfer must be retried).
+type HandoffFlushed struct {
+	Forwarded int
+	Err       string
+}
+
+// CancelHandoff returns the vnode to normal mode (a failed or cancelled transfer).
+type CancelHandoff struct{}
+
+// ForwardTo makes the vnode forward every command to Target (after its partition moved). Local only.
+type ForwardTo struct{ Target *actor.PID }
+
+// HandoffBatch carries folded items to the new owner's vnode. Items are EncodeHandoffItem outputs.
+type HandoffBatch struct {
+	V     uint8    `msgpack:"v"`
+	Seq   uint64   `msgpack:"s"`
+	Items [][]byte `msgpack:"i"`
+}
+
+// HandoffAck acknowledges a HandoffBatch once every item is in storage.
+type HandoffAck struct {
+	V   uint8  `msgpack:"v"`
+	Seq uint64 `msgpack:"s"`
+	Err string `msgpack:"e"`
+}
+
+// HandoffForward carries a command the old owner handled during handoff to the new owner.
+type HandoffForward struct {
+	V   uint8       `msgpack:"v"`
+	Seq uint64      `msgpack:"s"`
+	Cmd *PutRequest `msgpack:"c"`
+}
+
+// HandoffForwardAck acknowledges a HandoffForward.
+type HandoffForwardAck struct {
+	V   uint8  `msgpack:"v"`
+	Seq uint64 `msgpack:"s"`
+	Err string `msgpack:"e"`
+}
+
+// handoffState is the vnode actor's handoff bookkeeping.
+type handoffState struct {
+	target     *actor.PID
+	seq        uint64
+	pending    map[uint64]struct{}
+	forwarded  int
+	failed     string
+	flushWait  []*actor.PID
+	forwarding bool
+}
+
+// handleHandoff handles the handoff messages; it reports whether msg was one.
+func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
+	switch m := msg.(type) {
+	case *BeginHandoff:
+		a.handoff = &handoffState{target: m.Target, pending: map[uint64]struct{}{}}
+		b := a.b
+		st := &HandoffStarted{Encode: b.EncodeHandoffItem, Fold: b.HandoffFold}
+		if _, ok := b.(ConcurrentFold); !ok {
+			// Fold inside the actor: the behaviour made no concurrency promise. The fold is called from the
+			// sender's goroutine, so it reaches the actor through the root context, never through ctx.
+			sys, self := ctx.ActorSystem(), ctx.Self()
+			st.Fold = func(fn func(key, value []byte) error) error {
+				res, err := sys.Root.RequestFuture(self, &foldInActor{fn: fn}, foldInActorTimeout).Result()
+				if err != nil {
+					return err
+				}
+				if e, _ := res.(error); e != nil {
+					return e
+				}
+				return nil
+			}
+		}
+		ctx.Respond(st)
+	case *foldInActor:
+		if err := a.b.HandoffFold(m.fn); err != nil {
+			ctx.Respond(err)
+		} else {
+			ctx.Respond(struct{}{})
+		}
+	case *FinishHandoff:
+		if a.handoff == nil {
+			ctx.Respond(&HandoffFlushed{Err: "vnode: not in handoff"})
+			return true
+		}
+		a.handoff.flushWait = append(a.handoff.flushWait, ctx.Sender())
+		a.flushHandoff(ctx)
+	case *CancelHandoff:
+		a.handoff = nil
+	case *ForwardTo:
+		a.handoff = &handoffState{target: m.Target, forwarding: true, pending: map[uint64]struct{}{}}
+	case *HandoffBatch:
+		ack := &HandoffAck{V: 1, Seq: m.Seq}
+		for _, it := range m.Items {
+			if err := a.b.HandleHandoffData(it); err != nil {
+				ack.Err = fmt.Sprintf("vnode: partition %d: handoff item: %v", a.env.Partition, err)
+				break
+			}
+		}
+		a.metrics.handoffItems.Add(int64(len(m.Items)))
+		ctx.Respond(ack)
+	case *HandoffForward:
+		ack := &HandoffForwardAck{V: 1, Seq: m.Seq}
+		if m.Cmd == nil {
+			ack.Err = "vnode: empty forward"
+		} else if rep, ok := a.b.HandleCommand(m.Cmd, Sender{}).Reply().(*PutReply); ok && rep.Err != "" {
+			ack.Err = rep.Err
+		}
+		ctx.Respond(ack)
+	case *HandoffForwardAck:
+		if a.handoff == nil {
+			return true
+		}
+		delete(a.handoff.pending, m.Seq)
+		if m.Err != "" && a.handoff.failed == "" {
+			a.handoff.failed = m.Err
+		}
+		a.flushHandoff(ctx)
+	default:
+		return false
+	}
+	return true
+}
+
+// foldInActor runs a fold inside the vnode actor for behaviours without ConcurrentFold.
+type foldInActor struct{ fn func(key, value []byte) error }
+
+// foldInActorTimeout bounds a fold run inside the actor (the transfer's own deadline is shorter).
+const foldInActorTimeout = 24 * time.Hour
+
+func (a *vnodeActor) flushHandoff(ctx actor.Context) {
+	h := a.handoff
+	if len(h.pending) > 0 || len(h.flushWait) == 0 {
+		return
+	}
+	for _, w := range h.flushWait {
+		ctx.Send(w, &HandoffFlushed{Forwarded: h.forwarded, Err: h.failed})
+	}
+	h.flushWait = nil
+}
+
+// command runs a user command, through the handoff rules when a handoff is under way.
+func (a *vnodeActor) command(ctx actor.Context, msg any, from Sender) {
+	h := a.handoff
+	switch {
+	case h != nil && h.forwarding:
+		ctx.RequestWithCustomSender(h.target, msg, ctx.Sender())
+		return
+	case h != nil:
+		if hc, ok := a.b.(HandoffCommander); ok {
+			res, fwd := hc.HandleHandoffCommand(msg, from)
+			if res.hasReply && from.pid != nil {
+				ctx.Respond(res.reply)
+			}
+			if put, ok := fwd.(*PutRequest); ok && put != nil {
+				h.seq++
+				h.pending[h.seq] = struct{}{}
+				h.forwarded++
+				ctx.Request(h.target, &HandoffForward{V: 1, Seq: h.seq, Cmd: put})
+			}
+			return
+		}
+	}
+	res := a.b.HandleCommand(msg, from)
+	if res.hasReply && from.pid != nil {
+		ctx.Respond(res.reply)
+	}
+}

@@ -1,0 +1,125 @@
+package vnode
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/storage"
+)
+
+func putVia(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, key, val string) *PutReply {
+	t.Helper()
+	res, err := actors.Request(context.Background(), sys, pid, &PutRequest{V: 1, Key: []byte(key), Coordinate: true, Blind: true, Value: []byte(val)}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.(*PutReply)
+}
+
+func getVia(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, key string) *Object {
+	t.Helper()
+	res, err := actors.Request(context.Background(), sys, pid, &GetRequest{V: 1, Key: []byte(key)}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.(*GetReply).Object
+}
+
+// TestHandoffMovesEverythingIncludingWritesDuringTheFold runs a whole ownership handoff between two vnodes
+// of partition 5 (old owner A, new owner B) while writes keep arriving at A.
+func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
+	sys := newSystem(t)
+	mk := func(name, node string) *Manager {
+		m, err := StartManager(sys, ManagerConfig{Name: name, Node: node, Partitions: []int{5}, Factory: NewKV(DefaultKVConfig()), Store: storage.NewMemory()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Stop(context.Background()) })
+		return m
+	}
+	a, b := mk("sup-a", "a"), mk("sup-b", "b")
+	pa, pb := a.PID(5), b.PID(5)
+	for i := 0; i < 500; i++ {
+		putVia(t, sys, pa, fmt.Sprintf("old%d", i), "v")
+	}
+	res, err := actors.Request(context.Background(), sys, pa, &BeginHandoff{Target: pb}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res.(*HandoffStarted)
+
+	// Writers hit the old owner during the fold: new keys and overwrites of folded ones.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 300; i++ {
+			putVia(t, sys, pa, fmt.Sprintf("new%d", i), "during")
+			putVia(t, sys, pa, fmt.Sprintf("old%d", i), "overwritten")
+		}
+	}()
+	var batch [][]byte
+	var seq uint64
+	send := func() {
+		seq++
+		r, err := actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: seq, Items: batch}, 5*time.Second)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if ack := r.(*HandoffAck); ack.Err != "" || ack.Seq != seq {
+			t.Errorf("ack %+v", ack)
+		}
+		batch = nil
+	}
+	err = st.Fold(func(k, v []byte) error {
+		item, err := st.Encode(k, v)
+		if err != nil {
+			return err
+		}
+		batch = append(batch, item)
+		if len(batch) == 64 {
+			send()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(batch) > 0 {
+		send()
+	}
+	wg.Wait()
+	res, err = actors.Request(context.Background(), sys, pa, &FinishHandoff{}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl := res.(*HandoffFlushed); fl.Err != "" || fl.Forwarded != 600 {
+		t.Fatalf("flushed %+v, want 600 forwards", fl)
+	}
+	// The new owner holds exactly what the old one holds.
+	for _, k := range []string{"old0", "old299", "old300", "old499", "new0", "new299"} {
+		oa, ob := getVia(t, sys, pa, k), getVia(t, sys, pb, k)
+		if oa == nil || !oa.Equal(ob) {
+			t.Fatalf("%s: old owner %v, new owner %v", k, oa, ob)
+		}
+	}
+	if got := string(getVia(t, sys, pb, "old0").Siblings[0].Value); got != "overwritten" {
+		t.Fatalf("old0 at new owner: %q", got)
+	}
+	// After the ring moved, the old vnode forwards: a read sent to A is answered by B.
+	sys.Root.Send(pa, &ForwardTo{Target: pb})
+	putVia(t, sys, pb, "only-at-b", "x")
+	if o := getVia(t, sys, pa, "only-at-b"); o == nil {
+		t.Fatal("read at the old owner was not forwarded")
+	}
+	if b.Metrics().HandoffItemsReceived() != 500 {
+		t.Fatalf("items received %d, want 500", b.Metrics().HandoffItemsReceived())
+	}
+}
