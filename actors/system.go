@@ -13,6 +13,7 @@ import (
 const (
 	VnodeSupervisorName       = "vnode-sup"
 	CoordinatorSupervisorName = "coordinator-sup"
+	HandoffSupervisorName     = "handoff-sup"
 )
 
 // VnodeName is the name of partition p's vnode under the vnode supervisor.

@@ -1,0 +1,450 @@
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+// Move is one partition changing hands.
+type Move struct {
+	Partition int
+	From, To  membership.NodeID
+}
+
+func (m Move) String() string { return fmt.Sprintf("%d %s->%s", m.Partition, m.From, m.To) }
+
+// Resolver finds vnode actors.
+type Resolver interface {
+	// LocalVnode is this node's vnode of partition p (nil if none).
+	LocalVnode(p int) *actor.PID
+	// VnodePID is node's vnode of partition p, reachable over the transport (nil if unknown or down).
+	VnodePID(node membership.NodeID, p int) *actor.PID
+}
+
+// Config configures a node's handoff manager.
+type Config struct {
+	Self        membership.NodeID
+	Concurrency int           // transfers at once; default 2
+	BatchItems  int           // items per batch; default 256
+	BatchBytes  int           // bytes per batch; default 1 MiB
+	Timeout     time.Duration // per batch and per step; default 30s
+	RetryAfter  time.Duration // first retry backoff, doubling to 1 min; default 1s
+	Resolver    Resolver
+	System      *actor.ActorSystem // the node's actor system (required)
+	// Report tells the cluster that m is complete (the claimant then moves ownership). It may block (it
+	// runs on the transfer's goroutine) and must return an error if the report did not get through.
+	Report func(ctx context.Context, m Move) error
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Concurrency == 0 {
+		c.Concurrency = 2
+	}
+	if c.BatchItems == 0 {
+		c.BatchItems = 256
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = 1 << 20
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Self == "":
+		return errors.New("handoff: Config.Self is empty")
+	case c.Resolver == nil || c.Report == nil || c.System == nil:
+		return errors.New("handoff: Config.Resolver, Config.Report and Config.System are required")
+	case c.Concurrency < 1 || c.Concurrency > 64:
+		return fmt.Errorf("handoff: Config.Concurrency %d out of range 1..64", c.Concurrency)
+	case c.BatchItems < 1 || c.BatchBytes < 1:
+		return fmt.Errorf("handoff: Config.BatchItems %d / BatchBytes %d must be >= 1", c.BatchItems, c.BatchBytes)
+	}
+	return nil
+}
+
+// State of a transfer.
+type State string
+
+const (
+	StateQueued   State = "queued"
+	StateCounting State = "counting"
+	StateSending  State = "sending"
+	StateFlushing State = "flushing"
+	StateRetrying State = "retrying"
+	StateDone     State = "done"
+)
+
+// Progress is a snapshot of one transfer for `gokai transfers`.
+type Progress struct {
+	Move
+	State      State
+	Keys       int64 // items sent (this attempt)
+	TotalKeys  int64 // items in the partition when the attempt started (0 while counting)
+	Bytes      int64
+	Forwarded  int // writes forwarded during the fold
+	Attempts   int
+	LastError  string
+	Started    time.Time
+	RatePerSec float64 // items per second this attempt
+	ETA        time.Duration
+}
+
+// Manager runs this node's outgoing transfers: a supervisor actor (handoff-sup) with one transfer actor per
+// move; each transfer actor owns the goroutine that folds and sends.
+type Manager struct {
+	cfg Config
+	sup *actor.PID
+
+	mu        sync.Mutex
+	transfers map[Move]*transfer // REQUIRES: mu held
+	running   int                // REQUIRES: mu held
+	closed    bool               // REQUIRES: mu held
+	wg        sync.WaitGroup
+}
+
+// transfer is one move's state, shared by its goroutine and snapshots under Manager.mu.
+type transfer struct {
+	p      Progress
+	pid    *actor.PID // the transfer actor; nil until started
+	active bool
+}
+
+// spawnTransfer asks the handoff supervisor to start a transfer actor.
+type spawnTransfer struct {
+	t    *transfer
+	done chan *actor.PID
+}
+
+type supervisorActor struct{ m *Manager }
+
+func (a *supervisorActor) Receive(ctx actor.Context) {
+	if msg, ok := ctx.Message().(*spawnTransfer); ok {
+		msg.done <- ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &transferActor{m: a.m, t: msg.t} }))
+	}
+}
+
+// transferActor owns one attempt loop: it starts the goroutine on Started and cancels it when stopped.
+type transferActor struct {
+	m      *Manager
+	t      *transfer
+	cancel context.CancelFunc
+}
+
+type transferEnded struct{}
+
+func (a *transferActor) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		var c context.Context
+		c, a.cancel = context.WithCancel(context.Background())
+		self, sys := ctx.Self(), ctx.ActorSystem()
+		a.m.wg.Add(1)
+		go func() {
+			a.m.run(c, a.t)
+			sys.Root.Send(self, &transferEnded{})
+		}()
+	case *transferEnded:
+		ctx.Stop(ctx.Self())
+	case *actor.Stopping:
+		a.cancel()
+	}
+}
+
+// New makes a manager.
+func New(cfg Config) (*Manager, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, transfers: map[Move]*transfer{}}
+	strategy := actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
+		cfg.Logger.Error("handoff transfer crashed", "reason", fmt.Sprint(reason))
+		return actor.StopDirective
+	})
+	pid, err := cfg.System.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &supervisorActor{m: m} },
+		actor.WithSupervisor(strategy)), actors.HandoffSupervisorName)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: spawn supervisor: %w", err)
+	}
+	m.sup = pid
+	return m, nil
+}
+
+// Sync makes the running transfers match pending: the moves of the cluster state that this node must send.
+// New moves start (within the concurrency limit), moves no longer pending are cancelled.
+func (m *Manager) Sync(pending []Move) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	want := map[Move]bool{}
+	for _, mv := range pending {
+		if mv.From != m.cfg.Self {
+			continue
+		}
+		want[mv] = true
+		if _, ok := m.transfers[mv]; !ok {
+			m.transfers[mv] = &transfer{p: Progress{Move: mv, State: StateQueued}}
+		}
+	}
+	for mv, t := range m.transfers {
+		if !want[mv] {
+			m.stopLocked(t)
+			delete(m.transfers, mv)
+		}
+	}
+	m.startLocked()
+}
+
+// startLocked starts queued transfers up to the limit, in partition order.
+// REQUIRES: mu held.
+func (m *Manager) startLocked() {
+	var queued []Move
+	for mv, t := range m.transfers {
+		if !t.active && t.p.State == StateQueued {
+			queued = append(queued, mv)
+		}
+	}
+	sort.Slice(queued, func(i, j int) bool { return queued[i].Partition < queued[j].Partition })
+	for _, mv := range queued {
+		if m.running >= m.cfg.Concurrency {
+			return
+		}
+		t := m.transfers[mv]
+		t.active = true
+		m.running++
+		// NB: the supervisor answers at once (it only spawns); mu is held briefly.
+		done := make(chan *actor.PID, 1)
+		m.cfg.System.Root.Send(m.sup, &spawnTransfer{t: t, done: done})
+		t.pid = <-done
+	}
+}
+
+// stopLocked stops t's actor (which cancels its goroutine). REQUIRES: mu held.
+func (m *Manager) stopLocked(t *transfer) {
+	if t.pid != nil {
+		m.cfg.System.Root.Stop(t.pid)
+	}
+}
+
+// Progress snapshots every transfer, in partition order.
+func (m *Manager) Progress() []Progress {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Progress, 0, len(m.transfers))
+	for _, t := range m.transfers {
+		p := t.p
+		if !p.Started.IsZero() && p.State != StateDone {
+			if secs := m.cfg.Now().Sub(p.Started).Seconds(); secs > 0 {
+				p.RatePerSec = float64(p.Keys) / secs
+				if p.RatePerSec > 0 && p.TotalKeys > p.Keys {
+					p.ETA = time.Duration(float64(p.TotalKeys-p.Keys) / p.RatePerSec * float64(time.Second))
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out
+}
+
+// Cancel stops the transfer of partition p (it is retried if still pending at the next Sync).
+func (m *Manager) Cancel(p int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for mv, t := range m.transfers {
+		if mv.Partition == p {
+			m.stopLocked(t)
+			delete(m.transfers, mv)
+			return true
+		}
+	}
+	return false
+}
+
+// Close cancels every transfer and waits for their goroutines.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	// Stopping the supervisor stops every transfer actor, which cancels its goroutine.
+	_ = m.cfg.System.Root.StopFuture(m.sup).Wait()
+	m.wg.Wait()
+}
+
+func (m *Manager) update(t *transfer, f func(p *Progress)) {
+	m.mu.Lock()
+	f(&t.p)
+	m.mu.Unlock()
+}
+
+// run drives one move to completion, retrying with backoff, until it is done or cancelled.
+func (m *Manager) run(ctx context.Context, t *transfer) {
+	defer m.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			m.cfg.Logger.Error("handoff transfer panicked", "partition", t.p.Partition, "panic", fmt.Sprint(r))
+			m.update(t, func(p *Progress) { p.State, p.LastError = StateQueued, fmt.Sprint(r) })
+			m.mu.Lock()
+			t.active = false
+			m.running--
+			m.mu.Unlock()
+		}
+	}()
+	mv := t.p.Move
+	log := m.cfg.Logger.With("partition", mv.Partition, "from", mv.From, "to", mv.To)
+	backoff := m.cfg.RetryAfter
+	for attempt := 1; ; attempt++ {
+		m.update(t, func(p *Progress) {
+			p.Attempts, p.Keys, p.Bytes, p.TotalKeys, p.Forwarded = attempt, 0, 0, 0, 0
+			p.Started, p.State = m.cfg.Now(), StateCounting
+		})
+		err := m.attempt(ctx, t)
+		if err == nil {
+			log.Info("handoff done", "keys", t.p.Keys, "bytes", t.p.Bytes, "attempts", attempt)
+			break
+		}
+		if ctx.Err() != nil {
+			log.Info("handoff cancelled")
+			break
+		}
+		log.Warn("handoff failed, retrying", "attempt", attempt, "after", backoff, "err", err)
+		m.update(t, func(p *Progress) { p.State, p.LastError = StateRetrying, err.Error() })
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+	m.mu.Lock()
+	t.active = false
+	m.running--
+	if !m.closed {
+		m.startLocked()
+	}
+	m.mu.Unlock()
+}
+
+// attempt is one try: begin handoff at the local vnode, count, send every item, flush forwards, report.
+func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
+	mv := t.p.Move
+	src := m.cfg.Resolver.LocalVnode(mv.Partition)
+	if src == nil {
+		return fmt.Errorf("handoff: no local vnode for partition %d", mv.Partition)
+	}
+	dst := m.cfg.Resolver.VnodePID(mv.To, mv.Partition)
+	if dst == nil {
+		return fmt.Errorf("handoff: %s unreachable", mv.To)
+	}
+	sys := m.cfg.System
+	res, err := actors.Request(ctx, sys, src, &vnode.BeginHandoff{Target: dst}, m.cfg.Timeout)
+	if err != nil {
+		return fmt.Errorf("handoff: begin: %w", err)
+	}
+	st, ok := res.(*vnode.HandoffStarted)
+	if !ok {
+		return fmt.Errorf("handoff: begin: unexpected reply %T", res)
+	}
+	defer func() {
+		if err != nil {
+			sys.Root.Send(src, &vnode.CancelHandoff{})
+		}
+	}()
+	var total int64
+	if err := st.Fold(func(_, _ []byte) error { total++; return ctx.Err() }); err != nil {
+		return fmt.Errorf("handoff: count: %w", err)
+	}
+	m.update(t, func(p *Progress) { p.TotalKeys, p.State = total, StateSending })
+
+	var (
+		batch [][]byte
+		size  int
+		seq   uint64
+	)
+	send := func() error {
+		seq++
+		res, err := actors.Request(ctx, sys, dst, &vnode.HandoffBatch{V: 1, Seq: seq, Items: batch}, m.cfg.Timeout)
+		if err != nil {
+			return fmt.Errorf("handoff: batch %d: %w", seq, err)
+		}
+		ack, ok := res.(*vnode.HandoffAck)
+		switch {
+		case !ok:
+			return fmt.Errorf("handoff: batch %d: unexpected reply %T", seq, res)
+		case ack.Err != "":
+			return fmt.Errorf("handoff: batch %d: %s", seq, ack.Err)
+		case ack.Seq != seq:
+			return fmt.Errorf("handoff: batch %d acked as %d", seq, ack.Seq)
+		}
+		n, b := int64(len(batch)), int64(size)
+		m.update(t, func(p *Progress) { p.Keys += n; p.Bytes += b })
+		batch, size = batch[:0], 0
+		return nil
+	}
+	err = st.Fold(func(k, v []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		item, err := st.Encode(k, v)
+		if err != nil {
+			return err
+		}
+		batch = append(batch, item)
+		size += len(item)
+		if len(batch) >= m.cfg.BatchItems || size >= m.cfg.BatchBytes {
+			return send()
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		err = send()
+	}
+	if err != nil {
+		return err
+	}
+	m.update(t, func(p *Progress) { p.State = StateFlushing })
+	res, err = actors.Request(ctx, sys, src, &vnode.FinishHandoff{}, m.cfg.Timeout)
+	if err != nil {
+		return fmt.Errorf("handoff: flush: %w", err)
+	}
+	fl, ok := res.(*vnode.HandoffFlushed)
+	if !ok || fl.Err != "" {
+		return fmt.Errorf("handoff: flush: %v", res)
+	}
+	m.update(t, func(p *Progress) { p.Forwarded = fl.Forwarded })
+	if err := m.cfg.Report(ctx, t.p.Move); err != nil {
+		return fmt.Errorf("handoff: report: %w", err)
+	}
+	m.update(t, func(p *Progress) { p.State = StateDone })
+	return nil
+}

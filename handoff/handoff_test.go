@@ -1,0 +1,162 @@
+package handoff
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/storage"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+// twoNodes runs the vnodes of two nodes, a and b, in one actor system (supervisors with different names).
+type twoNodes struct {
+	sys         *actor.ActorSystem
+	a, b        *vnode.Manager
+	bReachable  atomic.Bool
+	mu          sync.Mutex
+	reported    []Move
+	failReports atomic.Int64
+}
+
+func (n *twoNodes) LocalVnode(p int) *actor.PID { return n.a.PID(p) }
+func (n *twoNodes) VnodePID(node membership.NodeID, p int) *actor.PID {
+	if node == "b" && n.bReachable.Load() {
+		return n.b.PID(p)
+	}
+	return nil
+}
+
+func (n *twoNodes) report(_ context.Context, m Move) error {
+	if n.failReports.Add(-1) >= 0 {
+		return fmt.Errorf("claimant unreachable")
+	}
+	n.mu.Lock()
+	n.reported = append(n.reported, m)
+	n.mu.Unlock()
+	return nil
+}
+
+func setup(t *testing.T, partitions []int, keys int) (*twoNodes, *Manager) {
+	logger := slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n := &twoNodes{sys: actors.NewSystem(logger)}
+	t.Cleanup(n.sys.Shutdown)
+	mk := func(name, node string) *vnode.Manager {
+		m, err := vnode.StartManager(n.sys, vnode.ManagerConfig{Name: name, Node: node, Partitions: partitions,
+			Factory: vnode.NewKV(vnode.DefaultKVConfig()), Store: storage.NewMemory(), Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Stop(context.Background()) })
+		return m
+	}
+	n.a, n.b = mk("sup-a", "a"), mk("sup-b", "b")
+	n.bReachable.Store(true)
+	for _, p := range partitions {
+		for i := 0; i < keys; i++ {
+			_, err := actors.Request(context.Background(), n.sys, n.a.PID(p), &vnode.PutRequest{V: 1, Key: []byte(fmt.Sprintf("k%d", i)),
+				Coordinate: true, Blind: true, Value: []byte("value")}, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	m, err := New(Config{Self: "a", Concurrency: 1, BatchItems: 100, RetryAfter: 10 * time.Millisecond,
+		Resolver: n, System: n.sys, Report: n.report, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return n, m
+}
+
+func waitDone(t *testing.T, m *Manager, want int) []Progress {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ps := m.Progress()
+		done := 0
+		for _, p := range ps {
+			if p.State == StateDone {
+				done++
+			}
+		}
+		if done == want {
+			return ps
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transfers not done: %+v", ps)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestTransfersMoveEveryKeyAndReport(t *testing.T) {
+	n, m := setup(t, []int{1, 2, 3}, 1000)
+	m.Sync([]Move{{1, "a", "b"}, {2, "a", "b"}, {3, "a", "b"}, {4, "c", "a"}}) // the last is not ours to send
+	ps := waitDone(t, m, 3)
+	if len(ps) != 3 {
+		t.Fatalf("transfers %d, want 3", len(ps))
+	}
+	for _, p := range ps {
+		if p.Keys != 1000 || p.TotalKeys != 1000 || p.Bytes == 0 || p.Attempts != 1 {
+			t.Fatalf("progress %+v", p)
+		}
+	}
+	if got := n.b.Metrics().HandoffItemsReceived(); got != 3000 {
+		t.Fatalf("received %d items, want 3000", got)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.reported) != 3 {
+		t.Fatalf("reported %v", n.reported)
+	}
+}
+
+func TestFailedTransferIsRetried(t *testing.T) {
+	n, m := setup(t, []int{7}, 200)
+	n.bReachable.Store(false) // the new owner is down at first
+	n.failReports.Store(1)    // and the first report does not get through
+	m.Sync([]Move{{7, "a", "b"}})
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Progress()[0].Attempts < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retries: %+v", m.Progress())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p := m.Progress()[0]; !strings.Contains(p.LastError, "unreachable") {
+		t.Fatalf("last error %q", p.LastError)
+	}
+	n.bReachable.Store(true)
+	ps := waitDone(t, m, 1)
+	if ps[0].Keys != 200 {
+		t.Fatalf("progress %+v", ps[0])
+	}
+}
+
+func TestCancelledMoveStops(t *testing.T) {
+	n, m := setup(t, []int{9}, 10)
+	n.bReachable.Store(false)
+	m.Sync([]Move{{9, "a", "b"}})
+	m.Sync(nil) // no longer pending
+	if ps := m.Progress(); len(ps) != 0 {
+		t.Fatalf("progress after cancel: %+v", ps)
+	}
+	if m.Cancel(9) {
+		t.Fatal("cancel of a move that is gone")
+	}
+}
