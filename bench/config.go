@@ -13,12 +13,12 @@ import (
 
 // Config is one benchmark run. Every field has a flag of the same name (see Bind).
 type Config struct {
-	Protocol    string // wire protocol: "memcache" (default; the only one so far)
-	Addr        string // server host:port; default "127.0.0.1:11211"
+	Protocol    string // wire protocol: "memcache" (default) or "msgpack-rpc" (gokai's get and put)
+	Addr        string // server host:port; "" (default): 127.0.0.1:11211 for memcache, 127.0.0.1:11011 for msgpack-rpc
 	AllowRemote bool   // allow a non-loopback Addr; default false (a load generator aimed at the wrong host is an attack)
 
 	Conns    int     // connections, each driven by one worker; 1..10000; default 50
-	Pipeline int     // requests in flight per connection; 1..1024; default 1
+	Pipeline int     // requests in flight per connection; 1..1024 (maxPipeline); default 1
 	Rate     float64 // total ops/s, spread over the connections (open loop); 0 = closed loop (default)
 
 	GetRatio  float64 // fraction of operations that are gets, the rest are sets; 0..1; default 0.9
@@ -40,8 +40,8 @@ type Config struct {
 // over 10000 uniformly chosen keys with 100-byte values, 10 seconds, after a prefill.
 func Default() Config {
 	return Config{
-		Protocol: "memcache", Addr: "127.0.0.1:11211",
-		Conns: 50, Pipeline: 1,
+		Protocol: "memcache",
+		Conns:    50, Pipeline: 1,
 		GetRatio: 0.9, Keys: 10000, KeyPrefix: "bench:", Dist: "uniform", ZipfS: 1.01, ValueSize: 100,
 		Duration: 10 * time.Second, Seed: 1,
 		Prefill: true, PrefillTimeout: 60 * time.Second,
@@ -56,14 +56,22 @@ const (
 	maxValueSize = 1 << 20
 	maxDuration  = 24 * time.Hour
 	maxRate      = 1e8
-	maxKeyLen    = 250 // memcache's limit, for the longest key
 )
+
+// ServerAddr is the address a run connects to: Addr, or the protocol's default when Addr is empty.
+func (c Config) ServerAddr() string {
+	if c.Addr != "" {
+		return c.Addr
+	}
+	return protocols[c.Protocol].addr
+}
 
 // Validate reports the first invalid field by its flag name and value.
 func (c Config) Validate() error {
+	proto, ok := protocols[c.Protocol]
 	switch {
-	case c.Protocol != "memcache":
-		return fmt.Errorf("bench: protocol %q: want memcache", c.Protocol)
+	case !ok:
+		return fmt.Errorf("bench: protocol %q: want memcache or msgpack-rpc", c.Protocol)
 	case c.Conns < 1 || c.Conns > maxConns:
 		return fmt.Errorf("bench: conns %d: want 1..%d", c.Conns, maxConns)
 	case c.Pipeline < 1 || c.Pipeline > maxPipeline:
@@ -87,18 +95,18 @@ func (c Config) Validate() error {
 	case c.Prefill && c.PrefillTimeout <= 0:
 		return fmt.Errorf("bench: prefill-timeout %v: want > 0", c.PrefillTimeout)
 	}
-	if err := validKeyPrefix(c.KeyPrefix, c.Keys); err != nil {
+	if err := validKeyPrefix(c.KeyPrefix, c.Keys, c.Protocol, proto); err != nil {
 		return err
 	}
-	return validAddr(c.Addr, c.AllowRemote)
+	return validAddr(c.ServerAddr(), c.AllowRemote)
 }
 
-// validKeyPrefix checks that every key of the space is a legal memcache key.
-func validKeyPrefix(prefix string, keys int) error {
-	if n := len(prefix) + len(strconv.Itoa(keys-1)); n > maxKeyLen {
-		return fmt.Errorf("bench: key-prefix %q: keys would be %d bytes, memcache allows %d", prefix, n, maxKeyLen)
+// validKeyPrefix checks that every key of the space is a legal key of the protocol.
+func validKeyPrefix(prefix string, keys int, name string, proto protocol) error {
+	if n := len(prefix) + len(strconv.Itoa(keys-1)); n > proto.maxKeyLen {
+		return fmt.Errorf("bench: key-prefix %q: keys would be %d bytes, %s allows %d", prefix, n, name, proto.maxKeyLen)
 	}
-	for i := 0; i < len(prefix); i++ {
+	for i := 0; i < len(prefix) && !proto.binaryKeys; i++ {
 		if b := prefix[i]; b <= ' ' || b == 0x7f {
 			return fmt.Errorf("bench: key-prefix %q: byte %d is a space or control character", prefix, i)
 		}
@@ -127,11 +135,13 @@ func validAddr(addr string, allowRemote bool) error {
 
 // Bind registers one flag per field on fs, writing into c (whose values are the flag defaults).
 func (c *Config) Bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.Protocol, "protocol", c.Protocol, "wire protocol: memcache")
-	fs.StringVar(&c.Addr, "addr", c.Addr, "server address host:port")
+	fs.StringVar(&c.Protocol, "protocol", c.Protocol, "wire protocol: memcache or msgpack-rpc")
+	fs.StringVar(&c.Addr, "addr", c.Addr,
+		"server address host:port (default 127.0.0.1:11211 for memcache, 127.0.0.1:11011 for msgpack-rpc)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", c.AllowRemote, "allow a non-loopback -addr")
 	fs.IntVar(&c.Conns, "conns", c.Conns, "connections (one worker each)")
-	fs.IntVar(&c.Pipeline, "pipeline", c.Pipeline, "requests in flight per connection")
+	fs.IntVar(&c.Pipeline, "pipeline", c.Pipeline,
+		"requests in flight per connection (memcache: sent in batches; msgpack-rpc, closed loop: a sliding window)")
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "total ops/s, open loop (0 = closed loop)")
 	fs.Float64Var(&c.GetRatio, "get-ratio", c.GetRatio, "fraction of gets (the rest are sets)")
 	fs.IntVar(&c.Keys, "keys", c.Keys, "key space size")

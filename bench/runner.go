@@ -44,10 +44,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	newClient, ok := protocols[cfg.Protocol]
+	proto, ok := protocols[cfg.Protocol]
 	if !ok {
 		return nil, errNoProtocol
 	}
+	cfg.Addr = cfg.ServerAddr()
 	value := fillValue(make([]byte, cfg.ValueSize))
 	d := &net.Dialer{Timeout: dialTimeout}
 	workers := make([]*worker, cfg.Conns)
@@ -59,9 +60,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 	for i := range workers {
-		w := &worker{id: i, cfg: &cfg, dialer: d, newClient: newClient, value: value,
+		w := &worker{id: i, cfg: &cfg, dialer: d, newClient: proto.newClient, value: value,
 			wl: NewWorkload(cfg, uint64(i)), keyBuf: make([]byte, 0, len(cfg.KeyPrefix)+20),
-			batch: make([]Op, cfg.Pipeline), starts: make([]time.Time, cfg.Pipeline)}
+			batch: make([]Op, cfg.Pipeline), starts: make([]time.Time, cfg.Pipeline), busy: make([]bool, cfg.Pipeline)}
 		workers[i] = w
 		if err := w.dial(ctx, ctx); err != nil {
 			return nil, fmt.Errorf("bench: connection %d of %d: %w", i+1, cfg.Conns, err)
@@ -163,8 +164,9 @@ type worker struct {
 	unbind func() // stops the context hook that unblocks conn
 
 	keyBuf []byte
-	batch  []Op        // operations in flight, in send order
+	batch  []Op        // operations in flight, in send order (window: by slot)
 	starts []time.Time // when each one's latency starts
+	busy   []bool      // window: which slots are in flight
 	freeAt time.Time   // open loop: when the worker last finished a batch
 
 	counts Counts
@@ -274,6 +276,8 @@ func (w *worker) run(ctx context.Context, start, softEnd time.Time, lim *limiter
 	backoff := backoffMin
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	_, window := w.client.(windowClient)
+	window = window && !open
 
 	for ctx.Err() == nil {
 		now := time.Now()
@@ -284,6 +288,16 @@ func (w *worker) run(ctx context.Context, start, softEnd time.Time, lim *limiter
 			if w.err = w.reconnect(ctx, softEnd, &backoff, timer); w.err != nil || w.client == nil {
 				return
 			}
+		}
+		if window {
+			done, answered := w.window(w.client.(windowClient), softEnd, lim)
+			if answered {
+				backoff = backoffMin
+			}
+			if done {
+				return
+			}
+			continue
 		}
 		n := cfg.Pipeline
 		if open {
@@ -374,6 +388,87 @@ func (w *worker) do(n int, open bool, intended func(int64) time.Time, next int64
 		return false
 	}
 	return true
+}
+
+// window is the closed loop of a windowClient on the current connection: it sends Pipeline requests, then
+// refills each slot as soon as its reply arrives (in whatever order replies come), flushing the refills
+// whenever no further reply is already buffered, so Pipeline requests stay in flight instead of batches
+// that drain to zero. Latency runs from queueing a request to reading its reply. It returns done when the
+// worker is finished (Duration passed or the Ops budget is spent, and every reply is in), and answered when
+// at least one request got a reply. Otherwise the connection broke: every request in flight counts as an
+// error and the connection is dropped.
+func (w *worker) window(c windowClient, softEnd time.Time, lim *limiter) (done, answered bool) {
+	ops, starts, busy := w.batch, w.starts, w.busy
+	inFlight := 0
+	now := time.Now()
+	var err error
+	if now.Before(softEnd) {
+		for slot := range lim.claim(len(ops)) {
+			if err != nil { // the connection broke earlier in this window: the rest are lost unsent
+				w.counts.count(w.wl.Next().Kind)
+				w.counts.Errors++
+				continue
+			}
+			inFlight++
+			err = w.send(c, slot, now)
+		}
+	}
+	if err == nil && inFlight > 0 {
+		err = c.Flush()
+	}
+	for err == nil && inFlight > 0 {
+		slot, out, rerr := c.Next()
+		now = time.Now()
+		var re *ReplyError
+		switch {
+		case rerr != nil && !errors.As(rerr, &re):
+			err = rerr
+			continue
+		case slot < 0 || slot >= len(busy) || !busy[slot]:
+			err = fmt.Errorf("%w: reply for slot %d, which is not in flight", ErrProtocol, slot)
+			continue
+		}
+		op := ops[slot]
+		busy[slot] = false
+		inFlight--
+		w.counts.count(op.Kind)
+		w.hist[op.Kind].Record(now.Sub(starts[slot])) // answered, if not always as hoped
+		if rerr != nil {
+			w.counts.Errors++
+		} else {
+			w.counts.outcome(out)
+		}
+		answered = true
+		if now.Before(softEnd) && lim.claim(1) == 1 {
+			inFlight++
+			if err = w.send(c, slot, now); err != nil {
+				break
+			}
+		}
+		if !c.Buffered() {
+			err = c.Flush()
+		}
+	}
+	if err != nil {
+		for slot, b := range busy {
+			if b {
+				busy[slot] = false
+				w.counts.count(ops[slot].Kind)
+				w.counts.Errors++
+			}
+		}
+		w.drop()
+		return false, answered
+	}
+	return true, answered
+}
+
+// send queues the workload's next operation in slot; its latency starts at now.
+func (w *worker) send(c windowClient, slot int, now time.Time) error {
+	op := w.wl.Next()
+	w.batch[slot], w.starts[slot], w.busy[slot] = op, now, true
+	w.keyBuf = AppendKey(w.keyBuf[:0], w.cfg.KeyPrefix, op.Key)
+	return c.Send(slot, op.Kind, w.keyBuf, w.value)
 }
 
 // prefill sets every key once, spreading contiguous key ranges over the connections, pipelined. Any error

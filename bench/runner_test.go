@@ -425,6 +425,20 @@ func TestRunWorkersGiveUp(t *testing.T) {
 	}
 }
 
+func TestConfigServerAddr(t *testing.T) {
+	for _, tt := range []struct{ protocol, addr, want string }{
+		{"memcache", "", "127.0.0.1:11211"},
+		{"msgpack-rpc", "", "127.0.0.1:11011"},
+		{"msgpack-rpc", "127.0.0.1:5", "127.0.0.1:5"},
+	} {
+		cfg := Default()
+		cfg.Protocol, cfg.Addr = tt.protocol, tt.addr
+		if got := cfg.ServerAddr(); got != tt.want {
+			t.Errorf("%s %q: ServerAddr = %q, want %q", tt.protocol, tt.addr, got, tt.want)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
@@ -458,6 +472,10 @@ func TestConfigValidate(t *testing.T) {
 		{"key-prefix space", func(c *Config) { c.KeyPrefix = "a b" }, "key-prefix \"a b\""},
 		{"key-prefix long", func(c *Config) { c.KeyPrefix = strings.Repeat("k", 247) }, "key-prefix"},
 		{"key-prefix empty", func(c *Config) { c.KeyPrefix = "" }, ""},
+		{"msgpack-rpc", func(c *Config) { c.Protocol = "msgpack-rpc" }, ""},
+		{"msgpack-rpc binary keys", func(c *Config) { c.Protocol, c.KeyPrefix = "msgpack-rpc", "a b\x00" }, ""},
+		{"msgpack-rpc key too long", func(c *Config) { c.Protocol, c.KeyPrefix = "msgpack-rpc", strings.Repeat("k", 65535) }, "msgpack-rpc allows 65535"},
+		{"msgpack-rpc remote", func(c *Config) { c.Protocol, c.Addr = "msgpack-rpc", "10.1.2.3:11011" }, "not a loopback"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
