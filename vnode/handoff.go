@@ -24,9 +24,10 @@ import (
 // HandoffCommander is implemented by behaviours that need to act on commands arriving during a handoff.
 // Without it, commands are handled normally and nothing is forwarded (the fold alone moves the data).
 type HandoffCommander interface {
-	// HandleHandoffCommand handles cmd like HandleCommand and returns, in forward, a message the new owner
-	// must also apply (nil for none). It is called from the vnode actor only.
-	HandleHandoffCommand(cmd any, from Sender) (res Result, forward any)
+	// HandleHandoffCommand handles cmd like HandleCommand and returns, in forward, a handoff item (an
+	// EncodeHandoffItem output) the new owner must also apply with HandleHandoffData; nil for none. It is
+	// called from the vnode actor only.
+	HandleHandoffCommand(cmd any, from Sender) (res Result, forward []byte)
 }
 
 // ConcurrentFold is the promise a Behaviour makes about HandoffFold and EncodeHandoffItem: they may run on
@@ -75,11 +76,11 @@ type HandoffAck struct {
 	Err string `msgpack:"e"`
 }
 
-// HandoffForward carries a command the old owner handled during handoff to the new owner.
+// HandoffForward carries to the new owner the item of a write the old owner applied during the handoff.
 type HandoffForward struct {
-	V   uint8       `msgpack:"v"`
-	Seq uint64      `msgpack:"s"`
-	Cmd *PutRequest `msgpack:"c"`
+	V    uint8  `msgpack:"v"`
+	Seq  uint64 `msgpack:"s"`
+	Item []byte `msgpack:"i"`
 }
 
 // HandoffForwardAck acknowledges a HandoffForward.
@@ -152,10 +153,8 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		ctx.Respond(ack)
 	case *HandoffForward:
 		ack := &HandoffForwardAck{V: 1, Seq: m.Seq}
-		if m.Cmd == nil {
-			ack.Err = "vnode: empty forward"
-		} else if rep, ok := a.b.HandleCommand(m.Cmd, Sender{}).Reply().(*PutReply); ok && rep.Err != "" {
-			ack.Err = rep.Err
+		if err := a.b.HandleHandoffData(m.Item); err != nil {
+			ack.Err = fmt.Sprintf("vnode: partition %d: forwarded item: %v", a.env.Partition, err)
 		}
 		ctx.Respond(ack)
 	case *HandoffForwardAck:
@@ -203,11 +202,11 @@ func (a *vnodeActor) command(ctx actor.Context, msg any, from Sender) {
 			if res.hasReply && from.pid != nil {
 				ctx.Respond(res.reply)
 			}
-			if put, ok := fwd.(*PutRequest); ok && put != nil {
+			if fwd != nil {
 				h.seq++
 				h.pending[h.seq] = struct{}{}
 				h.forwarded++
-				ctx.Request(h.target, &HandoffForward{V: 1, Seq: h.seq, Cmd: put})
+				ctx.Request(h.target, &HandoffForward{V: 1, Seq: h.seq, Item: fwd})
 			}
 			return
 		}

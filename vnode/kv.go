@@ -80,7 +80,7 @@ func (kv *KV) ConcurrentFoldSafe() {}
 
 // HandleHandoffCommand applies writes locally and forwards the resulting object to the new owner, so a
 // write that lands after the fold's snapshot still reaches it. Reads and reaps are handled locally only.
-func (kv *KV) HandleHandoffCommand(cmd any, from Sender) (Result, any) {
+func (kv *KV) HandleHandoffCommand(cmd any, from Sender) (Result, []byte) {
 	req, ok := cmd.(*PutRequest)
 	if !ok {
 		return kv.HandleCommand(cmd, from), nil
@@ -92,7 +92,14 @@ func (kv *KV) HandleHandoffCommand(cmd any, from Sender) (Result, any) {
 	if rep.Err != "" || rep.Object == nil {
 		return Reply(rep), nil
 	}
-	fwd := &PutRequest{V: 1, Key: req.Key, Object: rep.Object}
+	raw, err := rep.Object.MarshalBinary()
+	if err != nil {
+		return Reply(rep), nil
+	}
+	fwd, err := kv.EncodeHandoffItem(req.Key, raw)
+	if err != nil {
+		return Reply(rep), nil
+	}
 	if !want && !req.Coordinate {
 		out := *rep
 		out.Object = nil
