@@ -20,7 +20,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: gokai bench [flags]\n\n"+
-			"Drives a memcache server with gets and sets and reports throughput and latency quantiles.\n"+
+			"Drives a memcache or msgpack-RPC server with gets and sets and reports throughput and latency quantiles.\n"+
 			"Closed loop by default; -rate makes it open loop (latency charged from the intended send time).\n\n")
 		fs.PrintDefaults()
 	}

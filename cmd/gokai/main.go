@@ -31,7 +31,7 @@ const usage = `usage: gokai <command> [flags]
 
 commands:
   start     run a node (gokai start -h for its settings)
-  bench     load-generate against memcache servers
+  bench     load generator (memcache or msgpack-RPC)
   get       read a key: every sibling and the causal context (gokai get -h)
   put       write a key, blind or over a context from get (gokai put -h)
   delete    delete a key, blind or over a context from get
