@@ -1,10 +1,31 @@
 // Package actors is gokai's runtime layer over protoactor-go: it makes a node's actor system (with the
-// node's slog logger injected, no global logger, no metrics listener), names the well-known actors, and
-// offers request helpers that always carry a deadline. It holds no domain logic.
+// node's slog logger injected, no global logger, no metrics listener), names the well-known actors, offers
+// request helpers that always carry a deadline, and carries messages between nodes. It holds no domain logic.
 //
-// The node-to-node transport (protoactor-go remote with one msgpack envelope type) joins this package when
-// gokai becomes a cluster.
+// # Transport
+//
+// Nodes talk through protoactor-go remote (gRPC). Remote only carries protobuf messages (and a protobuf type
+// the receiver does not know crashes it), so every gokai message crosses as one well-known type,
+// wrapperspb.BytesValue, holding a msgpack envelope [WireVersion, type code, payload] (wire.go). The package
+// that owns a message registers it with RegisterWire from init(); codes are append-only (see WireType).
+//
+//   - StartRemote binds the node's transport; Remote.Address is what other nodes put in PIDs.
+//   - WireProps gives an actor a sender middleware that wraps registered messages addressed to another node
+//     (Send, Request, Forward and Respond all pass through it) and a receiver middleware that unwraps them.
+//     The Root context of a system made by NewSystem wraps the same way, so Root.Send reaches other nodes.
+//   - Every unwrap first runs mpscan.Scan with the transport's limits: hostile bytes never reach the msgpack
+//     decoder unbounded. A message that does not decode is logged and dropped.
+//   - A future's result bypasses middleware: a reply from another node arrives as the raw BytesValue.
+//     Request decodes it; inside an actor (ctx.RequestFuture + ReenterAfter) call DecodeReply.
+//   - Each peer's queue is bounded by RemoteConfig.QueueSize (protoactor's own queue grows without bound): a
+//     send beyond it is dropped at once and a request fails with actor.ErrDeadLetter instead of timing out.
+//     A dead peer holds its queue for ~10 s (protoactor retries the connection 5 times, 2 s apart) and
+//     requests to it time out: route around nodes that membership considers down.
+//
+// Start the transport before spawning actors that talk to other nodes: an actor spawned earlier has the
+// placeholder address "nonhost" in its PID, so its Self() cannot travel inside a message (the transport does
+// fix the sender of its requests).
 //
 // Concurrency: everything here is safe for concurrent use; Request blocks its caller (never call it from
-// inside an actor's Receive: use ctx.Request and a reply message there).
+// inside an actor's Receive: use ctx.Request and a reply message there). RegisterWire belongs in init().
 package actors

@@ -20,10 +20,14 @@ const (
 func VnodeName(p int) string { return fmt.Sprintf("vnode-%d", p) }
 
 // NewSystem makes an actor system that logs through logger (protoactor's own chatter at Warn and above
-// only) and exposes no metrics endpoint.
+// only) and exposes no metrics endpoint. Its Root context wraps wire messages addressed to other nodes once
+// the system has a Remote (see StartRemote), so Root.Send and Root.Request reach other nodes too.
 func NewSystem(logger *slog.Logger) *actor.ActorSystem {
 	l := slog.New(levelFloor{Handler: logger.With("component", "actor").Handler(), min: slog.LevelWarn})
-	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return l }))
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return l }))
+	// NB: WithSenderMiddleware sets the field on system.Root in place; nothing else can use the system yet.
+	system.Root.WithSenderMiddleware(rootWireSender)
+	return system
 }
 
 // levelFloor drops records below min.
@@ -44,17 +48,34 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{Handler: h.Handler.WithGroup(name), min: h.min}
 }
 
-// Request sends msg to pid and waits for the reply, at most timeout and at most until ctx ends.
+// Request sends msg to pid and waits for the reply, at most timeout and at most until ctx ends. For a pid
+// on another node, a registered msg travels as a wire message and the reply is decoded (a reply that does not
+// decode is an error wrapping ErrWireMalformed, ErrWireVersion or ErrWireUnknownType). A request the
+// transport refuses (the peer's queue is full) fails at once with actor.ErrDeadLetter.
 func Request(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg any, timeout time.Duration) (any, error) {
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		timeout = time.Until(d)
 	}
 	if timeout <= 0 {
-		return nil, fmt.Errorf("actors: request to %s: %w", pid.Id, context.DeadlineExceeded)
+		return nil, fmt.Errorf("actors: request to %s: %w", pidString(pid), context.DeadlineExceeded)
+	}
+	if r := remoteOf(system); r != nil && r.isRemote(pid) {
+		if _, ok := WireTypeOf(msg); ok {
+			// NB: wrap here too, so this works on a system whose Root lacks the wire middleware.
+			bv, err := EncodeWire(msg)
+			if err != nil {
+				return nil, fmt.Errorf("actors: request to %s: %w", pidString(pid), err)
+			}
+			msg = bv
+		}
 	}
 	res, err := system.Root.RequestFuture(pid, msg, timeout).Result()
 	if err != nil {
-		return nil, fmt.Errorf("actors: request to %s: %w", pid.Id, err)
+		return nil, fmt.Errorf("actors: request to %s: %w", pidString(pid), err)
+	}
+	res, err = DecodeReply(system, res)
+	if err != nil {
+		return nil, fmt.Errorf("actors: reply from %s: %w", pidString(pid), err)
 	}
 	return res, nil
 }
