@@ -6,8 +6,8 @@ import (
 	"github.com/gokai-kv/gokai/actors"
 )
 
-// Wire type codes of the vnode messages (actors.RegisterWire). Append-only: vnode owns 1..31; 8..31 are kept
-// for future vnode messages (HandoffBatch and its ack, forwarded writes).
+// Wire type codes of the vnode messages (actors.RegisterWire). Append-only: vnode owns 1..31; 12..31 are kept
+// for future vnode messages.
 const (
 	WireGetRequest  actors.WireType = 1
 	WireGetReply    actors.WireType = 2
@@ -16,6 +16,11 @@ const (
 	WireReapRequest actors.WireType = 5
 	WireKeysRequest actors.WireType = 6
 	WireKeysReply   actors.WireType = 7
+
+	WireHandoffBatch      actors.WireType = 8
+	WireHandoffAck        actors.WireType = 9
+	WireHandoffForward    actors.WireType = 10
+	WireHandoffForwardAck actors.WireType = 11
 )
 
 func init() {
@@ -26,6 +31,10 @@ func init() {
 	actors.RegisterWire(WireReapRequest, func() any { return &ReapRequest{} })
 	actors.RegisterWire(WireKeysRequest, func() any { return &KeysRequest{} })
 	actors.RegisterWire(WireKeysReply, func() any { return &KeysReply{} })
+	actors.RegisterWire(WireHandoffBatch, func() any { return &HandoffBatch{} })
+	actors.RegisterWire(WireHandoffAck, func() any { return &HandoffAck{} })
+	actors.RegisterWire(WireHandoffForward, func() any { return &HandoffForward{} })
+	actors.RegisterWire(WireHandoffForwardAck, func() any { return &HandoffForwardAck{} })
 }
 
 // Objects and clocks inside wire messages travel as msgpack bin holding their own hardened encoding
