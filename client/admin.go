@@ -143,3 +143,23 @@ func (c *Client) Preflist(ctx context.Context, key []byte) ([]PrefEntry, error) 
 }
 
 func fmtAny(v any) string { return fmt.Sprint(v) }
+
+// Call sends any method to the seeds (in order, the first that answers) and decodes its result into
+// result (a pointer, as for msgpack.Unmarshal; nil to discard it). Not idempotent calls are not repeated
+// on another node after they were sent. It is the way to reach methods without a typed wrapper, such as
+// the cluster administration calls.
+func (c *Client) Call(ctx context.Context, method string, params []any, result any, idempotent bool) error {
+	return c.do(ctx, c.seedCandidates(), idempotent, method, c.cfg.RequestTimeout,
+		func(e *msgpack.Encoder) error {
+			if params == nil {
+				params = []any{}
+			}
+			return e.Encode(params)
+		},
+		func(d *msgpack.Decoder) error {
+			if result == nil {
+				return d.Skip()
+			}
+			return d.Decode(result)
+		})
+}

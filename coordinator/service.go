@@ -224,7 +224,7 @@ func (s *Service) targets(key []byte) []Target {
 func (s *Service) run(ctx context.Context, req *requestActor) (*vnode.Object, error) {
 	ch := make(chan outcome, 1)
 	req.svc, req.out = s, ch
-	props := actor.PropsFromProducer(func() actor.Actor { return req })
+	props := actors.WireProps(actor.PropsFromProducer(func() actor.Actor { return req }))
 	if s.cfg.Dispatcher != nil {
 		props.Configure(actor.WithDispatcher(s.cfg.Dispatcher))
 	}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/actors"
 )
 
 // Crash makes a vnode actor panic. It exists for fault-injection tests and operators' drills: the vnode
@@ -12,6 +14,9 @@ import (
 type Crash struct {
 	Reason string
 }
+
+// retire makes a vnode delete its partition's data and stop (Manager.Retire).
+type retire struct{}
 
 // vnodeActor hosts one Behaviour for one partition. All Behaviour calls happen inside Receive.
 type vnodeActor struct {
@@ -42,6 +47,13 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 			a.b.Terminate(nil)
 		}
 	case *actor.Stopped, *actor.ReceiveTimeout:
+	case *retire:
+		// The partition moved away and its data reached the new owner: drop it and stop.
+		if err := a.b.Delete(); err != nil {
+			a.env.Logger.Error("vnode: drop partition failed", "err", err)
+		}
+		ctx.Respond(struct{}{})
+		ctx.Stop(ctx.Self())
 	case *Crash:
 		panic(fmt.Sprintf("vnode: partition %d: crash requested: %s", a.env.Partition, msg.Reason))
 	case actor.SystemMessage, actor.AutoReceiveMessage:
@@ -58,9 +70,9 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 }
 
 func newVnodeProps(env Env, factory Factory, m *Metrics) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor {
+	return actors.WireProps(actor.PropsFromProducer(func() actor.Actor {
 		return &vnodeActor{env: env, factory: factory, metrics: m}
-	})
+	}))
 }
 
 func partitionLogger(l *slog.Logger, node string, p int) *slog.Logger {

@@ -114,6 +114,7 @@ type spawnVnodes struct {
 type managerActor struct {
 	m        *Manager
 	stopping bool
+	retiring map[string]bool // vnode ids being retired: their Terminated is expected
 }
 
 func (a *managerActor) Receive(ctx actor.Context) {
@@ -142,8 +143,15 @@ func (a *managerActor) Receive(ctx actor.Context) {
 		msg.done <- out
 	case *actor.Stopping:
 		a.stopping = true
+	case *retireVnode:
+		if a.retiring == nil {
+			a.retiring = map[string]bool{}
+		}
+		a.retiring[msg.pid.Id] = true
+		ctx.Respond(struct{}{})
 	case *actor.Terminated:
-		if a.stopping {
+		if a.stopping || a.retiring[msg.Who.Id] {
+			delete(a.retiring, msg.Who.Id)
 			return
 		}
 		// A child stopped without the manager stopping: its restart limit was exceeded.
@@ -201,14 +209,19 @@ func (m *Manager) Start(ctx context.Context, partitions []int) error {
 	m.system.Root.Send(m.pid, &spawnVnodes{partitions: todo, done: done})
 	select {
 	case got := <-done:
-		next := make(map[int]*actor.PID, len(cur)+len(got))
-		for p, pid := range cur {
-			next[p] = pid
+		for {
+			old := m.pids.Load()
+			next := make(map[int]*actor.PID, len(*old)+len(got))
+			for p, pid := range *old {
+				next[p] = pid
+			}
+			for p, pid := range got {
+				next[p] = pid
+			}
+			if m.pids.CompareAndSwap(old, &next) {
+				break
+			}
 		}
-		for p, pid := range got {
-			next[p] = pid
-		}
-		m.pids.Store(&next)
 		if len(got) != len(todo) {
 			return fmt.Errorf("vnode: started %d of %d vnodes", len(got), len(todo))
 		}
@@ -232,6 +245,36 @@ func (m *Manager) Partitions() []int {
 		out = append(out, p)
 	}
 	return out
+}
+
+// retireVnode tells the manager actor that a vnode is about to stop on purpose.
+type retireVnode struct{ pid *actor.PID }
+
+// Retire deletes partition p's data and stops its vnode (after its ownership moved to another node and
+// the handoff completed). Commands still queued for it are dropped.
+func (m *Manager) Retire(ctx context.Context, p int) error {
+	pid := m.PID(p)
+	if pid == nil {
+		return nil
+	}
+	if _, err := actors.Request(ctx, m.system, m.pid, &retireVnode{pid: pid}, 5*time.Second); err != nil {
+		return fmt.Errorf("vnode: retire %d: %w", p, err)
+	}
+	if _, err := actors.Request(ctx, m.system, pid, &retire{}, 5*time.Minute); err != nil {
+		return fmt.Errorf("vnode: retire %d: %w", p, err)
+	}
+	for {
+		cur := m.pids.Load()
+		next := make(map[int]*actor.PID, len(*cur))
+		for q, pd := range *cur {
+			if q != p {
+				next[q] = pd
+			}
+		}
+		if m.pids.CompareAndSwap(cur, &next) {
+			return nil
+		}
+	}
 }
 
 // Metrics returns the lifecycle counters.

@@ -220,3 +220,33 @@ func TestReapedKeyNeverReusesADot(t *testing.T) {
 		t.Fatalf("merge with the stale replica lost the new write: %v", live)
 	}
 }
+
+func TestRetireDropsThePartitionAndStopsOnlyThatVnode(t *testing.T) {
+	db := storage.NewMemory()
+	m := startManager(t, db, ManagerConfig{Partitions: []int{0, 1}})
+	for _, p := range []int{0, 1} {
+		if rep := ask(t, m, p, &PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply); rep.Err != "" {
+			t.Fatal(rep.Err)
+		}
+	}
+	var escalated atomic.Bool
+	m.cfg.OnEscalate = func(error) { escalated.Store(true) }
+	if err := m.Retire(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if m.PID(1) != nil {
+		t.Fatal("retired vnode still listed")
+	}
+	if empty, err := db.IsEmpty(1); err != nil || !empty {
+		t.Fatalf("partition 1 not dropped: empty=%v err=%v", empty, err)
+	}
+	if got := ask(t, m, 0, &GetRequest{V: 1, Key: []byte("k")}).(*GetReply); got.Object == nil {
+		t.Fatal("partition 0 lost its data")
+	}
+	if escalated.Load() {
+		t.Fatal("a retired vnode must not count as a crash")
+	}
+	if err := m.Start(context.Background(), []int{1}); err != nil {
+		t.Fatalf("restart a retired partition: %v", err)
+	}
+}
