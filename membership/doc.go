@@ -1,7 +1,9 @@
-// Package membership owns who holds which partition of the key space: the pure
-// consistent-hashing ring now, the gossip shell later.
+// Package membership owns who is in the cluster and who holds which
+// partition of the key space: the pure consistent-hashing ring, the pure
+// cluster state with the claimant's transitions, and the gossip shell that
+// spreads that state and detects failures.
 //
-// # Pure ring (this package today)
+// # Pure ring
 //
 // The ring is riak_core's chash/ring/apl in Go, with no I/O, no clock and no
 // actors:
@@ -20,7 +22,8 @@
 //   - preflist.go: [Ring.Preflist] is riak_core's annotated preference list:
 //     the N primaries for a key, with fallbacks standing in for primaries
 //     whose node is down.
-//   - ringdoc.go: the versioned msgpack ring document that gossip will carry.
+//   - ringdoc.go: a standalone versioned msgpack ring document (gossip
+//     carries the ring inside the cluster state instead).
 //
 // A Ring is immutable after construction: every method is safe for
 // concurrent use by any number of goroutines, and a new ownership (a
@@ -28,16 +31,33 @@
 // return slices return copies, except [Ring.Preflist] which allocates only
 // its result.
 //
+// # Cluster state (pure)
+//
+//   - state.go: [ClusterState] is the versioned cluster document: members
+//     (joining, valid, leaving, exiting), the ring (same version), the
+//     claimant, staged changes and the pending transfers of the last
+//     commit. The claimant's transitions (StageJoin, StageLeave,
+//     ClearStaged, Commit, CompleteTransfer, UpdateMember, TakeClaim) each
+//     return a new state with Version+1 and never modify the receiver;
+//     [ClusterState.Plan] shows what a commit would do. [Newer] is the
+//     merge rule: the higher version, then the higher [ClusterState.Hash].
+//   - statedoc.go: the msgpack encoding, and UnmarshalClusterState, which
+//     bounds and validates untrusted bytes (mpscan first).
+//
+// # Gossip shell
+//
+//   - gossip.go, gossip_delegate.go, messages.go: [Gossip] runs
+//     hashicorp/memberlist (failure detection, node meta) and spreads the
+//     ClusterState: a small version broadcast, a reliable pull of the full
+//     state from the node that announced it, and push-pull as anti-entropy.
+//     Nodes of another cluster are refused. It owns goroutines and sockets;
+//     every method is safe for concurrent use, and memberlist's callbacks
+//     never block.
+//
 // # Not here
 //
-// This package does not start vnodes, move data or decide when a node is
-// down: the caller passes liveness as an up(node) predicate. Handoff uses
-// [Transfers] to learn which partitions change hands.
-//
-// # Gossip shell (later)
-//
-// A later change adds the shell in this package: hashicorp/memberlist for
-// node liveness and a small "ring version" broadcast, with the full ring
-// document moved by push-pull. The shell will own goroutines and sockets;
-// the files above stay pure.
+// This package does not start vnodes or move data, and the pure files take
+// liveness as an up(node) predicate (the node wires [Gossip.Alive] in).
+// Handoff reads the pending transfers from the ClusterState and reports
+// them done to the claimant, which applies [ClusterState.CompleteTransfer].
 package membership
