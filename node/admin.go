@@ -48,7 +48,7 @@ func (n *Node) statsMap() map[string]any {
 }
 
 func (n *Node) ringInfo() map[string]any {
-	r := n.ring.Load()
+	r := n.state().Ring
 	owners := r.Owners()
 	names := make([]string, len(owners))
 	for i, o := range owners {
@@ -58,20 +58,22 @@ func (n *Node) ringInfo() map[string]any {
 }
 
 func (n *Node) members() []any {
-	r := n.ring.Load()
-	var out []any
-	for _, m := range r.Nodes() {
-		e := map[string]any{"name": string(m), "status": "up", "partitions": len(r.PartitionsOf(m))}
-		if m == nodeID(n.cfg.Name) {
-			e["rpc_addr"], e["memcache_addr"] = n.RPCAddr(), n.MemcacheAddr()
+	st := n.clusterStatus()
+	out := []any{}
+	for _, m := range st["members"].([]any) {
+		e := m.(map[string]any)
+		status := "down"
+		if e["alive"].(bool) {
+			status = "up"
 		}
-		out = append(out, e)
+		out = append(out, map[string]any{"name": e["name"], "status": status, "membership": e["status"],
+			"partitions": e["partitions"], "rpc_addr": e["rpc_addr"], "memcache_addr": e["memcache_addr"]})
 	}
 	return out
 }
 
 func (n *Node) preflistInfo(key []byte) []any {
-	pl := n.ring.Load().Preflist(key, n.cfg.N, nil)
+	pl := n.state().Ring.Preflist(key, n.cfg.N, nil)
 	out := make([]any, len(pl))
 	for i, e := range pl {
 		out[i] = map[string]any{"partition": e.Partition, "node": string(e.Node), "primary": e.Primary}

@@ -57,6 +57,12 @@ type Config struct {
 	RPCListen   string // msgpack-RPC listen address; default "127.0.0.1:11011"; "" disables
 	RPCMaxConns int    // default 1024
 
+	GossipListen        string        // memberlist host:port (UDP and TCP); default "127.0.0.1:11012"
+	TransportListen     string        // node-to-node actor transport host:port; default "127.0.0.1:11013"
+	GossipProbeInterval time.Duration // failure detector probe interval; default 1s
+	GossipSuspicionMult int           // suspicion timeout multiplier; default 3
+	HandoffConcurrency  int           // ownership transfers at once per node; default 2
+
 	LogLevel string // debug, info (default), warn, error
 	LogJSON  bool   // JSON logs instead of text; default false
 }
@@ -72,6 +78,8 @@ func Default() Config {
 		VnodeMaxRestarts: 10, VnodeRestartWin: 10 * time.Second,
 		MemcacheListen: "127.0.0.1:11211", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20,
 		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024,
+		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
+		GossipSuspicionMult: 3, HandoffConcurrency: 2,
 		LogLevel: "info",
 	}
 }
@@ -93,6 +101,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: memcache-max-conns %d: want >= 1", c.MemcacheMaxConns)
 	case c.MemcacheMaxValue < 1:
 		return fmt.Errorf("config: memcache-max-value %d: want >= 1", c.MemcacheMaxValue)
+	case c.HandoffConcurrency < 1 || c.HandoffConcurrency > 64:
+		return fmt.Errorf("config: handoff-concurrency %d: want 1..64", c.HandoffConcurrency)
+	case c.GossipListen == "" || c.TransportListen == "":
+		return errors.New("config: gossip-listen and transport-listen are required")
 	case c.WriteBufMiB < 1 || c.BlockCacheMB < 0:
 		return fmt.Errorf("config: write-buffer-mib %d / block-cache-mib %d out of range", c.WriteBufMiB, c.BlockCacheMB)
 	}
@@ -153,6 +165,11 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.MemcacheFlushAll, "memcache-flush-all", c.MemcacheFlushAll, "allow flush_all")
 	fs.StringVar(&c.RPCListen, "rpc-listen", c.RPCListen, "msgpack-RPC listen address (\"\" disables)")
 	fs.IntVar(&c.RPCMaxConns, "rpc-max-conns", c.RPCMaxConns, "msgpack-RPC connections")
+	fs.StringVar(&c.GossipListen, "gossip-listen", c.GossipListen, "memberlist gossip address (UDP and TCP)")
+	fs.StringVar(&c.TransportListen, "transport-listen", c.TransportListen, "node-to-node transport address")
+	fs.DurationVar(&c.GossipProbeInterval, "gossip-probe-interval", c.GossipProbeInterval, "failure detector probe interval")
+	fs.IntVar(&c.GossipSuspicionMult, "gossip-suspicion-mult", c.GossipSuspicionMult, "failure detector suspicion multiplier")
+	fs.IntVar(&c.HandoffConcurrency, "handoff-concurrency", c.HandoffConcurrency, "ownership transfers at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", c.LogJSON, "JSON logs")
 }

@@ -2,14 +2,12 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -39,7 +37,7 @@ type Node struct {
 	system  *actor.ActorSystem
 	disp    *actors.Dispatcher
 	backend storage.Backend
-	ring    atomic.Pointer[membership.Ring]
+	cl      *cluster
 	vnodes  *vnode.Manager
 	coord   *coordinator.Service
 
@@ -63,10 +61,15 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, logger: logger.With("node", cfg.Name), now: now}
 	n.tree = supervisor.New(n.logger, now)
+	// The client sockets are bound first, so the addresses gossip advertises are known (connections wait
+	// in the backlog until the listeners serve, last).
+	n.tree.Add(supervisor.Child{Name: "bind", Start: n.bind, Stop: n.unbind})
 	n.tree.Add(supervisor.Child{Name: "storage", Start: n.startStorage, Stop: n.stopStorage})
-	n.tree.Add(supervisor.Child{Name: "ring", Start: n.startRing})
+	n.tree.Add(supervisor.Child{Name: "cluster", Start: n.startCluster, Stop: n.stopCluster})
 	n.tree.Add(supervisor.Child{Name: "vnode-sup", Start: n.startVnodes, Stop: n.stopVnodes})
+	n.tree.Add(supervisor.Child{Name: "handoff-sup", Start: n.startHandoff, Stop: n.stopHandoff})
 	n.tree.Add(supervisor.Child{Name: "coordinator-sup", Start: n.startCoordinators, Stop: n.stopCoordinators})
+	n.tree.Add(supervisor.Child{Name: "cluster-watch", Run: n.watchCluster})
 	if cfg.MemcacheListen != "" {
 		n.tree.Add(supervisor.Child{Name: "memcache", Start: n.startMemcache, Run: n.runMemcache, Stop: n.stopMemcache})
 	}
@@ -119,7 +122,7 @@ func (n *Node) RPCAddr() string {
 func (n *Node) Coordinator() *coordinator.Service { return n.coord }
 func (n *Node) Vnodes() *vnode.Manager            { return n.vnodes }
 func (n *Node) Backend() storage.Backend          { return n.backend }
-func (n *Node) Ring() *membership.Ring            { return n.ring.Load() }
+func (n *Node) Ring() *membership.Ring            { return n.state().Ring }
 func (n *Node) System() *actor.ActorSystem        { return n.system }
 
 func (n *Node) startStorage(context.Context) error {
@@ -144,45 +147,6 @@ func (n *Node) startStorage(context.Context) error {
 
 func (n *Node) stopStorage(context.Context) error { return n.backend.Close() }
 
-// startRing loads the ring saved in the data dir, or claims a new one and saves it. Q is fixed once saved.
-func (n *Node) startRing(context.Context) error {
-	self := nodeID(n.cfg.Name)
-	path := filepath.Join(n.cfg.DataDir, "ring")
-	if n.cfg.Backend == "leveldb" {
-		if raw, err := os.ReadFile(path); err == nil {
-			r, err := membership.UnmarshalRing(raw)
-			if err != nil {
-				return fmt.Errorf("ring: %s: %w", path, err)
-			}
-			if r.Q() != n.cfg.Q {
-				return fmt.Errorf("ring: data dir has q=%d, config says q=%d (q is fixed when the data dir is created)", r.Q(), n.cfg.Q)
-			}
-			if nodes := r.Nodes(); len(nodes) != 1 || nodes[0] != self {
-				return fmt.Errorf("ring: data dir belongs to %v, this node is %s", nodes, self)
-			}
-			n.ring.Store(r)
-			return nil
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("ring: %w", err)
-		}
-	}
-	r, err := membership.NewRing(n.cfg.Q, n.cfg.N, []membership.NodeID{self})
-	if err != nil {
-		return err
-	}
-	if n.cfg.Backend == "leveldb" {
-		raw, err := r.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(path, raw); err != nil {
-			return fmt.Errorf("ring: save: %w", err)
-		}
-	}
-	n.ring.Store(r)
-	return nil
-}
-
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
@@ -204,9 +168,10 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 func (n *Node) startVnodes(ctx context.Context) error {
-	r := n.ring.Load()
+	// The vnodes of the partitions this node owns or receives are started by the cluster watch's first
+	// reconcile; starting the owned ones here makes the node serve as soon as the listeners do.
 	m, err := vnode.StartManager(n.system, vnode.ManagerConfig{
-		Node: n.cfg.Name, Partitions: r.PartitionsOf(nodeID(n.cfg.Name)), Factory: vnode.NewKV(n.cfg.kvConfig()),
+		Node: n.cfg.Name, Partitions: n.state().Ring.PartitionsOf(n.self()), Factory: vnode.NewKV(n.cfg.kvConfig()),
 		Store: n.backend, Logger: n.logger, Now: n.now,
 		MaxRestarts: n.cfg.VnodeMaxRestarts, RestartWindow: n.cfg.VnodeRestartWin, OnEscalate: n.tree.Escalate,
 		Dispatcher: n.disp,
@@ -224,14 +189,16 @@ func (n *Node) stopVnodes(ctx context.Context) error { return n.vnodes.Stop(ctx)
 type router struct{ n *Node }
 
 func (r router) Preflist(key []byte, nrep int) []membership.PrefEntry {
-	return r.n.ring.Load().Preflist(key, nrep, nil)
+	return r.n.state().Ring.Preflist(key, nrep, nil)
 }
 
+// VnodePID is the local vnode for this node, else the remote vnode of a node memberlist sees alive; nil for
+// a node that is down, so a coordinator never waits on the transport's retries to a dead peer.
 func (r router) VnodePID(node membership.NodeID, p int) *actor.PID {
-	if node != nodeID(r.n.cfg.Name) {
-		return nil // single node: no remote vnodes yet
+	if node == r.n.self() {
+		return r.n.vnodes.PID(p)
 	}
-	return r.n.vnodes.PID(p)
+	return r.n.remoteVnode(node, p)
 }
 
 func (n *Node) startCoordinators(context.Context) error {
@@ -256,19 +223,45 @@ func (n *Node) stopCoordinators(ctx context.Context) error {
 	return n.coord.Stop(ctx)
 }
 
-func (n *Node) startMemcache(context.Context) error {
-	ln, err := net.Listen("tcp", n.cfg.MemcacheListen)
-	if err != nil {
-		return fmt.Errorf("memcache: %w", err)
+// bind opens the client listening sockets.
+func (n *Node) bind(context.Context) error {
+	if n.cfg.MemcacheListen != "" {
+		ln, err := net.Listen("tcp", n.cfg.MemcacheListen)
+		if err != nil {
+			return fmt.Errorf("memcache: %w", err)
+		}
+		n.mcLn = ln
 	}
+	if n.cfg.RPCListen != "" {
+		ln, err := net.Listen("tcp", n.cfg.RPCListen)
+		if err != nil {
+			n.unbind(context.Background())
+			return fmt.Errorf("msgpack-rpc: %w", err)
+		}
+		n.rpcLn = ln
+	}
+	return nil
+}
+
+// unbind closes sockets the listeners did not take over (a start that failed before them).
+func (n *Node) unbind(context.Context) error {
+	if n.mcLn != nil && n.mc == nil {
+		n.mcLn.Close()
+	}
+	if n.rpcLn != nil && n.rpc == nil {
+		n.rpcLn.Close()
+	}
+	return nil
+}
+
+func (n *Node) startMemcache(context.Context) error {
+	ln := n.mcLn
 	var mcfg memcache.Config
 	mcfg.MaxValueBytes, mcfg.MaxConns, mcfg.IdleTimeout = n.cfg.MemcacheMaxValue, n.cfg.MemcacheMaxConns, n.cfg.MemcacheIdle
 	mcfg.FlushAllEnabled, mcfg.Version, mcfg.Now = n.cfg.MemcacheFlushAll, Version, n.now
 	if err := mcfg.Validate(); err != nil {
-		ln.Close()
 		return err
 	}
-	n.mcLn = ln
 	n.mc = memcache.NewServer(mcfg, &memcacheStore{n: n}, n.logger.With("component", "memcache"))
 	n.logger.Info("memcache listening", "addr", ln.Addr().String())
 	return nil
@@ -294,18 +287,13 @@ func serveLoop(ctx context.Context, name string, ln *net.Listener, serve func(ne
 func (n *Node) stopMemcache(ctx context.Context) error { return n.mc.Shutdown(ctx) }
 
 func (n *Node) startRPC(context.Context) error {
-	ln, err := net.Listen("tcp", n.cfg.RPCListen)
-	if err != nil {
-		return fmt.Errorf("msgpack-rpc: %w", err)
-	}
+	ln := n.rpcLn
 	// NB: client requests are small trees (a key, a value, an options map); 4096 elements is far above
 	// any valid request and bounds what the decoder may allocate per message.
 	rcfg := rpc.Config{MaxConns: n.cfg.RPCMaxConns, MaxElems: 4096}
 	if err := rcfg.Validate(); err != nil {
-		ln.Close()
 		return err
 	}
-	n.rpcLn = ln
 	n.rpc = rpc.NewServer(rcfg, rpcHandler{n}, n.logger.With("component", "msgpack-rpc"))
 	n.logger.Info("msgpack-rpc listening", "addr", ln.Addr().String())
 	return nil

@@ -30,6 +30,8 @@ func startTestNode(t *testing.T, mod func(*Config)) *Node {
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen = "127.0.0.1:0"
 	cfg.RPCListen = "127.0.0.1:0"
+	cfg.GossipListen = "127.0.0.1:0"
+	cfg.TransportListen = "127.0.0.1:0"
 	cfg.Q = 16
 	cfg.Linger = 100 * time.Millisecond
 	if mod != nil {

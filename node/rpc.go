@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gokai-kv/gokai/client"
 	"github.com/gokai-kv/gokai/coordinator"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
 	"github.com/gokai-kv/gokai/vnode"
@@ -37,6 +38,28 @@ func (h rpcHandler) Call(ctx context.Context, method string, params []any) (any,
 		return h.n.ringInfo(), nil
 	case "members":
 		return h.n.members(), nil
+	case "cluster_status":
+		return h.n.clusterStatus(), nil
+	case "transfers":
+		return h.n.transfersInfo(), nil
+	case "cluster_join":
+		seed, err := rpc.Bytes(params, 0, "seed")
+		if err != nil {
+			return nil, err
+		}
+		if err := h.n.joinCluster(ctx, string(seed)); err != nil {
+			return nil, clusterError(err)
+		}
+		return true, nil
+	case "cluster_stage_join", "cluster_leave", "cluster_clear", "cluster_plan", "cluster_commit", "cluster_transfer_done":
+		if method == "cluster_leave" && len(params) == 0 {
+			params = []any{string(h.n.self())}
+		}
+		out, err := h.n.claimant(ctx, method, params)
+		if err != nil {
+			return nil, clusterError(err)
+		}
+		return out, nil
 	case "preflist":
 		key, err := rpc.Bytes(params, 0, "key")
 		if err != nil {
@@ -251,6 +274,19 @@ func (h rpcHandler) delete(ctx context.Context, params []any) (any, error) {
 		return nil, rpcError(err)
 	}
 	return true, nil
+}
+
+// clusterError keeps structured errors (from the claimant) and wraps others.
+func clusterError(err error) error {
+	var re *rpc.Error
+	if errors.As(err, &re) {
+		return re
+	}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return &rpc.Error{Code: ce.Code, Message: ce.Message}
+	}
+	return &rpc.Error{Code: "unavailable", Message: err.Error()}
 }
 
 // maxRPCValue bounds one value written over msgpack-RPC (16 MiB).

@@ -115,6 +115,8 @@ func startCLINode(t *testing.T) string {
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen = "127.0.0.1:0"
 	cfg.RPCListen = "127.0.0.1:0"
+	cfg.GossipListen = "127.0.0.1:0"
+	cfg.TransportListen = "127.0.0.1:0"
 	cfg.Q = 16
 	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
