@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"errors"
 	"time"
 
 	"github.com/gokai-kv/gokai/membership"
@@ -52,16 +53,21 @@ type StartTimer struct {
 	After time.Duration
 }
 
+// NeedFallback asks the shell for a fallback replica standing in for Target, which failed or did not
+// answer a write: the shell finds one (sloppy quorum) and hands it to AddFallback.
+type NeedFallback struct{ Target int }
+
 // Done means the FSM is finished: the shell stops.
 type Done struct{}
 
-func (SendGet) isEffect()    {}
-func (SendPut) isEffect()    {}
-func (SendReap) isEffect()   {}
-func (Answer) isEffect()     {}
-func (Repair) isEffect()     {}
-func (StartTimer) isEffect() {}
-func (Done) isEffect()       {}
+func (SendGet) isEffect()      {}
+func (SendPut) isEffect()      {}
+func (SendReap) isEffect()     {}
+func (Answer) isEffect()       {}
+func (Repair) isEffect()       {}
+func (StartTimer) isEffect()   {}
+func (Done) isEffect()         {}
+func (NeedFallback) isEffect() {}
 
 // Timer names the FSM timers.
 type Timer uint8
@@ -93,6 +99,9 @@ type quorum struct {
 	needPrimary int
 	ok, okPrim  int
 	errs        []string
+	// extra counts replicas that may still join (fallbacks being looked up): they keep the quorum
+	// reachable and the request open.
+	extra int
 }
 
 func newQuorum(targets []Target, need, needPrimary int) quorum {
@@ -132,7 +141,7 @@ func (q *quorum) unreachable() (bool, bool) {
 			}
 		}
 	}
-	if q.ok+pend < q.need {
+	if q.ok+pend+q.extra < q.need {
 		return true, false
 	}
 	if q.okPrim+pendPrim < q.needPrimary {
@@ -142,6 +151,9 @@ func (q *quorum) unreachable() (bool, bool) {
 }
 
 func (q *quorum) allIn() bool {
+	if q.extra > 0 {
+		return false
+	}
 	for _, s := range q.state {
 		if s == pending {
 			return false
@@ -299,6 +311,7 @@ type PutFSM struct {
 	obj      *vnode.Object
 	answered bool
 	reaping  bool
+	lingered bool // the first linger ended: silent replicas were given fallbacks
 	done     bool
 }
 
@@ -322,6 +335,10 @@ func (f *PutFSM) Reply(i int, obj *vnode.Object, err error) []Effect {
 		return nil
 	}
 	var eff []Effect
+	if err != nil && i != f.coord {
+		f.q.extra++
+		eff = append(eff, NeedFallback{Target: i})
+	}
 	if i == f.coord {
 		if err != nil {
 			// The write was not applied anywhere: nothing to replicate.
@@ -362,15 +379,69 @@ func (f *PutFSM) Fire(t Timer) []Effect {
 			return []Effect{Answer{Err: f.q.err("put", true)}, StartTimer{Timer: TimerLinger, After: f.p.Linger}}
 		}
 	case TimerLinger:
-		if !f.reaping {
-			return f.finish()
+		if f.reaping {
+			return nil
 		}
+		if !f.lingered && f.obj != nil {
+			// Replicas that never answered get a fallback too, and one more linger for its ack.
+			f.lingered = true
+			var eff []Effect
+			for i, st := range f.q.state {
+				if st == pending && i != f.coord {
+					f.q.record(i, errNoReply)
+					f.q.extra++
+					eff = append(eff, NeedFallback{Target: i})
+				}
+			}
+			if len(eff) > 0 {
+				return append(eff, StartTimer{Timer: TimerLinger, After: f.p.Linger})
+			}
+		}
+		return f.finish()
 	case TimerReap:
 		f.done = true
 		return []Effect{SendReap{Clock: f.obj.Clock}, Done{}}
 	}
 	return nil
 }
+
+// errNoReply marks a replica that did not answer before the linger ended.
+var errNoReply = errors.New("coordinator: replica did not answer")
+
+// AddFallback adds t, a fallback standing in for a failed replica, and sends it the written object; its
+// acknowledgement counts toward W (and never toward PW).
+func (f *PutFSM) AddFallback(t Target) []Effect {
+	if f.done || f.obj == nil {
+		return nil
+	}
+	t.Primary = false
+	f.q.extra = max(0, f.q.extra-1)
+	f.q.targets = append(f.q.targets, t)
+	f.q.state = append(f.q.state, pending)
+	return []Effect{SendPut{Target: len(f.q.targets) - 1, Object: f.obj}}
+}
+
+// NoFallback tells the FSM a NeedFallback found no stand-in.
+func (f *PutFSM) NoFallback() []Effect {
+	if f.done {
+		return nil
+	}
+	f.q.extra = max(0, f.q.extra-1)
+	var eff []Effect
+	if !f.answered {
+		if bad, _ := f.q.unreachable(); bad {
+			f.answered = true
+			eff = append(eff, Answer{Err: f.q.failErr("put")}, StartTimer{Timer: TimerLinger, After: f.p.Linger})
+		}
+	}
+	if f.answered && f.q.allIn() {
+		eff = append(eff, f.finish()...)
+	}
+	return eff
+}
+
+// Targets is the FSM's current replica list (fallbacks included).
+func (f *PutFSM) Targets() []Target { return f.q.targets }
 
 func (f *PutFSM) finish() []Effect {
 	// A tombstone is reaped only when every target stored it: a replica that missed it could otherwise

@@ -52,6 +52,8 @@ func kinds(effs []Effect) []string {
 			out = append(out, "reap")
 		case Done:
 			out = append(out, "done")
+		case NeedFallback:
+			out = append(out, fmt.Sprintf("fallback %d", e.Target))
 		}
 	}
 	return out
@@ -188,7 +190,35 @@ func TestPutFSMW1AnswersAfterCoordinator(t *testing.T) {
 	f.Start()
 	expect(t, "coord", f.Reply(1, obj(t, "a", "v", nil), nil), "put 0", "put 2", "answer ok", "timer 2")
 	f.Reply(0, nil, nil)
-	expect(t, "linger", f.Fire(TimerLinger), "done")
+	// Replica 2 never answered: at the end of the linger it gets a fallback and one more linger.
+	expect(t, "linger", f.Fire(TimerLinger), "fallback 2", "timer 2")
+	expect(t, "fallback added", f.AddFallback(Target{Partition: 3, Node: "b"}), "put 3")
+	expect(t, "fallback acked", f.Reply(3, nil, nil), "done")
+}
+
+func TestPutFSMFailedReplicaGetsAFallbackThatCountsTowardW(t *testing.T) {
+	f := NewPutFSM(PutParams{W: 3, PW: 2, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
+	f.Start()
+	f.Reply(0, obj(t, "a", "v", nil), nil)
+	f.Reply(1, nil, nil)
+	expect(t, "replica 2 down", f.Reply(2, nil, errors.New("unreachable")), "fallback 2")
+	effs := f.AddFallback(Target{Partition: 3, Node: "b", Primary: true})
+	expect(t, "send to fallback", effs, "put 3")
+	if f.Targets()[3].Primary {
+		t.Fatal("a fallback never counts as a primary")
+	}
+	expect(t, "fallback acked: W=3 met (PW=2 by the primaries)", f.Reply(3, nil, nil), "answer ok", "timer 2", "done")
+
+	// Without a stand-in the quorum fails as soon as that is known.
+	g := NewPutFSM(PutParams{W: 3, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
+	g.Start()
+	g.Reply(0, obj(t, "a", "v", nil), nil)
+	g.Reply(1, nil, nil)
+	expect(t, "replica 2 down", g.Reply(2, nil, errors.New("unreachable")), "fallback 2")
+	effs = g.NoFallback()
+	if a := answerOf(t, effs); !errors.Is(a.Err, ErrQuorum) {
+		t.Fatalf("want a quorum error, got %v", a.Err)
+	}
 }
 
 func TestPutFSMCoordinatorFailure(t *testing.T) {
@@ -205,7 +235,8 @@ func TestPutFSMQuorumFailureAndTimeout(t *testing.T) {
 	f := NewPutFSM(PutParams{W: 3, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
 	f.Start()
 	f.Reply(0, obj(t, "a", "v", nil), nil)
-	a := answerOf(t, f.Reply(1, nil, errors.New("boom")))
+	expect(t, "replica failed", f.Reply(1, nil, errors.New("boom")), "fallback 1")
+	a := answerOf(t, f.NoFallback())
 	if !errors.Is(a.Err, ErrQuorum) || errors.Is(a.Err, ErrTimeout) {
 		t.Fatalf("err %v", a.Err)
 	}
@@ -236,5 +267,6 @@ func TestDeleteReapsOnlyWhenEveryReplicaStoredTheTombstone(t *testing.T) {
 	g.Start()
 	g.Reply(0, obj(t, "a", "", nil), nil)
 	g.Reply(1, nil, nil)
-	expect(t, "one replica failed", g.Reply(2, nil, errors.New("down")), "done")
+	expect(t, "one replica failed", g.Reply(2, nil, errors.New("down")), "fallback 2")
+	expect(t, "no fallback found", g.NoFallback(), "done")
 }

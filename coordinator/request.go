@@ -56,14 +56,22 @@ func (a *requestActor) Receive(ctx actor.Context) {
 		if a.get == nil {
 			return
 		}
-		a.apply(ctx, a.get.Reply(int(msg.Tag), msg.Object, replyErr(msg.Code, msg.Err)))
+		err := replyErr(msg.Code, msg.Err)
+		if err != nil {
+			a.reportFailure(int(msg.Tag))
+		}
+		a.apply(ctx, a.get.Reply(int(msg.Tag), msg.Object, err))
 	case *vnode.PutReply:
 		err := replyErr(msg.Code, msg.Err)
 		if a.get != nil {
 			return // acknowledgement of a read repair: nothing to do
 		}
+		if err != nil {
+			a.reportFailure(int(msg.Tag))
+		}
 		a.apply(ctx, a.put.Reply(int(msg.Tag), msg.Object, err))
 	case *replicaUnreachable:
+		a.reportFailure(msg.i)
 		if a.get != nil {
 			a.apply(ctx, a.get.Reply(msg.i, nil, msg.err))
 		} else {
@@ -85,6 +93,39 @@ func (a *requestActor) Receive(ctx actor.Context) {
 		}
 		a.svc.active.Add(-1)
 	}
+}
+
+func (a *requestActor) reportFailure(i int) {
+	if i >= 0 && i < len(a.targets) && a.targets[i].Node != a.svc.cfg.Node {
+		a.svc.router.ReportFailure(a.targets[i].Node)
+	}
+}
+
+// fallback finds a stand-in for failed write target i and adds it to the write (sloppy quorum).
+func (a *requestActor) fallback(ctx actor.Context, i int) {
+	ts := a.put.Targets()
+	if i < 0 || i >= len(ts) {
+		return
+	}
+	failed := ts[i]
+	a.reportFailure(i)
+	e, ok := a.svc.router.Fallback(a.key, failed.Partition, failed.Node)
+	if ok {
+		for _, t := range ts {
+			if t.Node == e.Node && t.Partition == failed.Partition {
+				ok = false // that vnode is already a replica of this write
+			}
+		}
+	}
+	if !ok {
+		a.apply(ctx, a.put.NoFallback())
+		return
+	}
+	t := Target{Partition: failed.Partition, Node: e.Node}
+	a.targets = append(a.targets, t)
+	a.pids = append(a.pids, a.svc.router.VnodePID(t.Node, t.Partition))
+	a.svc.fallbacks.Add(1)
+	a.apply(ctx, a.put.AddFallback(t))
 }
 
 func replyErr(code, msg string) error {
@@ -139,6 +180,8 @@ func (a *requestActor) apply(ctx actor.Context, effects []Effect) {
 		case StartTimer:
 			self, sys, t := ctx.Self(), ctx.ActorSystem(), e.Timer
 			a.timers = append(a.timers, time.AfterFunc(e.After, func() { sys.Root.Send(self, &timerFired{t: t}) }))
+		case NeedFallback:
+			a.fallback(ctx, e.Target)
 		case Answer:
 			if !a.answered {
 				a.answer(outcome{obj: e.Object, err: e.Err})

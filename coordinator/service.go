@@ -23,6 +23,12 @@ type Router interface {
 	Preflist(key []byte, n int) []membership.PrefEntry
 	// VnodePID returns the actor of partition p on node, or nil if it cannot be reached.
 	VnodePID(node membership.NodeID, p int) *actor.PID
+	// Fallback returns a node to stand in for failed as the replica of partition p of key (sloppy quorum),
+	// or false when there is none.
+	Fallback(key []byte, p int, failed membership.NodeID) (membership.PrefEntry, bool)
+	// ReportFailure tells the router a replica on node failed or did not answer (failure detection uses
+	// it besides membership's view).
+	ReportFailure(node membership.NodeID)
 }
 
 // DeleteMode says what happens to tombstones.
@@ -121,6 +127,7 @@ type Stats struct {
 	Timeouts            int64 // requests answered with a timeout
 	QuorumFailures      int64 // requests answered with a quorum error (timeouts excluded)
 	Overloads           int64 // requests refused with ErrOverload
+	Fallbacks           int64 // writes sent to a fallback because a replica failed or did not answer
 	Active              int64 // coordinators alive now (answered-but-lingering included)
 }
 
@@ -138,7 +145,7 @@ type Service struct {
 	closing  atomic.Bool
 	stopOnce sync.Once
 
-	gets, puts, deletes, siblings, repairs, timeouts, quorumFails, overloads atomic.Int64
+	gets, puts, deletes, siblings, repairs, timeouts, quorumFails, overloads, fallbacks atomic.Int64
 }
 
 // spawnCoordinator asks the coordinator supervisor to start a request actor as its child.
@@ -190,7 +197,8 @@ func (s *Service) Config() Config { return s.cfg }
 func (s *Service) Stats() Stats {
 	return Stats{Gets: s.gets.Load(), Puts: s.puts.Load(), Deletes: s.deletes.Load(),
 		SiblingsSeen: s.siblings.Load(), ReadRepairs: s.repairs.Load(), Timeouts: s.timeouts.Load(),
-		QuorumFailures: s.quorumFails.Load(), Overloads: s.overloads.Load(), Active: s.active.Load()}
+		QuorumFailures: s.quorumFails.Load(), Overloads: s.overloads.Load(), Fallbacks: s.fallbacks.Load(),
+		Active: s.active.Load()}
 }
 
 // outcome is what a coordinator hands back to the waiting caller.

@@ -33,6 +33,10 @@ func (r testRouter) Preflist(key []byte, n int) []membership.PrefEntry {
 	return r.n.ring.Preflist(key, n, nil)
 }
 func (r testRouter) VnodePID(_ membership.NodeID, p int) *actor.PID { return r.n.vnodes.PID(p) }
+func (r testRouter) Fallback([]byte, int, membership.NodeID) (membership.PrefEntry, bool) {
+	return membership.PrefEntry{}, false // one node: no other node to stand in
+}
+func (r testRouter) ReportFailure(membership.NodeID) {}
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))

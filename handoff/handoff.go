@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,13 +17,22 @@ import (
 	"github.com/gokai-kv/gokai/vnode"
 )
 
-// Move is one partition changing hands.
+// Move is one partition's data changing hands. An ownership move (Hinted false) ends with a Report to the
+// claimant; a hinted move (data a fallback holds for a partition it does not own, sent to the owner) ends
+// by dropping the data at the source.
 type Move struct {
 	Partition int
 	From, To  membership.NodeID
+	Hinted    bool
 }
 
-func (m Move) String() string { return fmt.Sprintf("%d %s->%s", m.Partition, m.From, m.To) }
+func (m Move) String() string {
+	kind := "ownership"
+	if m.Hinted {
+		kind = "hinted"
+	}
+	return fmt.Sprintf("%s %d %s->%s", kind, m.Partition, m.From, m.To)
+}
 
 // Resolver finds vnode actors.
 type Resolver interface {
@@ -121,8 +131,11 @@ type Manager struct {
 	cfg Config
 	sup *actor.PID
 
+	hinted atomic.Int64 // keys delivered by hinted handoff
+
 	mu        sync.Mutex
 	transfers map[Move]*transfer // REQUIRES: mu held
+	completed map[int]bool       // partitions whose ownership move from here completed; REQUIRES: mu held
 	running   int                // REQUIRES: mu held
 	closed    bool               // REQUIRES: mu held
 	wg        sync.WaitGroup
@@ -182,7 +195,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, transfers: map[Move]*transfer{}}
+	m := &Manager{cfg: cfg, transfers: map[Move]*transfer{}, completed: map[int]bool{}}
 	strategy := actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
 		cfg.Logger.Error("handoff transfer crashed", "reason", fmt.Sprint(reason))
 		return actor.StopDirective
@@ -210,8 +223,13 @@ func (m *Manager) Sync(pending []Move) {
 			continue
 		}
 		want[mv] = true
-		if _, ok := m.transfers[mv]; !ok {
+		t, ok := m.transfers[mv]
+		switch {
+		case !ok:
 			m.transfers[mv] = &transfer{p: Progress{Move: mv, State: StateQueued}}
+		case mv.Hinted && !t.active && t.p.State == StateDone:
+			// New hinted data arrived since the last hinted handoff of this partition: send it too.
+			t.p = Progress{Move: mv, State: StateQueued}
 		}
 	}
 	for mv, t := range m.transfers {
@@ -253,6 +271,23 @@ func (m *Manager) stopLocked(t *transfer) {
 		m.cfg.System.Root.Stop(t.pid)
 	}
 }
+
+// OwnershipDone reports whether this node completed the ownership move of partition p (since start).
+func (m *Manager) OwnershipDone(p int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.completed[p]
+}
+
+// ForgetOwnership clears OwnershipDone(p) (the partition's leftover data was dropped).
+func (m *Manager) ForgetOwnership(p int) {
+	m.mu.Lock()
+	delete(m.completed, p)
+	m.mu.Unlock()
+}
+
+// HintedKeys is the number of keys delivered to their owners by hinted handoff since start.
+func (m *Manager) HintedKeys() int64 { return m.hinted.Load() }
 
 // Progress snapshots every transfer, in partition order.
 func (m *Manager) Progress() []Progress {
@@ -442,8 +477,22 @@ func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
 		return fmt.Errorf("handoff: flush: %v", res)
 	}
 	m.update(t, func(p *Progress) { p.Forwarded = fl.Forwarded })
-	if err := m.cfg.Report(ctx, t.p.Move); err != nil {
+	if mv.Hinted {
+		// The owner has everything: drop the hints (atomically with any write still arriving).
+		res, err := actors.Request(ctx, sys, src, &vnode.HandoffDrop{}, m.cfg.Timeout)
+		if err != nil {
+			return fmt.Errorf("handoff: drop: %w", err)
+		}
+		if d, ok := res.(*vnode.HandoffDropped); !ok || d.Err != "" {
+			return fmt.Errorf("handoff: drop: %v", res)
+		}
+		m.hinted.Add(t.p.Keys)
+	} else if err := m.cfg.Report(ctx, t.p.Move); err != nil {
 		return fmt.Errorf("handoff: report: %w", err)
+	} else {
+		m.mu.Lock()
+		m.completed[mv.Partition] = true
+		m.mu.Unlock()
 	}
 	m.update(t, func(p *Progress) { p.State = StateDone })
 	return nil

@@ -106,7 +106,7 @@ func waitDone(t *testing.T, m *Manager, want int) []Progress {
 
 func TestTransfersMoveEveryKeyAndReport(t *testing.T) {
 	n, m := setup(t, []int{1, 2, 3}, 1000)
-	m.Sync([]Move{{1, "a", "b"}, {2, "a", "b"}, {3, "a", "b"}, {4, "c", "a"}}) // the last is not ours to send
+	m.Sync([]Move{{Partition: 1, From: "a", To: "b"}, {Partition: 2, From: "a", To: "b"}, {Partition: 3, From: "a", To: "b"}, {Partition: 4, From: "c", To: "a"}}) // the last is not ours to send
 	ps := waitDone(t, m, 3)
 	if len(ps) != 3 {
 		t.Fatalf("transfers %d, want 3", len(ps))
@@ -130,7 +130,7 @@ func TestFailedTransferIsRetried(t *testing.T) {
 	n, m := setup(t, []int{7}, 200)
 	n.bReachable.Store(false) // the new owner is down at first
 	n.failReports.Store(1)    // and the first report does not get through
-	m.Sync([]Move{{7, "a", "b"}})
+	m.Sync([]Move{{Partition: 7, From: "a", To: "b"}})
 	deadline := time.Now().Add(5 * time.Second)
 	for m.Progress()[0].Attempts < 3 {
 		if time.Now().After(deadline) {
@@ -151,12 +151,55 @@ func TestFailedTransferIsRetried(t *testing.T) {
 func TestCancelledMoveStops(t *testing.T) {
 	n, m := setup(t, []int{9}, 10)
 	n.bReachable.Store(false)
-	m.Sync([]Move{{9, "a", "b"}})
+	m.Sync([]Move{{Partition: 9, From: "a", To: "b"}})
 	m.Sync(nil) // no longer pending
 	if ps := m.Progress(); len(ps) != 0 {
 		t.Fatalf("progress after cancel: %+v", ps)
 	}
 	if m.Cancel(9) {
 		t.Fatal("cancel of a move that is gone")
+	}
+}
+
+func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
+	n, m := setup(t, []int{4}, 300)
+	mv := Move{Partition: 4, From: "a", To: "b", Hinted: true}
+	m.Sync([]Move{mv})
+	waitDone(t, m, 1)
+	if got := n.b.Metrics().HandoffItemsReceived(); got != 300 {
+		t.Fatalf("owner received %d, want 300", got)
+	}
+	isEmpty := func() bool {
+		res, err := actors.Request(context.Background(), n.sys, n.a.PID(4), &vnode.IsEmptyRequest{}, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.(*vnode.IsEmptyReply).Empty
+	}
+	if !isEmpty() {
+		t.Fatal("hints not dropped after delivery")
+	}
+	n.mu.Lock()
+	if len(n.reported) != 0 {
+		t.Fatalf("a hinted handoff must not report to the claimant: %v", n.reported)
+	}
+	n.mu.Unlock()
+	// More hints arrive; the same move runs again.
+	for i := 0; i < 10; i++ {
+		if _, err := actors.Request(context.Background(), n.sys, n.a.PID(4), &vnode.PutRequest{V: 1, Key: []byte(fmt.Sprintf("late%d", i)),
+			Coordinate: true, Blind: true, Value: []byte("v")}, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Sync([]Move{mv})
+	deadline := time.Now().Add(5 * time.Second)
+	for n.b.Metrics().HandoffItemsReceived() != 310 || !isEmpty() {
+		if time.Now().After(deadline) {
+			t.Fatalf("second hinted handoff: received %d", n.b.Metrics().HandoffItemsReceived())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if m.HintedKeys() != 310 {
+		t.Fatalf("hinted keys %d", m.HintedKeys())
 	}
 }

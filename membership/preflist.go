@@ -32,9 +32,13 @@ func (r *Ring) Preflist(key []byte, n int, up func(NodeID) bool) []PrefEntry {
 // A primary whose node is down is replaced by a fallback for the same
 // partition: the node of the next partition after the primaries' span
 // (p+n, p+n+1, ..., wrapping, each visited once) that is up and not already
-// in the list, as a live primary or as a fallback. Fallbacks have
-// Primary=false and HintFor = the down node. When no such node remains the
-// replica is left out, so the list may be shorter than n.
+// in the list, as a live primary or as a fallback. When fewer distinct up
+// nodes remain than down primaries (3 nodes, N=3, two down), the rest of the
+// fallbacks go to up nodes already in the list, in ring order (riak's sloppy
+// quorum: a write stays possible while one node is up; the hint still lives
+// in a vnode of its own partition). Fallbacks have Primary=false and
+// HintFor = the down node. Only when no node is up at all is a replica left
+// out, so the list may be shorter than n.
 //
 // Order: the live primaries in ring order, then the fallbacks in the ring
 // order of the primaries they replace. Only the result slice is allocated.
@@ -68,28 +72,56 @@ func (r *Ring) PreflistForPartition(p, n int, up func(NodeID) bool) []PrefEntry 
 	if !anyDown {
 		return out
 	}
-	next := n // next offset from p to try as a fallback
-	for i := range n {
-		part := (p + i) & mask
-		primary := r.owners[part]
+	isDown := func(i int) bool {
 		if i < 256 {
-			if down[i/64]&(1<<(i%64)) == 0 {
-				continue
-			}
-		} else if up(primary) {
+			return down[i/64]&(1<<(i%64)) != 0
+		}
+		return !up(r.owners[(p+i)&mask])
+	}
+	live := len(out)
+	next := n // next offset from p to try as a fallback
+	var missing []int
+	for i := range n {
+		if !isDown(i) {
 			continue
 		}
+		part := (p + i) & mask
+		found := false
 		for ; next < q; next++ {
 			cand := r.owners[(p+next)&mask]
 			if !up(cand) || listed(out, cand) {
 				continue
 			}
-			out = append(out, PrefEntry{Partition: part, Node: cand, HintFor: primary})
+			out = append(out, PrefEntry{Partition: part, Node: cand, HintFor: r.owners[part]})
 			next++
+			found = true
 			break
 		}
-		if next >= q {
-			break
+		if !found {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return out
+	}
+	// Too few distinct up nodes: reuse up nodes, walking the ring from after the span.
+	off := n
+	for _, i := range missing {
+		part := (p + i) & mask
+		for tries := 0; tries < q; tries++ {
+			cand := r.owners[(p+off)&mask]
+			off = (off + 1) % q
+			if up(cand) {
+				out = append(out, PrefEntry{Partition: part, Node: cand, HintFor: r.owners[part]})
+				break
+			}
+		}
+	}
+	// Fallbacks in the ring order of the primaries they replace.
+	fb := out[live:]
+	for a := 1; a < len(fb); a++ {
+		for b := a; b > 0 && ((fb[b].Partition-p)&mask) < ((fb[b-1].Partition-p)&mask); b-- {
+			fb[b], fb[b-1] = fb[b-1], fb[b]
 		}
 	}
 	return out

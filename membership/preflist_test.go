@@ -28,8 +28,8 @@ func TestPreflistTable(t *testing.T) {
 			[]PrefEntry{P(0, "a"), P(2, "c"), F(1, "d", "b")}},
 		{"first down", eight, 0, 3, down("a"),
 			[]PrefEntry{P(1, "b"), P(2, "c"), F(0, "d", "a")}},
-		{"two down, one fallback left", eight, 0, 3, down("a", "b"),
-			[]PrefEntry{P(2, "c"), F(0, "d", "a")}},
+		{"two down, one distinct node left: the other fallback reuses an up node", eight, 0, 3, down("a", "b"),
+			[]PrefEntry{P(2, "c"), F(0, "d", "a"), F(1, "d", "b")}},
 		{"fallbacks skip down and listed nodes", eight, 1, 2, down("b"),
 			[]PrefEntry{P(2, "c"), F(1, "d", "b")}},
 		{"all down", eight, 0, 3, down("a", "b", "c", "d"), []PrefEntry{}},
@@ -104,11 +104,22 @@ func refPreflist(owners []NodeID, p, n int, up func(NodeID) bool) []PrefEntry {
 			walk = append(walk, x)
 		}
 	}
+	off := n // reuse walk for the rest: every up node from p+n on, cycling
 	for i, part := range downParts {
 		if i < len(walk) {
 			fallbacks = append(fallbacks, PrefEntry{Partition: part, Node: walk[i], HintFor: owners[part]})
+			continue
+		}
+		for tries := 0; tries < q; tries++ {
+			x := owners[(p+off)%q]
+			off = (off + 1) % q
+			if isUp(x) {
+				fallbacks = append(fallbacks, PrefEntry{Partition: part, Node: x, HintFor: owners[part]})
+				break
+			}
 		}
 	}
+	slices.SortStableFunc(fallbacks, func(a, b PrefEntry) int { return ((a.Partition - p + q) % q) - ((b.Partition - p + q) % q) })
 	return append(append([]PrefEntry{}, primaries...), fallbacks...)
 }
 
@@ -169,8 +180,13 @@ func TestPreflistProperty(t *testing.T) {
 			if up == nil || up(e.HintFor) || e.HintFor != owners[e.Partition] {
 				t.Fatalf("iter %d: fallback %v does not stand in for a down primary", it, e)
 			}
-			if nodes[e.Node] {
-				t.Fatalf("iter %d: fallback node %s already in the list %v", it, e.Node, got)
+			if listed(got[:i], e.Node) {
+				// A fallback reuses a node only when every up node is already in the list.
+				for _, o := range owners {
+					if (up == nil || up(o)) && !listed(got, o) {
+						t.Fatalf("iter %d: fallback reuses %s while %s is up and unused: %v", it, e.Node, o, got)
+					}
+				}
 			}
 			nodes[e.Node] = true
 		}

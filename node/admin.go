@@ -29,6 +29,17 @@ func (n *Node) stats() []stat {
 		{"gokai_coord_timeouts", st.Timeouts},
 		{"gokai_coord_quorum_failures", st.QuorumFailures},
 		{"gokai_coord_overloads", st.Overloads},
+		{"gokai_coord_fallbacks", st.Fallbacks},
+	}
+	if n.cl != nil && n.cl.handoff != nil {
+		var active int
+		for _, p := range n.cl.handoff.Progress() {
+			if p.State != "done" {
+				active++
+			}
+		}
+		out = append(out, stat{"gokai_handoff_active", active}, stat{"gokai_hinted_handoff_keys", n.cl.handoff.HintedKeys()},
+			stat{"gokai_handoff_items_received", n.vnodes.Metrics().HandoffItemsReceived()})
 	}
 	if n.rpc != nil {
 		rs := n.rpc.Stats()

@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,11 +35,20 @@ type cluster struct {
 	// claimMu serialises the claimant's read-modify-propose of the cluster state.
 	claimMu sync.Mutex
 
+	// suspects maps a node to the time until which its failed requests make it count as down.
+	suspects sync.Map
+
 	// live maps each alive member to its transport address (refreshed from memberlist's view).
 	live atomic.Pointer[map[membership.NodeID]string]
 
-	retireMu sync.Mutex
-	retiring map[int]bool // REQUIRES: retireMu held
+	// peers is the last saved list of other members' gossip addresses (data-dir/peers), for rejoining
+	// after a restart. Only the cluster-watch goroutine touches it after start.
+	peers []string
+	stop  context.CancelFunc
+
+	// lastHinted is the hinted moves found by the last scan (used by the reconciles in between).
+	// Only the cluster-watch goroutine touches it.
+	lastHinted []handoff.Move
 }
 
 // statePath is where the cluster state is kept between runs.
@@ -102,7 +113,7 @@ func (n *Node) saveState(s *membership.ClusterState) error {
 // startCluster starts the transport and the gossip shell (before any vnode or coordinator is spawned:
 // actors spawned before the transport carry unreachable PIDs).
 func (n *Node) startCluster(ctx context.Context) error {
-	n.cl = &cluster{retiring: map[int]bool{}}
+	n.cl = &cluster{}
 	empty := map[membership.NodeID]string{}
 	n.cl.live.Store(&empty)
 	r, err := actors.StartRemote(n.system, actors.RemoteConfig{Listen: n.cfg.TransportListen, Logger: n.logger})
@@ -121,7 +132,9 @@ func (n *Node) startCluster(ctx context.Context) error {
 		return err
 	}
 	g, err := membership.StartGossip(membership.GossipConfig{Self: n.selfMember(), BindAddr: host, BindPort: port,
-		ProbeInterval: n.cfg.GossipProbeInterval, SuspicionMult: n.cfg.GossipSuspicionMult,
+		// A node restarted after a crash comes back under its name from new ports as soon as it is dead.
+		DeadNodeReclaimTime: time.Second,
+		ProbeInterval:       n.cfg.GossipProbeInterval, SuspicionMult: n.cfg.GossipSuspicionMult,
 		Logger: n.logger.With("component", "gossip"), State: st})
 	if err != nil {
 		r.Stop(false)
@@ -129,6 +142,13 @@ func (n *Node) startCluster(ctx context.Context) error {
 	}
 	n.cl.gossip = g
 	n.refreshLive()
+	// A restarted member rejoins the peers it knew (memberlist forgets everything at exit).
+	n.cl.peers = n.loadPeers()
+	var rctx context.Context
+	rctx, n.cl.stop = context.WithCancel(context.Background())
+	if len(n.cl.peers) > 0 {
+		go n.rejoin(rctx, n.cl.peers)
+	}
 	n.logger.Info("cluster ready", "cluster", st.Cluster, "version", st.Version, "gossip", g.Addr(), "transport", r.Address())
 	return nil
 }
@@ -145,7 +165,74 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
+// peersPath keeps the other members' gossip addresses between runs.
+func (n *Node) peersPath() string { return filepath.Join(n.cfg.DataDir, "peers") }
+
+func (n *Node) loadPeers() []string {
+	if n.cfg.Backend != "leveldb" {
+		return nil
+	}
+	raw, err := os.ReadFile(n.peersPath())
+	if err != nil {
+		return nil
+	}
+	var peers []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			peers = append(peers, l)
+		}
+	}
+	return peers
+}
+
+// savePeers records the gossip addresses of the other alive members, when they changed.
+func (n *Node) savePeers() {
+	if n.cfg.Backend != "leveldb" {
+		return
+	}
+	s := n.state()
+	var peers []string
+	for _, m := range n.cl.gossip.Members() {
+		if _, member := s.Member(m.Name); member && m.Name != n.self() && m.State == membership.LiveAlive && m.Addr != "" {
+			peers = append(peers, m.Addr)
+		}
+	}
+	sort.Strings(peers)
+	if len(peers) == 0 || slices.Equal(peers, n.cl.peers) {
+		return
+	}
+	if err := writeFileAtomic(n.peersPath(), []byte(strings.Join(peers, "\n")+"\n")); err != nil {
+		n.logger.Warn("cluster: save peers", "err", err)
+		return
+	}
+	n.cl.peers = peers
+}
+
+// rejoin joins the saved peers until one answers (they may be restarting too) or ctx ends.
+func (n *Node) rejoin(ctx context.Context, peers []string) {
+	for attempt := 0; ; attempt++ {
+		jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := n.cl.gossip.Join(jctx, peers, false)
+		cancel()
+		if err == nil {
+			n.logger.Info("cluster: rejoined peers", "peers", peers)
+			return
+		}
+		if attempt == 0 || attempt%30 == 0 {
+			n.logger.Warn("cluster: rejoin failed, retrying", "peers", peers, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 func (n *Node) stopCluster(context.Context) error {
+	if n.cl.stop != nil {
+		n.cl.stop()
+	}
 	if n.cl.gossip != nil {
 		_ = n.cl.gossip.Leave(time.Second)
 		_ = n.cl.gossip.Shutdown()
@@ -224,8 +311,8 @@ func (n *Node) watchCluster(ctx context.Context) error {
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	n.reconcile(ctx, n.state())
-	for {
+	n.reconcile(ctx, n.state(), true)
+	for ticks := 1; ; ticks++ {
 		select {
 		case <-ctx.Done():
 			return nil
@@ -233,93 +320,147 @@ func (n *Node) watchCluster(ctx context.Context) error {
 			if err := n.saveState(s); err != nil {
 				n.logger.Error("cluster: save state", "err", err)
 			}
-			n.reconcile(ctx, s)
+			n.reconcile(ctx, s, false)
 		case <-tick.C:
 			n.refreshLive()
-			// Transfers blocked on a peer that was down start again as it comes back.
-			n.reconcile(ctx, n.state())
+			n.savePeers()
+			// Every tick: transfers blocked on a peer that was down start again as it comes back. Every
+			// fourth: look for hints (data in partitions this node does not own) to hand off.
+			n.reconcile(ctx, n.state(), ticks%4 == 0)
 		}
 	}
 }
 
-// reconcile makes this node's vnodes and transfers match s: vnodes for the partitions it owns or is
-// receiving, transfers for the moves it must send, and partitions that moved away retired.
-func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState) {
+// reconcile makes this node's vnodes and transfers match s. A member runs a vnode for every partition:
+// those it owns, those it receives, and the others as a fallback (sloppy quorum: when a primary is down,
+// a fallback vnode takes its writes as hints). Outgoing ownership moves become transfers; a partition this
+// node does not own that holds data becomes a hinted handoff to its owner once the owner is up (after a
+// completed ownership move the leftover data is dropped instead); a node that is no longer a member
+// retires its empty vnodes.
+func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHints bool) {
 	self := n.self()
-	need := map[int]bool{}
-	if _, member := s.Member(self); member {
-		for _, p := range s.Ring.PartitionsOf(self) {
-			need[p] = true
-		}
-	}
+	_, member := s.Member(self)
+	incoming, outgoing := map[int]bool{}, map[int]bool{}
 	var moves []handoff.Move
-	outgoing := map[int]bool{}
 	for _, t := range s.Transfers {
 		if t.State != membership.TransferWaiting {
 			continue
 		}
 		if t.To == self {
-			need[t.Partition] = true
+			incoming[t.Partition] = true
 		}
 		if t.From == self {
 			outgoing[t.Partition] = true
 			moves = append(moves, handoff.Move{Partition: t.Partition, From: t.From, To: t.To})
 		}
 	}
-	var start []int
-	for p := range need {
-		start = append(start, p)
-	}
-	sort.Ints(start)
-	if err := n.vnodes.Start(ctx, start); err != nil {
-		n.logger.Error("cluster: start vnodes", "err", err)
-	}
-	n.cl.handoff.Sync(moves)
-	for _, p := range n.vnodes.Partitions() {
-		if need[p] || outgoing[p] {
-			continue
+	if member {
+		all := make([]int, s.Ring.Q())
+		for p := range all {
+			all[p] = p
 		}
-		n.retireLater(p, s.Ring.Owner(p))
+		if err := n.vnodes.Start(ctx, all); err != nil {
+			n.logger.Error("cluster: start vnodes", "err", err)
+		}
+	} else if len(incoming) > 0 {
+		var in []int
+		for p := range incoming {
+			in = append(in, p)
+		}
+		sort.Ints(in)
+		if err := n.vnodes.Start(ctx, in); err != nil {
+			n.logger.Error("cluster: start vnodes", "err", err)
+		}
 	}
-}
-
-// retireGrace is how long a moved partition's old vnode forwards stragglers before it drops its data.
-const retireGrace = 5 * time.Second
-
-// retireLater switches partition p's vnode to forwarding to its new owner and retires it after a grace.
-func (n *Node) retireLater(p int, owner membership.NodeID) {
-	n.cl.retireMu.Lock()
-	defer n.cl.retireMu.Unlock()
-	if n.cl.retiring[p] {
+	if !scanHints {
+		n.cl.handoff.Sync(append(moves, n.cl.lastHinted...))
 		return
 	}
-	n.cl.retiring[p] = true
-	if pid := n.vnodes.PID(p); pid != nil {
-		if target := n.remoteVnode(owner, p); target != nil && owner != n.self() {
-			n.system.Root.Send(pid, &vnode.ForwardTo{Target: target})
+	var hinted []handoff.Move
+	for _, p := range n.vnodes.Partitions() {
+		owner := s.Ring.Owner(p)
+		if owner == self || incoming[p] || outgoing[p] {
+			continue
 		}
-	}
-	n.logger.Info("partition moved away: retiring", "partition", p, "owner", owner)
-	time.AfterFunc(retireGrace, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		// Only if it is still not ours (a later state may have moved it back).
-		s := n.state()
-		mine := s.Ring.Owner(p) == n.self()
-		for _, t := range s.Transfers {
-			if t.State == membership.TransferWaiting && (t.To == n.self() || t.From == n.self()) && t.Partition == p {
-				mine = true
-			}
+		if n.cl.handoff.OwnershipDone(p) {
+			n.dropLeftover(ctx, p)
+			continue
 		}
-		if !mine {
+		empty, err := n.vnodeEmpty(ctx, p)
+		if err != nil {
+			continue
+		}
+		switch {
+		case !empty && n.isUp(owner):
+			hinted = append(hinted, handoff.Move{Partition: p, From: self, To: owner, Hinted: true})
+		case empty && !member:
 			if err := n.vnodes.Retire(ctx, p); err != nil {
 				n.logger.Error("cluster: retire", "partition", p, "err", err)
 			}
 		}
-		n.cl.retireMu.Lock()
-		delete(n.cl.retiring, p)
-		n.cl.retireMu.Unlock()
-	})
+	}
+	n.cl.lastHinted = hinted
+	n.cl.handoff.Sync(append(moves, hinted...))
+}
+
+// vnodeEmpty asks partition p's vnode whether it holds data.
+func (n *Node) vnodeEmpty(ctx context.Context, p int) (bool, error) {
+	pid := n.vnodes.PID(p)
+	if pid == nil {
+		return true, nil
+	}
+	res, err := actors.Request(ctx, n.system, pid, &vnode.IsEmptyRequest{}, 5*time.Second)
+	if err != nil {
+		return false, err
+	}
+	rep, ok := res.(*vnode.IsEmptyReply)
+	if !ok || rep.Err != "" {
+		return false, fmt.Errorf("cluster: is-empty %d: %v", p, res)
+	}
+	return rep.Empty, nil
+}
+
+// dropLeftover deletes the data a completed ownership move left behind (the new owner has all of it and
+// the writes forwarded meanwhile). If the vnode restarted since, the drop is refused and the leftover goes
+// to the owner as a hinted handoff at the next scan instead.
+func (n *Node) dropLeftover(ctx context.Context, p int) {
+	n.cl.handoff.ForgetOwnership(p)
+	pid := n.vnodes.PID(p)
+	if pid == nil {
+		return
+	}
+	res, err := actors.Request(ctx, n.system, pid, &vnode.HandoffDrop{}, time.Minute)
+	if err != nil {
+		n.logger.Warn("cluster: drop moved partition", "partition", p, "err", err)
+		return
+	}
+	if d, ok := res.(*vnode.HandoffDropped); ok && d.Err == "" {
+		n.logger.Info("partition moved away: data dropped", "partition", p)
+	}
+}
+
+// isUp is the liveness this node acts on: itself, and the members memberlist sees alive that did not fail
+// a request recently (the node's own observation: a killed peer fails requests before memberlist's
+// probes declare it dead).
+func (n *Node) isUp(node membership.NodeID) bool {
+	if node == n.self() {
+		return true
+	}
+	if _, ok := (*n.cl.live.Load())[node]; !ok {
+		return false
+	}
+	if until, ok := n.cl.suspects.Load(node); ok && n.now().Before(until.(time.Time)) {
+		return false
+	}
+	return true
+}
+
+// suspect marks node down for FailureSuspicion after a failed request.
+func (n *Node) suspect(node membership.NodeID) {
+	if node == n.self() || n.cfg.FailureSuspicion <= 0 {
+		return
+	}
+	n.cl.suspects.Store(node, n.now().Add(n.cfg.FailureSuspicion))
 }
 
 // claimant runs a cluster change at the claimant: locally when this node is the claimant, else over

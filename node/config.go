@@ -62,6 +62,7 @@ type Config struct {
 	GossipProbeInterval time.Duration // failure detector probe interval; default 1s
 	GossipSuspicionMult int           // suspicion timeout multiplier; default 3
 	HandoffConcurrency  int           // ownership transfers at once per node; default 2
+	FailureSuspicion    time.Duration // a node whose replica failed a request counts as down this long; default 3s; 0 off
 
 	LogLevel string // debug, info (default), warn, error
 	LogJSON  bool   // JSON logs instead of text; default false
@@ -79,7 +80,7 @@ func Default() Config {
 		MemcacheListen: "127.0.0.1:11211", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20,
 		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024,
 		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
-		GossipSuspicionMult: 3, HandoffConcurrency: 2,
+		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 3 * time.Second,
 		LogLevel: "info",
 	}
 }
@@ -169,6 +170,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.TransportListen, "transport-listen", c.TransportListen, "node-to-node transport address")
 	fs.DurationVar(&c.GossipProbeInterval, "gossip-probe-interval", c.GossipProbeInterval, "failure detector probe interval")
 	fs.IntVar(&c.GossipSuspicionMult, "gossip-suspicion-mult", c.GossipSuspicionMult, "failure detector suspicion multiplier")
+	fs.DurationVar(&c.FailureSuspicion, "failure-suspicion", c.FailureSuspicion, "treat a node whose replica failed a request as down this long (0 = off)")
 	fs.IntVar(&c.HandoffConcurrency, "handoff-concurrency", c.HandoffConcurrency, "ownership transfers at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", c.LogJSON, "JSON logs")

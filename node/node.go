@@ -168,10 +168,16 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 func (n *Node) startVnodes(ctx context.Context) error {
-	// The vnodes of the partitions this node owns or receives are started by the cluster watch's first
-	// reconcile; starting the owned ones here makes the node serve as soon as the listeners do.
+	// A member runs a vnode for every partition (owner, receiver or fallback); see reconcile.
+	var parts []int
+	if _, member := n.state().Member(n.self()); member {
+		parts = make([]int, n.cfg.Q)
+		for p := range parts {
+			parts[p] = p
+		}
+	}
 	m, err := vnode.StartManager(n.system, vnode.ManagerConfig{
-		Node: n.cfg.Name, Partitions: n.state().Ring.PartitionsOf(n.self()), Factory: vnode.NewKV(n.cfg.kvConfig()),
+		Node: n.cfg.Name, Partitions: parts, Factory: vnode.NewKV(n.cfg.kvConfig()),
 		Store: n.backend, Logger: n.logger, Now: n.now,
 		MaxRestarts: n.cfg.VnodeMaxRestarts, RestartWindow: n.cfg.VnodeRestartWin, OnEscalate: n.tree.Escalate,
 		Dispatcher: n.disp,
@@ -188,9 +194,26 @@ func (n *Node) stopVnodes(ctx context.Context) error { return n.vnodes.Stop(ctx)
 // router answers coordinators' questions from the node's current ring and vnodes.
 type router struct{ n *Node }
 
+// Preflist is the key's N primaries that are up, and for each one that is down a fallback node (sloppy
+// quorum): the fallback's vnode of the same partition takes the write as a hint.
 func (r router) Preflist(key []byte, nrep int) []membership.PrefEntry {
-	return r.n.state().Ring.Preflist(key, nrep, nil)
+	return r.n.state().Ring.Preflist(key, nrep, r.n.isUp)
 }
+
+// Fallback is the sloppy-quorum stand-in for failed as the replica of partition p of key: the fallback
+// the ring gives when failed is considered down.
+func (r router) Fallback(key []byte, p int, failed membership.NodeID) (membership.PrefEntry, bool) {
+	up := func(x membership.NodeID) bool { return x != failed && r.n.isUp(x) }
+	for _, e := range r.n.state().Ring.Preflist(key, r.n.cfg.N, up) {
+		if e.Partition == p && !e.Primary {
+			return e, true
+		}
+	}
+	return membership.PrefEntry{}, false
+}
+
+// ReportFailure makes the node treat a replica's node as down for a while (see isUp).
+func (r router) ReportFailure(node membership.NodeID) { r.n.suspect(node) }
 
 // VnodePID is the local vnode for this node, else the remote vnode of a node memberlist sees alive; nil for
 // a node that is down, so a coordinator never waits on the transport's retries to a dead peer.

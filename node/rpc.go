@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/client"
 	"github.com/gokai-kv/gokai/coordinator"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
@@ -60,6 +61,8 @@ func (h rpcHandler) Call(ctx context.Context, method string, params []any) (any,
 			return nil, clusterError(err)
 		}
 		return out, nil
+	case "vnode_get":
+		return h.vnodeGet(ctx, params)
 	case "preflist":
 		key, err := rpc.Bytes(params, 0, "key")
 		if err != nil {
@@ -274,6 +277,40 @@ func (h rpcHandler) delete(ctx context.Context, params []any) (any, error) {
 		return nil, rpcError(err)
 	}
 	return true, nil
+}
+
+// vnodeGet reads one replica: this node's vnode of a partition, below the coordinator (no quorum, no
+// repair). For operators and tests checking where data is. Result: {found, values, context, deleted}.
+func (h rpcHandler) vnodeGet(ctx context.Context, params []any) (any, error) {
+	p, err := intParam(params, 0)
+	if err != nil {
+		return nil, err
+	}
+	key, err := rpc.Bytes(params, 1, "key")
+	if err != nil {
+		return nil, err
+	}
+	pid := h.n.vnodes.PID(int(p))
+	if pid == nil {
+		return nil, &rpc.Error{Code: "not_found", Message: fmt.Sprintf("no vnode for partition %d here", p)}
+	}
+	res, err := actors.Request(ctx, h.n.system, pid, &vnode.GetRequest{V: 1, Key: key}, h.n.cfg.Timeout)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	rep, ok := res.(*vnode.GetReply)
+	if !ok || rep.Err != "" {
+		return nil, &rpc.Error{Code: "internal", Message: fmt.Sprintf("vnode: %v", res)}
+	}
+	body, found, err := h.body(rep.Object)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		body = map[string]any{}
+	}
+	body["found"] = found
+	return body, nil
 }
 
 // clusterError keeps structured errors (from the claimant) and wraps others.

@@ -59,6 +59,24 @@ type HandoffFlushed struct {
 // CancelHandoff returns the vnode to normal mode (a failed or cancelled transfer).
 type CancelHandoff struct{}
 
+// HandoffDrop ends a completed handoff by deleting the partition's data, atomically with respect to writes:
+// the vnode waits until every forwarded write was acknowledged, then deletes and returns to normal mode
+// (writes arriving later are kept, as new data to hand off). The reply is *HandoffDropped. Local only.
+type HandoffDrop struct{}
+
+// HandoffDropped answers HandoffDrop; Err is set when the vnode was not in handoff mode (it restarted) or
+// a forward failed: nothing was deleted and the transfer must be redone.
+type HandoffDropped struct{ Err string }
+
+// IsEmptyRequest asks whether the vnode holds data; the reply is *IsEmptyReply. Local only.
+type IsEmptyRequest struct{}
+
+// IsEmptyReply answers IsEmptyRequest.
+type IsEmptyReply struct {
+	Empty bool
+	Err   string
+}
+
 // ForwardTo makes the vnode forward every command to Target (after its partition moved). Local only.
 type ForwardTo struct{ Target *actor.PID }
 
@@ -98,6 +116,7 @@ type handoffState struct {
 	forwarded  int
 	failed     string
 	flushWait  []*actor.PID
+	dropWait   []*actor.PID
 	forwarding bool
 }
 
@@ -139,6 +158,20 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		a.flushHandoff(ctx)
 	case *CancelHandoff:
 		a.handoff = nil
+	case *HandoffDrop:
+		if a.handoff == nil || a.handoff.forwarding {
+			ctx.Respond(&HandoffDropped{Err: "vnode: not in handoff (restarted?)"})
+			return true
+		}
+		a.handoff.dropWait = append(a.handoff.dropWait, ctx.Sender())
+		a.flushHandoff(ctx)
+	case *IsEmptyRequest:
+		empty, err := a.b.IsEmpty()
+		rep := &IsEmptyReply{Empty: empty}
+		if err != nil {
+			rep.Err = err.Error()
+		}
+		ctx.Respond(rep)
 	case *ForwardTo:
 		a.handoff = &handoffState{target: m.Target, forwarding: true, pending: map[uint64]struct{}{}}
 	case *HandoffBatch:
@@ -180,13 +213,32 @@ const foldInActorTimeout = 24 * time.Hour
 
 func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 	h := a.handoff
-	if len(h.pending) > 0 || len(h.flushWait) == 0 {
+	if len(h.pending) > 0 {
 		return
 	}
 	for _, w := range h.flushWait {
 		ctx.Send(w, &HandoffFlushed{Forwarded: h.forwarded, Err: h.failed})
 	}
 	h.flushWait = nil
+	if len(h.dropWait) == 0 {
+		return
+	}
+	rep := &HandoffDropped{Err: h.failed}
+	if h.failed == "" {
+		if err := a.b.Delete(); err != nil {
+			rep.Err = fmt.Sprintf("vnode: partition %d: drop: %v", a.env.Partition, err)
+		} else {
+			// The behaviour's state was deleted: start it afresh on the (now empty) partition.
+			a.b = a.factory()
+			if err := a.b.Init(a.env); err != nil {
+				panic(fmt.Errorf("vnode: re-init partition %d after drop: %w", a.env.Partition, err))
+			}
+		}
+	}
+	for _, w := range h.dropWait {
+		ctx.Send(w, rep)
+	}
+	a.handoff = nil
 }
 
 // command runs a user command, through the handoff rules when a handoff is under way.

@@ -113,6 +113,24 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 	if got := string(getVia(t, sys, pb, "old0").Siblings[0].Value); got != "overwritten" {
 		t.Fatalf("old0 at new owner: %q", got)
 	}
+	// A hinted handoff ends by dropping the data, once every forward is acknowledged.
+	res, err = actors.Request(context.Background(), sys, pa, &HandoffDrop{}, 5*time.Second)
+	if err != nil || res.(*HandoffDropped).Err != "" {
+		t.Fatalf("drop: %v %v", res, err)
+	}
+	if getVia(t, sys, pa, "old0") != nil {
+		t.Fatal("old owner still holds data after the drop")
+	}
+	res, _ = actors.Request(context.Background(), sys, pa, &IsEmptyRequest{}, time.Second)
+	if !res.(*IsEmptyReply).Empty {
+		t.Fatal("old owner not empty after the drop")
+	}
+	// A drop outside a handoff is refused (nothing deleted).
+	putVia(t, sys, pa, "later", "x")
+	res, _ = actors.Request(context.Background(), sys, pa, &HandoffDrop{}, time.Second)
+	if res.(*HandoffDropped).Err == "" || getVia(t, sys, pa, "later") == nil {
+		t.Fatal("a drop without a handoff must be refused")
+	}
 	// After the ring moved, the old vnode forwards: a read sent to A is answered by B.
 	sys.Root.Send(pa, &ForwardTo{Target: pb})
 	putVia(t, sys, pb, "only-at-b", "x")
