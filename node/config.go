@@ -64,6 +64,8 @@ type Config struct {
 	HandoffConcurrency  int           // ownership transfers at once per node; default 2
 	FailureSuspicion    time.Duration // a node whose replica failed a request counts as down this long; default 3s; 0 off
 
+	DebugListen string // net/http/pprof on this host:port; default "" (off). Loopback only, by hand.
+
 	LogLevel string // debug, info (default), warn, error
 	LogJSON  bool   // JSON logs instead of text; default false
 }
@@ -172,6 +174,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.GossipSuspicionMult, "gossip-suspicion-mult", c.GossipSuspicionMult, "failure detector suspicion multiplier")
 	fs.DurationVar(&c.FailureSuspicion, "failure-suspicion", c.FailureSuspicion, "treat a node whose replica failed a request as down this long (0 = off)")
 	fs.IntVar(&c.HandoffConcurrency, "handoff-concurrency", c.HandoffConcurrency, "ownership transfers at once")
+	fs.StringVar(&c.DebugListen, "debug-listen", c.DebugListen, "serve net/http/pprof on this address (\"\" = off)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", c.LogJSON, "JSON logs")
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -75,6 +77,9 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time) (*Node, error) {
 	}
 	if cfg.RPCListen != "" {
 		n.tree.Add(supervisor.Child{Name: "msgpack-rpc", Start: n.startRPC, Run: n.runRPC, Stop: n.stopRPC})
+	}
+	if cfg.DebugListen != "" {
+		n.tree.Add(supervisor.Child{Name: "debug", Run: n.runDebug})
 	}
 	return n, nil
 }
@@ -308,6 +313,24 @@ func serveLoop(ctx context.Context, name string, ln *net.Listener, serve func(ne
 }
 
 func (n *Node) stopMemcache(ctx context.Context) error { return n.mc.Shutdown(ctx) }
+
+// runDebug serves net/http/pprof (profiles for performance work) until ctx ends.
+func (n *Node) runDebug(ctx context.Context) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: n.cfg.DebugListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	n.logger.Info("debug listening", "addr", n.cfg.DebugListen)
+	if err := srv.ListenAndServe(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
 
 func (n *Node) startRPC(context.Context) error {
 	ln := n.rpcLn
