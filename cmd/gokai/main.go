@@ -38,9 +38,11 @@ commands:
   status    a node's version, ping latency and main counters
   ring      which node owns each partition
   members   the cluster's nodes
+  cluster   join|leave|plan|commit|clear|status: change the cluster (gokai cluster help)
+  transfers ownership transfers in progress on every node (--watch to follow)
   version   print the version
 
-client commands (get put delete status ring members) take --addr (default 127.0.0.1:11011 or
+client commands (get put delete status ring members cluster transfers) take --addr (default 127.0.0.1:11011 or
 $GOKAI_ADDR), --timeout and --json; they exit 0 ok, 1 not found, 2 usage, 3 server or connection error.
 `
 
@@ -66,6 +68,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cliRing(ctx, args[1:], stdout, stderr)
 	case "members":
 		return cliMembers(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		return cliCluster(ctx, args[1:], stdout, stderr)
+	case "transfers":
+		return cliTransfers(ctx, args[1:], stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "gokai", node.Version)
 		return nil

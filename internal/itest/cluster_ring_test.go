@@ -1,0 +1,161 @@
+package itest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gokai-kv/gokai/client"
+)
+
+// repeatingWindows lists the partitions p whose window of n consecutive partitions (p, p+1, ..., wrapping)
+// has some node twice.
+func repeatingWindows(owners []string, n int) []int {
+	var bad []int
+	for p := range owners {
+		seen := map[string]bool{}
+		for i := 0; i < n; i++ {
+			o := owners[(p+i)%len(owners)]
+			if seen[o] {
+				bad = append(bad, p)
+				break
+			}
+			seen[o] = true
+		}
+	}
+	return bad
+}
+
+// checkRingViews checks that `gokai cluster status --json` and `gokai ring --json` show the same cluster on
+// every node, and returns the ring.
+func checkRingViews(t *testing.T, cl *cluster) *client.RingInfo {
+	t.Helper()
+	var ref *client.RingInfo
+	var refShape string
+	for _, n := range cl.nodes {
+		var st cStatus
+		cl.cliJSON(n, &st, "cluster", "status")
+		var ring client.RingInfo
+		cl.cliJSON(n, &ring, "ring")
+		if st.Node != n.name || len(ring.Owners) != st.Q {
+			t.Fatalf("%s: status of %s, ring of %d partitions (q=%d)", n.name, st.Node, len(ring.Owners), st.Q)
+		}
+		// The ring's owners are the partition counts the status shows.
+		counts := map[string]int{}
+		for _, o := range ring.Owners {
+			counts[o]++
+		}
+		for name, c := range st.partitions() {
+			if counts[name] != c {
+				t.Fatalf("%s: status says %s owns %d, ring says %d", n.name, name, c, counts[name])
+			}
+		}
+		if ref == nil {
+			ref, refShape = &ring, st.shape()
+			continue
+		}
+		if st.shape() != refShape || ring.Version != ref.Version || strings.Join(ring.Owners, ",") != strings.Join(ref.Owners, ",") {
+			t.Fatalf("views differ:\n%s: %s ring v%d\n%s: %s ring v%d", cl.nodes[0].name, refShape, ref.Version, n.name, st.shape(), ring.Version)
+		}
+	}
+	return ref
+}
+
+// TestClusterThreeNodes forms a cluster of three processes with the CLI (n2 and n3 join n1, plan,
+// commit) and checks that it serves as one: writes through one node read through the others, every node
+// shows the same ring, and preference lists span distinct nodes.
+func TestClusterThreeNodes(t *testing.T) {
+	cl := newCluster(t)
+	names := []string{"n1@127.0.0.1", "n2@127.0.0.1", "n3@127.0.0.1"}
+	// Data written to n1 alone before it has peers must move with its partitions.
+	n1 := cl.add(names[0])
+	before := newAcked()
+	preload(t, n1.mcAddr, "early-", 300, 2, before)
+	for _, name := range names[1:] {
+		cl.join(cl.add(name), n1)
+	}
+	cl.waitStaged(n1, 2)
+	plan := cl.cli(cl.nodes[1], "cluster", "plan") // any member answers; the claimant computes it
+	mustMatch(t, "plan", `(?m)^join +n2@127\.0\.0\.1$`, plan)
+	mustMatch(t, "plan", `(?m)^n1@127\.0\.0\.1 +-> +n3@127\.0\.0\.1 +2\d +`, plan)
+	cl.cli(cl.nodes[2], "cluster", "commit")
+	start := time.Now()
+	cl.settled(60*time.Second, cl.names(), nil)
+	t.Logf("3 nodes settled %v after the commit", time.Since(start).Round(time.Millisecond))
+
+	acks := newAcked()
+	preload(t, n1.mcAddr, "k3-", 600, 2, acks)
+	if len(acks.snapshot()) != 600 || len(before.snapshot()) != 300 {
+		t.Fatalf("acknowledged %d of 600 and %d of 300 writes", len(acks.snapshot()), len(before.snapshot()))
+	}
+	all := acks.snapshot()
+	for k, v := range before.snapshot() {
+		all[k] = v
+	}
+	checkReadable(t, all, map[string]string{names[0]: n1.mcAddr, names[1]: cl.nodes[1].mcAddr, names[2]: cl.nodes[2].mcAddr})
+
+	ring := checkRingViews(t, cl)
+	counts := map[string]int{}
+	for _, o := range ring.Owners {
+		counts[o]++
+	}
+	for _, name := range names {
+		if c := counts[name]; c < 21 || c > 22 {
+			t.Errorf("%s owns %d partitions, want 21 or 22 (64/3)", name, c)
+		}
+	}
+	out := cl.cli(n1, "cluster", "status")
+	mustMatch(t, "status", `(?m)^NAME +STATUS +UP +PARTITIONS +RPC +MEMCACHE +GOSSIP$`, out)
+	mustMatch(t, "status", `(?m)^n3@127\.0\.0\.1 +valid +up +2[12] +`, out)
+	mustMatch(t, "status", `(?m)^pending transfers +0 of 0$`, out)
+
+	// NB: with Q=64, N=3 and three nodes the ring cannot put every window of 3 consecutive partitions on
+	// distinct nodes: 64 is not a multiple of 3, so where the ring wraps (63 -> 0) the owner sequence
+	// a,b,c,a,b,c,... breaks and membership reports ErrTargetN (the plan shows it as a warning). The
+	// claim keeps the damage to the wrap: at most 2 windows repeat a node. TestClusterJoinLeaveUnderLoad
+	// does the strict check with 4 nodes.
+	bad := repeatingWindows(ring.Owners, ring.N)
+	if len(bad) > 2 {
+		t.Fatalf("%d windows of %d partitions repeat a node (at most 2 expected): %v", len(bad), ring.N, bad)
+	}
+	badSet := map[int]bool{}
+	for _, p := range bad {
+		badSet[p] = true
+	}
+	// Every key's preference list (as each node computes it) spans N distinct nodes, except in those windows.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	repeats := 0
+	for i := 0; i < 200; i++ {
+		key := []byte(fmt.Sprintf("k3-%06d", i))
+		var ref string
+		for _, n := range cl.nodes {
+			pl, err := cl.cls[n.name].Preflist(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pl) != ring.N {
+				t.Fatalf("preflist %s at %s: %d entries", key, n.name, len(pl))
+			}
+			got := fmt.Sprint(pl)
+			if ref == "" {
+				ref = got
+			} else if got != ref {
+				t.Fatalf("preflist %s: %s says %s, %s says %s", key, names[0], ref, n.name, got)
+			}
+			nodes := map[string]bool{}
+			for _, e := range pl {
+				nodes[e.Node] = true
+			}
+			if len(nodes) != ring.N {
+				if !badSet[pl[0].Partition] {
+					t.Fatalf("preflist %s at %s repeats a node outside the wrap windows %v: %v", key, n.name, bad, pl)
+				}
+				repeats++
+			}
+		}
+	}
+	t.Logf("ring: %v; windows repeating a node: %v (%d of 600 preflist reads in them)", counts, bad, repeats)
+}
