@@ -156,9 +156,13 @@ func (n *Node) transfersInfo() []any {
 	ps := n.cl.handoff.Progress()
 	out := make([]any, len(ps))
 	for i, p := range ps {
+		var started int64
+		if !p.Started.IsZero() {
+			started = p.Started.UnixNano()
+		}
 		out[i] = map[string]any{"partition": p.Partition, "from": string(p.From), "to": string(p.To), "state": string(p.State),
-			"keys": p.Keys, "total_keys": p.TotalKeys, "bytes": p.Bytes, "forwarded": p.Forwarded, "attempts": p.Attempts,
-			"last_error": p.LastError, "rate": p.RatePerSec, "eta_ms": p.ETA.Milliseconds(), "started": p.Started.UnixNano()}
+			"hinted": p.Hinted, "keys": p.Keys, "total_keys": p.TotalKeys, "bytes": p.Bytes, "forwarded": p.Forwarded,
+			"attempts": p.Attempts, "last_error": p.LastError, "rate": p.RatePerSec, "eta_ms": p.ETA.Milliseconds(), "started": started}
 	}
 	return out
 }

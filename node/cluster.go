@@ -81,7 +81,7 @@ func (n *Node) loadState() (*membership.ClusterState, error) {
 				return nil, fmt.Errorf("cluster: data dir has q=%d, config says q=%d (q is fixed when the data dir is created)", s.Ring.Q(), n.cfg.Q)
 			}
 			if _, ok := s.Member(n.self()); !ok && len(s.Members) > 0 && s.Claimant != n.self() {
-				n.logger.Warn("this node is not a member of its saved cluster state (it left)", "members", len(s.Members))
+				n.logger.Warn("this node is not a member of its saved cluster state (it left, or the state is older than the cluster's: it catches up when the peers answer)", "members", len(s.Members), "version", s.Version)
 			}
 			return s, nil
 		case !errors.Is(err, os.ErrNotExist):
@@ -278,7 +278,9 @@ func (n *Node) memberRPC(name membership.NodeID) string {
 
 // startHandoff starts the ownership handoff manager.
 func (n *Node) startHandoff(context.Context) error {
-	hm, err := handoff.New(handoff.Config{Self: n.self(), Concurrency: n.cfg.HandoffConcurrency,
+	// NB: a batch is at most 1 MiB on loopback or a LAN: 5 s per step is generous, and a receiver that
+	// died mid-transfer is given up on (and the move retried) after that, not after the 30 s default.
+	hm, err := handoff.New(handoff.Config{Self: n.self(), Concurrency: n.cfg.HandoffConcurrency, Timeout: 5 * time.Second,
 		Resolver: handoffResolver{n}, System: n.system, Report: n.reportTransfer, Logger: n.logger.With("component", "handoff"), Now: n.now})
 	if err != nil {
 		return err
@@ -311,17 +313,28 @@ func (n *Node) watchCluster(ctx context.Context) error {
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var saved uint64
+	save := func(s *membership.ClusterState) {
+		if s.Version == saved {
+			return
+		}
+		if err := n.saveState(s); err != nil {
+			n.logger.Error("cluster: save state", "err", err)
+			return
+		}
+		saved = s.Version
+	}
 	n.reconcile(ctx, n.state(), true)
 	for ticks := 1; ; ticks++ {
 		select {
 		case <-ctx.Done():
 			return nil
 		case s := <-states:
-			if err := n.saveState(s); err != nil {
-				n.logger.Error("cluster: save state", "err", err)
-			}
+			save(s)
 			n.reconcile(ctx, s, false)
 		case <-tick.C:
+			// The subscription keeps only the latest state: save whatever is current.
+			save(n.state())
 			n.refreshLive()
 			n.savePeers()
 			// Every tick: transfers blocked on a peer that was down start again as it comes back. Every
