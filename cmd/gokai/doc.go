@@ -4,6 +4,8 @@
 //	                             msgpack-RPC on 127.0.0.1:11011, N=3 R=2 W=2 Q=64)
 //	gokai get|put|delete KEY     the Dynamo API over msgpack-RPC (contexts, siblings, quorums)
 //	gokai status|ring|members    admin views, as tables or --json
+//	gokai cluster join|leave|plan|commit|clear|status   staged membership changes, riak style
+//	gokai transfers [--watch]    partition transfers (ownership and hinted) across the cluster
 //	gokai bench [flags]          load generator (memcache or msgpack-RPC)
 //	gokai version
 //
