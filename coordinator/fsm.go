@@ -162,6 +162,23 @@ func (q *quorum) allIn() bool {
 	return true
 }
 
+// settle answers once: with obj when the quorum is met, with the quorum error as soon as it is out of
+// reach; either way the linger starts. It does nothing while undecided or after the answer.
+func (q *quorum) settle(answered *bool, op string, obj *vnode.Object, linger time.Duration) []Effect {
+	if *answered {
+		return nil
+	}
+	if q.met() {
+		*answered = true
+		return []Effect{Answer{Object: obj}, StartTimer{Timer: TimerLinger, After: linger}}
+	}
+	if bad, _ := q.unreachable(); bad {
+		*answered = true
+		return []Effect{Answer{Err: q.failErr(op)}, StartTimer{Timer: TimerLinger, After: linger}}
+	}
+	return nil
+}
+
 func (q *quorum) err(op string, timeout bool) *QuorumError {
 	e := &QuorumError{Op: op, Need: q.need, Got: q.ok, Timeout: timeout, Errs: q.errs}
 	if q.ok >= q.need && q.okPrim < q.needPrimary {
@@ -237,16 +254,7 @@ func (f *GetFSM) Reply(i int, obj *vnode.Object, err error) []Effect {
 			f.merged = vnode.Sync(f.merged, obj, f.p.LWW)
 		}
 	}
-	var eff []Effect
-	if !f.answered {
-		if f.q.met() {
-			f.answered = true
-			eff = append(eff, Answer{Object: f.merged}, StartTimer{Timer: TimerLinger, After: f.p.Linger})
-		} else if bad, _ := f.q.unreachable(); bad {
-			f.answered = true
-			eff = append(eff, Answer{Err: f.q.failErr("get")}, StartTimer{Timer: TimerLinger, After: f.p.Linger})
-		}
-	}
+	eff := f.q.settle(&f.answered, "get", f.merged, f.p.Linger)
 	if f.answered && f.q.allIn() {
 		eff = append(eff, f.finish()...)
 	}
@@ -352,15 +360,7 @@ func (f *PutFSM) Reply(i int, obj *vnode.Object, err error) []Effect {
 			}
 		}
 	}
-	if !f.answered {
-		if f.q.met() {
-			f.answered = true
-			eff = append(eff, Answer{Object: f.obj}, StartTimer{Timer: TimerLinger, After: f.p.Linger})
-		} else if bad, _ := f.q.unreachable(); bad {
-			f.answered = true
-			eff = append(eff, Answer{Err: f.q.failErr("put")}, StartTimer{Timer: TimerLinger, After: f.p.Linger})
-		}
-	}
+	eff = append(eff, f.q.settle(&f.answered, "put", f.obj, f.p.Linger)...)
 	if f.answered && f.q.allIn() {
 		eff = append(eff, f.finish()...)
 	}
@@ -427,13 +427,7 @@ func (f *PutFSM) NoFallback() []Effect {
 		return nil
 	}
 	f.q.extra = max(0, f.q.extra-1)
-	var eff []Effect
-	if !f.answered {
-		if bad, _ := f.q.unreachable(); bad {
-			f.answered = true
-			eff = append(eff, Answer{Err: f.q.failErr("put")}, StartTimer{Timer: TimerLinger, After: f.p.Linger})
-		}
-	}
+	eff := f.q.settle(&f.answered, "put", f.obj, f.p.Linger)
 	if f.answered && f.q.allIn() {
 		eff = append(eff, f.finish()...)
 	}
