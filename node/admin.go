@@ -84,10 +84,17 @@ func (n *Node) members() []any {
 }
 
 func (n *Node) preflistInfo(key []byte) []any {
-	pl := n.state().Ring.Preflist(key, n.cfg.N, nil)
-	out := make([]any, len(pl))
-	for i, e := range pl {
-		out[i] = map[string]any{"partition": e.Partition, "node": string(e.Node), "primary": e.Primary}
+	// The N primaries (with whether each is up), then the fallbacks coordinators use for the down ones.
+	r := n.state().Ring
+	var out []any
+	for _, e := range r.Preflist(key, n.cfg.N, nil) {
+		out = append(out, map[string]any{"partition": e.Partition, "node": string(e.Node), "primary": true, "up": n.isUp(e.Node)})
+	}
+	for _, e := range (router{n}).Preflist(key, n.cfg.N) {
+		if !e.Primary {
+			out = append(out, map[string]any{"partition": e.Partition, "node": string(e.Node), "primary": false,
+				"up": true, "hint_for": string(e.HintFor)})
+		}
 	}
 	return out
 }

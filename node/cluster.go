@@ -313,16 +313,18 @@ func (n *Node) watchCluster(ctx context.Context) error {
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	var saved uint64
+	// NB: compare states by identity: every installed state is a new immutable value, and two clusters
+	// (a node's own before it joined, the one it adopted) can share a version number.
+	var saved *membership.ClusterState
 	save := func(s *membership.ClusterState) {
-		if s.Version == saved {
+		if s == saved {
 			return
 		}
 		if err := n.saveState(s); err != nil {
 			n.logger.Error("cluster: save state", "err", err)
 			return
 		}
-		saved = s.Version
+		saved = s
 	}
 	n.reconcile(ctx, n.state(), true)
 	for ticks := 1; ; ticks++ {
@@ -396,7 +398,9 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 			continue
 		}
 		if n.cl.handoff.OwnershipDone(p) {
-			n.dropLeftover(ctx, p)
+			n.cl.handoff.ForgetOwnership(p)
+			// Off the watch loop: the drop waits for the vnode's outstanding forwards.
+			go n.dropLeftover(ctx, p)
 			continue
 		}
 		empty, err := n.vnodeEmpty(ctx, p)
@@ -437,7 +441,6 @@ func (n *Node) vnodeEmpty(ctx context.Context, p int) (bool, error) {
 // the writes forwarded meanwhile). If the vnode restarted since, the drop is refused and the leftover goes
 // to the owner as a hinted handoff at the next scan instead.
 func (n *Node) dropLeftover(ctx context.Context, p int) {
-	n.cl.handoff.ForgetOwnership(p)
 	pid := n.vnodes.PID(p)
 	if pid == nil {
 		return
@@ -459,7 +462,9 @@ func (n *Node) isUp(node membership.NodeID) bool {
 	if node == n.self() {
 		return true
 	}
-	if _, ok := (*n.cl.live.Load())[node]; !ok {
+	// NB: memberlist's own view (cheap: a read-locked map), not the address map refreshed every tick, so
+	// routing follows a death as soon as memberlist declares it.
+	if !n.cl.gossip.Alive(node) {
 		return false
 	}
 	if until, ok := n.cl.suspects.Load(node); ok && n.now().Before(until.(time.Time)) {

@@ -190,6 +190,16 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 			ack.Err = fmt.Sprintf("vnode: partition %d: forwarded item: %v", a.env.Partition, err)
 		}
 		ctx.Respond(ack)
+	case *actor.DeadLetterResponse:
+		// A forward's target is gone: nothing can be acknowledged any more, and the transfer must be redone.
+		if a.handoff == nil {
+			return true
+		}
+		if a.handoff.failed == "" {
+			a.handoff.failed = "vnode: forward target unreachable"
+		}
+		clear(a.handoff.pending)
+		a.flushHandoff(ctx)
 	case *HandoffForwardAck:
 		if a.handoff == nil {
 			return true
