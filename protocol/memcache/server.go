@@ -4,14 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/netserve"
 )
 
 // Buffer sizes per connection. Lines and blocks longer than the read buffer are handled (see lineReader and
@@ -105,45 +105,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 	}()
 
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return ErrServerClosed
-			}
-			if !retryableAccept(err) {
-				return fmt.Errorf("memcache: accept: %w", err)
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("memcache: accept failed; retrying", "err", err, "backoff", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
-			}
-			continue
-		}
-		backoff = 0
-		s.accept(nc)
+	if err := netserve.AcceptLoop(ln, "memcache", s.log, s.closing.Load, s.ctx.Done(), s.accept); err != nil {
+		return err
 	}
-}
-
-// retryableAccept reports whether an Accept error is transient (out of descriptors or memory, a connection
-// reset before it was accepted, a timeout).
-func retryableAccept(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
-		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	return ErrServerClosed
 }
 
 // accept starts serving nc, or turns it away when the server is full or closing.
