@@ -52,8 +52,7 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 		if err := a.b.Delete(); err != nil {
 			a.env.Logger.Error("vnode: drop partition failed", "err", err)
 		}
-		ctx.Respond(struct{}{})
-		ctx.Stop(ctx.Self())
+		ctx.Respond(struct{}{}) // the manager then stops this vnode and waits for it
 	case *Crash:
 		panic(fmt.Sprintf("vnode: partition %d: crash requested: %s", a.env.Partition, msg.Reason))
 	case actor.SystemMessage, actor.AutoReceiveMessage:

@@ -263,6 +263,10 @@ func (m *Manager) Retire(ctx context.Context, p int) error {
 	if _, err := actors.Request(ctx, m.system, pid, &retire{}, 5*time.Minute); err != nil {
 		return fmt.Errorf("vnode: retire %d: %w", p, err)
 	}
+	// NB: wait until the actor is gone (its name free again), so a later Start of p can spawn it anew.
+	if err := m.system.Root.StopFuture(pid).Wait(); err != nil {
+		return fmt.Errorf("vnode: retire %d: stop: %w", p, err)
+	}
 	for {
 		cur := m.pids.Load()
 		next := make(map[int]*actor.PID, len(*cur))
