@@ -10,7 +10,7 @@ import (
 // Handoff support in the vnode actor (riak_core's handoff states, run by the framework for every
 // Behaviour):
 //
-//	normal ──BeginHandoff──► handoff ──(ring moved)──► forwarding
+//	normal ──BeginHandoff──► handoff ──FinishHandoff──► (flushed) ──HandoffDrop──► normal, data deleted
 //	   ▲                        │
 //	   └──────CancelHandoff─────┘
 //
@@ -18,8 +18,9 @@ import (
 // messages to the new owner's vnode, while the vnode keeps serving: a Behaviour that implements
 // HandoffCommander decides per command whether the new owner must see it too (KV forwards the result of
 // every write), and the framework sends such forwards as HandoffForward and counts their acks. FinishHandoff
-// answers once every forward was acknowledged. In forwarding, every command goes to the new owner, with
-// its original sender, so coordinators that still use the old ring reach the data.
+// answers once every forward was acknowledged; HandoffDrop then deletes the data inside the actor, so no
+// write slips between the last forward and the delete. Writes arriving afterwards (from coordinators with an
+// older ring) are kept as ordinary data and handed off again.
 
 // HandoffCommander is implemented by behaviours that need to act on commands arriving during a handoff.
 // Without it, commands are handled normally and nothing is forwarded (the fold alone moves the data).
@@ -77,9 +78,6 @@ type IsEmptyReply struct {
 	Err   string
 }
 
-// ForwardTo makes the vnode forward every command to Target (after its partition moved). Local only.
-type ForwardTo struct{ Target *actor.PID }
-
 // HandoffBatch carries folded items to the new owner's vnode. Items are EncodeHandoffItem outputs.
 type HandoffBatch struct {
 	V     uint8    `msgpack:"v"`
@@ -110,14 +108,13 @@ type HandoffForwardAck struct {
 
 // handoffState is the vnode actor's handoff bookkeeping.
 type handoffState struct {
-	target     *actor.PID
-	seq        uint64
-	pending    map[uint64]struct{}
-	forwarded  int
-	failed     string
-	flushWait  []*actor.PID
-	dropWait   []*actor.PID
-	forwarding bool
+	target    *actor.PID
+	seq       uint64
+	pending   map[uint64]struct{}
+	forwarded int
+	failed    string
+	flushWait []*actor.PID
+	dropWait  []*actor.PID
 }
 
 // handleHandoff handles the handoff messages; it reports whether msg was one.
@@ -159,7 +156,7 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 	case *CancelHandoff:
 		a.handoff = nil
 	case *HandoffDrop:
-		if a.handoff == nil || a.handoff.forwarding {
+		if a.handoff == nil {
 			ctx.Respond(&HandoffDropped{Err: "vnode: not in handoff (restarted?)"})
 			return true
 		}
@@ -172,8 +169,6 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 			rep.Err = err.Error()
 		}
 		ctx.Respond(rep)
-	case *ForwardTo:
-		a.handoff = &handoffState{target: m.Target, forwarding: true, pending: map[uint64]struct{}{}}
 	case *HandoffBatch:
 		ack := &HandoffAck{V: 1, Seq: m.Seq}
 		for _, it := range m.Items {
@@ -253,12 +248,7 @@ func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 
 // command runs a user command, through the handoff rules when a handoff is under way.
 func (a *vnodeActor) command(ctx actor.Context, msg any, from Sender) {
-	h := a.handoff
-	switch {
-	case h != nil && h.forwarding:
-		ctx.RequestWithCustomSender(h.target, msg, ctx.Sender())
-		return
-	case h != nil:
+	if h := a.handoff; h != nil {
 		if hc, ok := a.b.(HandoffCommander); ok {
 			res, fwd := hc.HandleHandoffCommand(msg, from)
 			if res.hasReply && from.pid != nil {
