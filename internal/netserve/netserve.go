@@ -1,7 +1,3 @@
-// Package netserve holds what gokai's TCP servers (memcache, msgpack-RPC) share: the accept loop that
-// survives transient accept errors with a bounded backoff.
-//
-// Concurrency: AcceptLoop runs on the caller's goroutine; accept is called on it, one connection at a time.
 package netserve
 
 import (

@@ -101,7 +101,7 @@ func (c *conn) serve() {
 			c.nc.Close()
 		}
 		c.release()
-		c.s.connDone(c)
+		c.s.conns.Done(c)
 	}()
 	for {
 		if c.br.Buffered() == 0 {
@@ -110,7 +110,7 @@ func (c *conn) serve() {
 				return
 			}
 			c.state.Store(stateIdle)
-			if c.s.closing.Load() {
+			if c.s.conns.Closing() {
 				return
 			}
 			c.waitingIdle, c.armed = true, false
@@ -127,7 +127,7 @@ func (c *conn) serve() {
 			c.ioDone(c.bw.Flush())
 			return
 		}
-		if c.s.closing.Load() && c.br.Buffered() > 0 {
+		if c.s.conns.Closing() && c.br.Buffered() > 0 {
 			c.linger = true // pipelined requests remain unanswered; let the reply get through
 			c.ioDone(c.bw.Flush())
 			return

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/netserve"
@@ -45,17 +44,12 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	closing atomic.Bool
-	curr    atomic.Int64 // open connections
-	stats   counters
+	conns *netserve.Tracker[*conn] // listeners, connections, and the delayed flushes Shutdown waits for
+	curr  *netserve.Gauge          // open connections: conns.Open()
+	stats counters
 
-	// wg counts connection goroutines and running delayed flushes.
-	wg sync.WaitGroup
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{} // REQUIRES: mu held
-	conns     map[*conn]struct{}        // REQUIRES: mu held
-	timers    map[*time.Timer]struct{}  // delayed flush_all; REQUIRES: mu held
+	tmu    sync.Mutex
+	timers map[*time.Timer]struct{} // delayed flush_all; REQUIRES: tmu held
 }
 
 // NewServer returns a server over store. Zero Config fields take their defaults; an invalid Config (or a nil
@@ -65,18 +59,18 @@ func NewServer(cfg Config, store Store, logger *slog.Logger) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfgErr:    cfg.Validate(),
-		cfg:       cfg.withDefaults(),
-		store:     store,
-		log:       logger,
-		pid:       os.Getpid(),
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*conn]struct{}),
-		timers:    make(map[*time.Timer]struct{}),
+		cfgErr: cfg.Validate(),
+		cfg:    cfg.withDefaults(),
+		store:  store,
+		log:    logger,
+		pid:    os.Getpid(),
+		timers: make(map[*time.Timer]struct{}),
 	}
 	if s.cfgErr == nil && store == nil {
 		s.cfgErr = errors.New("memcache: NewServer: nil Store")
 	}
+	s.conns = netserve.NewTracker[*conn](s.cfg.MaxConns)
+	s.curr = s.conns.Open()
 	s.started = s.cfg.Now()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -90,22 +84,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return s.cfgErr
 	}
-	s.mu.Lock()
-	if s.closing.Load() {
-		s.mu.Unlock()
-		ln.Close()
-		return ErrServerClosed
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
-
-	if err := netserve.AcceptLoop(ln, "memcache", s.log, s.closing.Load, s.ctx.Done(), s.accept); err != nil {
+	if err := s.conns.Serve(ln, "memcache", s.log, s.ctx.Done(), s.accept); err != nil {
 		return err
 	}
 	return ErrServerClosed
@@ -113,7 +92,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // accept starts serving nc, or turns it away when the server is full or closing.
 func (s *Server) accept(nc net.Conn) {
-	if s.curr.Load() >= int64(s.cfg.MaxConns) {
+	if s.conns.Full() {
 		s.stats.rejectedConns.Add(1)
 		s.log.Warn("memcache: too many open connections", "remote", nc.RemoteAddr().String(),
 			"max_conns", s.cfg.MaxConns)
@@ -124,28 +103,13 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	c := newConn(s, nc)
-	s.mu.Lock()
-	if s.closing.Load() {
-		s.mu.Unlock()
+	if !s.conns.Add(c) {
 		c.release()
 		nc.Close()
 		return
 	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	s.curr.Add(1)
 	s.stats.totalConns.Add(1)
 	go c.serve()
-}
-
-// connDone is called by a connection goroutine as it ends.
-func (s *Server) connDone(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.curr.Add(-1)
-	s.wg.Done()
 }
 
 // Shutdown stops the server gracefully: it closes the listeners, cancels pending delayed flushes, closes
@@ -154,59 +118,38 @@ func (s *Server) connDone(c *conn) {
 // ends first, it closes the remaining connections, cancels the context of Store calls still running, and
 // returns ctx's error without waiting for them.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
-	s.mu.Lock()
-	for ln := range s.listeners {
-		ln.Close()
-	}
+	s.conns.Close(func(c *conn) { c.closeIfIdle() })
+	s.tmu.Lock()
 	for t := range s.timers {
 		t.Stop()
 		delete(s.timers, t)
 	}
-	for c := range s.conns {
-		c.closeIfIdle()
+	s.tmu.Unlock()
+	err := s.conns.Wait(ctx)
+	s.cancel()
+	if err != nil {
+		s.conns.Each(func(c *conn) { c.nc.Close() })
 	}
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		s.cancel()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.nc.Close()
-		}
-		s.mu.Unlock()
-		return ctx.Err()
-	}
+	return err
 }
 
 // scheduleFlush runs Store.FlushAll after d (flush_all with a delay). Shutdown cancels it.
 func (s *Server) scheduleFlush(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if s.conns.Closing() {
+		return // NB: Shutdown stops the timers after Closing turns true, under tmu.
 	}
 	var t *time.Timer
 	t = time.AfterFunc(d, func() {
-		s.mu.Lock()
-		_, pending := s.timers[t] // NB: t is set; the AfterFunc caller held mu until then.
+		s.tmu.Lock()
+		_, pending := s.timers[t] // NB: t is set; the AfterFunc caller held tmu until then.
 		delete(s.timers, t)
-		if !pending || s.closing.Load() {
-			s.mu.Unlock()
+		s.tmu.Unlock()
+		if !pending || !s.conns.AddTask() {
 			return
 		}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		defer s.wg.Done()
+		defer s.conns.TaskDone()
 		if err := s.store.FlushAll(s.ctx); err != nil {
 			s.stats.storeErrors.Add(1)
 			s.log.Warn("memcache: delayed flush_all failed", "err", err)

@@ -98,7 +98,7 @@ func (c *conn) stop() {
 
 // serve runs the connection: read until the end, let the calls in flight finish, close.
 func (c *conn) serve() {
-	defer c.s.connDone(c)
+	defer c.s.conns.Done(c)
 	reason := c.readLoop()
 	c.buf = nil
 	if reason == endProtocol || reason == endIO {
@@ -283,7 +283,7 @@ func (c *conn) handle(frame []byte) (endReason, bool) {
 		}
 		return 0, true
 	}
-	if !c.draining && c.s.closing.Load() {
+	if !c.draining && c.s.conns.Closing() {
 		c.draining = true
 	}
 	if !c.draining {
@@ -294,7 +294,7 @@ func (c *conn) handle(frame []byte) (endReason, bool) {
 			c.calls.Add(1)
 			go c.run(m)
 			return 0, true
-		case <-c.s.stopping:
+		case <-c.s.conns.Stopping():
 			c.draining = true
 		case <-c.ctx.Done():
 			return endIO, false

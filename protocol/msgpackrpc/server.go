@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 
 	"github.com/gokai-kv/gokai/internal/netserve"
@@ -49,19 +48,9 @@ type Server struct {
 	// ctx is the parent of every connection's context; cancelled when Shutdown gives up waiting.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// stopping is closed by Shutdown: connections stop reading new requests.
-	stopping chan struct{}
-	stopOnce sync.Once
 
-	closing atomic.Bool
-	curr    atomic.Int64 // open connections
-	stats   counters
-
-	wg sync.WaitGroup // connection goroutines
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{} // REQUIRES: mu held
-	conns     map[*conn]struct{}        // REQUIRES: mu held
+	conns *netserve.Tracker[*conn] // listeners and connections; its Stopping channel stops their reading
+	stats counters
 }
 
 // NewServer returns a server over h. Zero Config fields take their defaults; an invalid Config (or a nil
@@ -71,17 +60,15 @@ func NewServer(cfg Config, h Handler, logger *slog.Logger) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfgErr:    cfg.Validate(),
-		cfg:       cfg.withDefaults(),
-		h:         h,
-		log:       logger,
-		stopping:  make(chan struct{}),
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*conn]struct{}),
+		cfgErr: cfg.Validate(),
+		cfg:    cfg.withDefaults(),
+		h:      h,
+		log:    logger,
 	}
 	if s.cfgErr == nil && h == nil {
 		s.cfgErr = errors.New("msgpackrpc: NewServer: nil Handler")
 	}
+	s.conns = netserve.NewTracker[*conn](s.cfg.MaxConns)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -94,22 +81,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return s.cfgErr
 	}
-	s.mu.Lock()
-	if s.closing.Load() {
-		s.mu.Unlock()
-		ln.Close()
-		return ErrServerClosed
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
-
-	if err := netserve.AcceptLoop(ln, "msgpackrpc", s.log, s.closing.Load, s.stopping, s.accept); err != nil {
+	if err := s.conns.Serve(ln, "msgpackrpc", s.log, s.conns.Stopping(), s.accept); err != nil {
 		return err
 	}
 	return ErrServerClosed
@@ -118,7 +90,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // accept starts serving nc, or closes it when the server is full or closing. A rejected client sees the
 // connection closed before any response (there is no msgid to answer yet).
 func (s *Server) accept(nc net.Conn) {
-	if s.curr.Load() >= int64(s.cfg.MaxConns) {
+	if s.conns.Full() {
 		s.stats.rejectedConns.Add(1)
 		s.log.Warn("msgpackrpc: too many open connections", "remote", nc.RemoteAddr().String(),
 			"max_conns", s.cfg.MaxConns)
@@ -126,28 +98,13 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	c := newConn(s, nc)
-	s.mu.Lock()
-	if s.closing.Load() {
-		s.mu.Unlock()
+	if !s.conns.Add(c) {
 		c.cancel()
 		nc.Close()
 		return
 	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	s.curr.Add(1)
 	s.stats.totalConns.Add(1)
 	go c.serve()
-}
-
-// connDone is called by a connection goroutine as it ends.
-func (s *Server) connDone(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.curr.Add(-1)
-	s.wg.Done()
 }
 
 // Shutdown stops the server gracefully: it closes the listeners and stops every connection from reading
@@ -156,35 +113,13 @@ func (s *Server) connDone(c *conn) {
 // nil once every connection is closed. If ctx ends first, it cancels the contexts of the calls still running,
 // closes the remaining connections, and returns ctx's error without waiting for the calls.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
-	s.mu.Lock()
-	for ln := range s.listeners {
-		ln.Close()
+	s.conns.Close(func(c *conn) { c.stop() })
+	err := s.conns.Wait(ctx)
+	s.cancel()
+	if err != nil {
+		s.conns.Each(func(c *conn) { c.nc.Close() })
 	}
-	s.stopOnce.Do(func() { close(s.stopping) })
-	for c := range s.conns {
-		c.stop()
-	}
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		s.cancel()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.nc.Close()
-		}
-		s.mu.Unlock()
-		return ctx.Err()
-	}
+	return err
 }
 
 // ServerStats are the server's counters (Stats).
@@ -210,7 +145,7 @@ type counters struct {
 func (s *Server) Stats() ServerStats {
 	st := &s.stats
 	return ServerStats{
-		Conns:         s.curr.Load(),
+		Conns:         s.conns.Open().Load(),
 		TotalConns:    st.totalConns.Load(),
 		RejectedConns: st.rejectedConns.Load(),
 		Requests:      st.requests.Load(),
