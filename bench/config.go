@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Config is one benchmark run. Every field has a flag of the same name (see Bind).
@@ -34,6 +36,11 @@ type Config struct {
 
 	Prefill        bool          // set every key once before measuring; default true
 	PrefillTimeout time.Duration // bound on the prefill; default 60s
+
+	// Labels, recorded in the JSON report for `gokai bench table`; they do not change the run. At most
+	// maxLabel bytes of UTF-8 without control characters; default "".
+	Scenario string // what was measured, e.g. "1 node, closed loop": the table compares targets within one
+	Target   string // the server under test, e.g. "gokai" or "memcached" (the table's baseline)
 }
 
 // Default returns the defaults: 50 connections to a memcache server on 127.0.0.1:11211, closed loop, 90% gets
@@ -56,6 +63,7 @@ const (
 	maxValueSize = 1 << 20
 	maxDuration  = 24 * time.Hour
 	maxRate      = 1e8
+	maxLabel     = 200
 )
 
 // ServerAddr is the address a run connects to: Addr, or the protocol's default when Addr is empty.
@@ -98,6 +106,12 @@ func (c Config) Validate() error {
 	if err := validKeyPrefix(c.KeyPrefix, c.Keys, c.Protocol, proto); err != nil {
 		return err
 	}
+	if err := validLabel("scenario", c.Scenario); err != nil {
+		return err
+	}
+	if err := validLabel("target", c.Target); err != nil {
+		return err
+	}
 	return validAddr(c.ServerAddr(), c.AllowRemote)
 }
 
@@ -109,6 +123,23 @@ func validKeyPrefix(prefix string, keys int, name string, proto protocol) error 
 	for i := 0; i < len(prefix) && !proto.binaryKeys; i++ {
 		if b := prefix[i]; b <= ' ' || b == 0x7f {
 			return fmt.Errorf("bench: key-prefix %q: byte %d is a space or control character", prefix, i)
+		}
+	}
+	return nil
+}
+
+// validLabel accepts up to maxLabel bytes of UTF-8 without control characters (a label ends up in a
+// markdown table, one line per row).
+func validLabel(flag, v string) error {
+	if len(v) > maxLabel {
+		return fmt.Errorf("bench: %s %q: %d bytes, want at most %d", flag, v, len(v), maxLabel)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("bench: %s %q: not UTF-8", flag, v)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("bench: %s %q: control character %U", flag, v, r)
 		}
 	}
 	return nil
@@ -154,6 +185,10 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "workload random seed")
 	fs.BoolVar(&c.Prefill, "prefill", c.Prefill, "set every key once before measuring")
 	fs.DurationVar(&c.PrefillTimeout, "prefill-timeout", c.PrefillTimeout, "bound on the prefill")
+	fs.StringVar(&c.Scenario, "scenario", c.Scenario,
+		"label recorded in the JSON report: what is measured (gokai bench table compares targets within a scenario)")
+	fs.StringVar(&c.Target, "target", c.Target,
+		"label recorded in the JSON report: the server under test, e.g. gokai or memcached (default: the address)")
 }
 
 // errNoProtocol is returned for a Config that skipped Validate.

@@ -69,6 +69,7 @@ type Report struct {
 	Latency, GetLatency, SetLatency Histogram
 	Prefill                         *Prefill // nil without prefill
 	WorkerErrors                    []string // workers that gave up, and why
+	Command                         []string // the command line that made the run, when the caller sets it (JSON only)
 }
 
 // WriteTable writes the human-readable summary.
@@ -137,12 +138,14 @@ func fmtLatency(d time.Duration) string {
 	return fmt.Sprintf("%.3gs", d.Seconds())
 }
 
-// The JSON report: {"config": ..., "results": ...}; durations as Go duration strings in the config and as
-// seconds or microseconds (named so) in the results. Field names are append-only.
+// The JSON report: {"config": ..., "results": ..., "command": [...]}; durations as Go duration strings in the
+// config and as seconds or microseconds (named so) in the results; "command" (the argv that made the run) only
+// when the caller set it. Field names are append-only.
 type (
 	jsonReport struct {
 		Config  jsonConfig  `json:"config"`
 		Results jsonResults `json:"results"`
+		Command []string    `json:"command,omitempty"`
 	}
 	jsonConfig struct {
 		Protocol       string  `json:"protocol"`
@@ -161,6 +164,8 @@ type (
 		Seed           uint64  `json:"seed"`
 		Prefill        bool    `json:"prefill"`
 		PrefillTimeout string  `json:"prefill_timeout"`
+		Scenario       string  `json:"scenario,omitempty"`
+		Target         string  `json:"target,omitempty"`
 	}
 	jsonResults struct {
 		Start     time.Time `json:"start"`
@@ -188,17 +193,18 @@ type (
 	}
 )
 
-// MarshalJSON encodes the report as {"config": ..., "results": ...}.
+// MarshalJSON encodes the report as {"config": ..., "results": ..., "command": ...}.
 func (r Report) MarshalJSON() ([]byte, error) {
 	c := r.Config
 	out := jsonReport{
 		Config: jsonConfig{Protocol: c.Protocol, Addr: c.Addr, Conns: c.Conns, Pipeline: c.Pipeline, Rate: c.Rate,
 			GetRatio: c.GetRatio, Keys: c.Keys, KeyPrefix: c.KeyPrefix, Dist: c.Dist, ZipfS: c.ZipfS,
 			ValueSize: c.ValueSize, Duration: c.Duration.String(), Ops: c.Ops, Seed: c.Seed, Prefill: c.Prefill,
-			PrefillTimeout: c.PrefillTimeout.String()},
+			PrefillTimeout: c.PrefillTimeout.String(), Scenario: c.Scenario, Target: c.Target},
 		Results: jsonResults{Start: r.Start, ElapsedS: r.Elapsed.Seconds(), Stop: r.Stop, OpsPerSec: r.OpsPerSec,
 			Counts: r.Counts, WorkerErrors: r.WorkerErrors, LatencyUS: map[string]jsonLatency{
 				"all": latencyUS(&r.Latency), "get": latencyUS(&r.GetLatency), "set": latencyUS(&r.SetLatency)}},
+		Command: r.Command,
 	}
 	if p := r.Prefill; p != nil {
 		out.Results.Prefill = &jsonPrefill{Keys: p.Keys, ElapsedS: p.Elapsed.Seconds()}

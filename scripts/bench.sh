@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# gokai beside memcached, in one run, on this machine.
+#
+# Builds gokai, starts memcached (-t 2 -U 0) and one gokai node (N=3 R=2 W=2 on local vnodes, goleveldb), then a
+# 3-node gokai cluster, all on loopback ports, and runs the identical `gokai bench` load against gokai and
+# memcached in alternating rounds (odd rounds gokai first, even rounds memcached first). Scenarios:
+#   1 node, closed loop            the load below, saturating
+#   1 node, open loop at RATE/s    the same load offered at RATE ops/s (latency from the intended send time)
+#   3 nodes via n1, closed loop    the load against n1 of a 3-node cluster (all nodes on this machine)
+# Then prints one markdown table (`gokai bench table`): per scenario and target the median ops/s, p50, p99 and
+# p99.9 over the rounds and the gokai/memcached ratios of ops/s and p99.9, with the exact bench commands.
+#
+# Load: gokai bench -conns 50 -get-ratio 0.9 -value-size 100 -keys 10000 -duration $DURATION $BENCH_ARGS
+#
+# Knobs (environment variables):
+#   DURATION=10s      measured length of each run (Go duration in whole units: 10s, 500ms, 1m30s)
+#   ROUNDS=3          runs per scenario and target
+#   RATE=10000        offered ops/s of the open-loop scenario
+#   SKIP_OPEN_LOOP=1  skip the open-loop scenario
+#   SKIP_CLUSTER=1    skip the 3-node cluster scenario
+#   OUT=DIR           keep the JSON reports (NN-scenario-target.json), each run's printout (.txt), node logs and
+#                     table.md here; default: a new temp dir, printed and kept
+#   BENCH_ARGS="..."  extra gokai bench flags for every run, after the defaults (e.g. "-pipeline 4" or
+#                     "-keys 1000 -conns 10"); each run is bounded by DURATION + 100 s (prefill included)
+#
+# Needs Go and memcached (the Debian package `memcached` is installed with apt-get when missing). Loopback
+# only. Every wait has a deadline; on exit, failure or Ctrl-C every process it started is stopped and its work
+# dir (binary, data dirs) removed.
+#
+# Usage: scripts/bench.sh                       (about 4 min with the defaults)
+#        DURATION=2s ROUNDS=1 scripts/bench.sh  (a quick look)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() {
+	echo "bench.sh: $*" >&2
+	exit 1
+}
+
+# duration_secs prints a Go duration (whole units: h, m, s, ms) in seconds, rounded up.
+duration_secs() {
+	local d=$1 ms=0 n u
+	[[ -n $d ]] || return 1
+	while [[ -n $d ]]; do
+		[[ $d =~ ^([0-9]+)(ms|s|m|h)(.*)$ ]] || return 1
+		n=$((10#${BASH_REMATCH[1]})) u=${BASH_REMATCH[2]} d=${BASH_REMATCH[3]}
+		case $u in
+		ms) ms=$((ms + n)) ;;
+		s) ms=$((ms + n * 1000)) ;;
+		m) ms=$((ms + n * 60000)) ;;
+		h) ms=$((ms + n * 3600000)) ;;
+		esac
+	done
+	echo $(((ms + 999) / 1000))
+}
+
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+RATE=${RATE:-10000}
+SKIP_OPEN_LOOP=${SKIP_OPEN_LOOP:-}
+SKIP_CLUSTER=${SKIP_CLUSTER:-}
+BENCH_ARGS=${BENCH_ARGS:-}
+OUT=${OUT:-}
+
+duration_s=$(duration_secs "$DURATION") || die "DURATION=$DURATION: want a Go duration in whole units (10s, 500ms, 1m30s)"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ && $ROUNDS -le 100 ]] || die "ROUNDS=$ROUNDS: want 1..100"
+[[ $RATE =~ ^[1-9][0-9]*$ ]] || die "RATE=$RATE: want a positive integer (ops/s)"
+read -r -a extra_args <<<"$BENCH_ARGS"
+bench_bound=$((duration_s + 100)) # hard cap duration+5s, prefill timeout 60s, dial and startup slack
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	export PATH="/usr/local/go/bin:$PATH"
+fi
+command -v go >/dev/null 2>&1 || die "Go is not installed (https://go.dev/doc/install)"
+if ! command -v memcached >/dev/null 2>&1; then
+	echo "== installing the Debian package memcached"
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq memcached >/dev/null
+fi
+
+# --- processes, cleanup -----------------------------------------------------------------------------------
+
+pids=() # processes this script started and has not stopped yet
+work=$(mktemp -d "${TMPDIR:-/tmp}/gokai-bench.XXXXXX")
+if [[ -z $OUT ]]; then
+	OUT=$(mktemp -d "${TMPDIR:-/tmp}/gokai-bench-out.XXXXXX")
+fi
+mkdir -p "$OUT/logs"
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# stop_pids sends SIGTERM to the given processes, waits up to 15 s for them, then SIGKILLs the rest.
+stop_pids() {
+	local p deadline=$((SECONDS + 15)) keep=()
+	for p in "$@"; do
+		if alive "$p"; then kill -TERM "$p" 2>/dev/null || true; fi
+	done
+	for p in "$@"; do
+		while alive "$p" && ((SECONDS < deadline)); do sleep 0.1; done
+		if alive "$p"; then
+			echo "bench.sh: process $p did not stop within 15s: killing it" >&2
+			kill -KILL "$p" 2>/dev/null || true
+		fi
+		wait "$p" 2>/dev/null || true
+	done
+	for p in ${pids[@]+"${pids[@]}"}; do
+		[[ " $* " == *" $p "* ]] || keep+=("$p")
+	done
+	pids=(${keep[@]+"${keep[@]}"})
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_pids ${pids[@]+"${pids[@]}"}
+	rm -rf "$work"
+	if ((rc != 0)); then echo "bench.sh: failed (exit $rc); reports and logs in $OUT" >&2; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# port_open succeeds when something accepts connections on 127.0.0.1:$1.
+port_open() { timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
+
+# mc_pid_at prints the pid the memcached at 127.0.0.1:$1 reports in its stats ("" when none answers).
+mc_pid_at() {
+	{ timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "stats\r\nquit\r\n" >&3 && cat <&3' _ "$1" 2>/dev/null || true; } |
+		tr -d '\r' | sed -n 's/^STAT pid \([0-9][0-9]*\)$/\1/p'
+}
+
+# start_memcached starts memcached on a free loopback port and sets mc_addr once it is this memcached that
+# answers there (its stats name its pid). memcached takes no port 0, so a taken port means another try.
+start_memcached() {
+	local try port pid deadline user=()
+	[ "$(id -u)" != 0 ] || user=(-u nobody)
+	for try in $(seq 10); do
+		port=$((20000 + RANDOM % 12000))
+		if port_open "$port"; then continue; fi
+		memcached ${user[@]+"${user[@]}"} -l 127.0.0.1 -p "$port" -t 2 -U 0 >>"$OUT/logs/memcached.log" 2>&1 &
+		pid=$!
+		pids+=("$pid")
+		deadline=$((SECONDS + 10))
+		while alive "$pid" && ((SECONDS < deadline)); do
+			if [[ $(mc_pid_at "$port") == "$pid" ]]; then
+				mc_addr=127.0.0.1:$port
+				echo "== memcached $(memcached -V | cut -d' ' -f2) -t 2 -U 0 on $mc_addr (pid $pid)"
+				return 0
+			fi
+			sleep 0.1 # poll interval
+		done
+		stop_pids "$pid"
+	done
+	die "memcached did not start on a free loopback port in 10 tries (see $OUT/logs/memcached.log)"
+}
+
+# start_gokai NAME [flags...] starts a gokai node with every listener on a loopback port chosen by the OS,
+# waits for its "gokai ready" log line and sets gk_pid, gk_mc and gk_rpc.
+start_gokai() {
+	local name=$1 log="$OUT/logs/$1.log" line="" deadline
+	shift
+	mkdir -p "$work/$name"
+	: >"$log"
+	"$gk" start -name "$name@127.0.0.1" -data-dir "$work/$name" -n 3 -r 2 -w 2 -backend leveldb \
+		-memcache-listen 127.0.0.1:0 -rpc-listen 127.0.0.1:0 -gossip-listen 127.0.0.1:0 \
+		-transport-listen 127.0.0.1:0 -log-level info -shutdown-timeout 10s "$@" >"$log" 2>&1 &
+	gk_pid=$!
+	pids+=("$gk_pid")
+	deadline=$((SECONDS + 60))
+	while [[ -z $line ]]; do
+		line=$(grep -m1 'msg="gokai ready"' "$log" || true)
+		[[ -n $line ]] && break
+		alive "$gk_pid" || { tail -n 30 "$log" >&2; die "gokai $name exited before it was ready"; }
+		((SECONDS < deadline)) || { tail -n 30 "$log" >&2; die "gokai $name not ready after 60s"; }
+		sleep 0.1 # poll interval
+	done
+	[[ $line =~ memcache=([^ ]+)\ rpc=([^ ]+) ]] || die "gokai $name: no addresses in its ready line: $line"
+	gk_mc=${BASH_REMATCH[1]} gk_rpc=${BASH_REMATCH[2]}
+	echo "== gokai $name: memcache $gk_mc, msgpack-RPC $gk_rpc (pid $gk_pid)"
+}
+
+# gkcli ADDR ARGS... runs a gokai client command against the node whose msgpack-RPC address is ADDR.
+gkcli() {
+	local addr=$1
+	shift
+	GOKAI_ADDR=$addr timeout --kill-after=5s 60 "$gk" "$@"
+}
+
+# --- runs ---------------------------------------------------------------------------------------------------
+
+load=(-conns 50 -get-ratio 0.9 -value-size 100 -keys 10000 -duration "$DURATION")
+reports=()
+runs=0
+
+# bench_one SCENARIO SLUG TARGET ADDR [flags...] runs gokai bench once and keeps its JSON report.
+bench_one() {
+	local scenario=$1 slug=$2 target=$3 addr=$4 file
+	shift 4
+	runs=$((runs + 1))
+	file=$(printf '%s/%02d-%s-%s' "$OUT" "$runs" "$slug" "$target")
+	echo "   run $runs: $target at $addr"
+	if ! timeout --foreground --kill-after=10s "$bench_bound" "$gk" bench -scenario "$scenario" -target "$target" \
+		-addr "$addr" "${load[@]}" "$@" ${extra_args[@]+"${extra_args[@]}"} -json "$file.json" >"$file.txt" 2>&1; then
+		cat "$file.txt" >&2
+		die "gokai bench against $target failed"
+	fi
+	# NB: gokai bench ends cleanly on Ctrl-C (its report says stop "canceled"), and bash then runs no INT trap.
+	if grep -q '"stop": *"canceled"' "$file.json"; then
+		echo "bench.sh: interrupted" >&2
+		exit 130
+	fi
+	reports+=("$file.json")
+}
+
+# rounds SCENARIO SLUG GOKAI_ADDR [flags...] runs ROUNDS rounds against gokai and memcached, alternating.
+rounds() {
+	local scenario=$1 slug=$2 gaddr=$3 r
+	shift 3
+	echo "== $scenario: $ROUNDS round(s) of $DURATION"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		if ((r % 2 == 1)); then
+			bench_one "$scenario" "$slug" gokai "$gaddr" "$@"
+			bench_one "$scenario" "$slug" memcached "$mc_addr" "$@"
+		else
+			bench_one "$scenario" "$slug" memcached "$mc_addr" "$@"
+			bench_one "$scenario" "$slug" gokai "$gaddr" "$@"
+		fi
+	done
+}
+
+# cluster_settled succeeds when each node at the given RPC addresses sees the same ring version, 3 valid
+# and alive members, nothing staged and no transfer pending, and no transfer (ownership or hinted) runs.
+cluster_settled() {
+	local addr st versions=()
+	for addr in "$@"; do
+		st=$(gkcli "$addr" cluster status --json 2>/dev/null) || return 1
+		[[ $(grep -o '"status":"valid"' <<<"$st" | wc -l) -eq 3 ]] || return 1
+		[[ $(grep -o '"alive":true' <<<"$st" | wc -l) -eq 3 ]] || return 1
+		! grep -q -e '"kind":' -e '"partition":' <<<"$st" || return 1
+		versions+=("$(grep -o '"version":[0-9]*' <<<"$st" | head -n1)")
+	done
+	[[ $(printf '%s\n' "${versions[@]}" | sort -u | wc -l) -eq 1 ]] || return 1
+	st=$(gkcli "$1" transfers --json 2>/dev/null) || return 1
+	! grep -q '"partition":' <<<"$st"
+}
+
+# --- main ---------------------------------------------------------------------------------------------------
+
+echo "== output: $OUT"
+gk="$work/gokai"
+go build -o "$gk" ./cmd/gokai
+echo "== gokai $("$gk" version | cut -d' ' -f2), built from $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "== load: gokai bench ${load[*]} ${extra_args[*]+${extra_args[*]}}"
+
+start_memcached
+start_gokai single
+single_pid=$gk_pid
+
+rounds "1 node, closed loop" 1node-closed "$gk_mc"
+if [[ -z $SKIP_OPEN_LOOP ]]; then
+	rounds "1 node, open loop at $RATE ops/s" 1node-open "$gk_mc" -rate "$RATE"
+fi
+stop_pids "$single_pid"
+
+if [[ -z $SKIP_CLUSTER ]]; then
+	start_gokai n1
+	n1_mc=$gk_mc n1_rpc=$gk_rpc
+	start_gokai n2
+	n2_rpc=$gk_rpc
+	start_gokai n3
+	n3_rpc=$gk_rpc
+	gkcli "$n2_rpc" cluster join "$n1_rpc" >>"$OUT/logs/cluster.log"
+	gkcli "$n3_rpc" cluster join "$n1_rpc" >>"$OUT/logs/cluster.log"
+	deadline=$((SECONDS + 30))
+	until [[ $(gkcli "$n1_rpc" cluster status --json 2>/dev/null | grep -o '"kind":' | wc -l) -eq 2 ]]; do
+		((SECONDS < deadline)) || die "the claimant n1 did not stage both joins within 30s"
+		sleep 0.1 # poll interval
+	done
+	gkcli "$n1_rpc" cluster plan >>"$OUT/logs/cluster.log"
+	gkcli "$n1_rpc" cluster commit >>"$OUT/logs/cluster.log"
+	deadline=$((SECONDS + 180))
+	until cluster_settled "$n1_rpc" "$n2_rpc" "$n3_rpc"; do
+		((SECONDS < deadline)) || die "the cluster did not settle within 180s (see $OUT/logs)"
+		sleep 0.2 # poll interval
+	done
+	gkcli "$n1_rpc" cluster status >>"$OUT/logs/cluster.log"
+	echo "== 3-node cluster settled"
+	rounds "3 nodes via n1, closed loop" 3nodes-closed "$n1_mc"
+fi
+
+echo
+"$gk" bench table "${reports[@]}" | tee "$OUT/table.md"
+echo
+echo "JSON reports, run printouts, node logs and table.md: $OUT"
