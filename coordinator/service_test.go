@@ -50,6 +50,14 @@ func startBenchNode(b *testing.B) *testNode {
 	return startNode(b, slog.New(slog.DiscardHandler), nil, nil)
 }
 
+// uncachedKV is the KV behaviour without its object cache, for tests that damage a replica by editing
+// storage below the vnode (which a cache would hide until the vnode restarts).
+func uncachedKV() vnode.Factory {
+	cfg := vnode.DefaultKVConfig()
+	cfg.CacheBytes = 0
+	return vnode.NewKV(cfg)
+}
+
 func startTestNode(t *testing.T, factory vnode.Factory, mod func(*Config)) *testNode {
 	t.Helper()
 	return startNode(t, testLogger(t), factory, mod)
@@ -177,7 +185,7 @@ func TestReadRepairsRemovedAndStaleReplicas(t *testing.T) {
 		stale   bool
 	}{{"removed", 1, false}, {"stale", 2, true}, {"removed-first", 0, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := startTestNode(t, nil, nil)
+			n := startTestNode(t, uncachedKV(), nil)
 			ctx := context.Background()
 			key := []byte("repair-me")
 			v1, err := n.svc.Put(ctx, key, []byte("v1"), vnode.Meta{}, nil, true, WriteOptions{W: 3})
@@ -239,7 +247,7 @@ func (s *slowGets) HandleCommand(cmd any, from vnode.Sender) vnode.Result {
 func TestLateReplyIsStillRepaired(t *testing.T) {
 	slowPart := &atomic.Int64{}
 	slowPart.Store(-1)
-	kv := vnode.NewKV(vnode.DefaultKVConfig())
+	kv := uncachedKV()
 	n := startTestNode(t, func() vnode.Behaviour {
 		return &slowGets{Behaviour: kv(), partition: slowPart, delay: 100 * time.Millisecond}
 	}, func(c *Config) { c.Linger = 2 * time.Second })

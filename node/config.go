@@ -23,10 +23,11 @@ type Config struct {
 	Name    string // node id in clocks and rings; default "gokai@127.0.0.1"
 	DataDir string // default "./gokai-data"
 
-	Backend      string // storage backend: "leveldb" (default) or "memory" (nothing survives a restart)
-	Sync         bool   // fsync every write; default false
-	WriteBufMiB  int    // goleveldb write buffer, MiB; default 4
-	BlockCacheMB int    // goleveldb block cache, MiB; default 8
+	Backend        string // storage backend: "leveldb" (default) or "memory" (nothing survives a restart)
+	Sync           bool   // fsync every write; default false
+	WriteBufMiB    int    // goleveldb write buffer, MiB; default 4
+	BlockCacheMB   int    // goleveldb block cache, MiB; default 8
+	ObjectCacheMiB int    // the vnodes' write-through caches of encoded objects, MiB per node; default 32; 0 off
 
 	Q int // ring partitions: power of two, 1..65536; default 64; fixed once the data dir exists
 
@@ -74,7 +75,7 @@ type Config struct {
 func Default() Config {
 	p := vnode.DefaultPruneConfig()
 	return Config{
-		Name: "gokai@127.0.0.1", DataDir: "./gokai-data", Backend: "leveldb", WriteBufMiB: 4, BlockCacheMB: 8,
+		Name: "gokai@127.0.0.1", DataDir: "./gokai-data", Backend: "leveldb", WriteBufMiB: 4, BlockCacheMB: 8, ObjectCacheMiB: 32,
 		Q: 64, N: 3, R: 2, W: 2, Timeout: 5 * time.Second, Linger: time.Second, MaxInFlight: 10000,
 		DeleteMode: "keep", ReapDelay: 3 * time.Second, MaxSiblings: 100,
 		VclockSmall: p.SmallVClock, VclockBig: p.BigVClock, VclockYoung: p.YoungVClock, VclockOld: p.OldVClock,
@@ -110,6 +111,8 @@ func (c Config) Validate() error {
 		return errors.New("config: gossip-listen and transport-listen are required")
 	case c.WriteBufMiB < 1 || c.BlockCacheMB < 0:
 		return fmt.Errorf("config: write-buffer-mib %d / block-cache-mib %d out of range", c.WriteBufMiB, c.BlockCacheMB)
+	case c.ObjectCacheMiB < 0 || c.ObjectCacheMiB > 1<<20:
+		return fmt.Errorf("config: object-cache-mib %d: want 0..1048576", c.ObjectCacheMiB)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
@@ -131,7 +134,9 @@ func (c Config) coordinatorConfig() coordinator.Config {
 
 func (c Config) kvConfig() vnode.KVConfig {
 	return vnode.KVConfig{LWW: c.LWW, MaxSiblings: c.MaxSiblings, Prune: vnode.PruneConfig{
-		SmallVClock: c.VclockSmall, BigVClock: c.VclockBig, YoungVClock: c.VclockYoung, OldVClock: c.VclockOld}}
+		SmallVClock: c.VclockSmall, BigVClock: c.VclockBig, YoungVClock: c.VclockYoung, OldVClock: c.VclockOld},
+		// A member runs a vnode for every partition, so the node's budget is split Q ways.
+		CacheBytes: c.ObjectCacheMiB << 20 / max(c.Q, 1)}
 }
 
 // Bind registers one flag per field on fs, writing into c (whose values are the flag defaults).
@@ -142,6 +147,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Sync, "sync", c.Sync, "fsync every write")
 	fs.IntVar(&c.WriteBufMiB, "write-buffer-mib", c.WriteBufMiB, "goleveldb write buffer (MiB)")
 	fs.IntVar(&c.BlockCacheMB, "block-cache-mib", c.BlockCacheMB, "goleveldb block cache (MiB)")
+	fs.IntVar(&c.ObjectCacheMiB, "object-cache-mib", c.ObjectCacheMiB, "vnodes' cache of hot objects, per node (MiB; 0 = off)")
 	fs.IntVar(&c.Q, "q", c.Q, "ring partitions (power of two; fixed once the data dir exists)")
 	fs.IntVar(&c.N, "n", c.N, "replicas per key")
 	fs.IntVar(&c.R, "r", c.R, "read quorum")

@@ -12,11 +12,15 @@
 // Vnode actors: a vnode's state lives in storage (one goleveldb per node, partition-prefixed keys), so a
 // vnode that panics is restarted alone by the vnode supervisor, reopens its partition, and loses nothing it
 // acknowledged: a write is acknowledged (PutReply) only after storage took it. Past its restart limit a
-// vnode stops and the manager escalates to the node.
+// vnode stops and the manager escalates to the node. A KV vnode keeps a bounded write-through cache of
+// decoded objects (cache.go), so a hot key costs neither a storage read nor a decode.
 //
 // It does not own: where partitions live (membership), how many replicas answer (coordinator), nor the
 // storage engine (storage).
 //
 // Concurrency: a Behaviour is called by its vnode actor only, one message at a time. Manager methods are
 // safe for concurrent use. The object model functions are pure and never mutate their arguments.
+//
+// Objects are immutable once made: a vnode's replies and its cache share them, so no caller may modify an
+// Object (or its Value and Clock slices) it received; derive a new one (Update, Sync, Clone) instead.
 package vnode

@@ -24,17 +24,24 @@ type KVConfig struct {
 	MaxSiblings int
 	// Prune bounds the size of vector clocks (riak's small/big/young/old vclock).
 	Prune PruneConfig
+	// CacheBytes bounds each vnode's write-through cache of decoded objects (hot keys are then read from
+	// memory, not storage). 0 disables it. Default 512 KiB (the node divides its object-cache budget
+	// among its vnodes).
+	CacheBytes int
 }
 
 // DefaultKVConfig returns the defaults documented on KVConfig.
 func DefaultKVConfig() KVConfig {
-	return KVConfig{MaxSiblings: 100, Prune: DefaultPruneConfig()}
+	return KVConfig{MaxSiblings: 100, Prune: DefaultPruneConfig(), CacheBytes: 512 << 10}
 }
 
 // Validate reports the first invalid field.
 func (c KVConfig) Validate() error {
 	if c.MaxSiblings < 0 {
 		return fmt.Errorf("vnode: KVConfig.MaxSiblings %d < 0", c.MaxSiblings)
+	}
+	if c.CacheBytes < 0 {
+		return fmt.Errorf("vnode: KVConfig.CacheBytes %d < 0", c.CacheBytes)
 	}
 	if c.Prune.SmallVClock < 1 || c.Prune.BigVClock < c.Prune.SmallVClock {
 		return fmt.Errorf("vnode: KVConfig.Prune small=%d big=%d: need 1 <= small <= big", c.Prune.SmallVClock, c.Prune.BigVClock)
@@ -64,6 +71,7 @@ type KV struct {
 	env   Env
 	actor string // this vnode's actor id in vector clocks
 	buf   []byte
+	cache *objectCache // nil when disabled
 	// seq is the highest dot counter this vnode issued (for any key); lease is the persisted bound below
 	// which counters may have been issued. INVARIANT: seq < lease.
 	seq, lease uint64
@@ -118,6 +126,7 @@ func NewKV(cfg KVConfig) Factory {
 // reissue a dot it issued before (which would make two different writes look identical).
 func (kv *KV) Init(env Env) error {
 	kv.env = env
+	kv.cache = newObjectCache(kv.cfg.CacheBytes)
 	id, err := env.Store.Get(metaVnodeID)
 	switch {
 	case err == nil:
@@ -167,22 +176,38 @@ func (kv *KV) objectKey(key []byte) []byte {
 }
 
 func (kv *KV) load(key []byte) (*Object, error) {
+	if o, ok := kv.cache.get(key); ok {
+		return o, nil
+	}
 	raw, err := kv.env.Store.Get(kv.objectKey(key))
 	if errors.Is(err, storage.ErrNotFound) {
+		kv.cache.put(key, nil)
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return UnmarshalObject(raw)
+	o, err := UnmarshalObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	kv.cache.put(key, o)
+	return o, nil
 }
 
+// store writes o, which is then cached and shared: nobody may modify it afterwards.
 func (kv *KV) store(key []byte, o *Object) error {
 	raw, err := o.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	return kv.env.Store.Put(kv.objectKey(key), raw)
+	if err := kv.env.Store.Put(kv.objectKey(key), raw); err != nil {
+		// NB: the write may or may not have reached storage: forget the key so the next read asks it.
+		kv.cache.drop(key)
+		return err
+	}
+	kv.cache.put(key, o)
+	return nil
 }
 
 func (kv *KV) nowNanos() int64 { return kv.env.Now().UnixNano() }
@@ -274,7 +299,9 @@ func (kv *KV) reap(req *ReapRequest) {
 	if !local.TombstoneOnly(kv.env.Now().Unix()) || !req.Clock.Descends(local.Clock) {
 		return
 	}
-	if err := kv.env.Store.Delete(kv.objectKey(req.Key)); err != nil {
+	err = kv.env.Store.Delete(kv.objectKey(req.Key))
+	kv.cache.drop(req.Key)
+	if err != nil {
 		kv.env.Logger.Warn("kv: reap failed", "err", err)
 	}
 }
@@ -399,7 +426,10 @@ func (kv *KV) IsEmpty() (bool, error) {
 }
 
 // Delete drops the partition's data, including the vnode id (a later vnode here mints a new epoch).
-func (kv *KV) Delete() error { return kv.env.Store.Drop() }
+func (kv *KV) Delete() error {
+	kv.cache.clear()
+	return kv.env.Store.Drop()
+}
 
 // Terminate has nothing to release: all state is in storage.
 func (kv *KV) Terminate(any) {}
