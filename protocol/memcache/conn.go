@@ -29,7 +29,10 @@ type conn struct {
 	lineP  *[]byte // pooled long-line buffer behind lr.buf
 	cmd    Command
 	out    []byte // scratch for formatting reply lines
-	state  atomic.Int32
+	// reqTime is the request's reading of Config.Now, taken on first use (see now); haveTime says it is.
+	reqTime  time.Time
+	haveTime bool
+	state    atomic.Int32
 	// linger asks for a lingering close: the server ends the conversation (quit, a stream it cannot
 	// resynchronise) while the client may still be sending.
 	linger bool
@@ -195,8 +198,18 @@ func (r rawIO) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// now returns the time of the request being handled: Config.Now, read once per request, when first needed
+// (a get of values without expiry needs no clock).
+func (c *conn) now() time.Time {
+	if !c.haveTime {
+		c.reqTime, c.haveTime = c.s.cfg.Now(), true
+	}
+	return c.reqTime
+}
+
 // handle reads and executes one request. It returns false when the connection must close.
 func (c *conn) handle() bool {
+	c.haveTime = false
 	line, err := c.lr.readLine()
 	if err != nil {
 		if errors.Is(err, ErrLineTooLong) {

@@ -39,11 +39,19 @@ func (c *conn) execute() bool {
 	return true
 }
 
-// get reads key and hides expired siblings (the Store should already have; this is the server's own check).
-func (c *conn) get(key []byte, now int64) (Entry, error) {
+// get reads key and hides the siblings expired at the request's time (the Store should already have; this is
+// the server's own check). The clock is read only if a sibling has an expiry.
+func (c *conn) get(key []byte) (Entry, error) {
 	e, err := c.s.store.Get(c.s.ctx, key)
 	if err != nil {
 		return Entry{}, err
+	}
+	var now int64 // NB: with no expiry among the siblings, nothing is expired at any time
+	for _, v := range e.Siblings {
+		if v.Expiry != 0 {
+			now = c.now().Unix()
+			break
+		}
 	}
 	e, expired := liveEntry(e, now)
 	if expired {
@@ -146,10 +154,9 @@ func (c *conn) writeSiblings(key []byte, e Entry) {
 
 // retrieve: get and gets.
 func (c *conn) retrieve() {
-	now := c.s.cfg.Now().Unix()
 	for _, key := range c.cmd.Keys {
 		c.s.stats.cmdGet.Add(1)
-		e, err := c.get(bytes.Clone(key), now)
+		e, err := c.get(bytes.Clone(key))
 		if err != nil {
 			c.storeFailed(err) // ends the reply: the client stops reading at the error line
 			return
@@ -172,13 +179,13 @@ func (c *conn) retrieve() {
 // the entry's context, which resolves siblings) and returned like get; gats reads the key again so the cas it
 // returns names the new sibling set.
 func (c *conn) getAndTouch() {
-	t := c.s.cfg.Now()
+	t := c.now()
 	now := t.Unix()
 	expiry := ExpiryAt(c.cmd.Exptime, now)
 	for _, key := range c.cmd.Keys {
 		c.s.stats.cmdTouch.Add(1)
 		k := bytes.Clone(key)
-		e, err := c.get(k, now)
+		e, err := c.get(k)
 		if err != nil {
 			c.storeFailed(err)
 			return
@@ -198,7 +205,7 @@ func (c *conn) getAndTouch() {
 			c.writeValue(key, v, 0, false)
 			continue
 		}
-		e, err = c.get(k, now)
+		e, err = c.get(k)
 		if err != nil {
 			c.storeFailed(err)
 			return
@@ -225,7 +232,7 @@ func (c *conn) storage() bool {
 		}
 		return true
 	}
-	t := c.s.cfg.Now()
+	t := c.now()
 	now := t.Unix()
 	v := Value{Data: data, Flags: cmd.Flags, Expiry: ExpiryAt(cmd.Exptime, now), LastMod: t.UnixNano()}
 	if cmd.Op == OpSet {
@@ -237,7 +244,7 @@ func (c *conn) storage() bool {
 		return true
 	}
 
-	e, err := c.get(key, now)
+	e, err := c.get(key)
 	if err != nil {
 		c.storeFailed(err)
 		return true
@@ -298,7 +305,7 @@ func (c *conn) storage() bool {
 // delete: read for the context, then delete exactly the siblings seen.
 func (c *conn) delete() {
 	k := bytes.Clone(c.cmd.Key())
-	e, err := c.get(k, c.s.cfg.Now().Unix())
+	e, err := c.get(k)
 	if err != nil {
 		c.storeFailed(err)
 		return
@@ -324,8 +331,8 @@ func (c *conn) arith() {
 		hits, misses = &c.s.stats.incrHits, &c.s.stats.incrMisses
 	}
 	k := bytes.Clone(c.cmd.Key())
-	t := c.s.cfg.Now()
-	e, err := c.get(k, t.Unix())
+	t := c.now()
+	e, err := c.get(k)
 	if err != nil {
 		c.storeFailed(err)
 		return
@@ -373,10 +380,10 @@ func parseCounter(b []byte) (uint64, bool) {
 // touch rewrites the chosen sibling with a new expiry over the entry's context.
 func (c *conn) touch() {
 	k := bytes.Clone(c.cmd.Key())
-	t := c.s.cfg.Now()
+	t := c.now()
 	now := t.Unix()
 	c.s.stats.cmdTouch.Add(1)
-	e, err := c.get(k, now)
+	e, err := c.get(k)
 	if err != nil {
 		c.storeFailed(err)
 		return
@@ -435,7 +442,7 @@ func (c *conn) flushAll() {
 		return
 	}
 	c.s.stats.cmdFlush.Add(1)
-	now := c.s.cfg.Now().Unix()
+	now := c.now().Unix()
 	if at := ExpiryAt(c.cmd.Exptime, now); at > now {
 		c.s.scheduleFlush(time.Duration(min(at-now, maxDelaySeconds)) * time.Second)
 		c.write(replyOK)

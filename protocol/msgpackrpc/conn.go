@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/mpscan"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 const (
@@ -58,7 +57,7 @@ type conn struct {
 	buf        []byte
 	start, end int  // buf[start:end]: bytes received and not yet handled
 	draining   bool // Shutdown: start no call; answer buffered requests CodeShuttingDown
-	rd         bytes.Reader
+	dec        requestDecoder
 
 	// slots holds one token per request in flight, from before its call starts until its response is
 	// written or dropped; reading stops while it is full.
@@ -232,12 +231,7 @@ func (c *conn) armRead() bool {
 // from their head.
 func (c *conn) badFrame(b []byte, err error) {
 	c.s.stats.badFrames.Add(1)
-	dec := msgpack.GetDecoder()
-	c.rd.Reset(b)
-	dec.Reset(&c.rd)
-	env := readEnvelope(dec)
-	msgpack.PutDecoder(dec)
-	c.rd.Reset(nil)
+	env, _ := parseEnvelope(b)
 	c.s.log.Debug("msgpackrpc: bad message; closing", "remote", c.remote, "err", err, "msgid", env.msgid,
 		"has_msgid", env.hasID)
 	if !env.hasID {
@@ -262,10 +256,7 @@ func (c *conn) badFrame(b []byte, err error) {
 
 // handle handles one framed message. It reports false, with the reason, if the connection must end.
 func (c *conn) handle(frame []byte) (endReason, bool) {
-	dec := msgpack.GetDecoder()
-	m, env, perr := decodeMessage(dec, &c.rd, frame)
-	msgpack.PutDecoder(dec)
-	c.rd.Reset(nil)
+	m, env, perr := c.dec.decode(frame)
 	if perr != nil {
 		c.s.stats.badFrames.Add(1)
 		if !env.hasID {
@@ -363,17 +354,15 @@ func (c *conn) respond(msgid uint32, rerr *Error, result any) {
 // encodeSafely is encodeResponse that also survives a panicking custom encoder. On error buf holds an
 // internal error response.
 func encodeSafely(buf *bytes.Buffer, msgid uint32, rerr *Error, result any) (err error) {
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
 			buf.Reset()
-			encodeResponse(enc, buf, msgid, &Error{Code: CodeInternal, Message: "encoding the response: " +
+			encodeResponse(nil, buf, msgid, &Error{Code: CodeInternal, Message: "encoding the response: " +
 				truncate(err.Error(), 200)}, nil)
 		}
 	}()
-	return encodeResponse(enc, buf, msgid, rerr, result)
+	return encodeResponse(nil, buf, msgid, rerr, result)
 }
 
 // send queues an encoded response and, unless another goroutine is writing already, writes the queue until

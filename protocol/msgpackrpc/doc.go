@@ -7,6 +7,10 @@
 //     declared length, the nesting depth and the element count against Config before vmihailenco/msgpack
 //     decodes anything, so hostile headers (an array32 of 4 billion, a bin32 of 4 GiB, thousands of nested
 //     array16 headers) cost a header check, not memory.
+//   - The codec of the hot path: the message envelope (type, msgid, method) is read by hand from the framed
+//     bytes, params are decoded by vmihailenco/msgpack; a result made of the usual dynamic types (nil, bool,
+//     numbers, str, bin, []any, map[string]any) is written by hand, anything else by vmihailenco/msgpack,
+//     with the same bytes either way (codec_test.go checks both against vmihailenco/msgpack alone).
 //   - Message shapes: request [0, msgid, method, params] is answered [1, msgid, error, result];
 //     notification [2, method, params] is not answered (ping is a no-op, others are ignored). method may be a
 //     str or a bin. msgid is an integer in 0..2^32-1.

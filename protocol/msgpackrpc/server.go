@@ -22,8 +22,8 @@ type Handler interface {
 	// narrowest Go type (int8..int64, uint8..uint64; use Int), floats as float32/float64, nil as nil,
 	// timestamps as time.Time. Call owns params and may keep them.
 	//
-	// The result is encoded by vmihailenco/msgpack: map[string]any, []any, structs (by their msgpack tags),
-	// []byte as bin, string as str. An error that is (or wraps) an *Error is sent as is; other errors are
+	// The result is encoded as vmihailenco/msgpack encodes it: map[string]any, []any, structs (by their
+	// msgpack tags), []byte as bin, string as str. An error that is (or wraps) an *Error is sent as is; other errors are
 	// sent as CodeInternal (CodeTimeout for context.DeadlineExceeded). A method it does not serve should
 	// return ErrUnknownMethod(method). A panic is recovered, logged and answered CodeInternal.
 	Call(ctx context.Context, method string, params []any) (result any, err error)
