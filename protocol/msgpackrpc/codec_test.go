@@ -226,7 +226,7 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 	})
 }
 
-// The reference decoding: the server's before the hand-written path.
+// The reference decoding: the server's before the hand-written path (but for envelope.check, shared).
 
 func refReadEnvelope(dec *msgpack.Decoder) envelope {
 	env := envelope{n: -1, typ: -1}
@@ -253,6 +253,7 @@ func refReadEnvelope(dec *msgpack.Decoder) envelope {
 	}
 	return env
 }
+
 func refDecodeInt(dec *msgpack.Decoder) (int64, bool) {
 	c, err := dec.PeekCode()
 	if err != nil || !(msgpcode.IsFixedNum(c) || (c >= msgpcode.Uint8 && c <= msgpcode.Int64)) {
@@ -261,24 +262,14 @@ func refDecodeInt(dec *msgpack.Decoder) (int64, bool) {
 	v, err := dec.DecodeInt64()
 	return v, err == nil
 }
+
 func refDecodeMessage(dec *msgpack.Decoder, rd *bytes.Reader, frame []byte) (message, envelope, *Error) {
 	rd.Reset(frame)
 	dec.Reset(rd)
 	env := refReadEnvelope(dec)
 	m := message{typ: int(env.typ), msgid: env.msgid}
-	switch {
-	case env.n < 0:
-		return m, env, badRequest("a message must be an array")
-	case env.typ == typeRequest && !env.hasID, env.typ == typeResponse && !env.hasID:
-		return m, env, badRequest("msgid must be an integer in 0..4294967295")
-	case env.typ == typeResponse:
-		return m, env, badRequest("a response from a client: the server makes no calls")
-	case env.typ == typeRequest && env.n != 4:
-		return m, env, badRequest("a request is [0, msgid, method, params], got %d elements", env.n)
-	case env.typ == typeNotification && env.n != 3:
-		return m, env, badRequest("a notification is [2, method, params], got %d elements", env.n)
-	case env.typ != typeRequest && env.typ != typeNotification:
-		return m, env, badRequest("unknown message type")
+	if err := env.check(); err != nil {
+		return m, env, err
 	}
 	c, err := dec.PeekCode()
 	if err != nil || !(msgpcode.IsString(c) || msgpcode.IsBin(c)) {

@@ -59,6 +59,25 @@ func parseEnvelope(b []byte) (envelope, int) {
 	return env, off
 }
 
+// check rejects an envelope that is not a request or a notification of the right length.
+func (env envelope) check() *Error {
+	switch {
+	case env.n < 0:
+		return badRequest("a message must be an array")
+	case env.typ == typeRequest && !env.hasID, env.typ == typeResponse && !env.hasID:
+		return badRequest("msgid must be an integer in 0..4294967295")
+	case env.typ == typeResponse:
+		return badRequest("a response from a client: the server makes no calls")
+	case env.typ == typeRequest && env.n != 4:
+		return badRequest("a request is [0, msgid, method, params], got %d elements", env.n)
+	case env.typ == typeNotification && env.n != 3:
+		return badRequest("a notification is [2, method, params], got %d elements", env.n)
+	case env.typ != typeRequest && env.typ != typeNotification:
+		return badRequest("unknown message type")
+	}
+	return nil
+}
+
 // arrayHeader reads an array header (fixarray, array16, array32) at b[off:]: the element count and the
 // offset after the header. ok is false if there is none, or it is cut.
 func arrayHeader(b []byte, off int) (n, next int, ok bool) {
@@ -165,19 +184,8 @@ type requestDecoder struct {
 func (d *requestDecoder) decode(frame []byte) (message, envelope, *Error) {
 	env, off := parseEnvelope(frame)
 	m := message{typ: int(env.typ), msgid: env.msgid}
-	switch {
-	case env.n < 0:
-		return m, env, badRequest("a message must be an array")
-	case env.typ == typeRequest && !env.hasID, env.typ == typeResponse && !env.hasID:
-		return m, env, badRequest("msgid must be an integer in 0..4294967295")
-	case env.typ == typeResponse:
-		return m, env, badRequest("a response from a client: the server makes no calls")
-	case env.typ == typeRequest && env.n != 4:
-		return m, env, badRequest("a request is [0, msgid, method, params], got %d elements", env.n)
-	case env.typ == typeNotification && env.n != 3:
-		return m, env, badRequest("a notification is [2, method, params], got %d elements", env.n)
-	case env.typ != typeRequest && env.typ != typeNotification:
-		return m, env, badRequest("unknown message type")
+	if err := env.check(); err != nil {
+		return m, env, err
 	}
 	// NB: the frame passed mpscan, so every element the array header declares is there, whole.
 	method, off, ok := strOrBin(frame, off)
