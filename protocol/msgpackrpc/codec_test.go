@@ -2,6 +2,7 @@ package msgpackrpc
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -124,7 +125,7 @@ func checkDecodeMatchesReference(t *testing.T, d *requestDecoder, frame []byte) 
 	dec := msgpack.NewDecoder(nil)
 	wm, wenv, werr := refDecodeMessage(dec, &rd, frame)
 	gm, genv, gerr := d.decode(frame)
-	if gm.typ != wm.typ || gm.msgid != wm.msgid || gm.method != wm.method || !reflect.DeepEqual(gm.params, wm.params) {
+	if gm.typ != wm.typ || gm.msgid != wm.msgid || gm.method != wm.method || !sameValue(gm.params, wm.params) {
 		t.Fatalf("frame %x: message %#v, want %#v", frame, gm, wm)
 	}
 	if genv != wenv {
@@ -133,6 +134,11 @@ func checkDecodeMatchesReference(t *testing.T, d *requestDecoder, frame []byte) 
 	if (gerr == nil) != (werr == nil) || (gerr != nil && !reflect.DeepEqual(gerr, werr)) {
 		t.Fatalf("frame %x: error %v, want %v", frame, gerr, werr)
 	}
+}
+
+// sameValue is reflect.DeepEqual, but for NaN, which equals NaN here.
+func sameValue(a, b any) bool {
+	return reflect.DeepEqual(a, b) || fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b) // NB: fmt sorts map keys
 }
 
 // envelopeInputs are message heads of every shape, cut at every byte below.
