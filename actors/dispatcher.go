@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -95,3 +96,31 @@ func (d *Dispatcher) Close() {
 	close(d.stop)
 	d.wg.Wait()
 }
+
+// InlineFirst is a dispatcher for one actor: it runs the actor's first mailbox run on the goroutine that
+// scheduled it (the spawner's: the run that handles Started) and every later run on Pool. Set Pool, then
+// hand a pointer to actor.WithDispatcher; the zero value of the rest is ready, and one InlineFirst must
+// serve one actor only.
+//
+// Why: a request coordinator is spawned by the goroutine that waits for its answer. Running its start
+// inline saves a hand-off to a worker and back; when the vnodes it asks answer at once (they run inline
+// too), the whole request completes before Spawn returns. Later runs (late replies, timers) go to the
+// pool, so inline runs never nest deeper than spawner → coordinator → vnode.
+type InlineFirst struct {
+	Pool actor.Dispatcher
+	used atomic.Bool
+}
+
+var _ actor.Dispatcher = (*InlineFirst)(nil)
+
+// Schedule implements actor.Dispatcher.
+func (d *InlineFirst) Schedule(fn func()) {
+	if d.used.CompareAndSwap(false, true) {
+		fn()
+		return
+	}
+	d.Pool.Schedule(fn)
+}
+
+// Throughput implements actor.Dispatcher.
+func (d *InlineFirst) Throughput() int { return d.Pool.Throughput() }

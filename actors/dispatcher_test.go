@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestDispatcherRunsEverythingAndNeverBlocks(t *testing.T) {
@@ -41,4 +42,31 @@ func TestDispatcherRunsEverythingAndNeverBlocks(t *testing.T) {
 	d.Schedule(func() { close(done) })
 	<-done
 	d.Close() // idempotent
+}
+
+func TestInlineFirstRunsTheFirstRunInlineAndTheRestOnThePool(t *testing.T) {
+	pool := NewDispatcher(2, 10)
+	defer pool.Close()
+	d := &InlineFirst{Pool: pool}
+	ran := false
+	d.Schedule(func() { ran = true })
+	if !ran {
+		t.Fatal("the first run did not run before Schedule returned")
+	}
+	// A later run must not run on the caller: it blocks until the caller lets it go, which would
+	// deadlock an inline run.
+	release, done := make(chan struct{}), make(chan struct{})
+	d.Schedule(func() {
+		<-release
+		close(done)
+	})
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second run never ran")
+	}
+	if d.Throughput() != 10 {
+		t.Fatalf("throughput %d, want the pool's 10", d.Throughput())
+	}
 }

@@ -11,9 +11,8 @@ import (
 
 // Well-known actor names on a node (append-only: remote nodes will address them by name).
 const (
-	VnodeSupervisorName       = "vnode-sup"
-	CoordinatorSupervisorName = "coordinator-sup"
-	HandoffSupervisorName     = "handoff-sup"
+	VnodeSupervisorName   = "vnode-sup"
+	HandoffSupervisorName = "handoff-sup"
 )
 
 // VnodeName is the name of partition p's vnode under the vnode supervisor.

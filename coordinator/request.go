@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/vnode"
 )
 
@@ -14,15 +15,17 @@ import (
 // timers, answers the caller once, and stops when the FSM is done. One actor per request ("every request is
 // a process"); all its state lives inside Receive.
 type requestActor struct {
+	disp    actors.InlineFirst // this actor's dispatcher (Service.run)
 	svc     *Service
 	out     chan<- outcome
 	key     []byte
 	targets []Target
 	pids    []*actor.PID
 
-	get    *GetFSM
-	put    *PutFSM
-	putReq vnode.PutRequest
+	get     *GetFSM
+	getReqs [4]vnode.GetRequest // the fan-out's messages, in the actor's own allocation (N is usually <= 4)
+	put     *PutFSM
+	putReq  vnode.PutRequest
 
 	timers   []*time.Timer
 	answered bool
@@ -43,6 +46,7 @@ var errNoVnode = errors.New("coordinator: replica unreachable")
 func (a *requestActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
+		a.svc.live.Store(a, ctx.Self())
 		a.pids = make([]*actor.PID, len(a.targets))
 		for i, t := range a.targets {
 			a.pids[i] = a.svc.router.VnodePID(t.Node, t.Partition)
@@ -91,6 +95,7 @@ func (a *requestActor) Receive(ctx actor.Context) {
 			// Crashed or stopped by a shutdown before answering: never leave a caller hanging.
 			a.answer(outcome{err: ErrCoordinatorCrashed})
 		}
+		a.svc.live.Delete(a)
 		a.svc.active.Add(-1)
 	}
 }
@@ -157,7 +162,14 @@ func (a *requestActor) apply(ctx actor.Context, effects []Effect) {
 	for _, e := range effects {
 		switch e := e.(type) {
 		case SendGet:
-			a.send(ctx, e.Target, &vnode.GetRequest{V: 1, Tag: uint32(e.Target), Key: a.key})
+			var req *vnode.GetRequest
+			if e.Target < len(a.getReqs) {
+				req = &a.getReqs[e.Target] // NB: one fan-out per request: each slot is sent once
+			} else {
+				req = new(vnode.GetRequest)
+			}
+			*req = vnode.GetRequest{V: 1, Tag: uint32(e.Target), Key: a.key}
+			a.send(ctx, e.Target, req)
 		case SendPut:
 			if e.Coordinate {
 				req := a.putReq

@@ -65,6 +65,13 @@ func startTestNode(t *testing.T, factory vnode.Factory, mod func(*Config)) *test
 
 func startNode(t testing.TB, logger *slog.Logger, factory vnode.Factory, mod func(*Config)) *testNode {
 	t.Helper()
+	return startNodeDispatch(t, logger, factory, mod, false)
+}
+
+// startNodeDispatch starts a one-node test cluster. Vnodes run inline on their senders' goroutines, as in
+// a node without fsync, or on the worker pool (pooled), as in a node with it.
+func startNodeDispatch(t testing.TB, logger *slog.Logger, factory vnode.Factory, mod func(*Config), pooled bool) *testNode {
+	t.Helper()
 	db, err := storage.OpenLevelDB(storage.DefaultLevelDBConfig(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
@@ -78,8 +85,12 @@ func startNode(t testing.TB, logger *slog.Logger, factory vnode.Factory, mod fun
 	if factory == nil {
 		factory = vnode.NewKV(vnode.DefaultKVConfig())
 	}
+	var vdisp actor.Dispatcher = disp
+	if !pooled {
+		vdisp = actor.NewSynchronizedDispatcher(300)
+	}
 	n.vnodes, err = vnode.StartManager(n.system, vnode.ManagerConfig{Node: "n1", Partitions: ring.PartitionsOf("n1"),
-		Factory: factory, Store: db, Logger: logger, Dispatcher: disp})
+		Factory: factory, Store: db, Logger: logger, Dispatcher: vdisp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +186,37 @@ func TestPutGetReplicatesToNVnodes(t *testing.T) {
 	missing, err := n.svc.Get(ctx, []byte("nope"), ReadOptions{})
 	if err != nil || missing != nil {
 		t.Fatalf("missing key: %v %v", missing, err)
+	}
+}
+
+// TestPooledVnodes runs concurrent writes and reads with vnodes on the worker pool (a node with fsync).
+func TestPooledVnodes(t *testing.T) {
+	n := startNodeDispatch(t, testLogger(t), nil, nil, true)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				key := []byte(fmt.Sprintf("w%d-%d", w, i))
+				if _, err := n.svc.Put(ctx, key, key, vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+					errs <- err
+					return
+				}
+				o, err := n.svc.Get(ctx, key, ReadOptions{})
+				if err != nil || o == nil || string(o.Siblings[0].Value) != string(key) {
+					errs <- fmt.Errorf("get %s: %v %v", key, o, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
 

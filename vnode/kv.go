@@ -273,6 +273,11 @@ func (kv *KV) put(req *PutRequest) *PutReply {
 			return rep
 		}
 		next = Sync(local, req.Object, kv.cfg.LWW)
+		if next.Equal(req.Object) {
+			// Keep the incoming object itself (immutable, like every object), so that the replicas of one
+			// write share it and a read's comparison of their copies is a pointer comparison.
+			next = req.Object
+		}
 		if local != nil && next.Equal(local) {
 			// Nothing new: the replica already holds everything (idempotent replication and repair).
 			if req.ReturnObject {
