@@ -30,7 +30,21 @@ type requestActor struct {
 	timers   []*time.Timer
 	answered bool
 	stopping bool
+	// Timers asked for during the first run wait in deferred until armTimers, which the actor sends itself
+	// at the start: a request whose replicas answered at once is done by then and arms none (a read
+	// asks for two, the deadline and the linger, and arming and stopping them was ~5% of a read).
+	deferring bool
+	deferred  []StartTimer
+	deferBuf  [2]StartTimer
+	// sentInDefer: the actor sent to replicas since it last sent armTimers; their inline replies are
+	// queued behind that armTimers (a write's replication, after the coordinating vnode's reply), so
+	// armTimers goes round once more.
+	sentInDefer bool
+	deferRounds int
 }
+
+// armTimers ends the deferral of timers (see requestActor.deferred).
+type armTimers struct{}
 
 // timerFired is what a timer sends the actor.
 type timerFired struct{ t Timer }
@@ -51,11 +65,29 @@ func (a *requestActor) Receive(ctx actor.Context) {
 		for i, t := range a.targets {
 			a.pids[i] = a.svc.router.VnodePID(t.Node, t.Partition)
 		}
+		a.deferring, a.deferred = true, a.deferBuf[:0]
 		if a.get != nil {
 			a.apply(ctx, a.get.Start())
 		} else {
 			a.apply(ctx, a.put.Start())
 		}
+		// NB: sent after the fan-out, so queued behind the replies of replicas that answered inline.
+		ctx.Send(ctx.Self(), armTimers{})
+		a.sentInDefer = false
+	case armTimers:
+		if a.sentInDefer && a.deferRounds < 2 && !a.stopping {
+			a.sentInDefer = false
+			a.deferRounds++
+			ctx.Send(ctx.Self(), armTimers{})
+			return
+		}
+		a.deferring = false
+		if !a.stopping {
+			for _, e := range a.deferred {
+				a.arm(ctx, e)
+			}
+		}
+		a.deferred = nil
 	case *vnode.GetReply:
 		if a.get == nil {
 			return
@@ -133,6 +165,12 @@ func (a *requestActor) fallback(ctx actor.Context, i int) {
 	a.apply(ctx, a.put.AddFallback(t))
 }
 
+// arm starts timer e.
+func (a *requestActor) arm(ctx actor.Context, e StartTimer) {
+	self, sys, t := ctx.Self(), ctx.ActorSystem(), e.Timer
+	a.timers = append(a.timers, time.AfterFunc(e.After, func() { sys.Root.Send(self, &timerFired{t: t}) }))
+}
+
 func replyErr(code, msg string) error {
 	switch {
 	case code == vnode.CodeOK && msg == "":
@@ -151,6 +189,7 @@ func (a *requestActor) answer(o outcome) {
 }
 
 func (a *requestActor) send(ctx actor.Context, i int, msg any) {
+	a.sentInDefer = a.deferring
 	if pid := a.pids[i]; pid != nil {
 		ctx.Request(pid, msg)
 		return
@@ -190,8 +229,11 @@ func (a *requestActor) apply(ctx actor.Context, effects []Effect) {
 				}
 			}
 		case StartTimer:
-			self, sys, t := ctx.Self(), ctx.ActorSystem(), e.Timer
-			a.timers = append(a.timers, time.AfterFunc(e.After, func() { sys.Root.Send(self, &timerFired{t: t}) }))
+			if a.deferring {
+				a.deferred = append(a.deferred, e)
+			} else {
+				a.arm(ctx, e)
+			}
 		case NeedFallback:
 			a.fallback(ctx, e.Target)
 		case Answer:
