@@ -116,6 +116,18 @@ var wireEncoders = sync.Pool{New: func() any {
 	return e
 }}
 
+// wireDecoders keeps msgpack decoders (each allocates its own buffers) for DecodeWire.
+var wireDecoders = sync.Pool{New: func() any {
+	w := &wireDecoder{}
+	w.dec = msgpack.NewDecoder(&w.r)
+	return w
+}}
+
+type wireDecoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
 type wireEncoder struct {
 	buf bytes.Buffer
 	enc *msgpack.Encoder
@@ -167,7 +179,15 @@ func DecodeWire(b *wrapperspb.BytesValue, lim mpscan.Limits) (msg any, err error
 			msg, err = nil, fmt.Errorf("%w: decoder panic: %v", ErrWireMalformed, p)
 		}
 	}()
-	dec := msgpack.NewDecoder(bytes.NewReader(data))
+	w := wireDecoders.Get().(*wireDecoder)
+	defer func() {
+		w.r.Reset(nil)
+		w.dec.Reset(&w.r)
+		wireDecoders.Put(w)
+	}()
+	w.r.Reset(data)
+	w.dec.Reset(&w.r)
+	dec := w.dec
 	k, err := dec.DecodeArrayLen()
 	if err != nil {
 		return nil, fmt.Errorf("%w: envelope: %w", ErrWireMalformed, err)

@@ -238,3 +238,22 @@ func FuzzWireVnodeMessages(f *testing.F) {
 		wireRoundTrip(t, msg)
 	})
 }
+
+// BenchmarkWireGetReply100B round-trips the common reply: one 100-byte sibling, a one-entry clock.
+func BenchmarkWireGetReply100B(b *testing.B) {
+	o, err := Update(nil, "gokai@127.0.0.1/12/0a1b2c3d", nil, true, make([]byte, 100), Meta{}, 1700000000, UpdateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := &GetReply{V: 1, Tag: 1, Partition: 3, Object: o}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		bv, err := actors.EncodeWire(msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := actors.DecodeWire(bv, mpscan.Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
