@@ -457,3 +457,82 @@ func TestOverloadFailsFastAndDrainRefuses(t *testing.T) {
 		t.Fatalf("after drain: %v, want ErrShuttingDown", err)
 	}
 }
+
+// crashRouter makes the coordinator of key "boom" panic (in its Started handler, where it looks up its
+// vnodes) and sends every replica of key "silent" to an actor that never answers.
+type crashRouter struct {
+	testRouter
+	silent *actor.PID
+	keys   map[int]string // partition -> test key
+}
+
+func (r crashRouter) VnodePID(node membership.NodeID, p int) *actor.PID {
+	switch r.keys[p] {
+	case "boom":
+		panic("test: coordinator crash")
+	case "silent":
+		return r.silent
+	}
+	return r.testRouter.VnodePID(node, p)
+}
+
+// TestCoordinatorCrashAndStop: a coordinator that panics fails only its request (ErrCoordinatorCrashed)
+// and the service keeps serving; Stop stops a coordinator still waiting for replicas, whose caller is
+// answered at once instead of at the deadline.
+func TestCoordinatorCrashAndStop(t *testing.T) {
+	n := startTestNode(t, nil, nil)
+	silent, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(func(actor.Context) {}), "silent-vnode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := crashRouter{testRouter: testRouter{n}, silent: silent, keys: map[int]string{}}
+	for _, k := range []string{"boom", "silent"} {
+		for _, e := range n.ring.Preflist([]byte(k), 3, nil) {
+			r.keys[e.Partition] = k
+		}
+	}
+	fine := []byte("fine")
+	for _, e := range n.ring.Preflist(fine, 3, nil) {
+		if r.keys[e.Partition] != "" {
+			t.Skipf("test keys share partition %d on this ring", e.Partition)
+		}
+	}
+	cfg := DefaultConfig("n1")
+	cfg.Timeout, cfg.Logger = time.Minute, testLogger(t)
+	svc, err := Start(n.system, cfg, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := svc.Get(ctx, []byte("boom"), ReadOptions{}); !errors.Is(err, ErrCoordinatorCrashed) {
+		t.Fatalf("crashed coordinator: got %v, want ErrCoordinatorCrashed", err)
+	}
+	if _, err := svc.Put(ctx, fine, []byte("v"), vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+		t.Fatalf("service after a crash: %v", err)
+	}
+	if o, err := svc.Get(ctx, fine, ReadOptions{}); err != nil || o == nil {
+		t.Fatalf("service after a crash: %v %v", o, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.Get(ctx, []byte("silent"), ReadOptions{})
+		done <- err
+	}()
+	waitFor(t, "the silent read's coordinator", 5*time.Second, func() bool { return svc.Stats().Active == 1 })
+	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := svc.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrCoordinatorCrashed) {
+			t.Fatalf("read stopped by Stop: got %v, want ErrCoordinatorCrashed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop left the caller waiting")
+	}
+	if _, err := svc.Get(ctx, fine, ReadOptions{}); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("after Stop: got %v, want ErrShuttingDown", err)
+	}
+}
