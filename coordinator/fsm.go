@@ -108,6 +108,9 @@ func newQuorum(targets []Target, need, needPrimary int) quorum {
 	return quorum{targets: targets, state: make([]replyState, len(targets)), need: need, needPrimary: needPrimary}
 }
 
+// maxInline is the number of targets a GetFSM tracks without allocating (N is usually 3).
+const maxInline = 4
+
 // record notes target i's outcome; it returns false for a duplicate or out-of-range reply.
 func (q *quorum) record(i int, err error) bool {
 	if i < 0 || i >= len(q.state) || q.state[i] != pending {
@@ -218,11 +221,26 @@ type GetFSM struct {
 	answered bool
 	done     bool
 	repairs  int
+	// The per-target slices live here when there are at most maxInline targets.
+	objBuf   [maxInline]*vnode.Object
+	stateBuf [maxInline]replyState
 }
 
 // NewGetFSM makes a read FSM over targets.
 func NewGetFSM(p GetParams, targets []Target) *GetFSM {
-	return &GetFSM{p: p, q: newQuorum(targets, p.R, p.PR), objects: make([]*vnode.Object, len(targets))}
+	f := &GetFSM{}
+	f.init(p, targets)
+	return f
+}
+
+// init makes f a fresh read FSM over targets (NewGetFSM in place).
+func (f *GetFSM) init(p GetParams, targets []Target) {
+	*f = GetFSM{p: p, q: quorum{targets: targets, need: p.R, needPrimary: p.PR}}
+	if len(targets) <= maxInline {
+		f.objects, f.q.state = f.objBuf[:len(targets)], f.stateBuf[:len(targets)]
+	} else {
+		f.objects, f.q.state = make([]*vnode.Object, len(targets)), make([]replyState, len(targets))
+	}
 }
 
 // Start returns the fan-out.

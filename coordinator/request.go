@@ -3,6 +3,7 @@ package coordinator
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,13 +17,26 @@ import (
 // a process"); all its state lives inside Receive.
 type requestActor struct {
 	disp    actors.InlineFirst // this actor's dispatcher (Service.run)
+	props   actor.Props        // this actor's props (a copy of Service.props)
 	svc     *Service
-	out     chan<- outcome
 	key     []byte
 	targets []Target
 	pids    []*actor.PID
+	pidBuf  [4]*actor.PID
+
+	// The answer reaches the caller through result when it comes during the first run (inline, before
+	// Spawn returns), else through the waiter's channel. REQUIRES: mu held for result, settled, waiter.
+	mu      sync.Mutex
+	result  outcome
+	settled bool
+	waiter  chan outcome
+
+	// The live list of the coordinators Service.Stop must stop. REQUIRES: Service.liveMu held.
+	pid        *actor.PID
+	prev, next *requestActor
 
 	get     *GetFSM
+	getFSM  GetFSM              // get points here: one allocation for the actor and its FSM
 	getReqs [4]vnode.GetRequest // the fan-out's messages, in the actor's own allocation (N is usually <= 4)
 	put     *PutFSM
 	putReq  vnode.PutRequest
@@ -60,8 +74,12 @@ var errNoVnode = errors.New("coordinator: replica unreachable")
 func (a *requestActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		a.svc.live.Store(a, ctx.Self())
-		a.pids = make([]*actor.PID, len(a.targets))
+		a.svc.track(a, ctx.Self())
+		a.pids = a.pidBuf[:0]
+		if len(a.targets) > len(a.pidBuf) {
+			a.pids = make([]*actor.PID, 0, len(a.targets))
+		}
+		a.pids = a.pids[:len(a.targets)]
 		for i, t := range a.targets {
 			a.pids[i] = a.svc.router.VnodePID(t.Node, t.Partition)
 		}
@@ -127,7 +145,7 @@ func (a *requestActor) Receive(ctx actor.Context) {
 			// Crashed or stopped by a shutdown before answering: never leave a caller hanging.
 			a.answer(outcome{err: ErrCoordinatorCrashed})
 		}
-		a.svc.live.Delete(a)
+		a.svc.untrack(a)
 		a.svc.active.Add(-1)
 	}
 }
@@ -185,7 +203,13 @@ func replyErr(code, msg string) error {
 func (a *requestActor) answer(o outcome) {
 	a.answered = true
 	a.svc.pending.Add(-1)
-	a.out <- o // NB: buffered (1) and written once: never blocks
+	a.mu.Lock()
+	if a.waiter != nil {
+		a.waiter <- o // NB: buffered (1) and written once: never blocks
+	} else {
+		a.result, a.settled = o, true
+	}
+	a.mu.Unlock()
 }
 
 func (a *requestActor) send(ctx actor.Context, i int, msg any) {

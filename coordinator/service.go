@@ -142,7 +142,9 @@ type Service struct {
 	// the caller's, so there is no hop through a supervisor mailbox, and no parent's child set to update
 	// (a guardian keeps none): at tens of thousands of requests a second both showed in profiles.
 	root *actor.RootContext
-	live sync.Map // *requestActor -> *actor.PID, for Stop
+	// live lists the coordinators alive, for Stop: an intrusive list, so tracking costs no allocation.
+	liveMu   sync.Mutex
+	liveHead *requestActor
 	// props is the template of every request actor's props (wire middleware built once); each spawn
 	// copies it and sets the producer and dispatcher.
 	props actor.Props
@@ -218,19 +220,29 @@ func (s *Service) targets(key []byte) []Target {
 }
 
 func (s *Service) run(ctx context.Context, req *requestActor) (*vnode.Object, error) {
-	ch := make(chan outcome, 1)
-	req.svc, req.out = s, ch
-	props := s.props
-	props.Configure(actor.WithProducer(func() actor.Actor { return req }))
+	req.svc = s
+	req.props = s.props
+	req.props.Configure(actor.WithProducer(func() actor.Actor { return req }))
 	if s.cfg.Dispatcher != nil {
 		req.disp.Pool = s.cfg.Dispatcher
-		props.Configure(actor.WithDispatcher(&req.disp))
+		req.props.Configure(actor.WithDispatcher(&req.disp))
 	}
-	if _, err := s.root.SpawnNamed(&props, "coord"+s.system.ProcessRegistry.NextId()); err != nil {
+	if _, err := s.root.SpawnNamed(&req.props, "coord"+s.system.ProcessRegistry.NextId()); err != nil {
 		s.active.Add(-1)
 		s.pending.Add(-1)
 		return nil, fmt.Errorf("coordinator: spawn: %w", err)
 	}
+	req.mu.Lock()
+	if req.settled {
+		// Answered during the first run, inline: no channel needed.
+		o := req.result
+		req.mu.Unlock()
+		s.count(o.err)
+		return o.obj, o.err
+	}
+	ch := make(chan outcome, 1)
+	req.waiter = ch
+	req.mu.Unlock()
 	select {
 	case o := <-ch:
 		s.count(o.err)
@@ -239,6 +251,33 @@ func (s *Service) run(ctx context.Context, req *requestActor) (*vnode.Object, er
 		// The coordinator carries on (and repairs); only this caller stops waiting.
 		return nil, fmt.Errorf("coordinator: %w", ctx.Err())
 	}
+}
+
+// track adds a started coordinator to the live list.
+func (s *Service) track(a *requestActor, pid *actor.PID) {
+	s.liveMu.Lock()
+	a.pid = pid
+	a.next = s.liveHead
+	if a.next != nil {
+		a.next.prev = a
+	}
+	s.liveHead = a
+	s.liveMu.Unlock()
+}
+
+// untrack removes a stopped coordinator from the live list.
+func (s *Service) untrack(a *requestActor) {
+	s.liveMu.Lock()
+	if a.prev != nil {
+		a.prev.next = a.next
+	} else if s.liveHead == a {
+		s.liveHead = a.next
+	}
+	if a.next != nil {
+		a.next.prev = a.prev
+	}
+	a.prev, a.next = nil, nil
+	s.liveMu.Unlock()
 }
 
 func (s *Service) count(err error) {
@@ -279,8 +318,10 @@ func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*vnode
 	}
 	s.gets.Add(1)
 	ts := s.targets(key)
-	fsm := NewGetFSM(GetParams{R: r, PR: pr, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger, LWW: s.cfg.LWW}, ts)
-	obj, err := s.run(ctx, &requestActor{key: key, targets: ts, get: fsm})
+	req := &requestActor{key: key, targets: ts}
+	req.getFSM.init(GetParams{R: r, PR: pr, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger, LWW: s.cfg.LWW}, ts)
+	req.get = &req.getFSM
+	obj, err := s.run(ctx, req)
 	if err == nil && obj != nil && len(obj.Live(s.cfg.Now().Unix())) > 1 {
 		s.siblings.Add(1)
 	}
@@ -354,10 +395,15 @@ func (s *Service) Drain(ctx context.Context) error {
 func (s *Service) Stop(ctx context.Context) error {
 	s.closing.Store(true)
 	s.stopOnce.Do(func() {
-		s.live.Range(func(_, pid any) bool {
-			s.system.Root.Stop(pid.(*actor.PID))
-			return true
-		})
+		var pids []*actor.PID
+		s.liveMu.Lock()
+		for a := s.liveHead; a != nil; a = a.next {
+			pids = append(pids, a.pid)
+		}
+		s.liveMu.Unlock()
+		for _, pid := range pids {
+			s.system.Root.Stop(pid)
+		}
 	})
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
