@@ -322,7 +322,7 @@ func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*vnode
 	req.getFSM.init(GetParams{R: r, PR: pr, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger, LWW: s.cfg.LWW}, ts)
 	req.get = &req.getFSM
 	obj, err := s.run(ctx, req)
-	if err == nil && obj != nil && len(obj.Live(s.cfg.Now().Unix())) > 1 {
+	if err == nil && obj != nil && obj.LiveCount(s.cfg.Now().Unix()) > 1 {
 		s.siblings.Add(1)
 	}
 	return obj, err

@@ -297,17 +297,38 @@ func (o *Object) Equal(b *Object) bool {
 }
 
 // Live returns the siblings that are neither tombstones nor expired at nowSec (unix seconds), in dot order.
+//
+// When every sibling is live (the common case) the result is o.Siblings itself, capacity-limited: like the
+// object, it must not be modified.
 func (o *Object) Live(nowSec int64) []Sibling {
-	if o == nil {
+	n := o.LiveCount(nowSec)
+	switch {
+	case n == 0:
 		return nil
+	case n == len(o.Siblings):
+		return o.Siblings[:n:n]
 	}
-	var out []Sibling
+	out := make([]Sibling, 0, n)
 	for _, s := range o.Siblings {
 		if s.Live(nowSec) {
 			out = append(out, s)
 		}
 	}
 	return out
+}
+
+// LiveCount is len(o.Live(nowSec)), without building the slice.
+func (o *Object) LiveCount(nowSec int64) int {
+	if o == nil {
+		return 0
+	}
+	n := 0
+	for _, s := range o.Siblings {
+		if s.Live(nowSec) {
+			n++
+		}
+	}
+	return n
 }
 
 // Chosen returns the value a plain memcache `get` shows: the live sibling with the greatest (LastMod, Dot).

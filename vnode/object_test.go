@@ -888,3 +888,29 @@ func BenchmarkUnmarshalObject100B(b *testing.B) {
 		}
 	}
 }
+
+func TestLiveAndLiveCount(t *testing.T) {
+	const now = 1700000000
+	o := &Object{Clock: VClock{{Actor: "a", Counter: 3}}, Siblings: []Sibling{
+		{Value: []byte("x"), Dot: Dot{Actor: "a", Counter: 1}},
+		{Value: []byte("expired"), Meta: Meta{Expiry: now - 1}, Dot: Dot{Actor: "a", Counter: 2}},
+		{Meta: Meta{Deleted: true}, Dot: Dot{Actor: "a", Counter: 3}},
+	}}
+	if live := o.Live(now); len(live) != 1 || string(live[0].Value) != "x" || o.LiveCount(now) != 1 {
+		t.Fatalf("Live %v, LiveCount %d: want only x", live, o.LiveCount(now))
+	}
+	all := &Object{Clock: o.Clock, Siblings: o.Siblings[:1]}
+	live := all.Live(now)
+	if len(live) != 1 || all.LiveCount(now) != 1 {
+		t.Fatalf("all live: %v", live)
+	}
+	// The shared slice is capacity-limited: appending to it never writes into the object.
+	_ = append(live, Sibling{Value: []byte("new")})
+	if string(o.Siblings[1].Value) != "expired" {
+		t.Fatal("append to Live's result wrote into the object")
+	}
+	var none *Object
+	if none.Live(now) != nil || none.LiveCount(now) != 0 {
+		t.Fatal("nil object has live siblings")
+	}
+}
