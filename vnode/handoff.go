@@ -176,6 +176,7 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 				ack.Err = fmt.Sprintf("vnode: partition %d: handoff item: %v", a.env.Partition, err)
 				break
 			}
+			a.forwardIncoming(ctx, it)
 		}
 		a.metrics.handoffItems.Add(int64(len(m.Items)))
 		ctx.Respond(ack)
@@ -183,6 +184,8 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		ack := &HandoffForwardAck{V: 1, Seq: m.Seq}
 		if err := a.b.HandleHandoffData(m.Item); err != nil {
 			ack.Err = fmt.Sprintf("vnode: partition %d: forwarded item: %v", a.env.Partition, err)
+		} else {
+			a.forwardIncoming(ctx, m.Item)
 		}
 		ctx.Respond(ack)
 	case *actor.DeadLetterResponse:
@@ -208,6 +211,25 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		return false
 	}
 	return true
+}
+
+// forwardIncoming passes on an item handed to this vnode while it is itself handing off. Without it the
+// item would be in neither place: it arrived after the fold's snapshot, and HandoffDrop deletes it. That
+// happens when two nodes' rings disagree for a moment: the new owner of a partition, still on the old ring,
+// hands what it holds back to the old owner as hints while the old owner's transfer still arrives.
+func (a *vnodeActor) forwardIncoming(ctx actor.Context, item []byte) {
+	if a.handoff != nil {
+		a.forward(ctx, item)
+	}
+}
+
+// forward sends item to the handoff target; HandoffDrop waits for its acknowledgement.
+func (a *vnodeActor) forward(ctx actor.Context, item []byte) {
+	h := a.handoff
+	h.seq++
+	h.pending[h.seq] = struct{}{}
+	h.forwarded++
+	ctx.Request(h.target, &HandoffForward{V: 1, Seq: h.seq, Item: item})
 }
 
 // foldInActor runs a fold inside the vnode actor for behaviours without ConcurrentFold.
@@ -248,17 +270,14 @@ func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 
 // command runs a user command, through the handoff rules when a handoff is under way.
 func (a *vnodeActor) command(ctx actor.Context, msg any, from Sender) {
-	if h := a.handoff; h != nil {
+	if a.handoff != nil {
 		if hc, ok := a.b.(HandoffCommander); ok {
 			res, fwd := hc.HandleHandoffCommand(msg, from)
 			if res.hasReply && from.pid != nil {
 				ctx.Respond(res.reply)
 			}
 			if fwd != nil {
-				h.seq++
-				h.pending[h.seq] = struct{}{}
-				h.forwarded++
-				ctx.Request(h.target, &HandoffForward{V: 1, Seq: h.seq, Item: fwd})
+				a.forward(ctx, fwd)
 			}
 			return
 		}

@@ -135,3 +135,55 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 		t.Fatalf("items received %d, want 500", b.Metrics().HandoffItemsReceived())
 	}
 }
+
+// TestHandoffDataArrivingDuringAnOutgoingHandoffIsPassedOn: when two nodes' rings disagree, a vnode can be
+// handing its partition off (as hints) while the other side's transfer still brings it items. Those items
+// arrive after the fold's snapshot; the vnode must pass them on before its drop, or they are lost.
+func TestHandoffDataArrivingDuringAnOutgoingHandoffIsPassedOn(t *testing.T) {
+	sys := newSystem(t)
+	mk := func(name, node string) *Manager {
+		m, err := StartManager(sys, ManagerConfig{Name: name, Node: node, Partitions: []int{5}, Factory: NewKV(DefaultKVConfig()), Store: storage.NewMemory()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Stop(context.Background()) })
+		return m
+	}
+	a, b, src := mk("sup-a", "a"), mk("sup-b", "b"), mk("sup-src", "src")
+	pa, pb, psrc := a.PID(5), b.PID(5), src.PID(5)
+	putVia(t, sys, pb, "b-own", "v")
+	// B starts handing off to A (its hint scan, on a stale ring)...
+	if _, err := actors.Request(context.Background(), sys, pb, &BeginHandoff{Target: pa}, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// ...while another node's transfer brings B items, as a batch and as a forward.
+	item := func(key string) []byte {
+		o := putVia(t, sys, psrc, key, "from-src").Object
+		raw, err := o.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		it, err := (&KV{}).EncodeHandoffItem([]byte(key), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it
+	}
+	res, err := actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: 1, Items: [][]byte{item("batched")}}, 2*time.Second)
+	if err != nil || res.(*HandoffAck).Err != "" {
+		t.Fatalf("batch: %v %v", res, err)
+	}
+	res, err = actors.Request(context.Background(), sys, pb, &HandoffForward{V: 1, Seq: 1, Item: item("forwarded")}, 2*time.Second)
+	if err != nil || res.(*HandoffForwardAck).Err != "" {
+		t.Fatalf("forward: %v %v", res, err)
+	}
+	res, err = actors.Request(context.Background(), sys, pb, &HandoffDrop{}, 5*time.Second)
+	if err != nil || res.(*HandoffDropped).Err != "" {
+		t.Fatalf("drop: %v %v", res, err)
+	}
+	for _, k := range []string{"batched", "forwarded"} {
+		if o := getVia(t, sys, pa, k); o == nil || string(o.Siblings[0].Value) != "from-src" {
+			t.Fatalf("%s: lost between the two handoffs (A holds %v)", k, o)
+		}
+	}
+}
