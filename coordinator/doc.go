@@ -17,6 +17,11 @@
 // Effects the shell carries out in order. Quorums count successes toward R/W and, for strict quorums, PR/PW
 // among primaries; the request fails as soon as the quorum is unreachable, or at its deadline.
 //
+// Supervision and scheduling: the coordinator supervisor is a protoactor guardian strategy (a crashed
+// coordinator is stopped and its caller gets ErrCoordinatorCrashed); the caller's goroutine spawns the
+// request actor and, with Config.Dispatcher set, runs its first mailbox run inline (actors.InlineFirst), so a
+// request whose vnodes answer inline is answered before Spawn returns. Later runs go to the dispatcher.
+//
 // Overload: Config.MaxInFlight bounds live coordinators; past it requests fail at once with ErrOverload
 // instead of piling up. Drain stops admission and waits for the live ones.
 //
