@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -35,6 +36,9 @@ type Node struct {
 	logger *slog.Logger
 	now    func() time.Time
 	tree   *supervisor.Tree
+
+	stopOnce sync.Once
+	stopErr  error
 
 	system  *actor.ActorSystem
 	disp    *actors.Dispatcher
@@ -91,14 +95,17 @@ func (n *Node) Start(ctx context.Context) error {
 	return n.tree.Start(ctx)
 }
 
-// Stop stops accepting, drains in-flight requests, stops vnodes and closes storage (reverse order).
+// Stop stops accepting, drains in-flight requests, stops vnodes and closes storage (reverse order). Later
+// calls return the first call's result.
 func (n *Node) Stop(ctx context.Context) error {
-	err := n.tree.Stop(ctx)
-	if n.system != nil {
-		n.system.Shutdown()
-		n.disp.Close()
-	}
-	return err
+	n.stopOnce.Do(func() {
+		n.stopErr = n.tree.Stop(ctx)
+		if n.system != nil {
+			n.system.Shutdown()
+			n.disp.Close()
+		}
+	})
+	return n.stopErr
 }
 
 // Done delivers a failure the node's tree could not handle (the node should then Stop and exit non-zero).
