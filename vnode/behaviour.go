@@ -13,7 +13,10 @@ import (
 // Behaviour (see KV); users write others and get routing, replication, handoff and supervision for free.
 //
 // Threading: every method is called from the owning vnode actor only, one call at a time, never
-// concurrently. Methods must not block for long: a vnode serves one message at a time.
+// concurrently. Methods must not block for long: a vnode serves one message at a time, and a gokai node
+// runs an idle vnode's mailbox on the goroutine of whoever sent it the message (a client connection, a
+// coordinator), so a slow handler also delays that sender. Never wait for another actor's reply inside a
+// method: send a message and handle the reply as a command.
 //
 // Lifecycle: Init is called when the vnode actor starts and again, on a fresh value from the Factory, after
 // every restart (a panic in any method restarts the vnode alone; the message being handled is dropped).
