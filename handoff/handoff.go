@@ -131,7 +131,8 @@ type Manager struct {
 	cfg Config
 	sup *actor.PID
 
-	hinted atomic.Int64 // keys delivered by hinted handoff
+	hinted atomic.Int64  // keys delivered by hinted handoff
+	ring   atomic.Uint64 // the node's cluster-state version, stamped on every batch (SetRing)
 
 	mu        sync.Mutex
 	transfers map[Move]*transfer // REQUIRES: mu held
@@ -142,6 +143,17 @@ type Manager struct {
 }
 
 // transfer is one move's state, shared by its goroutine and snapshots under Manager.mu.
+// SetRing records the node's current cluster-state version; batches sent from then on carry it, so a
+// receiver on an older state knows not to hand the data back as hints (vnode.IsEmptyReply.Ring).
+func (m *Manager) SetRing(version uint64) {
+	for {
+		cur := m.ring.Load()
+		if version <= cur || m.ring.CompareAndSwap(cur, version) {
+			return
+		}
+	}
+}
+
 type transfer struct {
 	p      Progress
 	pid    *actor.PID // the transfer actor; nil until started
@@ -428,7 +440,7 @@ func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
 	)
 	send := func() error {
 		seq++
-		res, err := actors.Request(ctx, sys, dst, &vnode.HandoffBatch{V: 1, Seq: seq, Items: batch}, m.cfg.Timeout)
+		res, err := actors.Request(ctx, sys, dst, &vnode.HandoffBatch{V: 1, Seq: seq, Items: batch, Ring: m.ring.Load()}, m.cfg.Timeout)
 		if err != nil {
 			return fmt.Errorf("handoff: batch %d: %w", seq, err)
 		}

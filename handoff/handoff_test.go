@@ -163,11 +163,18 @@ func TestCancelledMoveStops(t *testing.T) {
 
 func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
 	n, m := setup(t, []int{4}, 300)
+	m.SetRing(9)
+	m.SetRing(5) // never goes back
 	mv := Move{Partition: 4, From: "a", To: "b", Hinted: true}
 	m.Sync([]Move{mv})
 	waitDone(t, m, 1)
 	if got := n.b.Metrics().HandoffItemsReceived(); got != 300 {
 		t.Fatalf("owner received %d, want 300", got)
+	}
+	// The receiver learns the state version the data was sent under (its node's hint scan waits for it).
+	res, err := actors.Request(context.Background(), n.sys, n.b.PID(4), &vnode.IsEmptyRequest{}, time.Second)
+	if err != nil || res.(*vnode.IsEmptyReply).Ring != 9 {
+		t.Fatalf("receiver's ring version: %+v %v, want 9", res, err)
 	}
 	isEmpty := func() bool {
 		res, err := actors.Request(context.Background(), n.sys, n.a.PID(4), &vnode.IsEmptyRequest{}, time.Second)

@@ -353,6 +353,7 @@ func (n *Node) watchCluster(ctx context.Context) error {
 // completed ownership move the leftover data is dropped instead); a node that is no longer a member
 // retires its empty vnodes.
 func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHints bool) {
+	n.cl.handoff.SetRing(s.Version)
 	self := n.self()
 	_, member := s.Member(self)
 	incoming, outgoing := map[int]bool{}, map[int]bool{}
@@ -403,10 +404,17 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 			go n.dropLeftover(ctx, p)
 			continue
 		}
-		empty, err := n.vnodeEmpty(ctx, p)
+		rep, err := n.vnodeIsEmpty(ctx, p)
 		if err != nil {
 			continue
 		}
+		if rep.Ring > s.Version {
+			// A transfer sent this vnode data under a newer state than ours: this node may own p there.
+			// Handing it on as hints now would send it back to where it came from; wait for the state.
+			n.logger.Debug("cluster: hint scan waits for a newer state", "partition", p, "have", s.Version, "data-from", rep.Ring)
+			continue
+		}
+		empty := rep.Empty
 		switch {
 		case !empty && n.isUp(owner):
 			hinted = append(hinted, handoff.Move{Partition: p, From: self, To: owner, Hinted: true})
@@ -420,21 +428,22 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 	n.cl.handoff.Sync(append(moves, hinted...))
 }
 
-// vnodeEmpty asks partition p's vnode whether it holds data.
-func (n *Node) vnodeEmpty(ctx context.Context, p int) (bool, error) {
+// vnodeIsEmpty asks partition p's vnode whether it holds data, and under which newest cluster-state
+// version data was transferred to it.
+func (n *Node) vnodeIsEmpty(ctx context.Context, p int) (vnode.IsEmptyReply, error) {
 	pid := n.vnodes.PID(p)
 	if pid == nil {
-		return true, nil
+		return vnode.IsEmptyReply{Empty: true}, nil
 	}
 	res, err := actors.Request(ctx, n.system, pid, &vnode.IsEmptyRequest{}, 5*time.Second)
 	if err != nil {
-		return false, err
+		return vnode.IsEmptyReply{}, err
 	}
 	rep, ok := res.(*vnode.IsEmptyReply)
 	if !ok || rep.Err != "" {
-		return false, fmt.Errorf("cluster: is-empty %d: %v", p, res)
+		return vnode.IsEmptyReply{}, fmt.Errorf("cluster: is-empty %d: %v", p, res)
 	}
-	return rep.Empty, nil
+	return *rep, nil
 }
 
 // dropLeftover deletes the data a completed ownership move left behind (the new owner has all of it and

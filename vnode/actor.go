@@ -25,6 +25,8 @@ type vnodeActor struct {
 	b       Behaviour
 	metrics *Metrics
 	handoff *handoffState // nil unless a handoff is under way
+	// ringSeen is the newest cluster-state version of the transfers that sent this vnode data.
+	ringSeen uint64
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {

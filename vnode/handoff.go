@@ -76,6 +76,10 @@ type IsEmptyRequest struct{}
 type IsEmptyReply struct {
 	Empty bool
 	Err   string
+	// Ring is the newest cluster-state version under which a transfer sent this vnode data (0: none since
+	// the vnode started). A node whose own state is older must not hand the partition on as hints yet: the
+	// data may be arriving because the node became its owner in a state it has not seen.
+	Ring uint64
 }
 
 // HandoffBatch carries folded items to the new owner's vnode. Items are EncodeHandoffItem outputs.
@@ -83,6 +87,7 @@ type HandoffBatch struct {
 	V     uint8    `msgpack:"v"`
 	Seq   uint64   `msgpack:"s"`
 	Items [][]byte `msgpack:"i"`
+	Ring  uint64   `msgpack:"r,omitempty"` // the sender's cluster-state version (0 = unknown)
 }
 
 // HandoffAck acknowledges a HandoffBatch once every item is in storage.
@@ -164,12 +169,13 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		a.flushHandoff(ctx)
 	case *IsEmptyRequest:
 		empty, err := a.b.IsEmpty()
-		rep := &IsEmptyReply{Empty: empty}
+		rep := &IsEmptyReply{Empty: empty, Ring: a.ringSeen}
 		if err != nil {
 			rep.Err = err.Error()
 		}
 		ctx.Respond(rep)
 	case *HandoffBatch:
+		a.ringSeen = max(a.ringSeen, m.Ring)
 		ack := &HandoffAck{V: 1, Seq: m.Seq}
 		for _, it := range m.Items {
 			if err := a.b.HandleHandoffData(it); err != nil {
