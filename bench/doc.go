@@ -5,7 +5,9 @@
 // from a seeded random stream), a log-linear latency histogram (Histogram, mergeable, no allocation per
 // record), the protocol clients it speaks (Client: the memcache text protocol, and gokai's msgpack-RPC get
 // and put, raw over the connection with every reply framed and bounded by internal/mpscan before it is
-// decoded), the runner (Run) and its report (Report: a table for people, JSON for machines).
+// decoded), the runner (Run) and its report (Report: a table for people, JSON for machines), and the comparison
+// of several reports (ParseSummary, BuildTable: medians over rounds and ratios against a baseline target, the
+// table `gokai bench table` and scripts/bench.sh print).
 //
 // It does not own: any server, the gokai client library, or what a result means for a release.
 //

@@ -7,6 +7,7 @@
 //	gokai cluster join|leave|plan|commit|clear|status   staged membership changes, riak style
 //	gokai transfers [--watch]    partition transfers (ownership and hinted) across the cluster
 //	gokai bench [flags]          load generator (memcache or msgpack-RPC)
+//	gokai bench table FILE...    one table of bench JSON reports, with ratios against a baseline
 //	gokai version
 //
 // It owns only the command line: main calls run(ctx, args, stdout, stderr), each command is a function of
