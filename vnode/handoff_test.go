@@ -31,18 +31,22 @@ func getVia(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, key string) *O
 	return res.(*GetReply).Object
 }
 
+// startPartition5 starts a vnode manager of node running a KV vnode for partition 5 over memory storage.
+func startPartition5(t *testing.T, sys *actor.ActorSystem, name, node string) *Manager {
+	t.Helper()
+	m, err := StartManager(sys, ManagerConfig{Name: name, Node: node, Partitions: []int{5}, Factory: NewKV(DefaultKVConfig()), Store: storage.NewMemory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	return m
+}
+
 // TestHandoffMovesEverythingIncludingWritesDuringTheFold runs a whole ownership handoff between two vnodes
 // of partition 5 (old owner A, new owner B) while writes keep arriving at A.
 func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 	sys := newSystem(t)
-	mk := func(name, node string) *Manager {
-		m, err := StartManager(sys, ManagerConfig{Name: name, Node: node, Partitions: []int{5}, Factory: NewKV(DefaultKVConfig()), Store: storage.NewMemory()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Stop(context.Background()) })
-		return m
-	}
+	mk := func(name, node string) *Manager { return startPartition5(t, sys, name, node) }
 	a, b := mk("sup-a", "a"), mk("sup-b", "b")
 	pa, pb := a.PID(5), b.PID(5)
 	for i := 0; i < 500; i++ {
@@ -141,14 +145,7 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 // arrive after the fold's snapshot; the vnode must pass them on before its drop, or they are lost.
 func TestHandoffDataArrivingDuringAnOutgoingHandoffIsPassedOn(t *testing.T) {
 	sys := newSystem(t)
-	mk := func(name, node string) *Manager {
-		m, err := StartManager(sys, ManagerConfig{Name: name, Node: node, Partitions: []int{5}, Factory: NewKV(DefaultKVConfig()), Store: storage.NewMemory()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Stop(context.Background()) })
-		return m
-	}
+	mk := func(name, node string) *Manager { return startPartition5(t, sys, name, node) }
 	a, b, src := mk("sup-a", "a"), mk("sup-b", "b"), mk("sup-src", "src")
 	pa, pb, psrc := a.PID(5), b.PID(5), src.PID(5)
 	putVia(t, sys, pb, "b-own", "v")
