@@ -75,13 +75,9 @@ func (a *requestActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.svc.track(a, ctx.Self())
-		a.pids = a.pidBuf[:0]
-		if len(a.targets) > len(a.pidBuf) {
-			a.pids = make([]*actor.PID, 0, len(a.targets))
-		}
-		a.pids = a.pids[:len(a.targets)]
-		for i, t := range a.targets {
-			a.pids[i] = a.svc.router.VnodePID(t.Node, t.Partition)
+		a.pids = a.pidBuf[:0] // NB: append grows past the buffer when N > len(pidBuf)
+		for _, t := range a.targets {
+			a.pids = append(a.pids, a.svc.router.VnodePID(t.Node, t.Partition))
 		}
 		a.deferring, a.deferred = true, a.deferBuf[:0]
 		if a.get != nil {

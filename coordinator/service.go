@@ -377,17 +377,7 @@ func (s *Service) write(ctx context.Context, key, value []byte, meta vnode.Meta,
 // finished (lingering ones included), or ctx ends.
 func (s *Service) Drain(ctx context.Context) error {
 	s.closing.Store(true)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for s.active.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("coordinator: drain: %d requests unanswered, %d coordinators alive: %w",
-				s.pending.Load(), s.active.Load(), ctx.Err())
-		case <-tick.C:
-		}
-	}
-	return nil
+	return s.waitIdle(ctx, "drain")
 }
 
 // Stop stops every coordinator still alive (their callers get ErrCoordinatorCrashed if unanswered) and
@@ -405,12 +395,18 @@ func (s *Service) Stop(ctx context.Context) error {
 			s.system.Root.Stop(pid)
 		}
 	})
+	return s.waitIdle(ctx, "stop")
+}
+
+// waitIdle waits until no coordinator is alive, or ctx ends.
+func (s *Service) waitIdle(ctx context.Context, op string) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for s.active.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("coordinator: stop: %d coordinators alive: %w", s.active.Load(), ctx.Err())
+			return fmt.Errorf("coordinator: %s: %d requests unanswered, %d coordinators alive: %w",
+				op, s.pending.Load(), s.active.Load(), ctx.Err())
 		case <-tick.C:
 		}
 	}
