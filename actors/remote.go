@@ -138,6 +138,7 @@ type Remote struct {
 	peers sync.Map // address -> *peerGate
 
 	sent, dropped, encodeErrors, decodeErrors atomic.Uint64
+	pings                                     atomic.Uint64 // Ping sequence numbers
 	stopOnce                                  sync.Once
 }
 
@@ -213,6 +214,10 @@ func StartRemote(system *actor.ActorSystem, cfg RemoteConfig) (*Remote, error) {
 	}
 	r.addr = system.Address()
 	remotes.Store(system, r)
+	if err := spawnPing(system); err != nil {
+		r.Stop(false)
+		return nil, err
+	}
 	r.log.Info("remote started", "listen", cfg.Listen, "address", r.addr)
 	return r, nil
 }

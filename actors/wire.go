@@ -24,7 +24,8 @@ const WireVersion = 1
 //
 //	0            invalid
 //	1..31        vnode (GetRequest=1 ... KeysReply=7; 8..31 reserved for vnode, e.g. HandoffBatch)
-//	32..65535    free
+//	32..39       actors (Ping=32, Pong=33)
+//	40..65535    free
 type WireType uint16
 
 // Errors returned by DecodeWire (wrapped with detail).
@@ -52,13 +53,15 @@ type wireEntry struct {
 }
 
 var (
-	wireMu  sync.Mutex // serialises RegisterWire
-	wireReg atomic.Pointer[wireRegistry]
+	wireMu sync.Mutex // serialises RegisterWire
+	// NB: set by a variable initializer, which runs before every init() of the package (this package's
+	// own messages register from init functions in files that sort before this one).
+	wireReg = func() *atomic.Pointer[wireRegistry] {
+		p := new(atomic.Pointer[wireRegistry])
+		p.Store(&wireRegistry{byCode: map[WireType]wireEntry{}, byType: map[reflect.Type]WireType{}})
+		return p
+	}()
 )
-
-func init() {
-	wireReg.Store(&wireRegistry{byCode: map[WireType]wireEntry{}, byType: map[reflect.Type]WireType{}})
-}
 
 // RegisterWire makes the messages newMsg returns travel between nodes under code t. newMsg must return a
 // fresh non-nil pointer (to a struct, normally) on every call; its dynamic type is the one the sender

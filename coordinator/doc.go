@@ -17,6 +17,11 @@
 // Effects the shell carries out in order. Quorums count successes toward R/W and, for strict quorums, PR/PW
 // among primaries; the request fails as soon as the quorum is unreachable, or at its deadline.
 //
+// Failure reports: every replica that answers with an error, that the transport refuses (a dead letter
+// naming it), or that is still silent at the request's deadline or at the end of the linger (the FSMs' Silent
+// effect) is reported to Router.ReportFailure, so the node routes around it (sloppy quorum) from the next
+// request on. A report never changes the outcome of the request that made it.
+//
 // Supervision and scheduling: the coordinator supervisor is a protoactor guardian strategy (a crashed
 // coordinator is stopped and its caller gets ErrCoordinatorCrashed); the caller's goroutine spawns the
 // request actor and, with Config.Dispatcher set, runs its first mailbox run inline (actors.InlineFirst), so a

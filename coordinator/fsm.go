@@ -57,6 +57,11 @@ type StartTimer struct {
 // answer a write: the shell finds one (sloppy quorum) and hands it to AddFallback.
 type NeedFallback struct{ Target int }
 
+// Silent reports that Target has not answered by the request's deadline or the end of its linger: the
+// shell counts it as a failure of Target's node (failure suspicion: a node that does not answer is routed
+// around until it answers again). It never changes the request's outcome.
+type Silent struct{ Target int }
+
 // Done means the FSM is finished: the shell stops.
 type Done struct{}
 
@@ -67,6 +72,7 @@ func (Answer) isEffect()       {}
 func (Repair) isEffect()       {}
 func (StartTimer) isEffect()   {}
 func (Done) isEffect()         {}
+func (Silent) isEffect()       {}
 func (NeedFallback) isEffect() {}
 
 // Timer names the FSM timers.
@@ -151,6 +157,16 @@ func (q *quorum) unreachable() (bool, bool) {
 		return true, true
 	}
 	return false, false
+}
+
+// silent returns a Silent effect for every target still pending, appended to eff.
+func (q *quorum) silent(eff []Effect) []Effect {
+	for i, s := range q.state {
+		if s == pending {
+			eff = append(eff, Silent{Target: i})
+		}
+	}
+	return eff
 }
 
 func (q *quorum) allIn() bool {
@@ -288,10 +304,10 @@ func (f *GetFSM) Fire(t Timer) []Effect {
 	case TimerRequest:
 		if !f.answered {
 			f.answered = true
-			return []Effect{Answer{Err: f.q.err("get", true)}, StartTimer{Timer: TimerLinger, After: f.p.Linger}}
+			return f.q.silent([]Effect{Answer{Err: f.q.err("get", true)}, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
 		}
 	case TimerLinger:
-		return f.finish()
+		return append(f.q.silent(nil), f.finish()...)
 	}
 	return nil
 }
@@ -394,7 +410,7 @@ func (f *PutFSM) Fire(t Timer) []Effect {
 	case TimerRequest:
 		if !f.answered {
 			f.answered = true
-			return []Effect{Answer{Err: f.q.err("put", true)}, StartTimer{Timer: TimerLinger, After: f.p.Linger}}
+			return f.q.silent([]Effect{Answer{Err: f.q.err("put", true)}, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
 		}
 	case TimerLinger:
 		if f.reaping {
@@ -415,7 +431,7 @@ func (f *PutFSM) Fire(t Timer) []Effect {
 				return append(eff, StartTimer{Timer: TimerLinger, After: f.p.Linger})
 			}
 		}
-		return f.finish()
+		return append(f.q.silent(nil), f.finish()...)
 	case TimerReap:
 		f.done = true
 		return []Effect{SendReap{Clock: f.obj.Clock}, Done{}}

@@ -54,6 +54,8 @@ func kinds(effs []Effect) []string {
 			out = append(out, "done")
 		case NeedFallback:
 			out = append(out, fmt.Sprintf("fallback %d", e.Target))
+		case Silent:
+			out = append(out, fmt.Sprintf("silent %d", e.Target))
 		}
 	}
 	return out
@@ -106,8 +108,9 @@ func TestGetFSMReconcilesConcurrentVersionsAndRepairsBoth(t *testing.T) {
 	if got := len(ans.Object.Live(0)); got != 2 {
 		t.Fatalf("siblings %d, want 2", got)
 	}
-	// Replica 2 never answers: the linger timer ends the wait; replicas 0 and 1 each lack the other's sibling.
-	expect(t, "linger", f.Fire(TimerLinger), "repair 0", "repair 1", "done")
+	// Replica 2 never answers: the linger timer ends the wait (and reports it silent); replicas 0 and 1 each
+	// lack the other's sibling.
+	expect(t, "linger", f.Fire(TimerLinger), "silent 2", "repair 0", "repair 1", "done")
 }
 
 func TestGetFSMNotFoundEverywhereNeedsNoRepair(t *testing.T) {
@@ -141,6 +144,42 @@ func TestGetFSMTimeout(t *testing.T) {
 	if want := "coordinator: get timed out: need 2 replies, got 1"; a.Err.Error() != want {
 		t.Fatalf("message %q, want %q", a.Err.Error(), want)
 	}
+}
+
+// TestFSMsReportSilentReplicas: a replica that has not answered by the deadline, or by the end of the
+// linger, is reported (failure suspicion), whether or not the request succeeded; one that answered, even
+// with an error, is not reported again.
+func TestFSMsReportSilentReplicas(t *testing.T) {
+	// A read that times out: the two silent replicas are reported with the answer.
+	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	f.Start()
+	f.Reply(0, nil, nil)
+	expect(t, "get deadline", f.Fire(TimerRequest), "answer err", "timer 2", "silent 1", "silent 2")
+	expect(t, "get linger", f.Fire(TimerLinger), "silent 1", "silent 2", "done")
+
+	// A replica that answered with an error is not silent.
+	g := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	g.Start()
+	g.Reply(0, nil, nil)
+	expect(t, "get replica error", g.Reply(2, nil, errors.New("boom")))
+	expect(t, "get deadline after an error", g.Fire(TimerRequest), "answer err", "timer 2", "silent 1")
+	// A read answered at R: the replica still silent when the linger ends is reported.
+	h := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	h.Start()
+	h.Reply(0, nil, nil)
+	expect(t, "get at R", h.Reply(1, nil, nil), "answer notfound", "timer 2")
+	expect(t, "get linger", h.Fire(TimerLinger), "silent 2", "done")
+
+	// A write whose replicas are silent at the deadline: reported at once, then given fallbacks at the
+	// linger; a fallback silent through the second linger is reported too.
+	p := NewPutFSM(PutParams{W: 3, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
+	p.Start()
+	p.Reply(0, obj(t, "a", "v", nil), nil)
+	expect(t, "put deadline", p.Fire(TimerRequest), "answer err", "timer 2", "silent 1", "silent 2")
+	expect(t, "put linger", p.Fire(TimerLinger), "fallback 1", "fallback 2", "timer 2")
+	p.AddFallback(Target{Partition: 2, Node: "b"})
+	p.NoFallback()
+	expect(t, "put second linger", p.Fire(TimerLinger), "silent 3", "done")
 }
 
 func TestGetFSMStrictQuorumCountsPrimariesOnly(t *testing.T) {

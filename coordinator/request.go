@@ -121,11 +121,16 @@ func (a *requestActor) Receive(ctx actor.Context) {
 		}
 		a.apply(ctx, a.put.Reply(int(msg.Tag), msg.Object, err))
 	case *replicaUnreachable:
-		a.reportFailure(msg.i)
-		if a.get != nil {
-			a.apply(ctx, a.get.Reply(msg.i, nil, msg.err))
-		} else {
-			a.apply(ctx, a.put.Reply(msg.i, nil, msg.err))
+		a.unreachable(ctx, msg.i, msg.err)
+	case *actor.DeadLetterResponse:
+		// gokai's transport refused a request (the peer's queue is full; actors.Remote names the target): a
+		// failure of that replica now, rather than silence until the deadline. protoactor's own dead letters
+		// carry no target and cannot be matched to a replica: those replicas stay silent.
+		for i, pid := range a.pids {
+			if pid != nil && msg.Target != nil && pid.Address == msg.Target.Address && pid.Id == msg.Target.Id {
+				a.unreachable(ctx, i, fmt.Errorf("%w: partition %d on %s (refused by the transport)", errNoVnode, a.targets[i].Partition, a.targets[i].Node))
+				break
+			}
 		}
 	case *timerFired:
 		if a.get != nil {
@@ -143,6 +148,16 @@ func (a *requestActor) Receive(ctx actor.Context) {
 		}
 		a.svc.untrack(a)
 		a.svc.active.Add(-1)
+	}
+}
+
+// unreachable feeds target i's failure to reach it.
+func (a *requestActor) unreachable(ctx actor.Context, i int, err error) {
+	a.reportFailure(i)
+	if a.get != nil {
+		a.apply(ctx, a.get.Reply(i, nil, err))
+	} else {
+		a.apply(ctx, a.put.Reply(i, nil, err))
 	}
 }
 
@@ -256,6 +271,8 @@ func (a *requestActor) apply(ctx actor.Context, effects []Effect) {
 			}
 		case NeedFallback:
 			a.fallback(ctx, e.Target)
+		case Silent:
+			a.reportFailure(e.Target)
 		case Answer:
 			if !a.answered {
 				a.answer(outcome{obj: e.Object, err: e.Err})

@@ -50,7 +50,9 @@
 //     hashicorp/memberlist (failure detection, node meta) and spreads the
 //     ClusterState: a small version broadcast, a reliable pull of the full
 //     state from the node that announced it, and push-pull as anti-entropy.
-//     Nodes of another cluster are refused. It owns goroutines and sockets;
+//     Nodes of another cluster are refused. reconnect.go re-joins members
+//     memberlist declared dead or has not seen (so a partition longer than
+//     memberlist's GossipToTheDeadTime still heals). It owns goroutines and sockets;
 //     every method is safe for concurrent use, and memberlist's callbacks
 //     never block.
 //

@@ -77,6 +77,20 @@ type GossipConfig struct {
 	// ports after a crash). 0 (the default) never: the name is free again
 	// once it left gracefully or memberlist forgot it (15s after its death).
 	DeadNodeReclaimTime time.Duration
+	// ReconnectInterval is the first wait before re-joining a member of the
+	// cluster state that memberlist reports dead or left, or has not seen
+	// (see reconnect.go); it doubles per attempt up to ReconnectMaxInterval.
+	// Without it two sides of a partition longer than memberlist's
+	// GossipToTheDeadTime (15s) never merge again. Default 1s.
+	ReconnectInterval time.Duration
+	// ReconnectMaxInterval caps the reconnect backoff: after a partition
+	// heals, the two sides find each other within about this time.
+	// Default 8s.
+	ReconnectMaxInterval time.Duration
+	// Peers are gossip addresses of members saved by an earlier run
+	// (memberlist keeps nothing across restarts). The reconnect loop tries
+	// them while some member of the state has not been seen. Optional.
+	Peers []string
 	// Logger receives the shell's and memberlist's logs, at debug. Default:
 	// discard.
 	Logger *slog.Logger
@@ -87,6 +101,11 @@ type GossipConfig struct {
 	// ignoreVersions makes the node drop received version broadcasts, so
 	// that only push-pull spreads states (tests).
 	ignoreVersions bool
+	// deadTime overrides memberlist's GossipToTheDeadTime (tests).
+	deadTime time.Duration
+	// wrapTransport, when set, wraps memberlist's network transport (tests:
+	// a transport that drops traffic to partition nodes).
+	wrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 }
 
 // withDefaults fills the zero fields.
@@ -118,6 +137,12 @@ func (c GossipConfig) withDefaults() GossipConfig {
 	}
 	if c.AnnounceInterval == 0 {
 		c.AnnounceInterval = time.Second
+	}
+	if c.ReconnectInterval == 0 {
+		c.ReconnectInterval = time.Second
+	}
+	if c.ReconnectMaxInterval == 0 {
+		c.ReconnectMaxInterval = 8 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -156,6 +181,10 @@ func (c GossipConfig) Validate() error {
 		return bad("RetransmitMult", c.RetransmitMult, ">= 1")
 	case c.AnnounceInterval < 0:
 		return bad("AnnounceInterval", c.AnnounceInterval, "> 0")
+	case c.ReconnectInterval < 0:
+		return bad("ReconnectInterval", c.ReconnectInterval, "> 0")
+	case c.ReconnectMaxInterval < 0 || (c.ReconnectMaxInterval > 0 && c.ReconnectMaxInterval < c.ReconnectInterval):
+		return bad("ReconnectMaxInterval", c.ReconnectMaxInterval, ">= ReconnectInterval")
 	case c.DeadNodeReclaimTime < 0:
 		return bad("DeadNodeReclaimTime", c.DeadNodeReclaimTime, ">= 0")
 	case c.State == nil:
@@ -251,6 +280,8 @@ type Gossip struct {
 	adopted  atomic.Bool            // ... and took a seed's state
 	rejected atomic.Pointer[string] // why the last merge was refused
 
+	reconnects atomic.Int64 // successful re-joins (reconnect.go)
+
 	viewMu     sync.RWMutex
 	view       map[NodeID]*liveEntry
 	aliveCount atomic.Int64
@@ -315,6 +346,18 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	mc.RetransmitMult = cfg.RetransmitMult
 	mc.DeadNodeReclaimTime = cfg.DeadNodeReclaimTime
 	mc.Logger = log.New(memberlistLog{g.log}, "", 0)
+	if cfg.deadTime > 0 {
+		mc.GossipToTheDeadTime = cfg.deadTime
+	}
+	if cfg.wrapTransport != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{cfg.BindAddr},
+			BindPort: cfg.BindPort, Logger: mc.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("membership: starting memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+		}
+		mc.BindPort, mc.AdvertisePort = nt.GetAutoBindPort(), nt.GetAutoBindPort()
+		mc.Transport = cfg.wrapTransport(nt)
+	}
 	g.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return max(1, int(g.aliveCount.Load())) },
 		RetransmitMult: mc.RetransmitMult,
@@ -328,6 +371,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	g.ml.Store(ml)
 	g.addr = net.JoinHostPort(cfg.BindAddr, fmt.Sprint(mc.BindPort))
 	g.goTracked(g.reannounce)
+	g.goTracked(g.reconnect)
 	g.log.Debug("membership: gossip started", "addr", g.addr, "state", cfg.State.String())
 	return g, nil
 }

@@ -41,6 +41,11 @@ func (n *Node) stats() []stat {
 		out = append(out, stat{"gokai_handoff_active", active}, stat{"gokai_hinted_handoff_keys", n.cl.handoff.HintedKeys()},
 			stat{"gokai_handoff_items_received", n.vnodes.Metrics().HandoffItemsReceived()})
 	}
+	if n.cl != nil && n.cl.fd != nil {
+		out = append(out, stat{"gokai_peers_suspected", len(n.cl.fd.Suspected())},
+			stat{"gokai_peer_suspicions", n.cl.fd.suspicions.Load()},
+			stat{"gokai_gossip_reconnects", n.cl.gossip.Reconnects()})
+	}
 	if n.rpc != nil {
 		rs := n.rpc.Stats()
 		out = append(out, stat{"gokai_rpc_conns", rs.Conns}, stat{"gokai_rpc_requests", rs.Requests},
@@ -74,7 +79,7 @@ func (n *Node) members() []any {
 	for _, m := range st["members"].([]any) {
 		e := m.(map[string]any)
 		status := "down"
-		if e["alive"].(bool) {
+		if e["alive"].(bool) && !e["suspected"].(bool) {
 			status = "up"
 		}
 		out = append(out, map[string]any{"name": e["name"], "status": status, "membership": e["status"],

@@ -132,6 +132,7 @@ func (n *Node) clusterStatus() map[string]any {
 		lm := live[m.Name]
 		alive := m.Name == n.self() || lm.State == membership.LiveAlive
 		e := map[string]any{"name": string(m.Name), "status": string(m.Status), "alive": alive,
+			"suspected":  !n.cl.fd.Up(m.Name),
 			"partitions": len(s.Ring.PartitionsOf(m.Name)), "partitions_after": s.PartitionsAfter(m.Name),
 			"rpc_addr": lm.RPCAddr, "memcache_addr": lm.MemcacheAddr, "gossip_addr": lm.Addr}
 		if m.Name == n.self() {

@@ -35,8 +35,8 @@ type cluster struct {
 	// claimMu serialises the claimant's read-modify-propose of the cluster state.
 	claimMu sync.Mutex
 
-	// suspects maps a node to the time until which its failed requests make it count as down.
-	suspects sync.Map
+	// fd is this node's own failure detection: peers whose requests failed or went unanswered.
+	fd *failureDetector
 
 	// live maps each alive member to its transport address (refreshed from memberlist's view).
 	live atomic.Pointer[map[membership.NodeID]string]
@@ -44,7 +44,6 @@ type cluster struct {
 	// peers is the last saved list of other members' gossip addresses (data-dir/peers), for rejoining
 	// after a restart. Only the cluster-watch goroutine touches it after start.
 	peers []string
-	stop  context.CancelFunc
 
 	// lastHinted is the hinted moves found by the last scan (used by the reconciles in between).
 	// Only the cluster-watch goroutine touches it.
@@ -131,7 +130,11 @@ func (n *Node) startCluster(ctx context.Context) error {
 		r.Stop(false)
 		return err
 	}
+	// A restarted member finds the peers it knew at their saved addresses (memberlist forgets everything
+	// at exit); gossip's reconnect loop keeps re-joining members it sees dead, so partitions heal.
+	n.cl.peers = n.loadPeers()
 	g, err := membership.StartGossip(membership.GossipConfig{Self: n.selfMember(), BindAddr: host, BindPort: port,
+		Peers: n.cl.peers,
 		// A node restarted after a crash comes back under its name from new ports as soon as it is dead.
 		DeadNodeReclaimTime: time.Second,
 		ProbeInterval:       n.cfg.GossipProbeInterval, SuspicionMult: n.cfg.GossipSuspicionMult,
@@ -142,13 +145,8 @@ func (n *Node) startCluster(ctx context.Context) error {
 	}
 	n.cl.gossip = g
 	n.refreshLive()
-	// A restarted member rejoins the peers it knew (memberlist forgets everything at exit).
-	n.cl.peers = n.loadPeers()
-	var rctx context.Context
-	rctx, n.cl.stop = context.WithCancel(context.Background())
-	if len(n.cl.peers) > 0 {
-		go n.rejoin(rctx, n.cl.peers)
-	}
+	n.cl.fd = newFailureDetector(n.cfg.FailureSuspicion, n.cfg.FailureProbe, n.pingPeer, g.Alive,
+		func(x membership.NodeID) bool { _, ok := n.state().Member(x); return ok }, n.now, n.logger)
 	n.logger.Info("cluster ready", "cluster", st.Cluster, "version", st.Version, "gossip", g.Addr(), "transport", r.Address())
 	return nil
 }
@@ -208,30 +206,9 @@ func (n *Node) savePeers() {
 	n.cl.peers = peers
 }
 
-// rejoin joins the saved peers until one answers (they may be restarting too) or ctx ends.
-func (n *Node) rejoin(ctx context.Context, peers []string) {
-	for attempt := 0; ; attempt++ {
-		jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := n.cl.gossip.Join(jctx, peers, false)
-		cancel()
-		if err == nil {
-			n.logger.Info("cluster: rejoined peers", "peers", peers)
-			return
-		}
-		if attempt == 0 || attempt%30 == 0 {
-			n.logger.Warn("cluster: rejoin failed, retrying", "peers", peers, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-	}
-}
-
 func (n *Node) stopCluster(context.Context) error {
-	if n.cl.stop != nil {
-		n.cl.stop()
+	if n.cl.fd != nil {
+		n.cl.fd.Close()
 	}
 	if n.cl.gossip != nil {
 		_ = n.cl.gossip.Leave(time.Second)
@@ -476,18 +453,29 @@ func (n *Node) isUp(node membership.NodeID) bool {
 	if !n.cl.gossip.Alive(node) {
 		return false
 	}
-	if until, ok := n.cl.suspects.Load(node); ok && n.now().Before(until.(time.Time)) {
-		return false
-	}
-	return true
+	return n.cl.fd.Up(node)
 }
 
-// suspect marks node down for FailureSuspicion after a failed request.
+// suspect makes node count as down after one of its replicas failed or did not answer a request, until
+// it answers a ping again (see failureDetector).
 func (n *Node) suspect(node membership.NodeID) {
 	if node == n.self() || n.cfg.FailureSuspicion <= 0 {
 		return
 	}
-	n.cl.suspects.Store(node, n.now().Add(n.cfg.FailureSuspicion))
+	n.cl.fd.Suspect(node)
+}
+
+// pingPeer asks node's ping actor over the transport for an answer within ctx.
+func (n *Node) pingPeer(ctx context.Context, node membership.NodeID) error {
+	addr, ok := (*n.cl.live.Load())[node]
+	if !ok {
+		return fmt.Errorf("cluster: %s has no known transport address", node)
+	}
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(time.Second)
+	}
+	return n.cl.remote.Ping(ctx, addr, time.Until(d))
 }
 
 // claimant runs a cluster change at the claimant: locally when this node is the claimant, else over

@@ -63,7 +63,8 @@ type Config struct {
 	GossipProbeInterval time.Duration // failure detector probe interval; default 1s
 	GossipSuspicionMult int           // suspicion timeout multiplier; default 3
 	HandoffConcurrency  int           // ownership transfers at once per node; default 2
-	FailureSuspicion    time.Duration // a node whose replica failed a request counts as down this long; default 3s; 0 off
+	FailureSuspicion    time.Duration // a node whose replica failed or did not answer a request counts as down at least this long, then until it answers a ping; default 2s; 0 off
+	FailureProbe        time.Duration // how often a suspected node is pinged (and each ping's timeout); default 500ms
 
 	DebugListen string // net/http/pprof on this host:port; default "" (off). Loopback only, by hand.
 
@@ -83,7 +84,7 @@ func Default() Config {
 		MemcacheListen: "127.0.0.1:11211", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20,
 		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024,
 		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
-		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 3 * time.Second,
+		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 2 * time.Second, FailureProbe: 500 * time.Millisecond,
 		LogLevel: "info",
 	}
 }
@@ -109,6 +110,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: handoff-concurrency %d: want 1..64", c.HandoffConcurrency)
 	case c.GossipListen == "" || c.TransportListen == "":
 		return errors.New("config: gossip-listen and transport-listen are required")
+	case c.FailureSuspicion < 0:
+		return fmt.Errorf("config: failure-suspicion %s: want >= 0", c.FailureSuspicion)
+	case c.FailureProbe < 10*time.Millisecond:
+		return fmt.Errorf("config: failure-probe-interval %s: want >= 10ms", c.FailureProbe)
 	case c.WriteBufMiB < 1 || c.BlockCacheMB < 0:
 		return fmt.Errorf("config: write-buffer-mib %d / block-cache-mib %d out of range", c.WriteBufMiB, c.BlockCacheMB)
 	case c.ObjectCacheMiB < 0 || c.ObjectCacheMiB > 1<<20:
@@ -178,7 +183,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.TransportListen, "transport-listen", c.TransportListen, "node-to-node transport address")
 	fs.DurationVar(&c.GossipProbeInterval, "gossip-probe-interval", c.GossipProbeInterval, "failure detector probe interval")
 	fs.IntVar(&c.GossipSuspicionMult, "gossip-suspicion-mult", c.GossipSuspicionMult, "failure detector suspicion multiplier")
-	fs.DurationVar(&c.FailureSuspicion, "failure-suspicion", c.FailureSuspicion, "treat a node whose replica failed a request as down this long (0 = off)")
+	fs.DurationVar(&c.FailureSuspicion, "failure-suspicion", c.FailureSuspicion, "treat a node whose replica failed or did not answer a request as down at least this long, then until it answers a ping (0 = off)")
+	fs.DurationVar(&c.FailureProbe, "failure-probe-interval", c.FailureProbe, "ping a suspected node this often")
 	fs.IntVar(&c.HandoffConcurrency, "handoff-concurrency", c.HandoffConcurrency, "ownership transfers at once")
 	fs.StringVar(&c.DebugListen, "debug-listen", c.DebugListen, "serve net/http/pprof on this address (\"\" = off)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")

@@ -1,0 +1,30 @@
+package actors
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestPing: a node's ping actor answers over the transport; a killed node's does not, within the timeout.
+func TestPing(t *testing.T) {
+	localNode(t)
+	r := local.remote
+	n := startNode(t)
+	ctx := context.Background()
+	for i := range 3 {
+		if err := r.Ping(ctx, n.addr, 10*time.Second); err != nil {
+			t.Fatalf("ping %d of a live node: %v", i, err)
+		}
+	}
+	if err := r.Ping(ctx, r.Address(), time.Second); err != nil {
+		t.Fatalf("ping of the node itself: %v", err)
+	}
+	if err := n.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n.done
+	if err := r.Ping(ctx, n.addr, 500*time.Millisecond); err == nil {
+		t.Fatal("a killed node answered a ping")
+	}
+}
