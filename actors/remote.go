@@ -123,6 +123,8 @@ type RemoteStats struct {
 	Dropped      uint64 // sends refused because the peer's queue was full
 	EncodeErrors uint64 // sends refused because the message could not be encoded or was too large
 	DecodeErrors uint64 // received wire messages dropped because they did not decode
+	Rejected     uint64 // received envelopes the transport guard dropped (guard.go: bad indexes, types, targets)
+	Panics       uint64 // transport handler panics recovered (the stream was closed)
 }
 
 // Remote is a node's transport: protoactor-go remote (gRPC) carrying gokai wire messages.
@@ -136,6 +138,8 @@ type Remote struct {
 	sub    *eventstream.Subscription
 
 	peers sync.Map // address -> *peerGate
+
+	guard guard
 
 	sent, dropped, encodeErrors, decodeErrors atomic.Uint64
 	pings                                     atomic.Uint64 // Ping sequence numbers
@@ -175,6 +179,13 @@ func StartRemote(system *actor.ActorSystem, cfg RemoteConfig) (*Remote, error) {
 		host = "[" + host + "]" // NB: protoactor joins host and port with a plain ":"
 	}
 	recvLimit := min(int64(writerBatchSize)*int64(cfg.MaxMessageBytes+envelopeOverhead), math.MaxInt32)
+	r := &Remote{
+		system: system,
+		cfg:    cfg,
+		lim:    mpscan.Limits{MaxBytes: cfg.MaxMessageBytes},
+		log:    cfg.Logger.With("component", "remote"),
+	}
+	r.guard.log = r.log
 	opts := []remote.ConfigOption{
 		// NB: protoactor's "queue size" is only the initial capacity of a ring that grows without bound; the
 		// bound is our per-peer gate. Size the ring so it never grows below the gate.
@@ -182,10 +193,10 @@ func StartRemote(system *actor.ActorSystem, cfg RemoteConfig) (*Remote, error) {
 		remote.WithEndpointWriterBatchSize(writerBatchSize),
 		remote.WithEndpointManagerQueueSize(1024),
 		remote.WithEndpointManagerBatchSize(writerBatchSize),
-		remote.WithServerOptions(
+		remote.WithServerOptions(append([]grpc.ServerOption{
 			grpc.MaxRecvMsgSize(int(recvLimit)),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 2, PermitWithoutStream: true}),
-		),
+		}, r.guard.serverOptions()...)...),
 		remote.WithDialOptions(
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			// NB: bound each connection attempt, so a peer that drops packets (rather than refusing) holds its
@@ -196,12 +207,6 @@ func StartRemote(system *actor.ActorSystem, cfg RemoteConfig) (*Remote, error) {
 	}
 	if cfg.Advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(cfg.Advertise))
-	}
-	r := &Remote{
-		system: system,
-		cfg:    cfg,
-		lim:    mpscan.Limits{MaxBytes: cfg.MaxMessageBytes},
-		log:    cfg.Logger.With("component", "remote"),
 	}
 	r.sub = system.EventStream.SubscribeWithPredicate(r.onEndpointEvent, func(m any) bool {
 		_, ok := m.(*remote.EndpointTerminatedEvent)
@@ -245,7 +250,8 @@ func (r *Remote) Limits() mpscan.Limits { return r.lim }
 // Stats returns the transport's counters.
 func (r *Remote) Stats() RemoteStats {
 	return RemoteStats{Sent: r.sent.Load(), Dropped: r.dropped.Load(),
-		EncodeErrors: r.encodeErrors.Load(), DecodeErrors: r.decodeErrors.Load()}
+		EncodeErrors: r.encodeErrors.Load(), DecodeErrors: r.decodeErrors.Load(),
+		Rejected: r.guard.rejected.Load(), Panics: r.guard.panics.Load()}
 }
 
 // Stop shuts the transport down. graceful tells connected peers first and waits (at most ~10 s, protoactor's

@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/vmihailenco/msgpack/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gokai-kv/gokai/internal/mpscan"
@@ -76,6 +77,12 @@ func init() {
 	RegisterWire(65005, func() any { return &testAsk{} })
 	RegisterWire(65006, func() any { return &testStatsRequest{} })
 	RegisterWire(65007, func() any { return &testStatsReply{} })
+	// The test actors other test nodes address: echo and pecho by name, the sinks by protoactor's "$" ids.
+	AllowRemoteTarget("echo")
+	AllowRemoteTarget("pecho")
+	AllowRemoteTarget("$")
+	// The throughput baseline sends a plain protobuf message without gokai's envelope.
+	remoteTypes[string(proto.MessageName(&wrapperspb.StringValue{}))] = true
 }
 
 func TestWireRoundTrip(t *testing.T) {

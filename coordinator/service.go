@@ -157,6 +157,11 @@ type Service struct {
 	gets, puts, deletes, siblings, repairs, timeouts, quorumFails, overloads, fallbacks atomic.Int64
 }
 
+// coordinatorPrefix starts every request actor's name; replicas on other nodes answer to it.
+const coordinatorPrefix = "coord"
+
+func init() { actors.AllowRemoteTarget(coordinatorPrefix) }
+
 // Start makes the coordinator supervisor.
 func Start(system *actor.ActorSystem, cfg Config, router Router) (*Service, error) {
 	if cfg.Logger == nil {
@@ -227,7 +232,7 @@ func (s *Service) run(ctx context.Context, req *requestActor) (*vnode.Object, er
 		req.disp.Pool = s.cfg.Dispatcher
 		req.props.Configure(actor.WithDispatcher(&req.disp))
 	}
-	if _, err := s.root.SpawnNamed(&req.props, "coord"+s.system.ProcessRegistry.NextId()); err != nil {
+	if _, err := s.root.SpawnNamed(&req.props, coordinatorPrefix+s.system.ProcessRegistry.NextId()); err != nil {
 		s.active.Add(-1)
 		s.pending.Add(-1)
 		return nil, fmt.Errorf("coordinator: spawn: %w", err)

@@ -96,13 +96,14 @@ func (m *Metrics) Starts() int64 { return m.starts.Load() }
 // Manager is the vnode supervisor: an actor whose children are the vnode actors, one per partition, under a
 // one-for-one strategy with explicit restart limits. Its methods are safe for concurrent use.
 type Manager struct {
-	cfg     ManagerConfig
-	system  *actor.ActorSystem
-	pid     *actor.PID
-	pids    atomic.Pointer[map[int]*actor.PID]
-	metrics Metrics
-	stopped chan struct{}
-	once    sync.Once
+	cfg      ManagerConfig
+	system   *actor.ActorSystem
+	pid      *actor.PID
+	pids     atomic.Pointer[map[int]*actor.PID]
+	metrics  Metrics
+	strategy *limitStrategy
+	stopped  chan struct{}
+	once     sync.Once
 }
 
 // spawnVnodes is sent to the manager actor to start vnodes; the reply is a map of the new PIDs.
@@ -115,32 +116,41 @@ type managerActor struct {
 	m        *Manager
 	stopping bool
 	retiring map[string]bool // vnode ids being retired: their Terminated is expected
+	parts    map[string]int  // vnode id -> partition, for respawning a vnode that stopped unexplained
+}
+
+// limitStrategy is one-for-one with restart limits (protoactor's OneForOneStrategy), recording which
+// children it stopped for exceeding their limit, so the manager can tell that stop (escalate: the node must
+// not serve without the partition) from a stop nobody explained (a stray Stop: restart the vnode).
+type limitStrategy struct {
+	max    int
+	within time.Duration
+	gaveUp sync.Map // vnode id -> struct{}
+	log    func(reason any)
+}
+
+func (s *limitStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID,
+	rs *actor.RestartStatistics, reason, message any) {
+	s.log(reason)
+	if s.max == 0 {
+		s.gaveUp.Store(child.Id, struct{}{})
+		sup.StopChildren(child)
+		return
+	}
+	rs.Fail()
+	if rs.NumberOfFailures(s.within) > s.max {
+		rs.Reset()
+		s.gaveUp.Store(child.Id, struct{}{})
+		sup.StopChildren(child)
+		return
+	}
+	sup.RestartChildren(child)
 }
 
 func (a *managerActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *spawnVnodes:
-		out := make(map[int]*actor.PID, len(msg.partitions))
-		for _, p := range msg.partitions {
-			env := Env{
-				Node:      a.m.cfg.Node,
-				Partition: p,
-				Store:     storage.Partition{Backend: a.m.cfg.Store, ID: uint32(p)},
-				Logger:    partitionLogger(a.m.cfg.Logger, a.m.cfg.Node, p),
-				Now:       a.m.cfg.Now,
-			}
-			props := newVnodeProps(env, a.m.cfg.Factory, &a.m.metrics)
-			if a.m.cfg.Dispatcher != nil {
-				props.Configure(actor.WithDispatcher(a.m.cfg.Dispatcher))
-			}
-			pid, err := ctx.SpawnNamed(props, actors.VnodeName(p))
-			if err != nil {
-				a.m.cfg.Logger.Error("vnode: spawn failed", "partition", p, "err", err)
-				continue
-			}
-			out[p] = pid
-		}
-		msg.done <- out
+		msg.done <- a.spawn(ctx, msg.partitions)
 	case *actor.Stopping:
 		a.stopping = true
 	case *retireVnode:
@@ -152,16 +162,74 @@ func (a *managerActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		if a.stopping || a.retiring[msg.Who.Id] {
 			delete(a.retiring, msg.Who.Id)
+			delete(a.parts, msg.Who.Id)
 			return
 		}
-		// A child stopped without the manager stopping: its restart limit was exceeded.
-		err := fmt.Errorf("vnode: %s exceeded its restart limit (%d in %s)", msg.Who.Id, a.m.cfg.MaxRestarts, a.m.cfg.RestartWindow)
-		a.m.cfg.Logger.Error("vnode supervisor escalates", "err", err)
-		if a.m.cfg.OnEscalate != nil {
-			a.m.cfg.OnEscalate(err)
+		if _, ok := a.m.strategy.gaveUp.LoadAndDelete(msg.Who.Id); ok {
+			// The strategy stopped it: its restart limit was exceeded.
+			err := fmt.Errorf("vnode: %s exceeded its restart limit (%d in %s)", msg.Who.Id, a.m.cfg.MaxRestarts, a.m.cfg.RestartWindow)
+			a.m.cfg.Logger.Error("vnode supervisor escalates", "err", err)
+			if a.m.cfg.OnEscalate != nil {
+				a.m.cfg.OnEscalate(err)
+			}
+			return
 		}
+		// Stopped, and neither by its manager nor by its supervisor: start it again, like a crash.
+		p, ok := a.parts[msg.Who.Id]
+		if !ok {
+			return
+		}
+		a.m.metrics.restarts.Add(1)
+		a.m.cfg.Logger.Warn("vnode stopped unexplained, starting it again", "partition", p)
+		a.m.publish(a.spawn(ctx, []int{p}))
 	case *actor.Stopped:
 		close(a.m.stopped)
+	}
+}
+
+// spawn starts the vnodes of partitions as children of the manager.
+func (a *managerActor) spawn(ctx actor.Context, partitions []int) map[int]*actor.PID {
+	out := make(map[int]*actor.PID, len(partitions))
+	for _, p := range partitions {
+		env := Env{
+			Node:      a.m.cfg.Node,
+			Partition: p,
+			Store:     storage.Partition{Backend: a.m.cfg.Store, ID: uint32(p)},
+			Logger:    partitionLogger(a.m.cfg.Logger, a.m.cfg.Node, p),
+			Now:       a.m.cfg.Now,
+		}
+		props := newVnodeProps(env, a.m.cfg.Factory, &a.m.metrics)
+		if a.m.cfg.Dispatcher != nil {
+			props.Configure(actor.WithDispatcher(a.m.cfg.Dispatcher))
+		}
+		pid, err := ctx.SpawnNamed(props, actors.VnodeName(p))
+		if err != nil {
+			a.m.cfg.Logger.Error("vnode: spawn failed", "partition", p, "err", err)
+			continue
+		}
+		if a.parts == nil {
+			a.parts = map[string]int{}
+		}
+		a.parts[pid.Id] = p
+		out[p] = pid
+	}
+	return out
+}
+
+// publish adds got to the PIDs that PID and Partitions report.
+func (m *Manager) publish(got map[int]*actor.PID) {
+	for {
+		old := m.pids.Load()
+		next := make(map[int]*actor.PID, len(*old)+len(got))
+		for p, pid := range *old {
+			next[p] = pid
+		}
+		for p, pid := range got {
+			next[p] = pid
+		}
+		if m.pids.CompareAndSwap(old, &next) {
+			return
+		}
 	}
 }
 
@@ -175,12 +243,11 @@ func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error
 	m := &Manager{cfg: cfg, system: system, stopped: make(chan struct{})}
 	empty := map[int]*actor.PID{}
 	m.pids.Store(&empty)
-	strategy := actor.NewOneForOneStrategy(cfg.MaxRestarts, cfg.RestartWindow, func(reason any) actor.Directive {
+	m.strategy = &limitStrategy{max: cfg.MaxRestarts, within: cfg.RestartWindow, log: func(reason any) {
 		cfg.Logger.Warn("vnode crashed, restarting", "node", cfg.Node, "reason", fmt.Sprint(reason))
-		return actor.RestartDirective
-	})
+	}}
 	props := actor.PropsFromProducer(func() actor.Actor { return &managerActor{m: m} },
-		actor.WithSupervisor(strategy))
+		actor.WithSupervisor(m.strategy))
 	pid, err := system.Root.SpawnNamed(props, cfg.Name)
 	if err != nil {
 		return nil, fmt.Errorf("vnode: spawn supervisor: %w", err)
@@ -209,19 +276,7 @@ func (m *Manager) Start(ctx context.Context, partitions []int) error {
 	m.system.Root.Send(m.pid, &spawnVnodes{partitions: todo, done: done})
 	select {
 	case got := <-done:
-		for {
-			old := m.pids.Load()
-			next := make(map[int]*actor.PID, len(*old)+len(got))
-			for p, pid := range *old {
-				next[p] = pid
-			}
-			for p, pid := range got {
-				next[p] = pid
-			}
-			if m.pids.CompareAndSwap(old, &next) {
-				break
-			}
-		}
+		m.publish(got)
 		if len(got) != len(todo) {
 			return fmt.Errorf("vnode: started %d of %d vnodes", len(got), len(todo))
 		}

@@ -125,6 +125,44 @@ func TestVnodePastRestartLimitEscalates(t *testing.T) {
 	}
 }
 
+// TestVnodeStoppedUnexplainedStartsAgain: a vnode stopped by someone other than its manager or its
+// supervisor (a stray Stop) is started again with its data, and the node is not told to shut down.
+func TestVnodeStoppedUnexplainedStartsAgain(t *testing.T) {
+	db, err := storage.OpenLevelDB(storage.DefaultLevelDBConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var escalated atomic.Value
+	m := startManager(t, db, ManagerConfig{Partitions: []int{0, 1}, MaxRestarts: 3, RestartWindow: time.Minute,
+		OnEscalate: func(err error) { escalated.Store(err) }})
+	if rep := ask(t, m, 1, &PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply); rep.Err != "" {
+		t.Fatal(rep.Err)
+	}
+	for i := range 5 { // more stops than the restart limit: they are not crashes
+		if err := m.system.Root.StopFuture(m.PID(1)).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			res, err := actors.Request(context.Background(), m.system, m.PID(1), &GetRequest{V: 1, Key: []byte("k")}, time.Second)
+			if got, ok := res.(*GetReply); err == nil && ok && got.Object != nil && string(got.Object.Siblings[0].Value) == "v" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stop %d: the vnode did not come back with its data (last %v %v)", i, res, err)
+			}
+			time.Sleep(5 * time.Millisecond) // polling interval
+		}
+	}
+	if err := escalated.Load(); err != nil {
+		t.Fatalf("a stray stop escalated: %v", err)
+	}
+	if got := m.Metrics().Restarts(); got != 5 {
+		t.Fatalf("restarts = %d, want 5", got)
+	}
+}
+
 func TestKVHandoffRoundTripMergesWithoutLosingNewerVersions(t *testing.T) {
 	src, dst := storage.NewMemory(), storage.NewMemory()
 	now := func() time.Time { return time.Unix(1700000000, 0) }

@@ -35,6 +35,8 @@ func init() {
 	actors.RegisterWire(WireHandoffAck, func() any { return &HandoffAck{} })
 	actors.RegisterWire(WireHandoffForward, func() any { return &HandoffForward{} })
 	actors.RegisterWire(WireHandoffForwardAck, func() any { return &HandoffForwardAck{} })
+	// Other nodes' coordinators and handoffs address vnodes (and vnodes each other, for forwards).
+	actors.AllowRemoteTarget(actors.VnodeSupervisorName + "/")
 }
 
 // Objects and clocks inside wire messages travel as msgpack bin holding their own hardened encoding
