@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
@@ -10,8 +11,17 @@ import (
 	"github.com/gokai-kv/gokai/vnode"
 )
 
-// memcacheStore is the memcache face's view of the node: every call runs one coordinator.
-type memcacheStore struct{ n *Node }
+// memcacheStore is the memcache face's view of the node: every call runs one coordinator. Get, Set and
+// Delete need only the coordinators and the clock; FlushAll and Stats need the whole node.
+type memcacheStore struct {
+	coord *coordinator.Service
+	now   func() time.Time
+	n     *Node // FlushAll and Stats only
+}
+
+func newMemcacheStore(n *Node) *memcacheStore {
+	return &memcacheStore{coord: n.coord, now: n.now, n: n}
+}
 
 var _ memcache.Store = (*memcacheStore)(nil)
 
@@ -42,11 +52,11 @@ func ToEntry(o *vnode.Object, nowSec int64) (memcache.Entry, error) {
 }
 
 func (s *memcacheStore) Get(ctx context.Context, key []byte) (memcache.Entry, error) {
-	o, err := s.n.coord.Get(ctx, key, coordinator.ReadOptions{})
+	o, err := s.coord.Get(ctx, key, coordinator.ReadOptions{})
 	if err != nil {
 		return memcache.Entry{}, err
 	}
-	return ToEntry(o, s.n.now().Unix())
+	return ToEntry(o, s.now().Unix())
 }
 
 func decodeContext(c []byte) (vnode.VClock, bool, error) {
@@ -65,7 +75,7 @@ func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, c
 	if err != nil {
 		return err
 	}
-	_, err = s.n.coord.Put(ctx, key, v.Data, vnode.Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
+	_, err = s.coord.Put(ctx, key, v.Data, vnode.Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
 	return err
 }
 
@@ -74,7 +84,7 @@ func (s *memcacheStore) Delete(ctx context.Context, key []byte, c []byte) error 
 	if err != nil {
 		return err
 	}
-	return s.n.coord.Delete(ctx, key, vc, blind, coordinator.WriteOptions{})
+	return s.coord.Delete(ctx, key, vc, blind, coordinator.WriteOptions{})
 }
 
 // FlushAll deletes every key this node holds, through coordinators (so replicas get tombstones).
