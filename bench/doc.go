@@ -4,7 +4,7 @@
 // It owns: the benchmark configuration (Config), the workload generator (Workload: which key, read or write,
 // from a seeded random stream), a log-linear latency histogram (Histogram, mergeable, no allocation per
 // record), the protocol clients it speaks (Client: the memcache text protocol, and gokai's msgpack-RPC get
-// and put, raw over the connection with every reply framed and bounded by internal/mpscan before it is
+// and blind put, raw over the connection with every reply framed and bounded by internal/mpscan before it is
 // decoded), the runner (Run) and its report (Report: a table for people, JSON for machines), and the comparison
 // of several reports (ParseSummary, BuildTable: medians over rounds and ratios against a baseline target, the
 // table `gokai bench table` and scripts/bench.sh print).

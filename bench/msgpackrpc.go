@@ -19,6 +19,7 @@ const (
 	rpcResponse = 1
 	rpcGet      = "get"
 	rpcPut      = "put"
+	rpcBlind    = "blind" // put option: supersede what the coordinating replica holds
 )
 
 var (
@@ -143,13 +144,17 @@ func (c *rpcClient) Send(slot int, kind OpKind, key, value []byte) error {
 		e.EncodeArrayLen(2)
 		e.EncodeBytes(key)
 		err = e.EncodeMapLen(0)
-	case OpSet: // put(key, value, context, opts): a blind write
+	case OpSet: // put(key, value, nil, {"blind": true}): a blind write, as memcache's set
+		// NB: without blind a put with no context supersedes nothing, and a workload that writes the same
+		// keys over and over would grow siblings until max-siblings refused the writes.
 		e.EncodeString(rpcPut)
 		e.EncodeArrayLen(4)
 		e.EncodeBytes(key)
 		e.EncodeBytes(value)
 		e.EncodeNil()
-		err = e.EncodeMapLen(0)
+		e.EncodeMapLen(1)
+		e.EncodeString(rpcBlind)
+		err = e.EncodeBool(true)
 	default:
 		return fmt.Errorf("bench: msgpack-rpc: unsupported operation %v", kind) // NB: nothing written yet
 	}

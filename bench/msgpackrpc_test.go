@@ -61,8 +61,8 @@ func TestRPCSendWire(t *testing.T) {
 	}
 	want := []any{
 		[]any{int8(0), int64(firstID(0)), "get", []any{[]byte("bench:1"), map[string]any{}}},
-		[]any{int8(0), int64(firstID(1)), "put", []any{[]byte("bench:2"), []byte("hello"), nil, map[string]any{}}},
-		[]any{int8(0), int64(firstID(2)), "put", []any{[]byte("bench:3"), []byte{}, nil, map[string]any{}}},
+		[]any{int8(0), int64(firstID(1)), "put", []any{[]byte("bench:2"), []byte("hello"), nil, map[string]any{"blind": true}}},
+		[]any{int8(0), int64(firstID(2)), "put", []any{[]byte("bench:3"), []byte{}, nil, map[string]any{"blind": true}}},
 	}
 	dec := msgpack.NewDecoder(&out) // trusted bytes: our own encoding
 	for i, w := range want {
@@ -82,8 +82,8 @@ func TestRPCSendWire(t *testing.T) {
 	c = newRPCClient(rwPair{strings.NewReader(""), &raw})
 	c.Queue(OpSet, []byte("k"), []byte("v"))
 	c.Flush()
-	if !bytes.Contains(raw.Bytes(), []byte{0xc4, 1, 'k', 0xc4, 1, 'v', 0xc0, 0x80}) {
-		t.Errorf("put params not [bin, bin, nil, {}]: % x", raw.Bytes())
+	if !bytes.Contains(raw.Bytes(), []byte{0xc4, 1, 'k', 0xc4, 1, 'v', 0xc0, 0x81, 0xa5, 'b', 'l', 'i', 'n', 'd', 0xc3}) {
+		t.Errorf("put params not [bin, bin, nil, {\"blind\": true}]: % x", raw.Bytes())
 	}
 }
 

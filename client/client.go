@@ -40,6 +40,11 @@ type ReadOptions struct {
 type WriteOptions struct {
 	W, PW   int           // acknowledgements needed (of N), of them from primaries
 	Timeout time.Duration // the node's deadline for the write, as ReadOptions.Timeout
+	// Blind asks for a blind write (the context must be nil): it supersedes whatever the key's coordinating
+	// replica holds when it applies the write, values no one read included (last writer wins at that
+	// replica; concurrent writes it has not seen survive as siblings). Without it a write with a nil
+	// context supersedes nothing. For caches and load generators that overwrite keys over and over.
+	Blind bool
 	// ReturnBody makes Put return the object as stored after the write (siblings and new context).
 	ReturnBody bool
 	Flags      uint32 // opaque client flags stored with the value (Put only)
@@ -285,9 +290,10 @@ func (c *Client) Get(ctx context.Context, key []byte, o *ReadOptions) (*Object, 
 	return obj, nil
 }
 
-// Put writes value under key. context is the Context of a previous Get (the write supersedes exactly the
-// siblings that read returned) or nil for a blind write. It returns the stored object only with
-// o.ReturnBody (otherwise nil). o may be nil.
+// Put writes value under key. context is the Context of a previous Get: the write supersedes exactly the
+// siblings that read returned. With a nil context the write supersedes nothing: it becomes a sibling of
+// whatever the key holds (a value no one read is never replaced), unless o.Blind asks for a blind write.
+// It returns the stored object only with o.ReturnBody (otherwise nil). o may be nil.
 func (c *Client) Put(ctx context.Context, key, value, context []byte, o *WriteOptions) (*Object, error) {
 	var obj *Object
 	var to time.Duration
@@ -324,8 +330,10 @@ func (c *Client) Put(ctx context.Context, key, value, context []byte, o *WriteOp
 	return obj, nil
 }
 
-// Delete writes a tombstone for key under context (from a previous Get), or blind when context is nil.
-// o may be nil; its ReturnBody, Flags and Expiry are ignored.
+// Delete writes a tombstone for key under context (from a previous Get): it deletes exactly the siblings
+// that read returned. With a nil context the node reads the key and deletes what that read returns (a key
+// with nothing live is left alone); with o.Blind (and a nil context) the tombstone supersedes whatever the
+// coordinating replica holds. o may be nil; its ReturnBody, Flags and Expiry are ignored.
 func (c *Client) Delete(ctx context.Context, key, context []byte, o *WriteOptions) error {
 	var to time.Duration
 	if o != nil {

@@ -95,6 +95,27 @@ func TestPutGetDeleteSiblings(t *testing.T) {
 	}
 }
 
+// TestPutWithoutContext: a put without a context adds a sibling; WriteOptions.Blind asks for the write that
+// supersedes what is there.
+func TestPutWithoutContext(t *testing.T) {
+	s, _ := singleNode(t, "n1")
+	c := newTestClient(t, Config{Seeds: []string{s.addr()}})
+	ctx := context.Background()
+	key := []byte("k")
+	for _, v := range []string{"a", "b"} {
+		if _, err := c.Put(ctx, key, []byte(v), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if obj, err := c.Get(ctx, key, nil); err != nil || len(obj.Values) != 2 {
+		t.Fatalf("after two puts without a context: %+v %v, want two siblings", obj, err)
+	}
+	obj, err := c.Put(ctx, key, []byte("c"), nil, &WriteOptions{Blind: true, ReturnBody: true})
+	if err != nil || len(obj.Values) != 1 || string(obj.Values[0].Data) != "c" {
+		t.Fatalf("blind put: %+v %v, want c alone", obj, err)
+	}
+}
+
 func TestGetResolved(t *testing.T) {
 	s, _ := singleNode(t, "n1")
 	concat := func(_ []byte, sib []Value) (Value, error) {

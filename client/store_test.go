@@ -8,8 +8,8 @@ import (
 )
 
 // toyStore is a fake node's data: siblings per key with a version counter as the causal context. A put
-// whose context is the key's current version supersedes every sibling; any other put adds a sibling (what
-// the real node does for two puts with the same context).
+// whose context is the key's current version, or a blind one, supersedes every sibling; any other put adds
+// a sibling (what the real node does for two puts with the same context, or without one).
 type toyStore struct {
 	mu   sync.Mutex
 	keys map[string]*toyEntry
@@ -67,7 +67,8 @@ func (s *toyStore) handle(method string, params []any) (res, rerr any, ok bool) 
 		if f, ok := opts["flags"]; ok {
 			v.Flags = uint32(toInt(f))
 		}
-		if ctx := asBytes(params[2]); ctx != nil && binary.BigEndian.Uint64(ctx) == e.ver {
+		blind, _ := opts["blind"].(bool)
+		if ctx := asBytes(params[2]); blind || ctx != nil && binary.BigEndian.Uint64(ctx) == e.ver {
 			e.vals = []Value{v}
 		} else {
 			e.vals = append(e.vals, v)

@@ -110,12 +110,15 @@ func encodeReadOpts(enc *msgpack.Encoder, o *ReadOptions) error {
 }
 
 // encodeWriteOpts writes the opts map of put (body true) or delete (body false: no return_body, flags,
-// expiry). Zero fields are left out.
+// expiry). Zero fields are left out; blind is written only when set.
 func encodeWriteOpts(enc *msgpack.Encoder, o *WriteOptions, body bool) error {
 	if o == nil {
 		return enc.EncodeMapLen(0)
 	}
 	n := nonZero(int64(o.W), int64(o.PW), timeoutMS(o.Timeout))
+	if o.Blind {
+		n++
+	}
 	if body {
 		n += nonZero(int64(o.Flags), o.Expiry)
 		if o.ReturnBody {
@@ -133,6 +136,14 @@ func encodeWriteOpts(enc *msgpack.Encoder, o *WriteOptions, body bool) error {
 	}
 	if err := optInt(enc, "timeout_ms", timeoutMS(o.Timeout)); err != nil {
 		return err
+	}
+	if o.Blind {
+		if err := enc.EncodeString("blind"); err != nil {
+			return err
+		}
+		if err := enc.EncodeBool(true); err != nil {
+			return err
+		}
 	}
 	if !body {
 		return nil

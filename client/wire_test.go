@@ -65,6 +65,12 @@ func TestEncodeOpts(t *testing.T) {
 		{"delete drops put fields", func(e *msgpack.Encoder) error {
 			return encodeWriteOpts(e, &WriteOptions{W: 1, ReturnBody: true, Flags: 9}, false)
 		}, map[string]any{"w": int64(1)}},
+		{"blind put", func(e *msgpack.Encoder) error {
+			return encodeWriteOpts(e, &WriteOptions{Blind: true, Flags: 2}, true)
+		}, map[string]any{"blind": true, "flags": int64(2)}},
+		{"blind delete", func(e *msgpack.Encoder) error {
+			return encodeWriteOpts(e, &WriteOptions{Blind: true, W: 2}, false)
+		}, map[string]any{"blind": true, "w": int64(2)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer

@@ -334,8 +334,10 @@ func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*vnode
 }
 
 // Put writes value under key. vctx is the causal context from an earlier read (the write supersedes exactly
-// the siblings that read returned); with blind, the context is whatever the coordinating vnode holds (the
-// write supersedes that replica's siblings). It returns the written object.
+// the siblings that read returned); a nil vctx supersedes nothing (the write becomes a sibling of whatever
+// the key holds). With blind, vctx is ignored and the context is whatever the coordinating vnode holds (the
+// write supersedes that replica's siblings, seen by the writer or not): callers ask for it only on a
+// client's explicit request (memcache set, msgpack-RPC {"blind": true}). It returns the written object.
 func (s *Service) Put(ctx context.Context, key, value []byte, meta vnode.Meta, vctx vnode.VClock, blind bool, opts WriteOptions) (*vnode.Object, error) {
 	s.puts.Add(1)
 	return s.write(ctx, key, value, meta, vctx, blind, opts, false)

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
@@ -10,13 +12,23 @@ import (
 	"github.com/gokai-kv/gokai/vnode"
 )
 
-// memcacheStore is the memcache face's view of the node: every call runs one coordinator.
-type memcacheStore struct{ n *Node }
+// memcacheStore is the memcache face's view of the node: every call runs one coordinator. Get, Set and
+// Delete need only the coordinators and the clock; FlushAll and Stats need the whole node.
+type memcacheStore struct {
+	coord *coordinator.Service
+	now   func() time.Time
+	n     *Node // FlushAll and Stats only
+}
+
+func newMemcacheStore(n *Node) *memcacheStore {
+	return &memcacheStore{coord: n.coord, now: n.now, n: n}
+}
 
 var _ memcache.Store = (*memcacheStore)(nil)
 
 // ToEntry turns a reconciled object into what memcache shows: the live siblings, the one plain `get`
-// returns (newest LastMod, ties by dot), a cas unique naming the sibling set and the opaque context.
+// returns (newest LastMod, ties by dot), a cas unique naming the sibling set and the opaque context. A key
+// no replica holds (o nil) gives an Entry with an empty context: a write over it supersedes nothing.
 func ToEntry(o *vnode.Object, nowSec int64) (memcache.Entry, error) {
 	if o == nil {
 		return memcache.Entry{}, nil
@@ -42,39 +54,47 @@ func ToEntry(o *vnode.Object, nowSec int64) (memcache.Entry, error) {
 }
 
 func (s *memcacheStore) Get(ctx context.Context, key []byte) (memcache.Entry, error) {
-	o, err := s.n.coord.Get(ctx, key, coordinator.ReadOptions{})
+	o, err := s.coord.Get(ctx, key, coordinator.ReadOptions{})
 	if err != nil {
 		return memcache.Entry{}, err
 	}
-	return ToEntry(o, s.n.now().Unix())
+	return ToEntry(o, s.now().Unix())
 }
 
-func decodeContext(c []byte) (vnode.VClock, bool, error) {
-	if c == nil {
+// writeContext turns what a memcache write supersedes into the coordinator's (context, blind) pair: blind
+// for Supersede{Blind: true}; the decoded context for a read's context; and for an empty context an empty
+// one (not blind), so the write supersedes nothing and becomes a sibling of whatever the key holds.
+func writeContext(over memcache.Supersede) (vc vnode.VClock, blind bool, err error) {
+	switch {
+	case over.Blind && len(over.Context) > 0:
+		return nil, false, errors.New("memcache: a blind write takes no context")
+	case over.Blind:
 		return nil, true, nil
+	case len(over.Context) == 0:
+		return nil, false, nil
 	}
-	vc, err := vnode.UnmarshalVClock(c)
+	vc, err = vnode.UnmarshalVClock(over.Context)
 	if err != nil {
 		return nil, false, fmt.Errorf("memcache: bad context: %w", err)
 	}
 	return vc, false, nil
 }
 
-func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, c []byte) error {
-	vc, blind, err := decodeContext(c)
+func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, over memcache.Supersede) error {
+	vc, blind, err := writeContext(over)
 	if err != nil {
 		return err
 	}
-	_, err = s.n.coord.Put(ctx, key, v.Data, vnode.Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
+	_, err = s.coord.Put(ctx, key, v.Data, vnode.Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
 	return err
 }
 
-func (s *memcacheStore) Delete(ctx context.Context, key []byte, c []byte) error {
-	vc, blind, err := decodeContext(c)
+func (s *memcacheStore) Delete(ctx context.Context, key []byte, over memcache.Supersede) error {
+	vc, blind, err := writeContext(over)
 	if err != nil {
 		return err
 	}
-	return s.n.coord.Delete(ctx, key, vc, blind, coordinator.WriteOptions{})
+	return s.coord.Delete(ctx, key, vc, blind, coordinator.WriteOptions{})
 }
 
 // FlushAll deletes every key this node holds, through coordinators (so replicas get tombstones).

@@ -312,7 +312,7 @@ func (n *Node) startMemcache(context.Context) error {
 	if err := mcfg.Validate(); err != nil {
 		return err
 	}
-	n.mc = memcache.NewServer(mcfg, &memcacheStore{n: n}, n.logger.With("component", "memcache"))
+	n.mc = memcache.NewServer(mcfg, newMemcacheStore(n), n.logger.With("component", "memcache"))
 	n.logger.Info("memcache listening", "addr", ln.Addr().String())
 	return nil
 }

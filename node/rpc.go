@@ -176,21 +176,32 @@ func (h rpcHandler) writeOpts(opts map[string]any) (coordinator.WriteOptions, er
 	return wo, err
 }
 
-func contextParam(params []any, i int) (vnode.VClock, bool, error) {
+// contextParams reads what a put or delete supersedes: params[i], the context of an earlier get, and the
+// "blind" option. A context supersedes exactly the siblings that get returned; blind supersedes whatever the
+// coordinating replica holds; neither (a nil or empty context) supersedes nothing. Both is a bad request.
+// given reports a non-empty context.
+func contextParams(params []any, i int, opts map[string]any) (vc vnode.VClock, blind, given bool, err error) {
 	raw, err := rpc.OptBytes(params, i, "context")
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	if raw == nil {
-		return nil, true, nil
+	if blind, _, err = rpc.Bool(opts, "blind"); err != nil {
+		return nil, false, false, err
 	}
-	vc, err := vnode.UnmarshalVClock(raw)
-	if err != nil {
-		return nil, false, badRequest("context: %v", err)
+	if len(raw) == 0 {
+		return nil, blind, false, nil
 	}
-	return vc, false, nil
+	if blind {
+		return nil, false, false, badRequest("a blind write takes no context")
+	}
+	if vc, err = vnode.UnmarshalVClock(raw); err != nil {
+		return nil, false, false, badRequest("context: %v", err)
+	}
+	return vc, false, true, nil
 }
 
+// put writes with the context given (see contextParams): without one, the value becomes a sibling of what
+// the key holds; it never replaces a value its writer did not read unless the writer asked for blind.
 func (h rpcHandler) put(ctx context.Context, params []any) (any, error) {
 	if len(params) < 2 || len(params) > 4 {
 		return nil, badRequest("put takes (key, value, context, opts), got %d params", len(params))
@@ -206,11 +217,11 @@ func (h rpcHandler) put(ctx context.Context, params []any) (any, error) {
 	if len(value) > maxRPCValue {
 		return nil, &rpc.Error{Code: "too_large", Message: fmt.Sprintf("value of %d bytes over the %d limit", len(value), maxRPCValue), Fields: map[string]any{"limit": maxRPCValue}}
 	}
-	vc, blind, err := contextParam(params, 2)
+	opts, err := rpc.Map(params, 3, "opts")
 	if err != nil {
 		return nil, err
 	}
-	opts, err := rpc.Map(params, 3, "opts")
+	vc, blind, _, err := contextParams(params, 2, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +264,11 @@ func (h rpcHandler) put(ctx context.Context, params []any) (any, error) {
 	return body, nil
 }
 
+// delete writes a tombstone with the context given. Without a context (and without blind) it deletes what
+// a read finds, as riak_kv does for a delete without a vclock: it reads the key at the node's R and writes
+// the tombstone over that read's context, so it supersedes the values the read returned and no write the
+// read did not see (that one survives, as a sibling of the tombstone). A key with nothing live is left
+// alone. A tombstone that superseded nothing would delete nothing: every value would stay visible.
 func (h rpcHandler) delete(ctx context.Context, params []any) (any, error) {
 	if len(params) < 1 || len(params) > 3 {
 		return nil, badRequest("delete takes (key, context, opts), got %d params", len(params))
@@ -261,17 +277,27 @@ func (h rpcHandler) delete(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	vc, blind, err := contextParam(params, 1)
+	opts, err := rpc.Map(params, 2, "opts")
 	if err != nil {
 		return nil, err
 	}
-	opts, err := rpc.Map(params, 2, "opts")
+	vc, blind, given, err := contextParams(params, 1, opts)
 	if err != nil {
 		return nil, err
 	}
 	wo, err := h.writeOpts(opts)
 	if err != nil {
 		return nil, err
+	}
+	if !given && !blind {
+		o, err := h.n.coord.Get(ctx, key, coordinator.ReadOptions{Timeout: wo.Timeout})
+		if err != nil {
+			return nil, rpcError(err)
+		}
+		if o.TombstoneOnly(h.n.now().Unix()) {
+			return true, nil
+		}
+		vc = o.Clock
 	}
 	if err := h.n.coord.Delete(ctx, key, vc, blind, wo); err != nil {
 		return nil, rpcError(err)

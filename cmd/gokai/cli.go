@@ -287,9 +287,11 @@ func fmtExpiry(s int64) string {
 func cliPut(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf cliFlags
 	fs := newCLIFlagSet("put", "put [flags] KEY VALUE | KEY - | KEY --file F\n\n"+
-		"Writes VALUE (or stdin with -, or a file's bytes). Without --context the write is blind; with the\n"+
-		"context of a previous get it supersedes exactly the siblings that get returned.", stderr, &cf)
+		"Writes VALUE (or stdin with -, or a file's bytes). With the --context of a previous get it supersedes\n"+
+		"exactly the siblings that get returned. Without one it supersedes nothing: it becomes a sibling of\n"+
+		"what the key holds. --blind overwrites what the key's coordinating replica holds, read or not.", stderr, &cf)
 	ctxHex := fs.String("context", "", "causal context (hex) from a previous get")
+	blind := fs.Bool("blind", false, "blind write: supersede what the coordinating replica holds (no --context)")
 	file := fs.String("file", "", "read the value from this file")
 	w := fs.Int("w", 0, "write quorum W (0 = node default)")
 	pw := fs.Int("pw", 0, "primary write quorum PW (0 = node default)")
@@ -329,6 +331,9 @@ func cliPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *ttl > 0 {
 		*expiry = time.Now().Add(*ttl).Unix()
 	}
+	if *blind && *ctxHex != "" {
+		return usageErr("put: --blind and --context are exclusive")
+	}
 	vctx, err := decodeHexContext(*ctxHex)
 	if err != nil {
 		return err
@@ -342,7 +347,7 @@ func cliPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer c.Close()
 	obj, err := c.Put(ctx, key, value, vctx, &client.WriteOptions{W: *w, PW: *pw, ReturnBody: *returnBody,
-		Flags: uint32(*flags), Expiry: *expiry})
+		Flags: uint32(*flags), Expiry: *expiry, Blind: *blind})
 	if err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
@@ -359,8 +364,10 @@ func cliPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func cliDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf cliFlags
 	fs := newCLIFlagSet("delete", "delete [flags] KEY\n\nWrites a tombstone: under --context (from a get) it supersedes exactly what that get\n"+
-		"returned; without it the delete is blind.", stderr, &cf)
+		"returned; without it the node reads the key and deletes what that read returns (values written since\n"+
+		"survive). --blind supersedes what the key's coordinating replica holds, read or not.", stderr, &cf)
 	ctxHex := fs.String("context", "", "causal context (hex) from a previous get")
+	blind := fs.Bool("blind", false, "blind delete: supersede what the coordinating replica holds (no --context)")
 	w := fs.Int("w", 0, "write quorum W (0 = node default)")
 	pw := fs.Int("pw", 0, "primary write quorum PW (0 = node default)")
 	pos, err := parseInterspersed(fs, args)
@@ -370,6 +377,9 @@ func cliDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) != 1 {
 		fs.Usage()
 		return usageErr("delete: want KEY, got %d arguments", len(pos))
+	}
+	if *blind && *ctxHex != "" {
+		return usageErr("delete: --blind and --context are exclusive")
 	}
 	vctx, err := decodeHexContext(*ctxHex)
 	if err != nil {
@@ -383,7 +393,7 @@ func cliDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer c.Close()
-	if err := c.Delete(ctx, key, vctx, &client.WriteOptions{W: *w, PW: *pw}); err != nil {
+	if err := c.Delete(ctx, key, vctx, &client.WriteOptions{W: *w, PW: *pw, Blind: *blind}); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
 	if cf.json {

@@ -210,6 +210,36 @@ func TestCLICommands(t *testing.T) {
 	if _, _, code := runCLI(t, "get", "k"); code != exitNotFound {
 		t.Fatalf("get deleted: code %d", code)
 	}
+	// Without --context a put becomes a sibling of what is there; --blind overwrites; a delete without
+	// --context deletes what it reads.
+	for _, v := range []string{"p1", "p2"} {
+		if _, errs, code := runCLI(t, "put", "x", v); code != 0 {
+			t.Fatalf("put x %s: %s", v, errs)
+		}
+	}
+	if out, _, _ := runCLI(t, "get", "x"); !strings.HasPrefix(out, "2 siblings\n") {
+		t.Fatalf("two puts without a context:\n%s", out)
+	}
+	if out, errs, code := runCLI(t, "put", "x", "p3", "--blind", "--json", "--return-body"); code != 0 ||
+		json.Unmarshal([]byte(out), &obj) != nil || len(obj.Siblings) != 1 ||
+		*obj.Siblings[0].Value != "p3" {
+		t.Fatalf("put --blind: %d %s %s", code, out, errs)
+	}
+	if out, errs, code := runCLI(t, "delete", "x"); code != 0 || out != "deleted\n" {
+		t.Fatalf("delete without a context: %d %q %s", code, out, errs)
+	}
+	if _, _, code := runCLI(t, "get", "x"); code != exitNotFound {
+		t.Fatalf("get x after delete: code %d", code)
+	}
+	if _, errs, code := runCLI(t, "put", "x", "p4"); code != 0 {
+		t.Fatalf("put x p4: %s", errs)
+	}
+	if out, errs, code := runCLI(t, "delete", "x", "--blind"); code != 0 || out != "deleted\n" {
+		t.Fatalf("delete --blind: %d %q %s", code, out, errs)
+	}
+	if _, _, code := runCLI(t, "get", "x"); code != exitNotFound {
+		t.Fatalf("get x after blind delete: code %d", code)
+	}
 
 	// Usage and server errors.
 	for _, tc := range []struct {
@@ -221,6 +251,8 @@ func TestCLICommands(t *testing.T) {
 		{[]string{"put", "k"}, exitUsage},
 		{[]string{"put", "k", "v", "--context", "zz"}, exitUsage},
 		{[]string{"put", "k", "v", "--flags", "4294967296"}, exitUsage},
+		{[]string{"put", "k", "v", "--blind", "--context", "00"}, exitUsage},
+		{[]string{"delete", "k", "--blind", "--context", "00"}, exitUsage},
 		{[]string{"get", "k", "--bogus"}, exitUsage},
 		{[]string{"get", "-h"}, exitUsage},
 		{[]string{"ring", "extra"}, exitUsage},
@@ -265,5 +297,48 @@ func TestCLICommands(t *testing.T) {
 	var ms []client.Member
 	if err := json.Unmarshal([]byte(out), &ms); err != nil || len(ms) != 1 || ms[0].RPCAddr != addr || ms[0].Partitions != 16 {
 		t.Fatalf("members --json: %v %s", err, out)
+	}
+}
+
+// TestBenchRPCRewritesKeysBlind: `gokai bench -protocol msgpack-rpc` writes a few keys over and over (far more
+// often than the default max-siblings, 100). Its puts carry no context, so they must ask for blind writes:
+// otherwise each would add a sibling until the node refused them with too_many_siblings.
+func TestBenchRPCRewritesKeysBlind(t *testing.T) {
+	addr := startCLINode(t)
+	report := filepath.Join(t.TempDir(), "bench.json")
+	const keys, ops = 3, 1200 // ~400 writes per key
+	out, errs, code := runCLI(t, "bench", "-protocol", "msgpack-rpc", "-addr", addr, "-conns", "2", "-pipeline", "4",
+		"-keys", fmt.Sprint(keys), "-get-ratio", "0", "-ops", fmt.Sprint(ops), "-duration", "60s", "-json", report)
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s\n%s", code, out, errs)
+	}
+	raw, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Results struct {
+			Sets   uint64 `json:"sets"`
+			Errors uint64 `json:"errors"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Results.Errors != 0 || rep.Results.Sets < ops {
+		t.Fatalf("bench: %d sets, %d errors; want %d sets and no error\n%s", rep.Results.Sets, rep.Results.Errors, ops, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.New(ctx, client.Config{Seeds: []string{addr}, DisableRouting: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range keys {
+		key := fmt.Sprintf("bench:%d", i)
+		if obj, err := c.Get(ctx, []byte(key), nil); err != nil || len(obj.Values) != 1 {
+			t.Errorf("%s after the bench: %+v %v, want one value", key, obj, err)
+		}
 	}
 }

@@ -33,8 +33,8 @@ commands:
   start     run a node (gokai start -h for its settings)
   bench     load generator (memcache or msgpack-RPC)
   get       read a key: every sibling and the causal context (gokai get -h)
-  put       write a key, blind or over a context from get (gokai put -h)
-  delete    delete a key, blind or over a context from get
+  put       write a key over a context from get, or as a new sibling, or --blind (gokai put -h)
+  delete    delete a key: over a context from get, or what a read finds, or --blind
   status    a node's version, ping latency and main counters
   ring      which node owns each partition
   members   the cluster's nodes

@@ -80,7 +80,10 @@ func TestHostileInputsLeaveTheNodeServing(t *testing.T) {
 	pid := p.cmd.Process.Pid
 	c := newRPCClient(t, p.rpcAddr, client.Config{})
 	ctx := context.Background()
-	if _, err := c.Put(ctx, []byte("steady"), []byte("v0"), nil, nil); err != nil {
+	// The well-behaved client overwrites one key over and over without reading it first: blind writes, as
+	// it asks (without Blind each put would add a sibling, until max-siblings refused them).
+	blind := &client.WriteOptions{Blind: true}
+	if _, err := c.Put(ctx, []byte("steady"), []byte("v0"), nil, blind); err != nil {
 		t.Fatal(err)
 	}
 	rssBefore := rssKiB(t, pid)
@@ -100,7 +103,7 @@ func TestHostileInputsLeaveTheNodeServing(t *testing.T) {
 			default:
 			}
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := c.Put(cctx, []byte("steady"), []byte(fmt.Sprintf("v%d", i)), nil, nil)
+			_, err := c.Put(cctx, []byte("steady"), []byte(fmt.Sprintf("v%d", i)), nil, blind)
 			if err == nil {
 				_, err = c.Get(cctx, []byte("steady"), nil)
 			}

@@ -69,7 +69,8 @@ func TestRPCGoClient(t *testing.T) {
 		if _, err := c.Get(ctx, key, nil); !errors.Is(err, client.ErrNotFound) {
 			t.Fatalf("get deleted: %v", err)
 		}
-		// Blind delete of a missing key is fine; a blind put after it is live again.
+		// A delete without a context of a missing key is fine; a put without a context after a delete is
+		// live again (it is a sibling of the tombstone, and reads show only live values).
 		if err := c.Delete(ctx, []byte("never-written"), nil, nil); err != nil {
 			t.Fatal(err)
 		}

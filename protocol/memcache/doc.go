@@ -14,17 +14,23 @@
 //
 // # Commands over Store
 //
-// Every command that reads or conditions on the current value first calls Store.Get, then writes with the
-// Entry's Context, so it supersedes exactly the siblings it saw. Values whose Expiry has passed are not
-// found (the Store hides them; the server checks again against Config.Now).
+// What a write supersedes is explicit (Supersede, store.go): the siblings a read returned (its Context), or
+// everything the coordinating replica holds (Blind), or nothing (the zero value). Every command that reads or
+// conditions on the current value first calls Store.Get, then writes with Supersede{Context: Entry.Context},
+// so it supersedes exactly the siblings it saw and never one it did not see. Only plain set is blind. Values
+// whose Expiry has passed are not found (the Store hides them; the server checks again against Config.Now).
 //
 //	get k...        VALUE <key> <flags> <bytes> + data for the Chosen sibling of each found key; END.
 //	gets k...       every live sibling as its own VALUE <key> <flags> <bytes> <cas> item, all with the same
 //	                cas (Entry.Cas names the sibling set); the Chosen sibling comes last, so clients that
 //	                keep the last item per key see what get returns. END.
-//	set             Store.Set(v, nil): a blind write; it supersedes what the coordinating replica holds,
-//	                and concurrent siblings it did not see elsewhere may survive.
-//	add             Get; found -> NOT_STORED; else Set with the Entry's Context (nil, or a tombstone's).
+//	set             Store.Set(v, Supersede{Blind: true}): a blind write (memcached's last writer wins); it
+//	                supersedes what the coordinating replica holds, and concurrent siblings that replica
+//	                had not seen survive.
+//	add             Get; found -> NOT_STORED; else Set with the Entry's Context: empty when the read found
+//	                nothing, so the add supersedes nothing and an add or write racing it becomes its
+//	                sibling (both were STORED, both are kept); the tombstones' context when the read found
+//	                only deleted or expired siblings, which the add supersedes.
 //	replace         Get; not found -> NOT_STORED; else Set with Context.
 //	append/prepend  Get; not found -> NOT_STORED; else Chosen's data with the new data after/before it,
 //	                keeping Chosen's flags and expiry, Set with Context (this resolves siblings).

@@ -196,7 +196,7 @@ func (c *conn) getAndTouch() {
 		}
 		v := e.Siblings[e.Chosen]
 		v.Expiry, v.LastMod = expiry, t.UnixNano()
-		if err := c.s.store.Set(c.s.ctx, k, v, e.Context); err != nil {
+		if err := c.s.store.Set(c.s.ctx, k, v, Supersede{Context: e.Context}); err != nil {
 			c.storeFailed(err)
 			return
 		}
@@ -236,7 +236,7 @@ func (c *conn) storage() bool {
 	now := t.Unix()
 	v := Value{Data: data, Flags: cmd.Flags, Expiry: ExpiryAt(cmd.Exptime, now), LastMod: t.UnixNano()}
 	if cmd.Op == OpSet {
-		if err := c.s.store.Set(c.s.ctx, key, v, nil); err != nil {
+		if err := c.s.store.Set(c.s.ctx, key, v, Supersede{Blind: true}); err != nil {
 			c.storeFailed(err)
 			return true
 		}
@@ -293,8 +293,10 @@ func (c *conn) storage() bool {
 		}
 		c.s.stats.casHits.Add(1)
 	}
-	// add passes the context of a miss too: it may describe a tombstone the write must supersede.
-	if err := c.s.store.Set(c.s.ctx, key, v, e.Context); err != nil {
+	// add passes the context of a miss too: empty when the read found nothing (the write then supersedes
+	// nothing, so an add racing another write becomes its sibling), or the context of tombstones the read
+	// found, which the add supersedes.
+	if err := c.s.store.Set(c.s.ctx, key, v, Supersede{Context: e.Context}); err != nil {
 		c.storeFailed(err)
 		return true
 	}
@@ -315,7 +317,7 @@ func (c *conn) delete() {
 		c.write(replyNotFound)
 		return
 	}
-	if err := c.s.store.Delete(c.s.ctx, k, e.Context); err != nil {
+	if err := c.s.store.Delete(c.s.ctx, k, Supersede{Context: e.Context}); err != nil {
 		c.storeFailed(err)
 		return
 	}
@@ -361,7 +363,7 @@ func (c *conn) arith() {
 	}
 	data := strconv.AppendUint(make([]byte, 0, 20), n, 10)
 	v := Value{Data: data, Flags: cur.Flags, Expiry: cur.Expiry, LastMod: t.UnixNano()}
-	if err := c.s.store.Set(c.s.ctx, k, v, e.Context); err != nil {
+	if err := c.s.store.Set(c.s.ctx, k, v, Supersede{Context: e.Context}); err != nil {
 		c.storeFailed(err)
 		return
 	}
@@ -395,7 +397,7 @@ func (c *conn) touch() {
 	}
 	v := e.Siblings[e.Chosen]
 	v.Expiry, v.LastMod = ExpiryAt(c.cmd.Exptime, now), t.UnixNano()
-	if err := c.s.store.Set(c.s.ctx, k, v, e.Context); err != nil {
+	if err := c.s.store.Set(c.s.ctx, k, v, Supersede{Context: e.Context}); err != nil {
 		c.storeFailed(err)
 		return
 	}

@@ -3,6 +3,7 @@ package memcache
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -13,7 +14,8 @@ import (
 // memStore is a small in-memory Store for tests. It mimics gokai's version model closely enough for the
 // protocol: each sibling carries a dot (a unique write id); the causal context of an entry is the list of its
 // live dots; a write with a context replaces exactly the siblings whose dots it lists and keeps the others
-// as siblings; a blind write replaces everything.
+// as siblings (an empty context replaces none); a blind write replaces everything. Deletes leave no
+// tombstones.
 type memStore struct {
 	now         func() time.Time
 	hideExpired bool // as the real node does; off to test the server's own expiry check
@@ -23,8 +25,10 @@ type memStore struct {
 	nextDot uint64
 	fail    map[string]error // Get/Set/Delete of these keys fail
 	flushes int
-	block   chan struct{} // when set, Get waits for it to close (or ctx)
+	block   chan struct{} // when set, Get waits for it to close (or ctx) before it reads
 	entered chan struct{} // when set, Get signals here before blocking
+	hold    chan struct{} // when set, Get signals on held after it read, then waits for hold to close
+	held    chan struct{}
 }
 
 type memSibling struct {
@@ -53,28 +57,47 @@ func (m *memStore) Get(ctx context.Context, key []byte) (Entry, error) {
 		}
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	e, err := m.getLocked(key)
+	hold, held := m.hold, m.held
+	m.mu.Unlock()
+	if err != nil || hold == nil {
+		return e, err
+	}
+	held <- struct{}{}
+	select {
+	case <-hold:
+		return e, nil
+	case <-ctx.Done():
+		return Entry{}, ctx.Err()
+	}
+}
+
+// getLocked reads key. REQUIRES: mu held.
+func (m *memStore) getLocked(key []byte) (Entry, error) {
 	if err := m.fail[string(key)]; err != nil {
 		return Entry{}, err
 	}
 	now := m.now().Unix()
 	var e Entry
-	var dots []uint64
+	var dots []uint64 // every sibling's, hidden ones included: as the node's context covers them
 	for _, s := range m.items[string(key)] {
+		dots = append(dots, s.dot)
 		if m.hideExpired && Expired(s.v.Expiry, now) {
 			continue
 		}
 		v := s.v
 		v.Data = append([]byte(nil), v.Data...)
 		e.Siblings = append(e.Siblings, v)
-		dots = append(dots, s.dot)
 	}
-	if len(e.Siblings) == 0 {
+	if len(dots) == 0 {
 		return Entry{}, nil
+	}
+	e.Context = encodeDots(dots)
+	if len(e.Siblings) == 0 {
+		return Entry{Context: e.Context}, nil // expired: not found, but a write over it supersedes them
 	}
 	e.Found = true
 	e.Chosen = newest(e.Siblings)
-	e.Context = encodeDots(dots)
 	h := fnv.New64a()
 	h.Write(e.Context)
 	e.Cas = h.Sum64() | 1
@@ -99,40 +122,50 @@ func decodeDots(b []byte) map[uint64]bool {
 	return seen
 }
 
-// supersede drops the siblings of key listed in context (all of them for a nil context). REQUIRES: mu held.
-func (m *memStore) supersedeLocked(key string, context []byte) []memSibling {
-	if context == nil {
-		return nil
+// supersedeLocked returns the siblings of key a write over `over` keeps: none for a blind write, else those
+// whose dots the context does not list (all of them for an empty context). REQUIRES: mu held.
+func (m *memStore) supersedeLocked(key string, over Supersede) ([]memSibling, error) {
+	if over.Blind {
+		if len(over.Context) > 0 {
+			return nil, errors.New("memstore: blind write with a context")
+		}
+		return nil, nil
 	}
-	seen := decodeDots(context)
+	seen := decodeDots(over.Context)
 	var keep []memSibling
 	for _, s := range m.items[key] {
 		if !seen[s.dot] {
 			keep = append(keep, s)
 		}
 	}
-	return keep
+	return keep, nil
 }
 
-func (m *memStore) Set(_ context.Context, key []byte, v Value, context []byte) error {
+func (m *memStore) Set(_ context.Context, key []byte, v Value, over Supersede) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.fail[string(key)]; err != nil {
 		return err
 	}
-	keep := m.supersedeLocked(string(key), context)
+	keep, err := m.supersedeLocked(string(key), over)
+	if err != nil {
+		return err
+	}
 	m.nextDot++
 	m.items[string(key)] = append(keep, memSibling{dot: m.nextDot, v: v})
 	return nil
 }
 
-func (m *memStore) Delete(_ context.Context, key []byte, context []byte) error {
+func (m *memStore) Delete(_ context.Context, key []byte, over Supersede) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.fail[string(key)]; err != nil {
 		return err
 	}
-	keep := m.supersedeLocked(string(key), context)
+	keep, err := m.supersedeLocked(string(key), over)
+	if err != nil {
+		return err
+	}
 	if len(keep) == 0 {
 		delete(m.items, string(key))
 	} else {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -557,6 +558,52 @@ func TestServerReadTimeout(t *testing.T) {
 		t.Fatalf("idle connection: %v, want our own read deadline", err)
 	}
 	c.inSync()
+}
+
+// TestServerAddAfterAMissSupersedesNothing: two adds of one missing key that both read the miss before
+// either writes are both STORED, and the store keeps both values as siblings: an add after a miss writes
+// over the miss's empty context (supersede nothing), never blind. A plain set is blind and replaces both.
+func TestServerAddAfterAMissSupersedesNothing(t *testing.T) {
+	ts := startServer(t, Config{})
+	a, b := ts.dial(), ts.dial()
+	release := make(chan struct{})
+	held := make(chan struct{}, 2)
+	ts.store.mu.Lock()
+	ts.store.hold, ts.store.held = release, held
+	ts.store.mu.Unlock()
+	a.send("add k 0 0 5\r\nalpha\r\n")
+	b.send("add k 0 0 5\r\nbravo\r\n")
+	<-held
+	<-held // both reads missed; neither has written
+	ts.store.mu.Lock()
+	ts.store.hold, ts.store.held = nil, nil
+	ts.store.mu.Unlock()
+	close(release)
+	a.expect("STORED\r\n")
+	b.expect("STORED\r\n")
+	if n := ts.store.siblingCount("k"); n != 2 {
+		t.Fatalf("after two STORED adds: %d siblings, want 2", n)
+	}
+	a.send("gets k\r\n")
+	var got []string
+	for line := a.readLine(); line != "END"; line = a.readLine() {
+		got = append(got, line)
+	}
+	if len(got) != 4 || !slices.Contains(got, "alpha") || !slices.Contains(got, "bravo") {
+		t.Fatalf("gets after two adds: %q, want alpha and bravo", got)
+	}
+	a.do("set k 0 0 1\r\nz\r\n", "STORED\r\n")
+	if n := ts.store.siblingCount("k"); n != 1 {
+		t.Fatalf("after a plain set: %d siblings, want 1", n)
+	}
+	// An add over what the read found but hides (an expired value) supersedes it, as over a tombstone.
+	ts.store.addSibling("gone", Value{Data: []byte("old"), Expiry: ts.clock.Now().Unix() - 1})
+	a.do("add gone 0 0 3\r\nnew\r\n", "STORED\r\n")
+	if n := ts.store.siblingCount("gone"); n != 1 {
+		t.Fatalf("add over an expired value: %d siblings, want 1", n)
+	}
+	// cas on a miss stays NOT_FOUND (memcached).
+	a.do("cas nothing 0 0 1 1\r\nx\r\n", "NOT_FOUND\r\n")
 }
 
 func TestServerShutdownGraceful(t *testing.T) {

@@ -12,14 +12,28 @@ type Value struct {
 
 // Entry is a read result. Siblings holds all live (not deleted, not expired) siblings, Chosen indexes the one a
 // plain `get` returns (gokai's rule: newest LastMod). Cas names the whole sibling set (hash of the causal
-// context); Context is the opaque causal context to pass back to Set/Delete to supersede exactly these
-// siblings.
+// context); Context is the opaque causal context to pass back to Set/Delete (as Supersede{Context: Context})
+// to supersede exactly these siblings. A miss may carry a Context too: that of the tombstones (or expired
+// siblings) the read found, which a write over it supersedes; a miss that found nothing has an empty one.
 type Entry struct {
 	Found    bool
 	Siblings []Value
 	Chosen   int
 	Cas      uint64
 	Context  []byte
+}
+
+// Supersede says which of a key's siblings a write replaces. The zero value replaces none: the write becomes
+// a sibling of whatever the key holds, so it can never drop a value its writer did not see (Riak's rule for a
+// write without a context). A write replaces more only when asked: with the context of a read, or blind.
+type Supersede struct {
+	// Blind asks for a blind write: it replaces whatever the coordinating replica holds when it applies the
+	// write, seen or not (plain `set`, memcached's last-writer-wins). Writes that replica has not seen yet
+	// stay siblings of it. Context must be empty.
+	Blind bool
+	// Context is the causal context of an earlier read (Entry.Context): the write replaces exactly the
+	// siblings (and tombstones) that read returned. Empty (nil or zero length) replaces nothing.
+	Context []byte
 }
 
 // Store is what the memcache server needs from gokai; the node implements it.
@@ -32,11 +46,12 @@ type Entry struct {
 // the slices of a returned Entry (and hands Entry.Context and sibling data back to Set), never writes to them.
 type Store interface {
 	Get(ctx context.Context, key []byte) (Entry, error)
-	// Set writes v. context nil = blind write (supersedes what the coordinating replica holds); non-nil =
-	// supersede exactly the siblings that context describes. v.LastMod is the server's clock at the request;
-	// the Store may restamp it.
-	Set(ctx context.Context, key []byte, v Value, context []byte) error
-	Delete(ctx context.Context, key []byte, context []byte) error
+	// Set writes v, replacing the siblings over says (see Supersede: the zero value replaces none). v.LastMod
+	// is the server's clock at the request; the Store may restamp it. A Supersede with both Blind and a
+	// Context is an error.
+	Set(ctx context.Context, key []byte, v Value, over Supersede) error
+	// Delete writes a tombstone that replaces the siblings over says, as Set.
+	Delete(ctx context.Context, key []byte, over Supersede) error
 	FlushAll(ctx context.Context) error
 	Stats() []Stat // gokai's own counters, appended to `stats` output
 }
