@@ -131,7 +131,9 @@ func checkEnvelope(b *remote.MessageBatch, e *remote.MessageEnvelope) string {
 // guard is the Remote's gRPC interceptors and their counters.
 type guard struct {
 	log      *slog.Logger
+	tls      *TransportTLS // nil: no TLS
 	rejected atomic.Uint64 // envelopes dropped by checkBatch
+	refused  atomic.Uint64 // streams refused: no valid certificate, or a claim the certificate does not back
 	panics   atomic.Uint64 // handler panics recovered
 	warn     rateLimited
 }
@@ -154,28 +156,105 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 			err = status.Error(codes.Internal, "gokai: transport error")
 		}
 	}()
-	return handler(srv, &checkedStream{ServerStream: ss, g: g})
+	name, err := g.streamPeer(ss.Context())
+	if err != nil {
+		g.refused.Add(1)
+		g.warn.log(g.log, "actors: transport peer refused", "err", err)
+		return status.Error(codes.Unauthenticated, "gokai: peer refused")
+	}
+	return handler(srv, &checkedStream{ServerStream: ss, g: g, peer: name})
 }
 
-// checkedStream runs checkBatch on every message the handler receives.
+// checkedStream runs checkBatch on every message the handler receives, binds a TLS peer to the address it
+// claims, and stamps the envelopes it keeps with where they came from.
 type checkedStream struct {
 	grpc.ServerStream
-	g *guard
+	g       *guard
+	peer    string // the peer's verified node name; "" without TLS
+	claimed string // the transport address the peer's connect request claimed (verified with TLS)
 }
 
 func (s *checkedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	if rm, ok := m.(*remote.RemoteMessage); ok {
-		if b := rm.GetMessageBatch(); b != nil {
-			if n, why := checkBatch(b); n > 0 {
-				s.g.rejected.Add(uint64(n))
-				s.g.warn.log(s.g.log, "actors: dropped transport envelopes a peer may not send", "dropped", n, "first", why)
+	rm, ok := m.(*remote.RemoteMessage)
+	if !ok {
+		return nil
+	}
+	if c := rm.GetConnectRequest(); c != nil {
+		if sc := c.GetServerConnection(); sc != nil {
+			if s.g.tls != nil && s.g.tls.Verify != nil {
+				if err := s.g.tls.Verify(s.peer, sc.Address); err != nil {
+					s.g.refused.Add(1)
+					s.g.warn.log(s.g.log, "actors: transport peer refused", "peer", s.peer, "claims", sc.Address, "err", err)
+					return status.Error(codes.PermissionDenied, "gokai: peer refused")
+				}
 			}
+			s.claimed = sc.Address
 		}
+		return nil
+	}
+	b := rm.GetMessageBatch()
+	if b == nil {
+		return nil
+	}
+	if s.g.tls != nil && s.claimed == "" {
+		s.g.refused.Add(1)
+		return status.Error(codes.PermissionDenied, "gokai: messages before the connect request")
+	}
+	n, why := checkBatch(b)
+	if s.g.tls != nil {
+		n2, why2 := s.checkSenders(b)
+		if why == "" {
+			why = why2
+		}
+		n += n2
+	}
+	if n > 0 {
+		s.g.rejected.Add(uint64(n))
+		s.g.warn.log(s.g.log, "actors: dropped transport envelopes a peer may not send", "peer", s.peer, "dropped", n, "first", why)
+	}
+	for _, e := range b.Envelopes {
+		s.stamp(e)
 	}
 	return nil
+}
+
+// checkSenders drops envelopes whose sender PID names another node than the one the peer proved to be:
+// with TLS a node speaks only for itself. It runs after checkBatch (indexes are in range).
+func (s *checkedStream) checkSenders(b *remote.MessageBatch) (dropped int, why string) {
+	kept := b.Envelopes[:0]
+	for _, e := range b.Envelopes {
+		if e.Sender > 0 && b.Senders[e.Sender-1].Address != s.claimed {
+			if why == "" {
+				why = fmt.Sprintf("sender address %.64q is not the peer's", b.Senders[e.Sender-1].Address)
+			}
+			dropped++
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(b.Envelopes[len(kept):])
+	b.Envelopes = kept
+	return dropped, why
+}
+
+// stamp marks e as received from another node, with the peer's verified name when there is one; whatever
+// the peer put under those headers is replaced.
+func (s *checkedStream) stamp(e *remote.MessageEnvelope) {
+	if e.MessageHeader == nil {
+		e.MessageHeader = &remote.MessageHeader{}
+	}
+	if e.MessageHeader.HeaderData == nil {
+		e.MessageHeader.HeaderData = map[string]string{}
+	}
+	e.MessageHeader.HeaderData[RemoteHeader] = "1"
+	if s.peer != "" {
+		e.MessageHeader.HeaderData[PeerHeader] = s.peer
+	} else {
+		delete(e.MessageHeader.HeaderData, PeerHeader)
+	}
 }
 
 // rateLimited logs one line per second at most, with the number of lines suppressed since the last one.

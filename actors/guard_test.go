@@ -2,6 +2,9 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +226,94 @@ func TestTransportSurvivesHostileFrames(t *testing.T) {
 	st := res.(*testStatsReply).Stats
 	if st.Rejected != 6 || st.DecodeErrors != 1 {
 		t.Fatalf("stats %+v: want 6 envelopes rejected by the guard and 1 that did not decode", st)
+	}
+}
+
+// fakeStream hands RecvMsg the prepared messages in order.
+type fakeStream struct {
+	grpc.ServerStream
+	msgs []*remote.RemoteMessage
+}
+
+func (f *fakeStream) RecvMsg(m any) error {
+	if len(f.msgs) == 0 {
+		return io.EOF
+	}
+	proto.Merge(m.(*remote.RemoteMessage), f.msgs[0])
+	f.msgs = f.msgs[1:]
+	return nil
+}
+
+func connectMsg(addr string) *remote.RemoteMessage {
+	return &remote.RemoteMessage{MessageType: &remote.RemoteMessage_ConnectRequest{ConnectRequest: &remote.ConnectRequest{
+		ConnectionType: &remote.ConnectRequest_ServerConnection{ServerConnection: &remote.ServerConnection{SystemId: "s", Address: addr}}}}}
+}
+
+func batchMsg(b *remote.MessageBatch) *remote.RemoteMessage {
+	return &remote.RemoteMessage{MessageType: &remote.RemoteMessage_MessageBatch{MessageBatch: b}}
+}
+
+// TestGuardBindsTLSPeers: with TLS, a peer must connect first, may claim only an address its certificate's
+// node may speak for, may send only as that address, and every envelope it sends carries its verified name
+// (whatever it put in the headers itself). Without TLS, envelopes are marked remote and carry no name.
+func TestGuardBindsTLSPeers(t *testing.T) {
+	echo := actor.NewPID("127.0.0.1:2", echoName)
+	verify := func(name, claimed string) error {
+		if name == "n1" && claimed == "127.0.0.1:1" {
+			return nil
+		}
+		return errors.New("not yours")
+	}
+	g := &guard{log: slog.New(slog.DiscardHandler), tls: &TransportTLS{Verify: verify}}
+	recv := func(s *checkedStream) (*remote.RemoteMessage, error) {
+		var m remote.RemoteMessage
+		err := s.RecvMsg(&m)
+		return &m, err
+	}
+
+	// Messages before the connect request are refused.
+	s := &checkedStream{ServerStream: &fakeStream{msgs: []*remote.RemoteMessage{batchMsg(validBatch(t, echo))}}, g: g, peer: "n1"}
+	if _, err := recv(s); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("batch before connect: %v", err)
+	}
+	// A claim the certificate does not back is refused.
+	s = &checkedStream{ServerStream: &fakeStream{msgs: []*remote.RemoteMessage{connectMsg("127.0.0.1:9")}}, g: g, peer: "n1"}
+	if _, err := recv(s); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("foreign claim: %v", err)
+	}
+	// A good claim; then a batch from the claimed address is stamped, one from another address dropped.
+	forged := validBatch(t, echo)
+	forged.Envelopes[0].MessageHeader = &remote.MessageHeader{HeaderData: map[string]string{PeerHeader: "n2"}}
+	other := validBatch(t, echo)
+	other.Senders[0] = actor.NewPID("127.0.0.1:7", "future$1")
+	forged.Senders[0] = actor.NewPID("127.0.0.1:1", "future$1")
+	s = &checkedStream{ServerStream: &fakeStream{msgs: []*remote.RemoteMessage{connectMsg("127.0.0.1:1"), batchMsg(forged), batchMsg(other)}}, g: g, peer: "n1"}
+	if _, err := recv(s); err != nil {
+		t.Fatal(err)
+	}
+	m, err := recv(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := m.GetMessageBatch().Envelopes[0].MessageHeader.HeaderData
+	if h[PeerHeader] != "n1" || h[RemoteHeader] != "1" {
+		t.Fatalf("headers %v, want the verified peer n1", h)
+	}
+	if m, err = recv(s); err != nil || len(m.GetMessageBatch().Envelopes) != 0 {
+		t.Fatalf("a batch sent as another address: %v, kept %d", err, len(m.GetMessageBatch().GetEnvelopes()))
+	}
+	if g.rejected.Load() != 1 || g.refused.Load() != 2 {
+		t.Fatalf("rejected %d refused %d, want 1 and 2", g.rejected.Load(), g.refused.Load())
+	}
+
+	// Without TLS: marked remote, any peer name a sender wrote removed.
+	plain := &guard{log: slog.New(slog.DiscardHandler)}
+	s = &checkedStream{ServerStream: &fakeStream{msgs: []*remote.RemoteMessage{batchMsg(forged)}}, g: plain}
+	if m, err = recv(s); err != nil {
+		t.Fatal(err)
+	}
+	h = m.GetMessageBatch().Envelopes[0].MessageHeader.HeaderData
+	if _, ok := h[PeerHeader]; ok || h[RemoteHeader] != "1" {
+		t.Fatalf("plaintext headers %v", h)
 	}
 }

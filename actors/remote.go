@@ -16,6 +16,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
@@ -64,6 +65,8 @@ type RemoteConfig struct {
 	MaxMessageBytes int
 	// Logger receives decode failures and dropped sends. Default: the actor system's logger.
 	Logger *slog.Logger
+	// TLS runs the transport over mutual TLS (tls.go). nil: plaintext, for loopback and trusted networks.
+	TLS *TransportTLS
 }
 
 func (c RemoteConfig) withDefaults() RemoteConfig {
@@ -124,6 +127,7 @@ type RemoteStats struct {
 	EncodeErrors uint64 // sends refused because the message could not be encoded or was too large
 	DecodeErrors uint64 // received wire messages dropped because they did not decode
 	Rejected     uint64 // received envelopes the transport guard dropped (guard.go: bad indexes, types, targets)
+	Refused      uint64 // peer streams refused (TLS: no valid node certificate, or a claim it does not back)
 	Panics       uint64 // transport handler panics recovered (the stream was closed)
 }
 
@@ -185,7 +189,15 @@ func StartRemote(system *actor.ActorSystem, cfg RemoteConfig) (*Remote, error) {
 		lim:    mpscan.Limits{MaxBytes: cfg.MaxMessageBytes},
 		log:    cfg.Logger.With("component", "remote"),
 	}
-	r.guard.log = r.log
+	r.guard.log, r.guard.tls = r.log, cfg.TLS
+	creds, serverCreds := insecure.NewCredentials(), []grpc.ServerOption(nil)
+	if t := cfg.TLS; t != nil {
+		if t.Server == nil || t.Dial == nil || t.Identify == nil {
+			return nil, errors.New("actors: RemoteConfig.TLS needs Server, Dial and Identify")
+		}
+		creds = newDialCreds(t.Dial)
+		serverCreds = []grpc.ServerOption{grpc.Creds(credentials.NewTLS(t.Server))}
+	}
 	opts := []remote.ConfigOption{
 		// NB: protoactor's "queue size" is only the initial capacity of a ring that grows without bound; the
 		// bound is our per-peer gate. Size the ring so it never grows below the gate.
@@ -196,9 +208,9 @@ func StartRemote(system *actor.ActorSystem, cfg RemoteConfig) (*Remote, error) {
 		remote.WithServerOptions(append([]grpc.ServerOption{
 			grpc.MaxRecvMsgSize(int(recvLimit)),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 2, PermitWithoutStream: true}),
-		}, r.guard.serverOptions()...)...),
+		}, append(serverCreds, r.guard.serverOptions()...)...)...),
 		remote.WithDialOptions(
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(creds),
 			// NB: bound each connection attempt, so a peer that drops packets (rather than refusing) holds its
 			// endpoint writer about as long as a refusing one: protoactor makes 5 attempts 2 s apart.
 			grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: connectTimeout}),
@@ -251,7 +263,7 @@ func (r *Remote) Limits() mpscan.Limits { return r.lim }
 func (r *Remote) Stats() RemoteStats {
 	return RemoteStats{Sent: r.sent.Load(), Dropped: r.dropped.Load(),
 		EncodeErrors: r.encodeErrors.Load(), DecodeErrors: r.decodeErrors.Load(),
-		Rejected: r.guard.rejected.Load(), Panics: r.guard.panics.Load()}
+		Rejected: r.guard.rejected.Load(), Refused: r.guard.refused.Load(), Panics: r.guard.panics.Load()}
 }
 
 // Stop shuts the transport down. graceful tells connected peers first and waits (at most ~10 s, protoactor's

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	// MaxResponseBytes bounds one reply message; a larger one closes its connection and fails its
 	// requests. A get returns every sibling, each up to 16 MiB. Default 256 MiB; at least 64 KiB.
 	MaxResponseBytes int
+	// TLS, when set, speaks TLS to every node (a node started with -rpc-tls). An operator's certificate in
+	// TLS.Certificates makes the client an operator (cluster changes). Default nil: plaintext.
+	TLS *tls.Config
 
 	// minRefreshGap spaces out ring reads asked for by errors; tests shorten it. Default 1s.
 	minRefreshGap time.Duration

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -49,7 +50,7 @@ type call struct {
 	err  error
 }
 
-func dialConn(ctx context.Context, addr string, timeout time.Duration, maxResp int) (*conn, error) {
+func dialConn(ctx context.Context, addr string, timeout time.Duration, maxResp int, tlsCfg *tls.Config) (*conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -57,6 +58,17 @@ func dialConn(ctx context.Context, addr string, timeout time.Duration, maxResp i
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if tlsCfg != nil {
+		tc := tls.Client(nc, tlsCfg)
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return nil, &opError{addr: addr, op: "tls handshake", err: err}
+		}
+		nc = tc
 	}
 	c := &conn{addr: addr, nc: nc, maxResp: maxResp, pending: make(map[uint32]*call), done: make(chan struct{})}
 	go c.readLoop()

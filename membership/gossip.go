@@ -97,6 +97,22 @@ type GossipConfig struct {
 	// State is the initial cluster state (for a new node, a one-node
 	// cluster of its own from NewClusterState). Required, must Validate.
 	State *ClusterState
+	// Signed is State's signed form as StateDoc returned it (saved by an
+	// earlier run), so a state another node signed can be passed on. nil:
+	// this node signs State if it is its claimant.
+	Signed []byte
+	// Keys, when set, encrypt gossip (memberlist's keyring: AES-GCM with
+	// 16, 24 or 32-byte keys). Keys[0] encrypts; every key decrypts, so a
+	// key can be rotated in without downtime (InstallKey, UseKey, RemoveKey).
+	Keys [][]byte
+	// Label is authenticated with every gossip packet and stream; a peer
+	// with another label is refused. Set it to the cluster's identity
+	// (≤ 255 bytes). Default "" (none).
+	Label string
+	// Signer signs the states this node proposes and checks received ones
+	// (signed.go). nil: states travel unsigned, and a received state's
+	// claimant must be a member of the current state.
+	Signer StateSigner
 
 	// ignoreVersions makes the node drop received version broadcasts, so
 	// that only push-pull spreads states (tests).
@@ -189,6 +205,13 @@ func (c GossipConfig) Validate() error {
 		return bad("DeadNodeReclaimTime", c.DeadNodeReclaimTime, ">= 0")
 	case c.State == nil:
 		return bad("State", "nil", "a cluster state")
+	case len(c.Label) > memberlist.LabelMaxSize:
+		return bad("Label", len(c.Label), fmt.Sprintf("at most %d bytes", memberlist.LabelMaxSize))
+	}
+	for i, k := range c.Keys {
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return bad(fmt.Sprintf("Keys[%d]", i), fmt.Sprintf("%d bytes", n), "16, 24 or 32 bytes")
+		}
 	}
 	if err := c.State.Validate(); err != nil {
 		return fmt.Errorf("membership: GossipConfig.State: %w", err)
@@ -227,10 +250,11 @@ type liveEntry struct {
 	port uint16
 }
 
-// installed is the current state with its encoding and hash.
+// installed is the current state with its encoding, signed form and hash.
 type installed struct {
 	s    *ClusterState
 	enc  []byte
+	doc  []byte // signed form (signed.go): what gossip sends
 	hash uint64
 }
 
@@ -271,6 +295,7 @@ type Gossip struct {
 	addr  string
 	ml    atomic.Pointer[memberlist.Memberlist]
 	queue *memberlist.TransmitLimitedQueue
+	keys  *memberlist.Keyring // nil: gossip unencrypted; the Keyring is safe for concurrent use
 
 	mu  sync.Mutex // serialises installs; publication happens under it
 	cur atomic.Pointer[installed]
@@ -280,7 +305,8 @@ type Gossip struct {
 	adopted  atomic.Bool            // ... and took a seed's state
 	rejected atomic.Pointer[string] // why the last merge was refused
 
-	reconnects atomic.Int64 // successful re-joins (reconnect.go)
+	reconnects    atomic.Int64 // successful re-joins (reconnect.go)
+	refusedStates atomic.Int64 // received states refused (signed.go)
 
 	viewMu     sync.RWMutex
 	view       map[NodeID]*liveEntry
@@ -323,11 +349,16 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		sendSem: make(chan struct{}, maxSends),
 		stop:    make(chan struct{}),
 	}
-	enc, err := cfg.State.MarshalBinary()
+	in, err := g.local(cfg.State)
 	if err != nil {
 		return nil, err
 	}
-	g.cur.Store(&installed{s: cfg.State, enc: enc, hash: cfg.State.Hash()})
+	if cfg.Signed != nil {
+		if s, doc, err := OpenSignedState(cfg.Signed); err == nil && s.Hash() == in.hash && s.Version == in.s.Version {
+			in.doc = doc
+		}
+	}
+	g.cur.Store(in)
 	// The longest meta this node can advertise: any cluster id it may adopt.
 	if n := len(g.encodeMeta(strings.Repeat("x", MaxNameBytes), true)); n > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("membership: GossipConfig.Self: node meta of %d bytes (max %d)", n, memberlist.MetaMaxSize)
@@ -346,6 +377,15 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	mc.RetransmitMult = cfg.RetransmitMult
 	mc.DeadNodeReclaimTime = cfg.DeadNodeReclaimTime
 	mc.Logger = log.New(memberlistLog{g.log}, "", 0)
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys[1:], cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("membership: gossip keys: %w", err)
+		}
+		mc.Keyring, g.keys = kr, kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
+	mc.Label = cfg.Label
 	if cfg.deadTime > 0 {
 		mc.GossipToTheDeadTime = cfg.deadTime
 	}
@@ -387,11 +427,68 @@ func (g *Gossip) State() *ClusterState { return g.cur.Load().s }
 // cluster), and broadcasts its version. It reports whether s was
 // installed.
 func (g *Gossip) Propose(s *ClusterState) bool {
-	if g.isClosed() {
+	if g.isClosed() || s == nil {
 		return false
 	}
-	return g.install(s, false, "propose")
+	in, err := g.local(s)
+	if err != nil {
+		g.log.Debug("membership: refusing an invalid cluster state", "source", "propose", "err", err)
+		return false
+	}
+	return g.install(in, false, "propose")
 }
+
+// StateDoc returns the current state's signed form, to save and hand back as GossipConfig.Signed.
+func (g *Gossip) StateDoc() []byte { return g.cur.Load().doc }
+
+// Signed returns the current state and its signed form, together.
+func (g *Gossip) Signed() (*ClusterState, []byte) {
+	in := g.cur.Load()
+	return in.s, in.doc
+}
+
+// local encodes (validating) and, when this node is its claimant and there is a Signer, signs a state this
+// node holds on its own authority.
+func (g *Gossip) local(s *ClusterState) (*installed, error) {
+	enc, err := s.MarshalBinary() // validates
+	if err != nil {
+		return nil, err
+	}
+	var sig, cert []byte
+	if g.cfg.Signer != nil && s.Claimant == g.self {
+		if sig, cert, err = g.cfg.Signer.Sign(enc); err != nil {
+			return nil, fmt.Errorf("membership: signing the cluster state: %w", err)
+		}
+	}
+	return &installed{s: s, enc: enc, doc: encodeSigned(enc, sig, cert), hash: s.Hash()}, nil
+}
+
+// remote decodes a signed state from another node and applies the signature and claimant rules.
+func (g *Gossip) remote(b []byte, adopt bool, source string) *installed {
+	ss, err := decodeSigned(b)
+	if err != nil {
+		g.log.Debug("membership: dropping a malformed state", "source", source, "err", err)
+		return nil
+	}
+	s, err := UnmarshalClusterState(ss.State)
+	if err != nil {
+		g.log.Debug("membership: dropping a malformed state", "source", source, "err", err)
+		return nil
+	}
+	cur := g.State()
+	if !adopt && s.Cluster != cur.Cluster {
+		return nil // another cluster's state: install would refuse it anyway
+	}
+	if err := checkRemote(g.cfg.Signer, s, ss, cur, adopt); err != nil {
+		g.refusedStates.Add(1)
+		g.log.Warn("membership: refusing a cluster state", "source", source, "version", s.Version, "claimant", string(s.Claimant), "err", err)
+		return nil
+	}
+	return &installed{s: s, enc: ss.State, doc: b, hash: s.Hash()}
+}
+
+// RefusedStates is the number of received cluster states refused by the signature or claimant rules.
+func (g *Gossip) RefusedStates() int64 { return g.refusedStates.Load() }
 
 // Join contacts seeds (memberlist host:port addresses) and exchanges node
 // lists and states with them. Without adopt, seeds must be of this node's
@@ -605,19 +702,14 @@ func (g *Gossip) goTracked(f func()) bool {
 	return true
 }
 
-// install makes s the current state when it is valid and Newer than the
-// current one (or, for an adopting join, of another cluster), publishes it
-// and broadcasts its version. It reports whether s was installed.
-func (g *Gossip) install(s *ClusterState, adopt bool, source string) bool {
-	if s == nil {
+// install makes in the current state when it is Newer than the current one
+// (or, for an adopting join, of another cluster), publishes it and
+// broadcasts its version. It reports whether in was installed.
+func (g *Gossip) install(in *installed, adopt bool, source string) bool {
+	if in == nil {
 		return false
 	}
-	enc, err := s.MarshalBinary() // validates
-	if err != nil {
-		g.log.Debug("membership: refusing an invalid cluster state", "source", source, "err", err)
-		return false
-	}
-	h := s.Hash()
+	s, h := in.s, in.hash
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	cur := g.cur.Load()
@@ -627,7 +719,6 @@ func (g *Gossip) install(s *ClusterState, adopt bool, source string) bool {
 	default:
 		return false
 	}
-	in := &installed{s: s, enc: enc, hash: h}
 	g.cur.Store(in)
 	g.publishLocked(s)
 	g.announceLocked(in)
@@ -683,7 +774,7 @@ func (g *Gossip) onStateVersion(body []byte) {
 		}
 	case newerVersion(cur.s.Version, cur.hash, v.Version, v.Hash):
 		if firstWithin(g, g.pushed, v.From) {
-			g.send(v.From, append([]byte{msgStateReply}, cur.enc...))
+			g.send(v.From, append([]byte{msgStateReply}, cur.doc...))
 		}
 	}
 }
@@ -723,36 +814,30 @@ func (g *Gossip) onPullState(body []byte) {
 	if v.Cluster != cur.s.Cluster || v.From == g.self {
 		return
 	}
-	g.send(v.From, append([]byte{msgStateReply}, cur.enc...))
+	g.send(v.From, append([]byte{msgStateReply}, cur.doc...))
 }
 
 // onStateReply installs a state sent by a peer when it is newer.
 func (g *Gossip) onStateReply(body []byte) {
-	s, err := UnmarshalClusterState(body)
-	if err != nil {
-		g.log.Debug("membership: dropping a malformed state", "err", err)
-		return
-	}
-	g.install(s, false, "pull")
+	g.install(g.remote(body, false, "pull"), false, "pull")
 }
 
 // onRemoteState handles the state of a push-pull exchange. During an
 // adopting join, the first state received is taken whatever its cluster.
 func (g *Gossip) onRemoteState(buf []byte, join bool) {
-	s, err := UnmarshalClusterState(buf)
-	if err != nil {
-		g.log.Debug("membership: dropping a malformed pushed state", "err", err)
-		return
-	}
-	if join && g.adopting.Load() && g.adopted.CompareAndSwap(false, true) {
-		if s.Cluster == g.State().Cluster { // already of this cluster
-			g.install(s, false, "join")
+	if join && g.adopting.Load() {
+		in := g.remote(buf, true, "adopt")
+		if in == nil || !g.adopted.CompareAndSwap(false, true) {
 			return
 		}
-		g.install(s, true, "adopt")
+		if in.s.Cluster == g.State().Cluster { // already of this cluster
+			g.install(in, false, "join")
+			return
+		}
+		g.install(in, true, "adopt")
 		return
 	}
-	g.install(s, false, "push-pull")
+	g.install(g.remote(buf, false, "push-pull"), false, "push-pull")
 }
 
 // send delivers msg reliably (TCP) to node to on its own goroutine; it is

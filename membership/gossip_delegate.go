@@ -49,7 +49,7 @@ func (d *gossipDelegate) NotifyMsg(buf []byte) {
 			return
 		}
 	case msgStateReply:
-		if len(buf)-1 > MaxStateBytes {
+		if len(buf)-1 > signedLimits.MaxBytes {
 			d.g.log.Debug("membership: dropping an oversized state", "bytes", len(buf))
 			return
 		}
@@ -74,7 +74,7 @@ func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState returns the encoded current state for a push-pull.
-func (d *gossipDelegate) LocalState(join bool) []byte { return d.g.cur.Load().enc }
+func (d *gossipDelegate) LocalState(join bool) []byte { return d.g.cur.Load().doc }
 
 // MergeRemoteState takes a peer's state from a push-pull.
 func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool) {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
-	"github.com/gokai-kv/gokai/client"
 	"github.com/gokai-kv/gokai/membership"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
 )
@@ -134,9 +134,10 @@ func (n *Node) clusterStatus() map[string]any {
 		e := map[string]any{"name": string(m.Name), "status": string(m.Status), "alive": alive,
 			"suspected":  !n.cl.fd.Up(m.Name),
 			"partitions": len(s.Ring.PartitionsOf(m.Name)), "partitions_after": s.PartitionsAfter(m.Name),
-			"rpc_addr": lm.RPCAddr, "memcache_addr": lm.MemcacheAddr, "gossip_addr": lm.Addr}
+			"rpc_addr": lm.RPCAddr, "memcache_addr": lm.MemcacheAddr, "gossip_addr": lm.Addr, "transport_addr": lm.TransportAddr}
 		if m.Name == n.self() {
 			e["rpc_addr"], e["memcache_addr"], e["gossip_addr"] = n.RPCAddr(), n.MemcacheAddr(), n.cl.gossip.Addr()
+			e["transport_addr"] = n.cl.remote.Address()
 		}
 		members = append(members, e)
 	}
@@ -168,35 +169,25 @@ func (n *Node) transfersInfo() []any {
 	return out
 }
 
-// joinCluster makes this (new, single) node join the cluster of the node at seed (a msgpack-RPC address):
-// it joins the seed's gossip, adopts its cluster state, and asks the claimant to stage its join.
+// joinCluster makes this (new, single) node join the cluster of the node whose transport address is seed:
+// it asks the seed (over the transport, authenticated both ways with certificates) for its gossip address,
+// joins its gossip, adopts its cluster state, and asks the claimant to stage its join. Only the named seed
+// is contacted.
 func (n *Node) joinCluster(ctx context.Context, seed string) error {
 	if s := n.state(); len(s.Members) > 1 {
 		return &rpc.Error{Code: "bad_request", Message: fmt.Sprintf("this node is already in a cluster of %d members", len(s.Members))}
 	}
-	c, err := client.New(ctx, client.Config{Seeds: []string{seed}, DisableRouting: true, PoolSize: 1})
+	if _, _, err := net.SplitHostPort(seed); err != nil {
+		return &rpc.Error{Code: "bad_request", Message: fmt.Sprintf("seed %q: want the transport host:port of a node of the cluster", seed)}
+	}
+	res, err := n.callNode(ctx, seed, "join_info", nil)
 	if err != nil {
 		return fmt.Errorf("cluster: join: seed %s: %w", seed, err)
 	}
-	defer c.Close()
-	var st struct {
-		Cluster string `msgpack:"cluster"`
-		Members []struct {
-			Name       string `msgpack:"name"`
-			GossipAddr string `msgpack:"gossip_addr"`
-		} `msgpack:"members"`
-		Node string `msgpack:"node"`
-	}
-	if err := c.Call(ctx, "cluster_status", nil, &st, true); err != nil {
-		return fmt.Errorf("cluster: join: seed %s: %w", seed, err)
-	}
-	var gossipSeed string
-	for _, m := range st.Members {
-		if m.Name == st.Node {
-			gossipSeed = m.GossipAddr
-		}
-	}
-	if gossipSeed == "" {
+	info, _ := res.(map[string]any)
+	gossipSeed, _ := info["gossip"].(string)
+	cluster, _ := info["cluster"].(string)
+	if gossipSeed == "" || cluster == "" {
 		return fmt.Errorf("cluster: join: seed %s did not tell its gossip address", seed)
 	}
 	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -205,7 +196,7 @@ func (n *Node) joinCluster(ctx context.Context, seed string) error {
 		return fmt.Errorf("cluster: join: gossip %s: %w", gossipSeed, err)
 	}
 	// Wait until the seed's cluster state arrived, then stage the join at its claimant.
-	for n.state().Cluster != st.Cluster {
+	for n.state().Cluster != cluster {
 		select {
 		case <-jctx.Done():
 			return fmt.Errorf("cluster: join: the cluster state did not arrive: %w", jctx.Err())

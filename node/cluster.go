@@ -19,7 +19,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
-	"github.com/gokai-kv/gokai/client"
 	"github.com/gokai-kv/gokai/handoff"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/vnode"
@@ -66,47 +65,48 @@ func (n *Node) selfMember() membership.Member {
 // state is the cluster state this node currently holds.
 func (n *Node) state() *membership.ClusterState { return n.cl.gossip.State() }
 
-// loadState reads the saved cluster state, or makes a new single-node cluster.
-func (n *Node) loadState() (*membership.ClusterState, error) {
+// loadState reads the saved cluster state (and its signed form), or makes a new single-node cluster.
+func (n *Node) loadState() (*membership.ClusterState, []byte, error) {
 	if n.cfg.Backend == "leveldb" {
 		raw, err := os.ReadFile(n.statePath())
 		switch {
 		case err == nil:
-			s, err := membership.UnmarshalClusterState(raw)
+			s, signed, err := membership.OpenSignedState(raw)
 			if err != nil {
-				return nil, fmt.Errorf("cluster: %s: %w", n.statePath(), err)
+				return nil, nil, fmt.Errorf("cluster: %s: %w", n.statePath(), err)
 			}
 			if s.Ring.Q() != n.cfg.Q {
-				return nil, fmt.Errorf("cluster: data dir has q=%d, config says q=%d (q is fixed when the data dir is created)", s.Ring.Q(), n.cfg.Q)
+				return nil, nil, fmt.Errorf("cluster: data dir has q=%d, config says q=%d (q is fixed when the data dir is created)", s.Ring.Q(), n.cfg.Q)
 			}
 			if _, ok := s.Member(n.self()); !ok && len(s.Members) > 0 && s.Claimant != n.self() {
 				n.logger.Warn("this node is not a member of its saved cluster state (it left, or the state is older than the cluster's: it catches up when the peers answer)", "members", len(s.Members), "version", s.Version)
 			}
-			return s, nil
+			return s, signed, nil
 		case !errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("cluster: %w", err)
+			return nil, nil, fmt.Errorf("cluster: %w", err)
 		}
 	}
 	var id [8]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s, err := membership.NewClusterState(hex.EncodeToString(id[:]), n.selfMember(), n.cfg.Q, n.cfg.N)
 	if err != nil && !errors.Is(err, membership.ErrTargetN) {
-		return nil, err
-	}
-	return s, n.saveState(s)
-}
-
-func (n *Node) saveState(s *membership.ClusterState) error {
-	if n.cfg.Backend != "leveldb" {
-		return nil
+		return nil, nil, err
 	}
 	raw, err := s.MarshalBinary()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	return writeFileAtomic(n.statePath(), raw)
+	return s, nil, n.saveState(raw)
+}
+
+// saveState writes a state's signed form (gossip's StateDoc; a bare encoded state is read back too).
+func (n *Node) saveState(doc []byte) error {
+	if n.cfg.Backend != "leveldb" {
+		return nil
+	}
+	return writeFileAtomic(n.statePath(), doc)
 }
 
 // startCluster starts the transport and the gossip shell (before any vnode or coordinator is spawned:
@@ -115,12 +115,18 @@ func (n *Node) startCluster(ctx context.Context) error {
 	n.cl = &cluster{}
 	empty := map[membership.NodeID]string{}
 	n.cl.live.Store(&empty)
-	r, err := actors.StartRemote(n.system, actors.RemoteConfig{Listen: n.cfg.TransportListen, Logger: n.logger})
+	r, err := actors.StartRemote(n.system, actors.RemoteConfig{Listen: n.cfg.TransportListen, Logger: n.logger,
+		TLS: n.transportTLS()})
 	if err != nil {
 		return fmt.Errorf("transport: %w", err)
 	}
 	n.cl.remote = r
-	st, err := n.loadState()
+	st, signed, err := n.loadState()
+	if err != nil {
+		r.Stop(false)
+		return err
+	}
+	keys, label, signer, err := n.gossipSecurity()
 	if err != nil {
 		r.Stop(false)
 		return err
@@ -138,7 +144,8 @@ func (n *Node) startCluster(ctx context.Context) error {
 		// A node restarted after a crash comes back under its name from new ports as soon as it is dead.
 		DeadNodeReclaimTime: time.Second,
 		ProbeInterval:       n.cfg.GossipProbeInterval, SuspicionMult: n.cfg.GossipSuspicionMult,
-		Logger: n.logger.With("component", "gossip"), State: st})
+		Keys: keys, Label: label, Signer: signer,
+		Logger: n.logger.With("component", "gossip"), State: st, Signed: signed})
 	if err != nil {
 		r.Stop(false)
 		return fmt.Errorf("gossip: %w", err)
@@ -147,6 +154,11 @@ func (n *Node) startCluster(ctx context.Context) error {
 	n.refreshLive()
 	n.cl.fd = newFailureDetector(n.cfg.FailureSuspicion, n.cfg.FailureProbe, n.pingPeer, g.Alive,
 		func(x membership.NodeID) bool { _, ok := n.state().Member(x); return ok }, n.now, n.logger)
+	if err := n.startControl(ctx); err != nil {
+		g.Shutdown()
+		r.Stop(false)
+		return err
+	}
 	n.logger.Info("cluster ready", "cluster", st.Cluster, "version", st.Version, "gossip", g.Addr(), "transport", r.Address())
 	return nil
 }
@@ -240,19 +252,6 @@ func (n *Node) remoteVnode(node membership.NodeID, p int) *actor.PID {
 	return n.cl.remote.PID(addr, actors.VnodeSupervisorName+"/"+actors.VnodeName(p))
 }
 
-// memberRPC is the msgpack-RPC address of a live member ("" if unknown).
-func (n *Node) memberRPC(name membership.NodeID) string {
-	if name == n.self() {
-		return n.RPCAddr()
-	}
-	for _, m := range n.cl.gossip.Members() {
-		if m.Name == name && m.State == membership.LiveAlive {
-			return m.RPCAddr
-		}
-	}
-	return ""
-}
-
 // startHandoff starts the ownership handoff manager.
 func (n *Node) startHandoff(context.Context) error {
 	// NB: a batch is at most 1 MiB on loopback or a LAN: 5 s per step is generous, and a receiver that
@@ -293,11 +292,12 @@ func (n *Node) watchCluster(ctx context.Context) error {
 	// NB: compare states by identity: every installed state is a new immutable value, and two clusters
 	// (a node's own before it joined, the one it adopted) can share a version number.
 	var saved *membership.ClusterState
-	save := func(s *membership.ClusterState) {
+	save := func() {
+		s, doc := n.cl.gossip.Signed()
 		if s == saved {
 			return
 		}
-		if err := n.saveState(s); err != nil {
+		if err := n.saveState(doc); err != nil {
 			n.logger.Error("cluster: save state", "err", err)
 			return
 		}
@@ -309,11 +309,11 @@ func (n *Node) watchCluster(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case s := <-states:
-			save(s)
+			save()
 			n.reconcile(ctx, s, false)
 		case <-tick.C:
 			// The subscription keeps only the latest state: save whatever is current.
-			save(n.state())
+			save()
 			n.refreshLive()
 			n.savePeers()
 			// Every tick: transfers blocked on a peer that was down start again as it comes back. Every
@@ -478,25 +478,16 @@ func (n *Node) pingPeer(ctx context.Context, node membership.NodeID) error {
 	return n.cl.remote.Ping(ctx, addr, time.Until(d))
 }
 
-// claimant runs a cluster change at the claimant: locally when this node is the claimant, else over
-// msgpack-RPC to the claimant's address.
+// claimant runs a cluster change at the claimant: locally when this node is the claimant, else over the
+// transport to the claimant's control actor.
 func (n *Node) claimant(ctx context.Context, method string, params []any) (any, error) {
 	s := n.state()
 	if s.Claimant == n.self() {
 		return n.applyClaimant(method, params)
 	}
-	addr := n.memberRPC(s.Claimant)
-	if addr == "" {
+	addr := n.transportAddr(s.Claimant)
+	if addr == "" || !n.cl.gossip.Alive(s.Claimant) {
 		return nil, fmt.Errorf("cluster: claimant %s is not reachable", s.Claimant)
 	}
-	c, err := client.New(ctx, client.Config{Seeds: []string{addr}, DisableRouting: true, PoolSize: 1})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: claimant %s: %w", s.Claimant, err)
-	}
-	defer c.Close()
-	var out any
-	if err := c.Call(ctx, method, params, &out, false); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return n.callNode(ctx, addr, method, params)
 }

@@ -68,6 +68,11 @@ type Config struct {
 
 	DebugListen string // net/http/pprof on this host:port; default "" (off). Loopback only, by hand.
 
+	CertsDir    string // certificates (gokai certs): mutual TLS between nodes, encrypted gossip; default "" (none)
+	Insecure    bool   // allow listeners off loopback without certs-dir (a trusted network); default false
+	RPCTLS      bool   // serve msgpack-RPC over TLS (needs certs-dir); default false
+	MemcacheTLS bool   // serve memcache over TLS (needs certs-dir; memcached's -Z); default false
+
 	LogLevel string // debug, info (default), warn, error
 	LogJSON  bool   // JSON logs instead of text; default false
 }
@@ -121,6 +126,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if err := c.checkBinds(); err != nil {
+		return err
+	}
+	if (c.RPCTLS || c.MemcacheTLS) && c.CertsDir == "" {
+		return errors.New("config: rpc-tls and memcache-tls need certs-dir")
 	}
 	if err := c.coordinatorConfig().Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -187,6 +198,10 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FailureProbe, "failure-probe-interval", c.FailureProbe, "ping a suspected node this often")
 	fs.IntVar(&c.HandoffConcurrency, "handoff-concurrency", c.HandoffConcurrency, "ownership transfers at once")
 	fs.StringVar(&c.DebugListen, "debug-listen", c.DebugListen, "serve net/http/pprof on this address (\"\" = off)")
+	fs.StringVar(&c.CertsDir, "certs-dir", c.CertsDir, "certificates directory (gokai certs): mutual TLS between nodes, encrypted gossip")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow listeners off loopback without certs-dir (a network you trust)")
+	fs.BoolVar(&c.RPCTLS, "rpc-tls", c.RPCTLS, "serve msgpack-RPC over TLS with the node certificate (needs certs-dir)")
+	fs.BoolVar(&c.MemcacheTLS, "memcache-tls", c.MemcacheTLS, "serve memcache over TLS with the node certificate (needs certs-dir)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", c.LogJSON, "JSON logs")
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/internal/pki"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
@@ -39,6 +41,8 @@ type Node struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	pki *pki.Bundle // certs-dir; nil without
 
 	system  *actor.ActorSystem
 	disp    *actors.Dispatcher
@@ -66,6 +70,9 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time) (*Node, error) {
 		now = time.Now
 	}
 	n := &Node{cfg: cfg, logger: logger.With("node", cfg.Name), now: now}
+	if err := n.loadSecurity(); err != nil {
+		return nil, err
+	}
 	n.tree = supervisor.New(n.logger, now)
 	// The client sockets are bound first, so the addresses gossip advertises are known (connections wait
 	// in the backlog until the listeners serve, last).
@@ -130,6 +137,15 @@ func (n *Node) RPCAddr() string {
 	return n.rpcLn.Addr().String()
 }
 
+// TransportAddr is the node-to-node transport address other nodes reach this one at (the SEED of a
+// cluster join); "" before Start.
+func (n *Node) TransportAddr() string {
+	if n.cl == nil || n.cl.remote == nil {
+		return ""
+	}
+	return n.cl.remote.Address()
+}
+
 // Coordinator, Vnodes, Backend, Ring and System expose the node's parts to tools and tests.
 func (n *Node) Coordinator() *coordinator.Service { return n.coord }
 func (n *Node) Vnodes() *vnode.Manager            { return n.vnodes }
@@ -159,9 +175,12 @@ func (n *Node) startStorage(context.Context) error {
 
 func (n *Node) stopStorage(context.Context) error { return n.backend.Close() }
 
-func writeFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, data []byte) error { return writeFileAtomicMode(path, data, 0o644) }
+
+// writeFileAtomicMode writes data to path through a synced temporary file and a rename.
+func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
 	if err != nil {
 		return err
 	}
@@ -280,7 +299,7 @@ func (n *Node) bind(context.Context) error {
 		if err != nil {
 			return fmt.Errorf("memcache: %w", err)
 		}
-		n.mcLn = ln
+		n.mcLn = n.maybeTLS(ln, n.cfg.MemcacheTLS)
 	}
 	if n.cfg.RPCListen != "" {
 		ln, err := net.Listen("tcp", n.cfg.RPCListen)
@@ -288,9 +307,17 @@ func (n *Node) bind(context.Context) error {
 			n.unbind(context.Background())
 			return fmt.Errorf("msgpack-rpc: %w", err)
 		}
-		n.rpcLn = ln
+		n.rpcLn = n.maybeTLS(ln, n.cfg.RPCTLS)
 	}
 	return nil
+}
+
+// maybeTLS serves ln over TLS with the node's certificate when on (clients may present an operator's).
+func (n *Node) maybeTLS(ln net.Listener, on bool) net.Listener {
+	if !on || n.pki == nil {
+		return ln
+	}
+	return tls.NewListener(ln, n.pki.ServerConfig(false))
 }
 
 // unbind closes sockets the listeners did not take over (a start that failed before them).
@@ -318,18 +345,18 @@ func (n *Node) startMemcache(context.Context) error {
 }
 
 func (n *Node) runMemcache(ctx context.Context) error {
-	return serveLoop(ctx, "memcache", &n.mcLn, n.mc.Serve)
+	return serveLoop(ctx, "memcache", &n.mcLn, func(l net.Listener) net.Listener { return n.maybeTLS(l, n.cfg.MemcacheTLS) }, n.mc.Serve)
 }
 
 // serveLoop runs serve on *ln until ctx ends. A serve that returns while ctx is live is a crash: the listener
 // is rebound on the same address so the supervisor's restart can serve again.
-func serveLoop(ctx context.Context, name string, ln *net.Listener, serve func(net.Listener) error) error {
+func serveLoop(ctx context.Context, name string, ln *net.Listener, wrap func(net.Listener) net.Listener, serve func(net.Listener) error) error {
 	err := serve(*ln)
 	if ctx.Err() != nil {
 		return nil
 	}
 	if l, lerr := net.Listen("tcp", (*ln).Addr().String()); lerr == nil {
-		*ln = l
+		*ln = wrap(l)
 	}
 	return fmt.Errorf("%s: serve returned: %v", name, err)
 }
@@ -368,7 +395,7 @@ func (n *Node) startRPC(context.Context) error {
 }
 
 func (n *Node) runRPC(ctx context.Context) error {
-	return serveLoop(ctx, "msgpack-rpc", &n.rpcLn, n.rpc.Serve)
+	return serveLoop(ctx, "msgpack-rpc", &n.rpcLn, func(l net.Listener) net.Listener { return n.maybeTLS(l, n.cfg.RPCTLS) }, n.rpc.Serve)
 }
 
 func (n *Node) stopRPC(ctx context.Context) error { return n.rpc.Shutdown(ctx) }

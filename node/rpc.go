@@ -21,7 +21,18 @@ var _ rpc.Handler = rpcHandler{}
 // ProtocolVersion is the msgpack-RPC API version reported by `version`.
 const ProtocolVersion = 1
 
+// operatorMethods change the cluster or read below the coordinators: they need an operator (isOperator).
+var operatorMethods = map[string]bool{"cluster_join": true, "cluster_leave": true, "cluster_clear": true,
+	"cluster_plan": true, "cluster_commit": true, "cluster_keys": true, "vnode_get": true}
+
+// errNotOperator is the answer to an operator method from a client that is not one.
+var errNotOperator = &rpc.Error{Code: "forbidden", Message: "an operator method: connect over TLS with an operator certificate " +
+	"(gokai certs create-client), or from loopback on a node without certificates"}
+
 func (h rpcHandler) Call(ctx context.Context, method string, params []any) (any, error) {
+	if operatorMethods[method] && !h.n.isOperator(ctx) {
+		return nil, errNotOperator
+	}
 	switch method {
 	case "get":
 		return h.get(ctx, params)
@@ -52,7 +63,13 @@ func (h rpcHandler) Call(ctx context.Context, method string, params []any) (any,
 			return nil, clusterError(err)
 		}
 		return true, nil
-	case "cluster_stage_join", "cluster_leave", "cluster_clear", "cluster_plan", "cluster_commit", "cluster_transfer_done":
+	case "cluster_keys":
+		out, err := h.n.clusterKeys(ctx, params)
+		if err != nil {
+			return nil, clusterError(err)
+		}
+		return out, nil
+	case "cluster_leave", "cluster_clear", "cluster_plan", "cluster_commit":
 		if method == "cluster_leave" && len(params) == 0 {
 			params = []any{string(h.n.self())}
 		}

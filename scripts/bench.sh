@@ -158,7 +158,7 @@ start_memcached() {
 }
 
 # start_gokai NAME [flags...] starts a gokai node with every listener on a loopback port chosen by the OS,
-# waits for its "gokai ready" log line and sets gk_pid, gk_mc and gk_rpc.
+# waits for its "gokai ready" log line and sets gk_pid, gk_mc, gk_rpc and gk_transport.
 start_gokai() {
 	local name=$1 log="$OUT/logs/$1.log" line="" deadline
 	shift
@@ -177,8 +177,8 @@ start_gokai() {
 		((SECONDS < deadline)) || { tail -n 30 "$log" >&2; die "gokai $name not ready after 60s"; }
 		sleep 0.1 # poll interval
 	done
-	[[ $line =~ memcache=([^ ]+)\ rpc=([^ ]+) ]] || die "gokai $name: no addresses in its ready line: $line"
-	gk_mc=${BASH_REMATCH[1]} gk_rpc=${BASH_REMATCH[2]}
+	[[ $line =~ memcache=([^ ]+)\ rpc=([^ ]+)\ transport=([^ ]+) ]] || die "gokai $name: no addresses in its ready line: $line"
+	gk_mc=${BASH_REMATCH[1]} gk_rpc=${BASH_REMATCH[2]} gk_transport=${BASH_REMATCH[3]}
 	echo "== gokai $name: memcache $gk_mc, msgpack-RPC $gk_rpc (pid $gk_pid)"
 }
 
@@ -267,13 +267,13 @@ stop_pids "$single_pid"
 
 if [[ -z $SKIP_CLUSTER ]]; then
 	start_gokai n1
-	n1_mc=$gk_mc n1_rpc=$gk_rpc
+	n1_mc=$gk_mc n1_rpc=$gk_rpc n1_transport=$gk_transport
 	start_gokai n2
 	n2_rpc=$gk_rpc
 	start_gokai n3
 	n3_rpc=$gk_rpc
-	gkcli "$n2_rpc" cluster join "$n1_rpc" >>"$OUT/logs/cluster.log"
-	gkcli "$n3_rpc" cluster join "$n1_rpc" >>"$OUT/logs/cluster.log"
+	gkcli "$n2_rpc" cluster join "$n1_transport" >>"$OUT/logs/cluster.log"
+	gkcli "$n3_rpc" cluster join "$n1_transport" >>"$OUT/logs/cluster.log"
 	deadline=$((SECONDS + 30))
 	until [[ $(gkcli "$n1_rpc" cluster status --json 2>/dev/null | grep -o '"kind":' | wc -l) -eq 2 ]]; do
 		((SECONDS < deadline)) || die "the claimant n1 did not stage both joins within 30s"

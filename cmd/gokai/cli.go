@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/pki"
 )
 
 // Exit codes of the client commands.
@@ -69,9 +73,11 @@ func exitCode(err error) int {
 
 // cliFlags are the flags every client command takes.
 type cliFlags struct {
-	addr    string
-	timeout time.Duration
-	json    bool
+	addr     string
+	timeout  time.Duration
+	json     bool
+	certsDir string // a certs dir holding ca.crt (and the operator's client.USER.crt/.key): speak TLS
+	user     string // the operator certificate to present
 }
 
 func newCLIFlagSet(name, usage string, stderr io.Writer, cf *cliFlags) *flag.FlagSet {
@@ -88,7 +94,36 @@ func newCLIFlagSet(name, usage string, stderr io.Writer, cf *cliFlags) *flag.Fla
 	fs.StringVar(&cf.addr, "addr", addr, "node msgpack-RPC address (default from GOKAI_ADDR when set)")
 	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "deadline for the whole command")
 	fs.BoolVar(&cf.json, "json", false, "print machine-readable JSON")
+	fs.StringVar(&cf.certsDir, "certs-dir", os.Getenv("GOKAI_CERTS_DIR"), "speak TLS, checking the node against ca.crt here, presenting client.USER.crt when present (default from GOKAI_CERTS_DIR)")
+	user := os.Getenv("GOKAI_USER")
+	if user == "" {
+		user = "admin"
+	}
+	fs.StringVar(&cf.user, "user", user, "the operator certificate (client.USER.crt) to present with --certs-dir (default from GOKAI_USER, else admin)")
 	return fs
+}
+
+// tlsConfig is the TLS configuration of --certs-dir, or nil.
+func (cf *cliFlags) tlsConfig() (*tls.Config, error) {
+	if cf.certsDir == "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(filepath.Join(cf.certsDir, pki.ClientCert(cf.user))); err != nil {
+		ca, err := os.ReadFile(filepath.Join(cf.certsDir, pki.CACert))
+		if err != nil {
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("--certs-dir: %w", err)}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, &exitError{code: exitUsage, err: errors.New("--certs-dir: ca.crt holds no certificate")}
+		}
+		return pki.ClientConfig(pool, nil), nil
+	}
+	cert, pool, err := pki.LoadClient(cf.certsDir, cf.user)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return pki.ClientConfig(pool, &cert), nil
 }
 
 // parseInterspersed parses flags before, between and after positional arguments (Go's flag package stops
@@ -118,7 +153,12 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // request, reading the ring first would cost two round trips, and --addr coordinates the request as well
 // as any node).
 func (cf *cliFlags) dial(ctx context.Context) (*client.Client, error) {
+	tc, err := cf.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	c, err := client.New(ctx, client.Config{
+		TLS:            tc,
 		Seeds:          []string{cf.addr},
 		PoolSize:       1,
 		DialTimeout:    min(cf.timeout, client.DefaultDialTimeout),

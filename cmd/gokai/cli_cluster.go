@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,12 +24,16 @@ import (
 const clusterUsage = `usage: gokai cluster <command> [flags]
 
 commands:
-  join SEED_RPC_ADDR  make the node at --addr (a new, empty node) join SEED's cluster and stage its join
+  join SEED           make the node at --addr (a new, empty node) join the cluster of the node whose
+                      transport address (host:port, shown by status) is SEED, and stage its join
   leave [NODE]        stage NODE's leave (default: the node at --addr)
   plan                show what a commit of the staged changes would do
   commit              apply the staged changes: partitions start moving (follow with gokai transfers --watch)
   clear               drop the staged changes
   status              members, partitions now -> after, claimant, ring version, staged changes, transfers
+  keys list|install|use|remove [KEY]
+                      rotate the gossip encryption key on every member (install the new key, use it,
+                      remove the old one; gokai certs gossip-key makes a key)
 
 Every command takes --addr, --timeout and --json like the client commands, and the same exit codes.
 `
@@ -43,6 +48,7 @@ type clusterMember struct {
 	RPCAddr         string `msgpack:"rpc_addr" json:"rpc_addr"`
 	MemcacheAddr    string `msgpack:"memcache_addr" json:"memcache_addr"`
 	GossipAddr      string `msgpack:"gossip_addr" json:"gossip_addr"`
+	TransportAddr   string `msgpack:"transport_addr" json:"transport_addr"`
 }
 
 // clusterChange is a staged (or planned) change.
@@ -163,6 +169,8 @@ func cliCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return clusterSimple(ctx, "clear", "cluster_clear", "clear [flags]\n\nDrops the staged changes (joining nodes are removed, leaving ones are valid again).", rest, stdout, stderr)
 	case "status":
 		return clusterStatusCmd(ctx, rest, stdout, stderr)
+	case "keys":
+		return clusterKeysCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, clusterUsage)
 		return nil
@@ -182,9 +190,10 @@ func fetchStatus(ctx context.Context, c *client.Client) (*clusterStatus, error) 
 }
 
 func clusterJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	ctx, c, cf, pos, done, err := clusterCmd(ctx, "cluster join", "cluster join [flags] SEED_RPC_ADDR\n\n"+
-		"Run against the new, empty node (--addr): it joins the gossip of the node at SEED_RPC_ADDR, takes its\n"+
-		"cluster state and asks the claimant to stage its join. Review with plan, apply with commit.", args, 1, 1, stderr)
+	ctx, c, cf, pos, done, err := clusterCmd(ctx, "cluster join", "cluster join [flags] SEED\n\n"+
+		"Run against the new, empty node (--addr): it asks the node whose transport address is SEED (host:port;\n"+
+		"gokai cluster status shows it) for its gossip address, joins its gossip, takes its cluster state and\n"+
+		"asks the claimant to stage its join. Review with plan, apply with commit.", args, 1, 1, stderr)
 	if err != nil {
 		return err
 	}
@@ -443,6 +452,7 @@ type transfersView struct {
 type transfersPoller struct {
 	seed    *client.Client
 	timeout time.Duration // per member call
+	tls     *tls.Config   // --certs-dir
 
 	mu      sync.Mutex
 	clients map[string]*client.Client // REQUIRES: mu held
@@ -465,7 +475,7 @@ func (tp *transfersPoller) client(ctx context.Context, addr string) (*client.Cli
 		return c, nil
 	}
 	c, err := client.New(ctx, client.Config{Seeds: []string{addr}, PoolSize: 1, DisableRouting: true,
-		DialTimeout: min(tp.timeout, client.DefaultDialTimeout), RequestTimeout: tp.timeout})
+		DialTimeout: min(tp.timeout, client.DefaultDialTimeout), RequestTimeout: tp.timeout, TLS: tp.tls})
 	if err != nil {
 		return nil, err
 	}
@@ -653,7 +663,11 @@ func cliTransfers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer seed.Close()
-	tp := &transfersPoller{seed: seed, timeout: min(cf.timeout, 5*time.Second), clients: map[string]*client.Client{}}
+	tc, err := cf.tlsConfig()
+	if err != nil {
+		return err
+	}
+	tp := &transfersPoller{seed: seed, timeout: min(cf.timeout, 5*time.Second), clients: map[string]*client.Client{}, tls: tc}
 	defer tp.close()
 	term := isTerminal(stdout)
 	for frame := 0; ; frame++ {
@@ -695,4 +709,44 @@ func cliTransfers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return &exitError{code: exitServer, err: fmt.Errorf("transfers: %d still pending after %v", v.Pending, total)}
 		}
 	}
+}
+
+func clusterKeysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	ctx, c, cf, pos, done, err := clusterCmd(ctx, "cluster keys", "cluster keys [flags] list | install KEY | use KEY | remove KEY\n\n"+
+		"Runs one step of a gossip key rotation on every member: install the new key everywhere, make it the\n"+
+		"key every node encrypts with (use), then remove the old one. Keys are base64 (gokai certs gossip-key);\n"+
+		"list shows each node's keys by their SHA-256 prefix. A step that some node missed fails: run it again.", args, 1, 2, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	params := make([]any, len(pos))
+	for i, p := range pos {
+		params[i] = p
+	}
+	if (pos[0] == "list") != (len(pos) == 1) {
+		return usageErr("cluster keys: list takes no key; install, use and remove take one")
+	}
+	var out map[string]struct {
+		Primary string   `msgpack:"primary" json:"primary"`
+		Keys    []string `msgpack:"keys" json:"keys"`
+		Error   string   `msgpack:"error" json:"error,omitempty"`
+	}
+	if err := c.Call(ctx, "cluster_keys", params, &out, false); err != nil {
+		return fmt.Errorf("cluster keys %s: %w", pos[0], err)
+	}
+	if cf.json {
+		return writeJSON(stdout, out)
+	}
+	names := make([]string, 0, len(out))
+	for n := range out {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tPRIMARY\tKEYS")
+	for _, n := range names {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", n, out[n].Primary, strings.Join(out[n].Keys, " "))
+	}
+	return tw.Flush()
 }

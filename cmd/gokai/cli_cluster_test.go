@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,7 +196,18 @@ func startNamedNode(t *testing.T, name string) string {
 			t.Error(err)
 		}
 	})
+	transportOf.Store(n.RPCAddr(), n.TransportAddr())
 	return n.RPCAddr()
+}
+
+// transportOf maps the nodes' rpc addresses (what startNamedNode returns) to their transport addresses
+// (the SEED of a join).
+var transportOf sync.Map
+
+func seedOf(rpcAddr string) string {
+	v, _ := transportOf.Load(rpcAddr)
+	s, _ := v.(string)
+	return s
 }
 
 // pollCLI runs a command until ok(stdout) or the deadline (the cluster state spreads by gossip).
@@ -224,12 +236,12 @@ func TestClusterCommands(t *testing.T) {
 	if _, errs, code := runCLI(t, "cluster", "plan", "--addr", a); code != exitServer || errs == "" {
 		t.Fatalf("plan with nothing staged: exit %d %s", code, errs)
 	}
-	out, errs, code := runCLI(t, "cluster", "join", a, "--addr", b)
+	out, errs, code := runCLI(t, "cluster", "join", seedOf(a), "--addr", b)
 	if code != 0 || !regexpMatch(`^b@127\.0\.0\.1 joined cluster \S+ \(claimant a@127\.0\.0\.1\)`, out) {
 		t.Fatalf("join: exit %d %s\n%s", code, errs, out)
 	}
 	// Joining twice is refused.
-	if _, _, code := runCLI(t, "cluster", "join", a, "--addr", b); code != exitServer {
+	if _, _, code := runCLI(t, "cluster", "join", seedOf(a), "--addr", b); code != exitServer {
 		t.Fatalf("second join: exit %d", code)
 	}
 	out = pollCLI(t, "plan", func(s string) bool { return strings.Contains(s, "join    b@127.0.0.1") },
@@ -252,7 +264,7 @@ func TestClusterCommands(t *testing.T) {
 
 	// b stays out; a third node goes through the whole flow.
 	c := startNamedNode(t, "c@127.0.0.1")
-	if _, errs, code := runCLI(t, "cluster", "join", a, "--addr", c, "--json"); code != 0 {
+	if _, errs, code := runCLI(t, "cluster", "join", seedOf(a), "--addr", c, "--json"); code != 0 {
 		t.Fatalf("join c: %s", errs)
 	}
 	pollCLI(t, "staged", func(s string) bool { return strings.Contains(s, "join c@127.0.0.1") }, "cluster", "status", "--addr", a)

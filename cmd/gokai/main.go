@@ -40,10 +40,12 @@ commands:
   members   the cluster's nodes
   cluster   join|leave|plan|commit|clear|status: change the cluster (gokai cluster help)
   transfers ownership transfers in progress on every node (--watch to follow)
+  certs     create-ca|create-node|create-client|gossip-key: certificates for a secure cluster
   version   print the version
 
 client commands (get put delete status ring members cluster transfers) take --addr (default 127.0.0.1:11011 or
-$GOKAI_ADDR), --timeout and --json; they exit 0 ok, 1 not found, 2 usage, 3 server or connection error.
+$GOKAI_ADDR), --timeout, --json, and --certs-dir/--user for a node with -rpc-tls (an operator's certificate
+for cluster changes); they exit 0 ok, 1 not found, 2 usage, 3 server or connection error.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cliCluster(ctx, args[1:], stdout, stderr)
 	case "transfers":
 		return cliTransfers(ctx, args[1:], stdout, stderr)
+	case "certs":
+		return certsCmd(ctx, args[1:], stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "gokai", node.Version)
 		return nil
@@ -122,7 +126,7 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	logger.Info("gokai ready", "memcache", n.MemcacheAddr(), "rpc", n.RPCAddr())
+	logger.Info("gokai ready", "memcache", n.MemcacheAddr(), "rpc", n.RPCAddr(), "transport", n.TransportAddr())
 	var runErr error
 	select {
 	case <-ctx.Done():

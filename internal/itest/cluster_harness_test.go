@@ -217,7 +217,7 @@ func (cl *cluster) cliJSON(n *cnode, v any, args ...string) {
 // join makes n join the cluster of seed with `gokai cluster join`.
 func (cl *cluster) join(n, seed *cnode) {
 	cl.t.Helper()
-	cl.cli(n, "cluster", "join", seed.rpcAddr)
+	cl.cli(n, "cluster", "join", seed.transportAddr)
 }
 
 // settled polls every node in the cluster's list until all report the same cluster state with no

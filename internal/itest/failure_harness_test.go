@@ -34,10 +34,10 @@ func formFailureCluster(t *testing.T, names ...string) *cluster {
 	seed := cl.nodes[0]
 	for _, n := range cl.nodes[1:] {
 		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-		err := cl.cls[n.name].Call(ctx, "cluster_join", []any{seed.rpcAddr}, nil, false)
+		err := cl.cls[n.name].Call(ctx, "cluster_join", []any{seed.transportAddr}, nil, false)
 		cancel()
 		if err != nil {
-			t.Fatalf("%s: cluster_join %s: %v", n.name, seed.rpcAddr, err)
+			t.Fatalf("%s: cluster_join %s: %v", n.name, seed.transportAddr, err)
 		}
 	}
 	cl.waitStaged(seed, len(names)-1)

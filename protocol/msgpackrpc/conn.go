@@ -83,7 +83,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		sc:     *mpscan.NewScanner(s.cfg.limits()),
 		slots:  make(chan struct{}, s.cfg.MaxInFlightPerConn),
 	}
-	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.ctx, c.cancel = context.WithCancel(context.WithValue(s.ctx, connKey{}, nc))
 	return c
 }
 

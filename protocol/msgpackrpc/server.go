@@ -73,6 +73,16 @@ func NewServer(cfg Config, h Handler, logger *slog.Logger) *Server {
 	return s
 }
 
+// connKey keys the connection in a call's context.
+type connKey struct{}
+
+// ConnOf returns the connection a call arrived on (a *tls.Conn when the listener serves TLS), for handlers
+// that decide by who is calling; nil outside a call.
+func ConnOf(ctx context.Context) net.Conn {
+	nc, _ := ctx.Value(connKey{}).(net.Conn)
+	return nc
+}
+
 // Serve accepts connections on ln and serves each on its own goroutine until Shutdown. It always returns a
 // non-nil error and closes ln: ErrServerClosed after Shutdown, the Config error if the Config is invalid, or
 // the listener's error. Serve may run on several listeners at once.
