@@ -16,7 +16,7 @@ func TestGossipEncryptionAndKeyRotation(t *testing.T) {
 	nodes := startCluster(t, 3, func(c *GossipConfig) { c.Keys, c.Label = [][]byte{key(1)}, "gokai:test" })
 
 	for _, c := range []struct {
-		name string
+		name  string
 		tweak func(*GossipConfig)
 	}{
 		{"another key", func(c *GossipConfig) { c.Keys, c.Label = [][]byte{key(9)}, "gokai:test" }},
