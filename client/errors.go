@@ -17,6 +17,7 @@ const (
 	CodeUnknownMethod   = "unknown_method"
 	CodeShuttingDown    = "shutting_down"
 	CodeInternal        = "internal"
+	CodeForbidden       = "forbidden"
 )
 
 // Sentinel errors. An *Error from the server matches the one of its code with errors.Is; the others come
@@ -32,6 +33,8 @@ var (
 	ErrUnknownMethod   = errors.New("client: unknown method")
 	ErrShuttingDown    = errors.New("client: node shutting down")
 	ErrInternal        = errors.New("client: internal server error")
+	// ErrForbidden: an operator method without an operator identity (see docs/security.md).
+	ErrForbidden = errors.New("client: forbidden")
 
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client: closed")
@@ -54,6 +57,7 @@ var codeSentinel = map[string]error{
 	CodeUnknownMethod:   ErrUnknownMethod,
 	CodeShuttingDown:    ErrShuttingDown,
 	CodeInternal:        ErrInternal,
+	CodeForbidden:       ErrForbidden,
 }
 
 // Error is an error answered by a node: the API's error map. Code is one of the Code constants (or a code

@@ -36,7 +36,7 @@ var clusterReadyRE = regexp.MustCompile(`msg="cluster ready" .*gossip=(\S+) tran
 // listener unless extra sets them.
 func startCNode(t *testing.T, name, dataDir string, extra ...string) *cnode {
 	t.Helper()
-	p := startNode(t, dataDir, append([]string{"-name", name}, extra...)...)
+	p := startNode(t, dataDir, append(append([]string{"-name", name}, secureFlags(t, name)...), extra...)...)
 	m := clusterReadyRE.FindStringSubmatch(p.logText())
 	if m == nil {
 		t.Fatalf("%s: no cluster ready line in the log:\n%s", name, p.logText())
@@ -71,7 +71,8 @@ func rpcClient(t *testing.T, addr string) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.New(ctx, client.Config{Seeds: []string{addr}, PoolSize: 1, DisableRouting: true, RequestTimeout: 5 * time.Second})
+	c, err := client.New(ctx, client.Config{Seeds: []string{addr}, PoolSize: 1, DisableRouting: true, RequestTimeout: 5 * time.Second,
+		TLS: clientTLS(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,9 @@ func gokaiCLI(t *testing.T, addr, stdin string, args ...string) cliResult {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gokaiBinary(t), args...)
 	cmd.Env = append(os.Environ(), "GOKAI_ADDR="+addr)
+	if secureMode != nil {
+		cmd.Env = append(cmd.Env, "GOKAI_CERTS_DIR="+secureMode.ca)
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
