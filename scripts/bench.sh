@@ -7,6 +7,7 @@
 #   1 node, closed loop            the load below, saturating
 #   1 node, open loop at RATE/s    the same load offered at RATE ops/s (latency from the intended send time)
 #   3 nodes via n1, closed loop    the load against n1 of a 3-node cluster (all nodes on this machine)
+#   ... , mTLS between nodes       the same on certificates: node-to-node traffic over mutual TLS
 # Then prints one markdown table (`gokai bench table`): per scenario and target the median ops/s, p50, p99 and
 # p99.9 over the rounds and the gokai/memcached ratios of ops/s and p99.9, with the exact bench commands.
 #
@@ -17,7 +18,8 @@
 #   ROUNDS=3          runs per scenario and target
 #   RATE=10000        offered ops/s of the open-loop scenario
 #   SKIP_OPEN_LOOP=1  skip the open-loop scenario
-#   SKIP_CLUSTER=1    skip the 3-node cluster scenario
+#   SKIP_CLUSTER=1    skip the 3-node cluster scenarios
+#   SKIP_CLUSTER_TLS=1  skip the 3-node cluster with mutual TLS between the nodes (certificates, -certs-dir)
 #   OUT=DIR           keep the JSON reports (NN-scenario-target.json), each run's printout (.txt), node logs and
 #                     table.md here; default: a new temp dir, printed and kept
 #   BENCH_ARGS="..."  extra gokai bench flags for every run, after the defaults (e.g. "-pipeline 4" or
@@ -58,6 +60,7 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-10000}
 SKIP_OPEN_LOOP=${SKIP_OPEN_LOOP:-}
+SKIP_CLUSTER_TLS=${SKIP_CLUSTER_TLS:-}
 SKIP_CLUSTER=${SKIP_CLUSTER:-}
 BENCH_ARGS=${BENCH_ARGS:-}
 OUT=${OUT:-}
@@ -265,18 +268,22 @@ if [[ -z $SKIP_OPEN_LOOP ]]; then
 fi
 stop_pids "$single_pid"
 
-if [[ -z $SKIP_CLUSTER ]]; then
-	start_gokai n1
-	n1_mc=$gk_mc n1_rpc=$gk_rpc n1_transport=$gk_transport
-	start_gokai n2
-	n2_rpc=$gk_rpc
-	start_gokai n3
-	n3_rpc=$gk_rpc
+# cluster LABEL SLUG [start flags...] forms a 3-node cluster (n1, n2, n3; GOKAI_CERTS_DIR set for the CLI when
+# the nodes run on certificates), runs the rounds against n1 and stops the nodes.
+cluster() {
+	local label=$1 slug=$2 n1_mc n1_rpc n1_transport n2_rpc n3_rpc cpids
+	shift 2
+	start_gokai "n1$slug" "$@" $(node_certs "n1$slug")
+	n1_mc=$gk_mc n1_rpc=$gk_rpc n1_transport=$gk_transport cpids=("$gk_pid")
+	start_gokai "n2$slug" "$@" $(node_certs "n2$slug")
+	n2_rpc=$gk_rpc cpids+=("$gk_pid")
+	start_gokai "n3$slug" "$@" $(node_certs "n3$slug")
+	n3_rpc=$gk_rpc cpids+=("$gk_pid")
 	gkcli "$n2_rpc" cluster join "$n1_transport" >>"$OUT/logs/cluster.log"
 	gkcli "$n3_rpc" cluster join "$n1_transport" >>"$OUT/logs/cluster.log"
 	deadline=$((SECONDS + 30))
 	until [[ $(gkcli "$n1_rpc" cluster status --json 2>/dev/null | grep -o '"kind":' | wc -l) -eq 2 ]]; do
-		((SECONDS < deadline)) || die "the claimant n1 did not stage both joins within 30s"
+		((SECONDS < deadline)) || die "the claimant n1$slug did not stage both joins within 30s"
 		sleep 0.1 # poll interval
 	done
 	gkcli "$n1_rpc" cluster plan >>"$OUT/logs/cluster.log"
@@ -287,8 +294,33 @@ if [[ -z $SKIP_CLUSTER ]]; then
 		sleep 0.2 # poll interval
 	done
 	gkcli "$n1_rpc" cluster status >>"$OUT/logs/cluster.log"
-	echo "== 3-node cluster settled"
-	rounds "3 nodes via n1, closed loop" 3nodes-closed "$n1_mc"
+	echo "== 3-node cluster settled ($label)"
+	rounds "3 nodes via n1, closed loop$label" "3nodes-closed$slug" "$n1_mc"
+	stop_pids "${cpids[@]}"
+}
+
+# node_certs NAME prints the start flags of node NAME on the bench CA (none without one).
+node_certs() {
+	[[ -n ${GOKAI_CERTS_DIR:-} ]] || return 0
+	local d="$work/certs-$1"
+	if [[ ! -d $d ]]; then
+		mkdir -p "$d"
+		cp "$GOKAI_CERTS_DIR/ca.crt" "$GOKAI_CERTS_DIR/gossip.key" "$d/"
+		"$gk" certs create-node "$1@127.0.0.1" --certs-dir "$d" --ca-key "$GOKAI_CERTS_DIR/ca.key" >/dev/null
+	fi
+	echo "-certs-dir $d -rpc-tls"
+}
+
+if [[ -z $SKIP_CLUSTER ]]; then
+	cluster "" ""
+	if [[ -z $SKIP_CLUSTER_TLS ]]; then
+		# The same cluster with mutual TLS between the nodes (the load itself still speaks plain memcache).
+		"$gk" certs create-ca --certs-dir "$work/ca" >/dev/null
+		"$gk" certs create-client admin --certs-dir "$work/ca" >/dev/null
+		export GOKAI_CERTS_DIR="$work/ca"
+		cluster ", mTLS between nodes" "-tls"
+		unset GOKAI_CERTS_DIR
+	fi
 fi
 
 echo

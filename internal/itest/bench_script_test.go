@@ -73,7 +73,8 @@ func TestBenchScript(t *testing.T) {
 		}
 		rows[cells[0]+"/"+cells[1]] = row{ops: ops, opsRatio: cells[8], p999Ratio: cells[9]}
 	}
-	scenarios := []string{"1 node, closed loop", "1 node, open loop at 2000 ops/s", "3 nodes via n1, closed loop"}
+	scenarios := []string{"1 node, closed loop", "1 node, open loop at 2000 ops/s", "3 nodes via n1, closed loop",
+		"3 nodes via n1, closed loop, mTLS between nodes"}
 	for _, sc := range scenarios {
 		for _, target := range []string{"memcached", "gokai"} {
 			r, ok := rows[sc+"/"+target]
