@@ -136,7 +136,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	transfers map[Move]*transfer // REQUIRES: mu held
-	completed map[int]bool       // partitions whose ownership move from here completed; REQUIRES: mu held
+	completed map[int]uint64     // partition -> handoff session of its completed ownership move; REQUIRES: mu held
 	running   int                // REQUIRES: mu held
 	closed    bool               // REQUIRES: mu held
 	wg        sync.WaitGroup
@@ -207,7 +207,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, transfers: map[Move]*transfer{}, completed: map[int]bool{}}
+	m := &Manager{cfg: cfg, transfers: map[Move]*transfer{}, completed: map[int]uint64{}}
 	strategy := actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
 		cfg.Logger.Error("handoff transfer crashed", "reason", fmt.Sprint(reason))
 		return actor.StopDirective
@@ -284,14 +284,19 @@ func (m *Manager) stopLocked(t *transfer) {
 	}
 }
 
-// OwnershipDone reports whether this node completed the ownership move of partition p (since start).
-func (m *Manager) OwnershipDone(p int) bool {
+// OwnershipDone reports whether this node completed the ownership move of partition p (since start), and the
+// vnode's handoff session of that move: the vnode stays in handoff mode (forwarding the writes that still
+// reach it to the new owner) until the node drops the leftover data (vnode.HandoffDrop) or, when the
+// partition comes back to this node, cancels the session (vnode.CancelHandoff).
+func (m *Manager) OwnershipDone(p int) (session uint64, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.completed[p]
+	session, ok = m.completed[p]
+	return session, ok
 }
 
-// ForgetOwnership clears OwnershipDone(p) (the partition's leftover data was dropped).
+// ForgetOwnership clears OwnershipDone(p) (the partition's leftover data was dropped, or the partition came
+// back).
 func (m *Manager) ForgetOwnership(p int) {
 	m.mu.Lock()
 	delete(m.completed, p)
@@ -424,7 +429,8 @@ func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			sys.Root.Send(src, &vnode.CancelHandoff{})
+			// NB: names the session, so it cannot end a later attempt's (or another move's) session.
+			sys.Root.Send(src, &vnode.CancelHandoff{Session: st.Session})
 		}
 	}()
 	var total int64
@@ -480,7 +486,10 @@ func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
 		return err
 	}
 	m.update(t, func(p *Progress) { p.State = StateFlushing })
-	res, err = actors.Request(ctx, sys, src, &vnode.FinishHandoff{}, m.cfg.Timeout)
+	// NB: a forward not acknowledged within half the step timeout fails the flush with a clear error, before
+	// the request itself times out; the retry then starts a new session from scratch.
+	ackTimeout := m.cfg.Timeout / 2
+	res, err = actors.Request(ctx, sys, src, &vnode.FinishHandoff{Session: st.Session, AckTimeout: ackTimeout}, m.cfg.Timeout)
 	if err != nil {
 		return fmt.Errorf("handoff: flush: %w", err)
 	}
@@ -491,7 +500,7 @@ func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
 	m.update(t, func(p *Progress) { p.Forwarded = fl.Forwarded })
 	if mv.Hinted {
 		// The owner has everything: drop the hints (atomically with any write still arriving).
-		res, err := actors.Request(ctx, sys, src, &vnode.HandoffDrop{}, m.cfg.Timeout)
+		res, err := actors.Request(ctx, sys, src, &vnode.HandoffDrop{Session: st.Session, AckTimeout: ackTimeout}, m.cfg.Timeout)
 		if err != nil {
 			return fmt.Errorf("handoff: drop: %w", err)
 		}
@@ -503,7 +512,7 @@ func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
 		return fmt.Errorf("handoff: report: %w", err)
 	} else {
 		m.mu.Lock()
-		m.completed[mv.Partition] = true
+		m.completed[mv.Partition] = st.Session
 		m.mu.Unlock()
 	}
 	m.update(t, func(p *Progress) { p.State = StateDone })
