@@ -46,10 +46,6 @@ type cluster struct {
 	peers []string
 	stop  context.CancelFunc
 
-	// lastHinted is the hinted moves found by the last scan (used by the reconciles in between).
-	// Only the cluster-watch goroutine touches it.
-	lastHinted []handoff.Move
-
 	// dropping holds the partitions whose leftover data a dropLeftover goroutine is deleting (the hint scan
 	// leaves them alone meanwhile).
 	dropMu   sync.Mutex
@@ -393,9 +389,9 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 			n.logger.Error("cluster: start vnodes", "err", err)
 		}
 	}
+	n.cl.handoff.Sync(moves)
 	n.settleMoved(ctx, s, incoming, outgoing)
 	if !scanHints {
-		n.cl.handoff.Sync(append(moves, n.cl.lastHinted...))
 		return
 	}
 	var hinted []handoff.Move
@@ -427,8 +423,7 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 			}
 		}
 	}
-	n.cl.lastHinted = hinted
-	n.cl.handoff.Sync(append(moves, hinted...))
+	n.cl.handoff.SyncHinted(hinted)
 }
 
 // settleMoved ends the handoff sessions of this node's completed ownership moves. After a move p: self → X

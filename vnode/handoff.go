@@ -103,8 +103,18 @@ type HandoffDrop struct {
 
 // HandoffDropped answers HandoffDrop; Err is set when Session is not the vnode's current session (it
 // restarted, or another handoff began) or a forward failed: nothing was deleted and the transfer must be
-// redone.
-type HandoffDropped struct{ Err string }
+// redone. Arrived says what reached the vnode between the previous drop (or its start) and this one: why
+// there was data to hand off.
+type HandoffDropped struct {
+	Err     string
+	Arrived Arrivals
+}
+
+// Arrivals counts what reached a vnode since its data was last dropped (or since it started).
+type Arrivals struct {
+	Requests uint64 // commands from coordinators (the vnode was in their preference lists)
+	Items    uint64 // handoff items from other vnodes (batches and forwards of their transfers)
+}
 
 // IsEmptyRequest asks whether the vnode holds data; the reply is *IsEmptyReply. Local only.
 type IsEmptyRequest struct{}
@@ -231,6 +241,7 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		ctx.Respond(rep)
 	case *HandoffBatch:
 		a.ringSeen = max(a.ringSeen, m.Ring)
+		a.arrived.Items += uint64(len(m.Items))
 		ack := &HandoffAck{V: 1, Seq: m.Seq}
 		for _, it := range m.Items {
 			changed, err := a.mergeItem(it)
@@ -243,6 +254,7 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		a.metrics.handoffItems.Add(int64(len(m.Items)))
 		ctx.Respond(ack)
 	case *HandoffForward:
+		a.arrived.Items++
 		ack := &HandoffForwardAck{V: 1, Seq: m.Seq}
 		if changed, err := a.mergeItem(m.Item); err != nil {
 			ack.Err = fmt.Sprintf("vnode: partition %d: forwarded item: %v", a.env.Partition, err)
@@ -401,11 +413,12 @@ func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 	if len(h.dropWait) == 0 {
 		return
 	}
-	rep := &HandoffDropped{Err: h.failed}
+	rep := &HandoffDropped{Err: h.failed, Arrived: a.arrived}
 	if h.failed == "" {
 		if err := a.b.Delete(); err != nil {
 			rep.Err = fmt.Sprintf("vnode: partition %d: drop: %v", a.env.Partition, err)
 		} else {
+			a.arrived = Arrivals{}
 			// The behaviour's state was deleted: start it afresh on the (now empty) partition.
 			a.b = a.factory()
 			if err := a.b.Init(a.env); err != nil {
@@ -421,6 +434,7 @@ func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 
 // command runs a user command, through the handoff rules when a handoff is under way.
 func (a *vnodeActor) command(ctx actor.Context, msg any, from Sender) {
+	a.arrived.Requests++
 	if a.handoff != nil {
 		if hc, ok := a.b.(HandoffCommander); ok {
 			res, fwd := hc.HandleHandoffCommand(msg, from)

@@ -139,6 +139,10 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 	if err != nil || res.(*HandoffDropped).Err != "" {
 		t.Fatalf("drop: %v %v", res, err)
 	}
+	// The drop reports what had arrived since the vnode started: 500 + 600 puts and 6 gets, no handoff items.
+	if got := res.(*HandoffDropped).Arrived; got != (Arrivals{Requests: 1106}) {
+		t.Fatalf("arrived before the drop: %+v", got)
+	}
 	if getVia(t, sys, pa, "old0") != nil {
 		t.Fatal("old owner still holds data after the drop")
 	}
