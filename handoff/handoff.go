@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,14 +132,17 @@ type Manager struct {
 	cfg Config
 	sup *actor.PID
 
-	hinted atomic.Int64  // keys delivered by hinted handoff
-	ring   atomic.Uint64 // the node's cluster-state version, stamped on every batch (SetRing)
+	hinted   atomic.Int64  // keys delivered by hinted handoff
+	attempts atomic.Int64  // attempts that put a vnode in handoff mode
+	rounds   atomic.Int64  // hinted handoffs that delivered data and dropped it
+	ring     atomic.Uint64 // the node's cluster-state version, stamped on every batch (SetRing)
 
 	mu        sync.Mutex
-	transfers map[Move]*transfer // REQUIRES: mu held
-	completed map[int]bool       // partitions whose ownership move from here completed; REQUIRES: mu held
-	running   int                // REQUIRES: mu held
-	closed    bool               // REQUIRES: mu held
+	transfers map[Move]*transfer  // REQUIRES: mu held
+	completed map[int]uint64      // partition -> handoff session of its completed ownership move; REQUIRES: mu held
+	hints     map[int]*hintWindow // partition -> its recent hinted handoffs (logging); REQUIRES: mu held
+	running   int                 // REQUIRES: mu held
+	closed    bool                // REQUIRES: mu held
 	wg        sync.WaitGroup
 }
 
@@ -207,7 +211,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, transfers: map[Move]*transfer{}, completed: map[int]bool{}}
+	m := &Manager{cfg: cfg, transfers: map[Move]*transfer{}, completed: map[int]uint64{}, hints: map[int]*hintWindow{}}
 	strategy := actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
 		cfg.Logger.Error("handoff transfer crashed", "reason", fmt.Sprint(reason))
 		return actor.StopDirective
@@ -221,8 +225,10 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Sync makes the running transfers match pending: the moves of the cluster state that this node must send.
-// New moves start (within the concurrency limit), moves no longer pending are cancelled.
+// Sync makes the running ownership transfers match pending: the moves of the cluster state that this node
+// must send (hinted moves in pending are ignored: SyncHinted manages them). New moves start (within the
+// concurrency limit), moves no longer pending are cancelled, and so is a hinted handoff of a partition that
+// now has an ownership move (it would fight the move for the vnode's handoff session).
 func (m *Manager) Sync(pending []Move) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -230,8 +236,46 @@ func (m *Manager) Sync(pending []Move) {
 		return
 	}
 	want := map[Move]bool{}
+	moving := map[int]bool{}
 	for _, mv := range pending {
-		if mv.From != m.cfg.Self {
+		if mv.From != m.cfg.Self || mv.Hinted {
+			continue
+		}
+		want[mv] = true
+		moving[mv.Partition] = true
+		if _, ok := m.transfers[mv]; !ok {
+			m.transfers[mv] = &transfer{p: Progress{Move: mv, State: StateQueued}}
+		}
+	}
+	for mv, t := range m.transfers {
+		if (!mv.Hinted && !want[mv]) || (mv.Hinted && moving[mv.Partition]) {
+			m.stopLocked(t)
+			delete(m.transfers, mv)
+		}
+	}
+	m.startLocked()
+}
+
+// SyncHinted makes the hinted handoffs match hinted, the result of a hint scan: partitions this node does
+// not own that hold data, each to its owner. A new move starts (within the concurrency limit); a move that
+// completed before runs again, because the scan found data there after its drop (new hints); a move the scan
+// no longer lists is cancelled. Call it only with a scan's findings: a move runs again only when a scan saw
+// data.
+func (m *Manager) SyncHinted(hinted []Move) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	moving := map[int]bool{}
+	for mv := range m.transfers {
+		if !mv.Hinted {
+			moving[mv.Partition] = true
+		}
+	}
+	want := map[Move]bool{}
+	for _, mv := range hinted {
+		if mv.From != m.cfg.Self || !mv.Hinted || moving[mv.Partition] {
 			continue
 		}
 		want[mv] = true
@@ -239,13 +283,12 @@ func (m *Manager) Sync(pending []Move) {
 		switch {
 		case !ok:
 			m.transfers[mv] = &transfer{p: Progress{Move: mv, State: StateQueued}}
-		case mv.Hinted && !t.active && t.p.State == StateDone:
-			// New hinted data arrived since the last hinted handoff of this partition: send it too.
+		case !t.active && t.p.State == StateDone:
 			t.p = Progress{Move: mv, State: StateQueued}
 		}
 	}
 	for mv, t := range m.transfers {
-		if !want[mv] {
+		if mv.Hinted && !want[mv] {
 			m.stopLocked(t)
 			delete(m.transfers, mv)
 		}
@@ -284,14 +327,19 @@ func (m *Manager) stopLocked(t *transfer) {
 	}
 }
 
-// OwnershipDone reports whether this node completed the ownership move of partition p (since start).
-func (m *Manager) OwnershipDone(p int) bool {
+// OwnershipDone reports whether this node completed the ownership move of partition p (since start), and the
+// vnode's handoff session of that move: the vnode stays in handoff mode (forwarding the writes that still
+// reach it to the new owner) until the node drops the leftover data (vnode.HandoffDrop) or, when the
+// partition comes back to this node, cancels the session (vnode.CancelHandoff).
+func (m *Manager) OwnershipDone(p int) (session uint64, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.completed[p]
+	session, ok = m.completed[p]
+	return session, ok
 }
 
-// ForgetOwnership clears OwnershipDone(p) (the partition's leftover data was dropped).
+// ForgetOwnership clears OwnershipDone(p) (the partition's leftover data was dropped, or the partition came
+// back).
 func (m *Manager) ForgetOwnership(p int) {
 	m.mu.Lock()
 	delete(m.completed, p)
@@ -300,6 +348,13 @@ func (m *Manager) ForgetOwnership(p int) {
 
 // HintedKeys is the number of keys delivered to their owners by hinted handoff since start.
 func (m *Manager) HintedKeys() int64 { return m.hinted.Load() }
+
+// HintedRounds is the number of hinted handoffs since start that delivered data and dropped it.
+func (m *Manager) HintedRounds() int64 { return m.rounds.Load() }
+
+// Attempts is the number of transfer attempts since start that put a vnode in handoff mode (ownership and
+// hinted; a hinted move whose vnode turned out empty does not count).
+func (m *Manager) Attempts() int64 { return m.attempts.Load() }
 
 // Progress snapshots every transfer, in partition order.
 func (m *Manager) Progress() []Progress {
@@ -366,23 +421,28 @@ func (m *Manager) run(ctx context.Context, t *transfer) {
 		}
 	}()
 	mv := t.p.Move
-	log := m.cfg.Logger.With("partition", mv.Partition, "from", mv.From, "to", mv.To)
+	log := m.cfg.Logger.With("partition", mv.Partition, "from", mv.From, "to", mv.To, "kind", mv.kind())
 	backoff := m.cfg.RetryAfter
 	for attempt := 1; ; attempt++ {
 		m.update(t, func(p *Progress) {
 			p.Attempts, p.Keys, p.Bytes, p.TotalKeys, p.Forwarded = attempt, 0, 0, 0, 0
 			p.Started, p.State = m.cfg.Now(), StateCounting
 		})
-		err := m.attempt(ctx, t)
+		err := m.attempt(ctx, t, log)
 		if err == nil {
-			log.Info("handoff done", "keys", t.p.Keys, "bytes", t.p.Bytes, "attempts", attempt)
 			break
 		}
 		if ctx.Err() != nil {
 			log.Info("handoff cancelled")
 			break
 		}
-		log.Warn("handoff failed, retrying", "attempt", attempt, "after", backoff, "err", err)
+		// NB: a move that keeps failing (a peer down for long) retries for as long as it is pending: warn on
+		// attempts 1, 2, 4, 8, ... only, not once per attempt.
+		level := slog.LevelDebug
+		if attempt&(attempt-1) == 0 {
+			level = slog.LevelWarn
+		}
+		log.Log(ctx, level, "handoff failed, retrying", "attempt", attempt, "after", backoff, "err", err)
 		m.update(t, func(p *Progress) { p.State, p.LastError = StateRetrying, err.Error() })
 		select {
 		case <-ctx.Done():
@@ -402,18 +462,39 @@ func (m *Manager) run(ctx context.Context, t *transfer) {
 	m.mu.Unlock()
 }
 
-// attempt is one try: begin handoff at the local vnode, count, send every item, flush forwards, report.
-func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
+func (mv Move) kind() string {
+	if mv.Hinted {
+		return "hinted"
+	}
+	return "ownership"
+}
+
+// attempt is one try: begin handoff at the local vnode, count, send every item, flush forwards, then report
+// (ownership) or drop the data (hinted).
+func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (err error) {
 	mv := t.p.Move
 	src := m.cfg.Resolver.LocalVnode(mv.Partition)
 	if src == nil {
 		return fmt.Errorf("handoff: no local vnode for partition %d", mv.Partition)
 	}
+	sys := m.cfg.System
+	if mv.Hinted {
+		// The hints may be gone already (handed off by the previous round, which raced with the scan that
+		// queued this one): then there is nothing to start.
+		res, err := actors.Request(ctx, sys, src, &vnode.IsEmptyRequest{}, m.cfg.Timeout)
+		if err != nil {
+			return fmt.Errorf("handoff: is-empty: %w", err)
+		}
+		if e, ok := res.(*vnode.IsEmptyReply); ok && e.Err == "" && e.Empty {
+			log.Debug("hinted handoff: nothing to send")
+			m.update(t, func(p *Progress) { p.State = StateDone })
+			return nil
+		}
+	}
 	dst := m.cfg.Resolver.VnodePID(mv.To, mv.Partition)
 	if dst == nil {
 		return fmt.Errorf("handoff: %s unreachable", mv.To)
 	}
-	sys := m.cfg.System
 	res, err := actors.Request(ctx, sys, src, &vnode.BeginHandoff{Target: dst}, m.cfg.Timeout)
 	if err != nil {
 		return fmt.Errorf("handoff: begin: %w", err)
@@ -422,14 +503,22 @@ func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
 	if !ok {
 		return fmt.Errorf("handoff: begin: unexpected reply %T", res)
 	}
+	m.attempts.Add(1)
 	defer func() {
 		if err != nil {
-			sys.Root.Send(src, &vnode.CancelHandoff{})
+			// NB: names the session, so it cannot end a later attempt's (or another move's) session.
+			sys.Root.Send(src, &vnode.CancelHandoff{Session: st.Session})
 		}
 	}()
 	var total int64
 	if err := st.Fold(func(_, _ []byte) error { total++; return ctx.Err() }); err != nil {
 		return fmt.Errorf("handoff: count: %w", err)
+	}
+	if total == 0 && mv.Hinted {
+		sys.Root.Send(src, &vnode.CancelHandoff{Session: st.Session})
+		log.Debug("hinted handoff: nothing to send")
+		m.update(t, func(p *Progress) { p.State = StateDone })
+		return nil
 	}
 	m.update(t, func(p *Progress) { p.TotalKeys, p.State = total, StateSending })
 
@@ -480,7 +569,10 @@ func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
 		return err
 	}
 	m.update(t, func(p *Progress) { p.State = StateFlushing })
-	res, err = actors.Request(ctx, sys, src, &vnode.FinishHandoff{}, m.cfg.Timeout)
+	// NB: a forward not acknowledged within half the step timeout fails the flush with a clear error, before
+	// the request itself times out; the retry then starts a new session from scratch.
+	ackTimeout := m.cfg.Timeout / 2
+	res, err = actors.Request(ctx, sys, src, &vnode.FinishHandoff{Session: st.Session, AckTimeout: ackTimeout}, m.cfg.Timeout)
 	if err != nil {
 		return fmt.Errorf("handoff: flush: %w", err)
 	}
@@ -489,23 +581,121 @@ func (m *Manager) attempt(ctx context.Context, t *transfer) (err error) {
 		return fmt.Errorf("handoff: flush: %v", res)
 	}
 	m.update(t, func(p *Progress) { p.Forwarded = fl.Forwarded })
+	keys, bytes := t.snapshotKeys(m)
 	if mv.Hinted {
 		// The owner has everything: drop the hints (atomically with any write still arriving).
-		res, err := actors.Request(ctx, sys, src, &vnode.HandoffDrop{}, m.cfg.Timeout)
+		res, err := actors.Request(ctx, sys, src, &vnode.HandoffDrop{Session: st.Session, AckTimeout: ackTimeout}, m.cfg.Timeout)
 		if err != nil {
 			return fmt.Errorf("handoff: drop: %w", err)
 		}
-		if d, ok := res.(*vnode.HandoffDropped); !ok || d.Err != "" {
+		d, ok := res.(*vnode.HandoffDropped)
+		if !ok || d.Err != "" {
 			return fmt.Errorf("handoff: drop: %v", res)
 		}
-		m.hinted.Add(t.p.Keys)
+		m.hinted.Add(keys)
+		m.rounds.Add(1)
+		m.logHinted(log, mv.Partition, t.p.Attempts, keys, bytes, d.Arrived)
 	} else if err := m.cfg.Report(ctx, t.p.Move); err != nil {
 		return fmt.Errorf("handoff: report: %w", err)
 	} else {
 		m.mu.Lock()
-		m.completed[mv.Partition] = true
+		m.completed[mv.Partition] = st.Session
 		m.mu.Unlock()
+		log.Info("handoff done", "keys", keys, "bytes", bytes, "forwarded", fl.Forwarded, "attempts", t.p.Attempts)
 	}
 	m.update(t, func(p *Progress) { p.State = StateDone })
 	return nil
+}
+
+// snapshotKeys reads the keys and bytes sent so far.
+func (t *transfer) snapshotKeys(m *Manager) (keys, bytes int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return t.p.Keys, t.p.Bytes
+}
+
+// hintWindowLength is the period over which repeated hinted handoffs of one partition are summarised in one
+// log line.
+const hintWindowLength = time.Minute
+
+// hintWindow is one partition's hinted handoffs in the current window.
+type hintWindow struct {
+	start   time.Time
+	rounds  int
+	keys    int64
+	arrived vnode.Arrivals
+	quiet   bool // the previous window repeated: its summary stands for this one's first rounds too
+}
+
+// hintNote is what one hinted round should log.
+type hintNote int
+
+const (
+	hintNoteDebug   hintNote = iota // part of a repeat that the window's summary reports
+	hintNoteDone                    // an ordinary hinted handoff
+	hintNoteAgain                   // the same partition again within the window: say why data keeps coming
+	hintNoteSummary                 // the previous window repeated: summarise it (in *prev)
+)
+
+// note records a round at now and says what to log. prev receives the finished window for a summary.
+func (w *hintWindow) note(now time.Time, keys int64, arr vnode.Arrivals, prev *hintWindow) hintNote {
+	if w.rounds == 0 || now.Sub(w.start) >= hintWindowLength {
+		old := *w
+		*w = hintWindow{start: now, rounds: 1, keys: keys, arrived: arr, quiet: old.rounds > 1}
+		if old.rounds > 1 {
+			*prev = old
+			return hintNoteSummary
+		}
+		return hintNoteDone
+	}
+	w.rounds++
+	w.keys += keys
+	w.arrived.Requests += arr.Requests
+	w.arrived.Items += arr.Items
+	if w.rounds == 2 && !w.quiet {
+		return hintNoteAgain
+	}
+	return hintNoteDebug
+}
+
+// hintReason explains, from what reached a vnode before its drop, why hints keep appearing there.
+func hintReason(a vnode.Arrivals) string {
+	var why []string
+	if a.Requests > 0 {
+		why = append(why, fmt.Sprintf("%d coordinator requests (this node stands in for the owner: coordinators saw the owner down, suspected or silent past the linger, or route on an older ring)", a.Requests))
+	}
+	if a.Items > 0 {
+		why = append(why, fmt.Sprintf("%d handoff items (transfers from nodes on an older ring)", a.Items))
+	}
+	if len(why) == 0 {
+		return "no requests or handoff items arrived since the previous drop (data from before a restart)"
+	}
+	return strings.Join(why, "; ")
+}
+
+// logHinted logs a completed hinted round: the first of a partition at Info; a second within a minute at
+// Info with the reason data keeps arriving; later ones at Debug, summarised once the minute is over.
+func (m *Manager) logHinted(log *slog.Logger, p, attempts int, keys, bytes int64, arr vnode.Arrivals) {
+	m.mu.Lock()
+	w := m.hints[p]
+	if w == nil {
+		w = &hintWindow{}
+		m.hints[p] = w
+	}
+	var prev hintWindow
+	note := w.note(m.cfg.Now(), keys, arr, &prev)
+	m.mu.Unlock()
+	switch note {
+	case hintNoteDone:
+		log.Info("handoff done", "keys", keys, "bytes", bytes, "attempts", attempts, "arrived-requests", arr.Requests, "arrived-items", arr.Items)
+	case hintNoteAgain:
+		log.Info("hinted handoff of the partition again: new data keeps arriving (further rounds are summarised once a minute)",
+			"keys", keys, "why", hintReason(arr))
+	case hintNoteSummary:
+		log.Info("hinted handoff repeated", "rounds", prev.rounds, "keys", prev.keys,
+			"over", m.cfg.Now().Sub(prev.start).Round(time.Second), "why", hintReason(prev.arrived))
+		log.Debug("handoff done", "keys", keys, "bytes", bytes, "attempts", attempts, "arrived-requests", arr.Requests, "arrived-items", arr.Items)
+	default:
+		log.Debug("handoff done", "keys", keys, "bytes", bytes, "attempts", attempts, "arrived-requests", arr.Requests, "arrived-items", arr.Items)
+	}
 }

@@ -51,6 +51,18 @@ func (n *twoNodes) report(_ context.Context, m Move) error {
 }
 
 func setup(t *testing.T, partitions []int, keys int) (*twoNodes, *Manager) {
+	n, logger := setupNodes(t, partitions, keys)
+	m, err := New(Config{Self: "a", Concurrency: 1, BatchItems: 100, RetryAfter: 10 * time.Millisecond,
+		Resolver: n, System: n.sys, Report: n.report, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return n, m
+}
+
+// setupNodes starts the vnodes of nodes a and b for partitions, with keys keys in each of a's.
+func setupNodes(t *testing.T, partitions []int, keys int) (*twoNodes, *slog.Logger) {
 	logger := slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	n := &twoNodes{sys: actors.NewSystem(logger)}
 	t.Cleanup(n.sys.Shutdown)
@@ -74,13 +86,7 @@ func setup(t *testing.T, partitions []int, keys int) (*twoNodes, *Manager) {
 			}
 		}
 	}
-	m, err := New(Config{Self: "a", Concurrency: 1, BatchItems: 100, RetryAfter: 10 * time.Millisecond,
-		Resolver: n, System: n.sys, Report: n.report, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return n, m
+	return n, logger
 }
 
 func waitDone(t *testing.T, m *Manager, want int) []Progress {
@@ -166,7 +172,7 @@ func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
 	m.SetRing(9)
 	m.SetRing(5) // never goes back
 	mv := Move{Partition: 4, From: "a", To: "b", Hinted: true}
-	m.Sync([]Move{mv})
+	m.SyncHinted([]Move{mv})
 	waitDone(t, m, 1)
 	if got := n.b.Metrics().HandoffItemsReceived(); got != 300 {
 		t.Fatalf("owner received %d, want 300", got)
@@ -198,7 +204,7 @@ func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m.Sync([]Move{mv})
+	m.SyncHinted([]Move{mv})
 	deadline := time.Now().Add(5 * time.Second)
 	for n.b.Metrics().HandoffItemsReceived() != 310 || !isEmpty() {
 		if time.Now().After(deadline) {
@@ -206,7 +212,152 @@ func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if m.HintedKeys() != 310 {
-		t.Fatalf("hinted keys %d", m.HintedKeys())
+	if m.HintedKeys() != 310 || m.HintedRounds() != 2 {
+		t.Fatalf("hinted keys %d rounds %d, want 310 and 2", m.HintedKeys(), m.HintedRounds())
+	}
+}
+
+// TestHintedMoveRunsAgainOnlyWhenAScanFindsData: once a hinted handoff dropped its hints, neither the
+// reconciles between hint scans (Sync, every 250 ms in a node) nor a scan whose finding raced with the
+// drop start another round: no vnode enters handoff mode for an empty hint set.
+func TestHintedMoveRunsAgainOnlyWhenAScanFindsData(t *testing.T) {
+	n, m := setup(t, []int{4}, 50)
+	mv := Move{Partition: 4, From: "a", To: "b", Hinted: true}
+	m.SyncHinted([]Move{mv})
+	waitDone(t, m, 1)
+	if m.Attempts() != 1 || m.HintedRounds() != 1 {
+		t.Fatalf("attempts %d rounds %d after the first handoff, want 1 and 1", m.Attempts(), m.HintedRounds())
+	}
+	for range 20 {
+		m.Sync(nil) // reconciles between scans: no ownership moves
+	}
+	m.SyncHinted([]Move{mv}) // a scan that saw the hints just before the drop
+	waitDone(t, m, 1)
+	if m.Attempts() != 1 || m.HintedRounds() != 1 || n.b.Metrics().HandoffItemsReceived() != 50 {
+		t.Fatalf("attempts %d rounds %d items %d: a handoff ran for an empty hint set", m.Attempts(), m.HintedRounds(),
+			n.b.Metrics().HandoffItemsReceived())
+	}
+	// A scan no longer listing the move forgets it.
+	m.SyncHinted(nil)
+	if ps := m.Progress(); len(ps) != 0 {
+		t.Fatalf("progress after the scan dropped the move: %+v", ps)
+	}
+}
+
+// TestOwnershipMoveCancelsAHintedHandoffOfThePartition: the two would take turns superseding each other's
+// handoff session in the vnode.
+func TestOwnershipMoveCancelsAHintedHandoffOfThePartition(t *testing.T) {
+	n, m := setup(t, []int{6}, 10)
+	n.bReachable.Store(false) // the hinted move keeps retrying
+	m.SyncHinted([]Move{{Partition: 6, From: "a", To: "b", Hinted: true}})
+	own := Move{Partition: 6, From: "a", To: "b"}
+	n.bReachable.Store(true)
+	m.Sync([]Move{own})
+	for _, p := range m.Progress() {
+		if p.Hinted {
+			t.Fatalf("hinted handoff still there beside the ownership move: %+v", m.Progress())
+		}
+	}
+	// And a scan does not bring it back while the ownership move is pending.
+	m.SyncHinted([]Move{{Partition: 6, From: "a", To: "b", Hinted: true}})
+	ps := waitDone(t, m, 1)
+	if len(ps) != 1 || ps[0].Move != own {
+		t.Fatalf("transfers %+v, want only the ownership move", ps)
+	}
+}
+
+// forwardEater stands in for the new owner's vnode: it passes batches on to the real one but swallows
+// HandoffForwards (their acks are lost) while eat is set. On the first batch of each attempt it makes a
+// write reach the old owner, so the old owner has a forward outstanding when the flush comes.
+type forwardEater struct {
+	real, src *actor.PID
+	eat       *atomic.Bool
+	wrote     *atomic.Int64
+}
+
+func (f *forwardEater) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *vnode.HandoffForward:
+		if !f.eat.Load() {
+			ctx.Forward(f.real)
+		}
+	case *vnode.HandoffBatch:
+		if m.Seq == 1 {
+			i := f.wrote.Add(1)
+			ctx.Send(f.src, &vnode.PutRequest{V: 1, Key: []byte(fmt.Sprintf("during%d", i)), Coordinate: true, Blind: true, Value: []byte("v")})
+		}
+		ctx.Forward(f.real)
+	}
+}
+
+type eaterResolver struct {
+	*twoNodes
+	eater *actor.PID
+}
+
+func (r eaterResolver) VnodePID(membership.NodeID, int) *actor.PID { return r.eater }
+
+// TestLostForwardAckFailsTheAttemptAndTheRetryCompletes: a forward whose acknowledgement never comes fails
+// the flush cleanly (not a step timeout), and the retry, in a new session, completes the move with the write
+// that was forwarded in vain.
+func TestLostForwardAckFailsTheAttemptAndTheRetryCompletes(t *testing.T) {
+	n, logger := setupNodes(t, []int{3}, 20)
+	var eat atomic.Bool
+	var wrote atomic.Int64
+	eat.Store(true)
+	eater := n.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &forwardEater{real: n.b.PID(3), src: n.a.PID(3), eat: &eat, wrote: &wrote}
+	}))
+	m, err := New(Config{Self: "a", Concurrency: 1, Timeout: 2 * time.Second, RetryAfter: 10 * time.Millisecond,
+		Resolver: eaterResolver{n, eater}, System: n.sys, Report: n.report, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	m.Sync([]Move{{Partition: 3, From: "a", To: "b"}})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(m.Progress()[0].LastError, "not acknowledged within 1s") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no flush failure for the lost ack: %+v", m.Progress())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	eat.Store(false)
+	ps := waitDone(t, m, 1)
+	if ps[0].Attempts < 2 || ps[0].Keys < 21 {
+		t.Fatalf("progress %+v: want a retry that sent the 20 keys and the write of the failed attempt", ps[0])
+	}
+	res, err := actors.Request(context.Background(), n.sys, n.b.PID(3), &vnode.GetRequest{V: 1, Key: []byte("during1")}, time.Second)
+	if err != nil || res.(*vnode.GetReply).Object == nil {
+		t.Fatalf("the write forwarded in vain did not reach the new owner: %v %v", res, err)
+	}
+}
+
+// TestHintWindowLogsRepeatsOncePerWindow is the logging rule of repeated hinted handoffs of a partition.
+func TestHintWindowLogsRepeatsOncePerWindow(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	arr := vnode.Arrivals{Requests: 3}
+	var w hintWindow
+	var prev hintWindow
+	steps := []struct {
+		at   time.Duration
+		want hintNote
+	}{
+		{0, hintNoteDone},                   // an ordinary hinted handoff
+		{time.Second, hintNoteAgain},        // again within the minute: say why
+		{2 * time.Second, hintNoteDebug},    // further rounds: quiet
+		{59 * time.Second, hintNoteDebug},   //
+		{61 * time.Second, hintNoteSummary}, // the window is over: summarise it (4 rounds)
+		{62 * time.Second, hintNoteDebug},   // the next window's repeats are covered by its summary
+		{5 * time.Minute, hintNoteSummary},  // (2 rounds in that window)
+		{10 * time.Minute, hintNoteDone},    // a lone round after a lone round: ordinary again
+	}
+	for i, s := range steps {
+		if got := w.note(t0.Add(s.at), 10, arr, &prev); got != s.want {
+			t.Fatalf("step %d (+%v): note %d, want %d", i, s.at, got, s.want)
+		}
+		if i == 4 && (prev.rounds != 4 || prev.keys != 40 || prev.arrived.Requests != 12) {
+			t.Fatalf("summary of the first window: %+v", prev)
+		}
 	}
 }

@@ -38,7 +38,8 @@ func (n *Node) stats() []stat {
 				active++
 			}
 		}
-		out = append(out, stat{"gokai_handoff_active", active}, stat{"gokai_hinted_handoff_keys", n.cl.handoff.HintedKeys()},
+		out = append(out, stat{"gokai_handoff_active", active}, stat{"gokai_handoff_attempts", n.cl.handoff.Attempts()},
+			stat{"gokai_hinted_handoffs", n.cl.handoff.HintedRounds()}, stat{"gokai_hinted_handoff_keys", n.cl.handoff.HintedKeys()},
 			stat{"gokai_handoff_items_received", n.vnodes.Metrics().HandoffItemsReceived()})
 	}
 	if n.cl != nil && n.cl.fd != nil {

@@ -44,9 +44,10 @@ type cluster struct {
 	// after a restart. Only the cluster-watch goroutine touches it after start.
 	peers []string
 
-	// lastHinted is the hinted moves found by the last scan (used by the reconciles in between).
-	// Only the cluster-watch goroutine touches it.
-	lastHinted []handoff.Move
+	// dropping holds the partitions whose leftover data a dropLeftover goroutine is deleting (the hint scan
+	// leaves them alone meanwhile).
+	dropMu   sync.Mutex
+	dropping map[int]bool // REQUIRES: dropMu held
 }
 
 // statePath is where the cluster state is kept between runs.
@@ -112,7 +113,7 @@ func (n *Node) saveState(doc []byte) error {
 // startCluster starts the transport and the gossip shell (before any vnode or coordinator is spawned:
 // actors spawned before the transport carry unreachable PIDs).
 func (n *Node) startCluster(ctx context.Context) error {
-	n.cl = &cluster{}
+	n.cl = &cluster{dropping: map[int]bool{}}
 	empty := map[membership.NodeID]string{}
 	n.cl.live.Store(&empty)
 	r, err := actors.StartRemote(n.system, actors.RemoteConfig{Listen: n.cfg.TransportListen, Logger: n.logger,
@@ -325,9 +326,9 @@ func (n *Node) watchCluster(ctx context.Context) error {
 
 // reconcile makes this node's vnodes and transfers match s. A member runs a vnode for every partition:
 // those it owns, those it receives, and the others as a fallback (sloppy quorum: when a primary is down,
-// a fallback vnode takes its writes as hints). Outgoing ownership moves become transfers; a partition this
-// node does not own that holds data becomes a hinted handoff to its owner once the owner is up (after a
-// completed ownership move the leftover data is dropped instead); a node that is no longer a member
+// a fallback vnode takes its writes as hints). Outgoing ownership moves become transfers; after a completed
+// one the leftover data is dropped (settleMoved); with scanHints, a partition this node does not own that
+// holds data becomes a hinted handoff to its owner once the owner is up; a node that is no longer a member
 // retires its empty vnodes.
 func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHints bool) {
 	n.cl.handoff.SetRing(s.Version)
@@ -365,21 +366,19 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 			n.logger.Error("cluster: start vnodes", "err", err)
 		}
 	}
+	n.cl.handoff.Sync(moves)
+	n.settleMoved(ctx, s, incoming, outgoing)
 	if !scanHints {
-		n.cl.handoff.Sync(append(moves, n.cl.lastHinted...))
 		return
 	}
 	var hinted []handoff.Move
 	for _, p := range n.vnodes.Partitions() {
 		owner := s.Ring.Owner(p)
-		if owner == self || incoming[p] || outgoing[p] {
+		if owner == self || incoming[p] || outgoing[p] || n.isDropping(p) {
 			continue
 		}
-		if n.cl.handoff.OwnershipDone(p) {
-			n.cl.handoff.ForgetOwnership(p)
-			// Off the watch loop: the drop waits for the vnode's outstanding forwards.
-			go n.dropLeftover(ctx, p)
-			continue
+		if _, done := n.cl.handoff.OwnershipDone(p); done {
+			continue // settleMoved drops it
 		}
 		rep, err := n.vnodeIsEmpty(ctx, p)
 		if err != nil {
@@ -401,8 +400,52 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 			}
 		}
 	}
-	n.cl.lastHinted = hinted
-	n.cl.handoff.Sync(append(moves, hinted...))
+	n.cl.handoff.SyncHinted(hinted)
+}
+
+// settleMoved ends the handoff sessions of this node's completed ownership moves. After a move p: self → X
+// completes, the vnode of p stays in handoff mode, forwarding to X the writes that coordinators on an older
+// ring still send here, until its leftover data is dropped. Once the state shows p owned elsewhere, the
+// leftover is dropped (off the watch loop: the drop waits for the vnode's outstanding forwards). If p is
+// ours again, or coming back (a later plan moved it back before the drop), the session is cancelled
+// instead and the data kept: a vnode left in handoff mode towards the node that is now sending the
+// partition back would pass that transfer's items on to it again.
+func (n *Node) settleMoved(ctx context.Context, s *membership.ClusterState, incoming, outgoing map[int]bool) {
+	self := n.self()
+	for _, p := range n.vnodes.Partitions() {
+		session, done := n.cl.handoff.OwnershipDone(p)
+		switch {
+		case !done || outgoing[p]:
+			// NB: while our state still lists the move as waiting, the claimant's completion has not reached
+			// us yet: wait for it. (A new move of p supersedes the session when its transfer begins.)
+		case s.Ring.Owner(p) == self || incoming[p]:
+			n.cl.handoff.ForgetOwnership(p)
+			if pid := n.vnodes.PID(p); pid != nil {
+				n.system.Root.Send(pid, &vnode.CancelHandoff{Session: session})
+			}
+			n.logger.Info("partition moved back before its leftover was dropped: handoff mode ended, data kept", "partition", p)
+		case n.startDrop(p):
+			n.cl.handoff.ForgetOwnership(p)
+			go n.dropLeftover(ctx, p, session)
+		}
+	}
+}
+
+// startDrop marks p as being dropped; false if it is already.
+func (n *Node) startDrop(p int) bool {
+	n.cl.dropMu.Lock()
+	defer n.cl.dropMu.Unlock()
+	if n.cl.dropping[p] {
+		return false
+	}
+	n.cl.dropping[p] = true
+	return true
+}
+
+func (n *Node) isDropping(p int) bool {
+	n.cl.dropMu.Lock()
+	defer n.cl.dropMu.Unlock()
+	return n.cl.dropping[p]
 }
 
 // vnodeIsEmpty asks partition p's vnode whether it holds data, and under which newest cluster-state
@@ -424,22 +467,36 @@ func (n *Node) vnodeIsEmpty(ctx context.Context, p int) (vnode.IsEmptyReply, err
 }
 
 // dropLeftover deletes the data a completed ownership move left behind (the new owner has all of it and
-// the writes forwarded meanwhile). If the vnode restarted since, the drop is refused and the leftover goes
-// to the owner as a hinted handoff at the next scan instead.
-func (n *Node) dropLeftover(ctx context.Context, p int) {
+// the writes forwarded meanwhile). If the vnode restarted since, or its session ended otherwise, the drop is
+// refused and the leftover goes to the owner as a hinted handoff at a later scan instead.
+func (n *Node) dropLeftover(ctx context.Context, p int, session uint64) {
+	defer func() {
+		n.cl.dropMu.Lock()
+		delete(n.cl.dropping, p)
+		n.cl.dropMu.Unlock()
+	}()
 	pid := n.vnodes.PID(p)
 	if pid == nil {
 		return
 	}
-	res, err := actors.Request(ctx, n.system, pid, &vnode.HandoffDrop{}, time.Minute)
+	res, err := actors.Request(ctx, n.system, pid, &vnode.HandoffDrop{Session: session, AckTimeout: dropAckTimeout}, 2*dropAckTimeout)
 	if err != nil {
 		n.logger.Warn("cluster: drop moved partition", "partition", p, "err", err)
 		return
 	}
-	if d, ok := res.(*vnode.HandoffDropped); ok && d.Err == "" {
+	d, ok := res.(*vnode.HandoffDropped)
+	switch {
+	case !ok:
+		n.logger.Warn("cluster: drop moved partition", "partition", p, "reply", fmt.Sprintf("%T", res))
+	case d.Err != "":
+		n.logger.Info("partition moved away: leftover kept, to be handed off as hints", "partition", p, "why", d.Err)
+	default:
 		n.logger.Info("partition moved away: data dropped", "partition", p)
 	}
 }
+
+// dropAckTimeout bounds how long a drop waits for a forward's acknowledgement.
+const dropAckTimeout = 10 * time.Second
 
 // isUp is the liveness this node acts on: itself, and the members memberlist sees alive that did not fail
 // a request recently (the node's own observation: a killed peer fails requests before memberlist's

@@ -27,6 +27,8 @@ type vnodeActor struct {
 	handoff *handoffState // nil unless a handoff is under way
 	// ringSeen is the newest cluster-state version of the transfers that sent this vnode data.
 	ringSeen uint64
+	// arrived counts what reached the vnode since its data was last dropped (HandoffDropped.Arrived).
+	arrived Arrivals
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {

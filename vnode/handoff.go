@@ -2,6 +2,7 @@ package vnode
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -10,9 +11,9 @@ import (
 // Handoff support in the vnode actor (riak_core's handoff states, run by the framework for every
 // Behaviour):
 //
-//	normal ──BeginHandoff──► handoff ──FinishHandoff──► (flushed) ──HandoffDrop──► normal, data deleted
-//	   ▲                        │
-//	   └──────CancelHandoff─────┘
+//	normal ──BeginHandoff──► handoff(session S) ──FinishHandoff(S)──► (flushed) ──HandoffDrop(S)──► normal, data deleted
+//	   ▲                        │   │
+//	   └───CancelHandoff(S)─────┘   └──BeginHandoff──► handoff(session S') (S's waiters are answered with an error)
 //
 // In handoff, the sender folds the partition (HandoffFold, concurrently with commands) into HandoffBatch
 // messages to the new owner's vnode, while the vnode keeps serving: a Behaviour that implements
@@ -21,6 +22,14 @@ import (
 // answers once every forward was acknowledged; HandoffDrop then deletes the data inside the actor, so no
 // write slips between the last forward and the delete. Writes arriving afterwards (from coordinators with an
 // older ring) are kept as ordinary data and handed off again.
+//
+// Every handoff is a session, named by the id HandoffStarted returns. FinishHandoff, HandoffDrop and
+// CancelHandoff name the session they mean and are refused (or ignored) for any other: a transfer's retry,
+// or a late message of a cancelled transfer, can never act on, or wait for, another transfer's state.
+// Forwards are numbered from one counter shared by every vnode of the process, so an acknowledgement that
+// arrives after its session ended (or after the vnode restarted) matches nothing. A forward that stays
+// unacknowledged for the waiter's AckTimeout fails the session (the transfer is then retried from the start)
+// instead of holding FinishHandoff and HandoffDrop for ever.
 
 // HandoffCommander is implemented by behaviours that need to act on commands arriving during a handoff.
 // Without it, commands are handled normally and nothing is forwarded (the fold alone moves the data).
@@ -31,6 +40,17 @@ type HandoffCommander interface {
 	HandleHandoffCommand(cmd any, from Sender) (res Result, forward []byte)
 }
 
+// HandoffMerger is implemented by behaviours that can tell whether a handed-off item changed what the vnode
+// holds. A vnode that is itself handing off passes on only the items that changed its data (the others it
+// held already, so its fold or an earlier forward covers them): two vnodes handing the same partition to each
+// other (rings that disagree for a moment, a partition that moves back) then stop once both hold the same,
+// instead of sending the items back and forth for ever. Without it every received item is passed on,
+// except a forward back to the vnode it came from.
+type HandoffMerger interface {
+	// MergeHandoffData is HandleHandoffData that also reports whether the vnode's data changed.
+	MergeHandoffData(data []byte) (changed bool, err error)
+}
+
 // ConcurrentFold is the promise a Behaviour makes about HandoffFold and EncodeHandoffItem: they may run on
 // the handoff sender's goroutine, concurrently with the vnode's other methods, because they only read a
 // consistent snapshot of storage. KV makes it; behaviours that cannot are folded inside the vnode actor.
@@ -38,36 +58,63 @@ type ConcurrentFold interface {
 	ConcurrentFoldSafe()
 }
 
-// BeginHandoff puts the vnode in handoff mode towards Target (the new owner's vnode). Local only.
-// The reply is *HandoffStarted.
+// DefaultForwardAckTimeout is how long a forward may stay unacknowledged when FinishHandoff or HandoffDrop
+// does not say (AckTimeout 0).
+const DefaultForwardAckTimeout = 10 * time.Second
+
+// BeginHandoff puts the vnode in handoff mode towards Target (the new owner's vnode) in a new session. A
+// session already under way ends: its waiters are answered with an error and its forwards are no longer
+// waited for (its transfer fails and is retried). Local only. The reply is *HandoffStarted.
 type BeginHandoff struct{ Target *actor.PID }
 
-// HandoffStarted gives the sender the behaviour's fold and item encoder.
+// HandoffStarted gives the sender the session id and the behaviour's fold and item encoder.
 type HandoffStarted struct {
-	Fold   func(fn func(key, value []byte) error) error
-	Encode func(key, value []byte) ([]byte, error)
+	Session uint64 // never 0
+	Fold    func(fn func(key, value []byte) error) error
+	Encode  func(key, value []byte) ([]byte, error)
 }
 
-// FinishHandoff asks for a *HandoffFlushed reply once every forwarded command was acknowledged.
-type FinishHandoff struct{}
+// FinishHandoff asks for a *HandoffFlushed reply once every forward of Session was acknowledged, or one
+// stayed unacknowledged for AckTimeout (0: DefaultForwardAckTimeout) since it was sent. Local only.
+type FinishHandoff struct {
+	Session    uint64
+	AckTimeout time.Duration
+}
 
-// HandoffFlushed answers FinishHandoff; Err is set if a forward failed (the transfer must be retried).
+// HandoffFlushed answers FinishHandoff; Err is set if a forward failed or timed out, or the session is not
+// the vnode's current one (the transfer must be retried).
 type HandoffFlushed struct {
 	Forwarded int
 	Err       string
 }
 
-// CancelHandoff returns the vnode to normal mode (a failed or cancelled transfer).
-type CancelHandoff struct{}
+// CancelHandoff returns the vnode to normal mode if Session is its current session (a failed or cancelled
+// transfer; a completed one whose partition came back). Local only.
+type CancelHandoff struct{ Session uint64 }
 
 // HandoffDrop ends a completed handoff by deleting the partition's data, atomically with respect to writes:
-// the vnode waits until every forwarded write was acknowledged, then deletes and returns to normal mode
-// (writes arriving later are kept, as new data to hand off). The reply is *HandoffDropped. Local only.
-type HandoffDrop struct{}
+// the vnode waits until every forward of Session was acknowledged (at most AckTimeout after it was sent;
+// 0: DefaultForwardAckTimeout), then deletes and returns to normal mode (writes arriving later are kept, as
+// new data to hand off). The reply is *HandoffDropped. Local only.
+type HandoffDrop struct {
+	Session    uint64
+	AckTimeout time.Duration
+}
 
-// HandoffDropped answers HandoffDrop; Err is set when the vnode was not in handoff mode (it restarted) or
-// a forward failed: nothing was deleted and the transfer must be redone.
-type HandoffDropped struct{ Err string }
+// HandoffDropped answers HandoffDrop; Err is set when Session is not the vnode's current session (it
+// restarted, or another handoff began) or a forward failed: nothing was deleted and the transfer must be
+// redone. Arrived says what reached the vnode between the previous drop (or its start) and this one: why
+// there was data to hand off.
+type HandoffDropped struct {
+	Err     string
+	Arrived Arrivals
+}
+
+// Arrivals counts what reached a vnode since its data was last dropped (or since it started).
+type Arrivals struct {
+	Requests uint64 // commands from coordinators (the vnode was in their preference lists)
+	Items    uint64 // handoff items from other vnodes (batches and forwards of their transfers)
+}
 
 // IsEmptyRequest asks whether the vnode holds data; the reply is *IsEmptyReply. Local only.
 type IsEmptyRequest struct{}
@@ -111,24 +158,35 @@ type HandoffForwardAck struct {
 	Err string `msgpack:"e"`
 }
 
-// handoffState is the vnode actor's handoff bookkeeping.
+// handoffIDs numbers handoff sessions and forwards, for every vnode of the process: an id is never reused,
+// not even by a vnode that restarted, so a late message of an ended session matches nothing.
+var handoffIDs atomic.Uint64
+
+// handoffState is the vnode actor's bookkeeping of one handoff session.
 type handoffState struct {
+	session   uint64
 	target    *actor.PID
-	seq       uint64
-	pending   map[uint64]struct{}
+	pending   map[uint64]time.Time // forward id -> when it was sent
 	forwarded int
 	failed    string
 	flushWait []*actor.PID
 	dropWait  []*actor.PID
+	// ackTimeout is the shortest AckTimeout of the waiters; timerArmed: a forwardDeadline is on its way.
+	ackTimeout time.Duration
+	timerArmed bool
 }
+
+// forwardDeadline makes the vnode check its unacknowledged forwards (a timer sends it).
+type forwardDeadline struct{ session uint64 }
 
 // handleHandoff handles the handoff messages; it reports whether msg was one.
 func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 	switch m := msg.(type) {
 	case *BeginHandoff:
-		a.handoff = &handoffState{target: m.Target, pending: map[uint64]struct{}{}}
+		a.endHandoff(ctx, "vnode: handoff superseded by a newer one")
+		a.handoff = &handoffState{session: handoffIDs.Add(1), target: m.Target, pending: map[uint64]time.Time{}}
 		b := a.b
-		st := &HandoffStarted{Encode: b.EncodeHandoffItem, Fold: b.HandoffFold}
+		st := &HandoffStarted{Session: a.handoff.session, Encode: b.EncodeHandoffItem, Fold: b.HandoffFold}
 		if _, ok := b.(ConcurrentFold); !ok {
 			// Fold inside the actor: the behaviour made no concurrency promise. The fold is called from the
 			// sender's goroutine, so it reaches the actor through the root context, never through ctx.
@@ -152,21 +210,28 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 			ctx.Respond(struct{}{})
 		}
 	case *FinishHandoff:
-		if a.handoff == nil {
-			ctx.Respond(&HandoffFlushed{Err: "vnode: not in handoff"})
+		if err := a.checkSession(m.Session); err != "" {
+			ctx.Respond(&HandoffFlushed{Err: err})
 			return true
 		}
 		a.handoff.flushWait = append(a.handoff.flushWait, ctx.Sender())
-		a.flushHandoff(ctx)
+		a.waitForwards(ctx, m.AckTimeout)
 	case *CancelHandoff:
-		a.handoff = nil
+		if a.handoff != nil && a.handoff.session == m.Session {
+			a.endHandoff(ctx, "vnode: handoff cancelled")
+		}
 	case *HandoffDrop:
-		if a.handoff == nil {
-			ctx.Respond(&HandoffDropped{Err: "vnode: not in handoff (restarted?)"})
+		if err := a.checkSession(m.Session); err != "" {
+			ctx.Respond(&HandoffDropped{Err: err})
 			return true
 		}
 		a.handoff.dropWait = append(a.handoff.dropWait, ctx.Sender())
-		a.flushHandoff(ctx)
+		a.waitForwards(ctx, m.AckTimeout)
+	case *forwardDeadline:
+		if h := a.handoff; h != nil && h.session == m.session {
+			h.timerArmed = false
+			a.expireForwards(ctx)
+		}
 	case *IsEmptyRequest:
 		empty, err := a.b.IsEmpty()
 		rep := &IsEmptyReply{Empty: empty, Ring: a.ringSeen}
@@ -176,22 +241,25 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		ctx.Respond(rep)
 	case *HandoffBatch:
 		a.ringSeen = max(a.ringSeen, m.Ring)
+		a.arrived.Items += uint64(len(m.Items))
 		ack := &HandoffAck{V: 1, Seq: m.Seq}
 		for _, it := range m.Items {
-			if err := a.b.HandleHandoffData(it); err != nil {
+			changed, err := a.mergeItem(it)
+			if err != nil {
 				ack.Err = fmt.Sprintf("vnode: partition %d: handoff item: %v", a.env.Partition, err)
 				break
 			}
-			a.forwardIncoming(ctx, it)
+			a.forwardIncoming(ctx, it, changed, nil)
 		}
 		a.metrics.handoffItems.Add(int64(len(m.Items)))
 		ctx.Respond(ack)
 	case *HandoffForward:
+		a.arrived.Items++
 		ack := &HandoffForwardAck{V: 1, Seq: m.Seq}
-		if err := a.b.HandleHandoffData(m.Item); err != nil {
+		if changed, err := a.mergeItem(m.Item); err != nil {
 			ack.Err = fmt.Sprintf("vnode: partition %d: forwarded item: %v", a.env.Partition, err)
 		} else {
-			a.forwardIncoming(ctx, m.Item)
+			a.forwardIncoming(ctx, m.Item, changed, ctx.Sender())
 		}
 		ctx.Respond(ack)
 	case *actor.DeadLetterResponse:
@@ -205,12 +273,16 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		clear(a.handoff.pending)
 		a.flushHandoff(ctx)
 	case *HandoffForwardAck:
-		if a.handoff == nil {
+		h := a.handoff
+		if h == nil {
 			return true
 		}
-		delete(a.handoff.pending, m.Seq)
-		if m.Err != "" && a.handoff.failed == "" {
-			a.handoff.failed = m.Err
+		if _, ok := h.pending[m.Seq]; !ok {
+			return true // an acknowledgement of an ended session
+		}
+		delete(h.pending, m.Seq)
+		if m.Err != "" && h.failed == "" {
+			h.failed = m.Err
 		}
 		a.flushHandoff(ctx)
 	default:
@@ -219,23 +291,65 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 	return true
 }
 
+// checkSession returns why a request for session cannot be served ("" when it can).
+func (a *vnodeActor) checkSession(session uint64) string {
+	switch {
+	case a.handoff == nil:
+		return "vnode: not in handoff (restarted, cancelled or dropped already?)"
+	case a.handoff.session != session:
+		return fmt.Sprintf("vnode: handoff session %d is not the current one (%d): superseded", session, a.handoff.session)
+	}
+	return ""
+}
+
+// endHandoff ends the current session, if any, answering its waiters with reason.
+func (a *vnodeActor) endHandoff(ctx actor.Context, reason string) {
+	h := a.handoff
+	if h == nil {
+		return
+	}
+	for _, w := range h.flushWait {
+		ctx.Send(w, &HandoffFlushed{Forwarded: h.forwarded, Err: reason})
+	}
+	for _, w := range h.dropWait {
+		ctx.Send(w, &HandoffDropped{Err: reason})
+	}
+	a.handoff = nil
+}
+
+// mergeItem applies a received handoff item and reports whether it changed the vnode's data (true when the
+// behaviour cannot tell).
+func (a *vnodeActor) mergeItem(item []byte) (bool, error) {
+	if m, ok := a.b.(HandoffMerger); ok {
+		return m.MergeHandoffData(item)
+	}
+	return true, a.b.HandleHandoffData(item)
+}
+
 // forwardIncoming passes on an item handed to this vnode while it is itself handing off. Without it the
 // item would be in neither place: it arrived after the fold's snapshot, and HandoffDrop deletes it. That
 // happens when two nodes' rings disagree for a moment: the new owner of a partition, still on the old ring,
 // hands what it holds back to the old owner as hints while the old owner's transfer still arrives.
-func (a *vnodeActor) forwardIncoming(ctx actor.Context, item []byte) {
-	if a.handoff != nil {
-		a.forward(ctx, item)
+//
+// An item that changed nothing here is not passed on (the vnode held it already: the fold or an earlier
+// forward carries it), nor is a forward sent back to the vnode it came from (from; nil for a batch). Both
+// stop items circulating between vnodes that hand the partition to each other.
+func (a *vnodeActor) forwardIncoming(ctx actor.Context, item []byte, changed bool, from *actor.PID) {
+	h := a.handoff
+	if h == nil || !changed || (from != nil && from.Address == h.target.Address && from.Id == h.target.Id) {
+		return
 	}
+	a.forward(ctx, item)
 }
 
-// forward sends item to the handoff target; HandoffDrop waits for its acknowledgement.
+// forward sends item to the handoff target; FinishHandoff and HandoffDrop wait for its acknowledgement.
 func (a *vnodeActor) forward(ctx actor.Context, item []byte) {
 	h := a.handoff
-	h.seq++
-	h.pending[h.seq] = struct{}{}
+	seq := handoffIDs.Add(1)
+	// NB: real time, like the timer that checks it: this is a transport deadline, not data.
+	h.pending[seq] = time.Now()
 	h.forwarded++
-	ctx.Request(h.target, &HandoffForward{V: 1, Seq: h.seq, Item: item})
+	ctx.Request(h.target, &HandoffForward{V: 1, Seq: seq, Item: item})
 }
 
 // foldInActor runs a fold inside the vnode actor for behaviours without ConcurrentFold.
@@ -244,6 +358,49 @@ type foldInActor struct{ fn func(key, value []byte) error }
 // foldInActorTimeout bounds a fold run inside the actor (the transfer's own deadline is shorter).
 const foldInActorTimeout = 24 * time.Hour
 
+// waitForwards registers a waiter's ack timeout, fails the session if a forward is overdue already, and
+// answers the waiters if nothing is pending.
+func (a *vnodeActor) waitForwards(ctx actor.Context, ackTimeout time.Duration) {
+	h := a.handoff
+	if ackTimeout <= 0 {
+		ackTimeout = DefaultForwardAckTimeout
+	}
+	if h.ackTimeout == 0 || ackTimeout < h.ackTimeout {
+		h.ackTimeout = ackTimeout
+	}
+	a.expireForwards(ctx)
+}
+
+// expireForwards fails the session when a forward stayed unacknowledged for the waiters' ack timeout;
+// otherwise it arms a timer for the oldest pending forward. Then it answers the waiters if nothing is
+// pending.
+func (a *vnodeActor) expireForwards(ctx actor.Context) {
+	h := a.handoff
+	if len(h.pending) > 0 && h.ackTimeout > 0 {
+		now := time.Now()
+		oldest := now
+		for _, sent := range h.pending {
+			if sent.Before(oldest) {
+				oldest = sent
+			}
+		}
+		if wait := oldest.Add(h.ackTimeout).Sub(now); wait <= 0 {
+			if h.failed == "" {
+				h.failed = fmt.Sprintf("vnode: partition %d: %d forwards to %s/%s not acknowledged within %v",
+					a.env.Partition, len(h.pending), h.target.Address, h.target.Id, h.ackTimeout)
+			}
+			clear(h.pending)
+		} else if !h.timerArmed {
+			h.timerArmed = true
+			sys, self, session := ctx.ActorSystem(), ctx.Self(), h.session
+			time.AfterFunc(wait, func() { sys.Root.Send(self, &forwardDeadline{session: session}) })
+		}
+	}
+	a.flushHandoff(ctx)
+}
+
+// flushHandoff answers the waiters once no forward is pending: flushes with the session's outcome, and drops
+// by deleting the partition's data (unless a forward failed), which ends the session.
 func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 	h := a.handoff
 	if len(h.pending) > 0 {
@@ -256,11 +413,12 @@ func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 	if len(h.dropWait) == 0 {
 		return
 	}
-	rep := &HandoffDropped{Err: h.failed}
+	rep := &HandoffDropped{Err: h.failed, Arrived: a.arrived}
 	if h.failed == "" {
 		if err := a.b.Delete(); err != nil {
 			rep.Err = fmt.Sprintf("vnode: partition %d: drop: %v", a.env.Partition, err)
 		} else {
+			a.arrived = Arrivals{}
 			// The behaviour's state was deleted: start it afresh on the (now empty) partition.
 			a.b = a.factory()
 			if err := a.b.Init(a.env); err != nil {
@@ -276,6 +434,7 @@ func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 
 // command runs a user command, through the handoff rules when a handoff is under way.
 func (a *vnodeActor) command(ctx actor.Context, msg any, from Sender) {
+	a.arrived.Requests++
 	if a.handoff != nil {
 		if hc, ok := a.b.(HandoffCommander); ok {
 			res, fwd := hc.HandleHandoffCommand(msg, from)

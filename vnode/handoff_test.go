@@ -3,6 +3,7 @@ package vnode
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 func putVia(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, key, val string) *PutReply {
 	t.Helper()
-	res, err := actors.Request(context.Background(), sys, pid, &PutRequest{V: 1, Key: []byte(key), Coordinate: true, Blind: true, Value: []byte(val)}, 2*time.Second)
+	res, err := actors.Request(context.Background(), sys, pid, &PutRequest{V: 1, Key: []byte(key), Coordinate: true, Blind: true, Value: []byte(val)}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +30,16 @@ func getVia(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, key string) *O
 		t.Fatal(err)
 	}
 	return res.(*GetReply).Object
+}
+
+// begin puts the vnode pid in handoff mode towards target and returns the session.
+func begin(t *testing.T, sys *actor.ActorSystem, pid, target *actor.PID) *HandoffStarted {
+	t.Helper()
+	res, err := actors.Request(context.Background(), sys, pid, &BeginHandoff{Target: target}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.(*HandoffStarted)
 }
 
 // startPartition5 starts a vnode manager of node running a KV vnode for partition 5 over memory storage.
@@ -58,11 +69,14 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 	}
 	st := res.(*HandoffStarted)
 
-	// Writers hit the old owner during the fold: new keys and overwrites of folded ones.
+	// Writers hit the old owner during the fold: new keys and overwrites of folded ones. They start once the
+	// fold has its snapshot (its first item), so the fold sends exactly the 500 keys written before.
 	var wg sync.WaitGroup
 	wg.Add(1)
+	folding := make(chan struct{})
 	go func() {
 		defer wg.Done()
+		<-folding
 		for i := 0; i < 300; i++ {
 			putVia(t, sys, pa, fmt.Sprintf("new%d", i), "during")
 			putVia(t, sys, pa, fmt.Sprintf("old%d", i), "overwritten")
@@ -83,6 +97,9 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 		batch = nil
 	}
 	err = st.Fold(func(k, v []byte) error {
+		if seq == 0 && len(batch) == 0 {
+			close(folding)
+		}
 		item, err := st.Encode(k, v)
 		if err != nil {
 			return err
@@ -100,7 +117,7 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 		send()
 	}
 	wg.Wait()
-	res, err = actors.Request(context.Background(), sys, pa, &FinishHandoff{}, 5*time.Second)
+	res, err = actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: st.Session}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +135,13 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 		t.Fatalf("old0 at new owner: %q", got)
 	}
 	// A hinted handoff ends by dropping the data, once every forward is acknowledged.
-	res, err = actors.Request(context.Background(), sys, pa, &HandoffDrop{}, 5*time.Second)
+	res, err = actors.Request(context.Background(), sys, pa, &HandoffDrop{Session: st.Session}, 5*time.Second)
 	if err != nil || res.(*HandoffDropped).Err != "" {
 		t.Fatalf("drop: %v %v", res, err)
+	}
+	// The drop reports what had arrived since the vnode started: 500 + 600 puts and 6 gets, no handoff items.
+	if got := res.(*HandoffDropped).Arrived; got != (Arrivals{Requests: 1106}) {
+		t.Fatalf("arrived before the drop: %+v", got)
 	}
 	if getVia(t, sys, pa, "old0") != nil {
 		t.Fatal("old owner still holds data after the drop")
@@ -131,7 +152,7 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 	}
 	// A drop outside a handoff is refused (nothing deleted).
 	putVia(t, sys, pa, "later", "x")
-	res, _ = actors.Request(context.Background(), sys, pa, &HandoffDrop{}, time.Second)
+	res, _ = actors.Request(context.Background(), sys, pa, &HandoffDrop{Session: st.Session}, time.Second)
 	if res.(*HandoffDropped).Err == "" || getVia(t, sys, pa, "later") == nil {
 		t.Fatal("a drop without a handoff must be refused")
 	}
@@ -150,9 +171,7 @@ func TestHandoffDataArrivingDuringAnOutgoingHandoffIsPassedOn(t *testing.T) {
 	pa, pb, psrc := a.PID(5), b.PID(5), src.PID(5)
 	putVia(t, sys, pb, "b-own", "v")
 	// B starts handing off to A (its hint scan, on a stale ring)...
-	if _, err := actors.Request(context.Background(), sys, pb, &BeginHandoff{Target: pa}, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	stb := begin(t, sys, pb, pa)
 	// ...while another node's transfer brings B items, as a batch and as a forward.
 	item := func(key string) []byte {
 		o := putVia(t, sys, psrc, key, "from-src").Object
@@ -174,13 +193,165 @@ func TestHandoffDataArrivingDuringAnOutgoingHandoffIsPassedOn(t *testing.T) {
 	if err != nil || res.(*HandoffForwardAck).Err != "" {
 		t.Fatalf("forward: %v %v", res, err)
 	}
-	res, err = actors.Request(context.Background(), sys, pb, &HandoffDrop{}, 5*time.Second)
+	res, err = actors.Request(context.Background(), sys, pb, &HandoffDrop{Session: stb.Session}, 5*time.Second)
 	if err != nil || res.(*HandoffDropped).Err != "" {
 		t.Fatalf("drop: %v %v", res, err)
 	}
 	for _, k := range []string{"batched", "forwarded"} {
 		if o := getVia(t, sys, pa, k); o == nil || string(o.Siblings[0].Value) != "from-src" {
 			t.Fatalf("%s: lost between the two handoffs (A holds %v)", k, o)
+		}
+	}
+}
+
+// TestHandoffTwoVnodesHandingOffToEachOtherFinish: A finished an ownership handoff to B and waits for its
+// drop (still in handoff mode towards B) when the next plan moves the partition back: B hands off to A. The
+// items B sends must not circulate between the two for ever: B's flush must answer.
+func TestHandoffTwoVnodesHandingOffToEachOtherFinish(t *testing.T) {
+	sys := newSystem(t)
+	mk := func(name, node string) *Manager { return startPartition5(t, sys, name, node) }
+	a, b := mk("sup-a", "a"), mk("sup-b", "b")
+	pa, pb := a.PID(5), b.PID(5)
+	putVia(t, sys, pa, "a-old", "v")
+	// A hands off to B and is flushed, but not dropped yet.
+	sta := begin(t, sys, pa, pb)
+	if res, err := actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: sta.Session}, 2*time.Second); err != nil || res.(*HandoffFlushed).Err != "" {
+		t.Fatalf("A's flush: %v %v", res, err)
+	}
+	// B hands off to A: a batch of B's data, and a write during B's handoff.
+	putVia(t, sys, pb, "b-own", "v")
+	st := begin(t, sys, pb, pa)
+	var items [][]byte
+	if err := st.Fold(func(k, v []byte) error {
+		it, err := st.Encode(k, v)
+		items = append(items, it)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := actors.Request(context.Background(), sys, pa, &HandoffBatch{V: 1, Seq: 1, Items: items}, 2*time.Second); err != nil || res.(*HandoffAck).Err != "" {
+		t.Fatalf("batch: %v %v", res, err)
+	}
+	putVia(t, sys, pb, "b-during", "v")
+	res, err := actors.Request(context.Background(), sys, pb, &FinishHandoff{Session: st.Session}, 3*time.Second)
+	if err != nil {
+		t.Fatalf("B's flush never answered: %v", err)
+	}
+	if fl := res.(*HandoffFlushed); fl.Err != "" {
+		t.Fatalf("B's flush: %+v", fl)
+	}
+	for _, k := range []string{"a-old", "b-own", "b-during"} {
+		if getVia(t, sys, pa, k) == nil {
+			t.Fatalf("%s missing at A", k)
+		}
+	}
+}
+
+// holeActor takes HandoffForwards and never acknowledges them (a lost ack); it reports their ids.
+type holeActor struct{ got chan uint64 }
+
+func (h *holeActor) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(*HandoffForward); ok {
+		h.got <- m.Seq
+	}
+}
+
+func spawnHole(t *testing.T, sys *actor.ActorSystem) (*actor.PID, chan uint64) {
+	t.Helper()
+	got := make(chan uint64, 16)
+	pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &holeActor{got: got} }))
+	t.Cleanup(func() { sys.Root.Stop(pid) })
+	return pid, got
+}
+
+func recvSeq(t *testing.T, ch chan uint64) uint64 {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(2 * time.Second):
+		t.Fatal("no forward arrived")
+		return 0
+	}
+}
+
+// TestHandoffLostAckFailsTheFlushAndARetryStartsClean: a forward whose ack never comes fails the flush after
+// the ack timeout (it does not hold the transfer for ever); a waiter of a session that a new BeginHandoff
+// supersedes is answered at once; a late ack of an old session releases nothing of the new one; and the
+// retry towards a target that answers completes, drop included.
+func TestHandoffLostAckFailsTheFlushAndARetryStartsClean(t *testing.T) {
+	sys := newSystem(t)
+	a, b := startPartition5(t, sys, "sup-a", "a"), startPartition5(t, sys, "sup-b", "b")
+	pa, pb := a.PID(5), b.PID(5)
+	hole1, got1 := spawnHole(t, sys)
+	hole2, got2 := spawnHole(t, sys)
+
+	// Session 1: a write is forwarded to a target that never acknowledges.
+	s1 := begin(t, sys, pa, hole1)
+	putVia(t, sys, pa, "k1", "v")
+	f1 := recvSeq(t, got1)
+	res, err := actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: s1.Session, AckTimeout: 100 * time.Millisecond}, 5*time.Second)
+	if err != nil {
+		t.Fatalf("flush with a lost ack must answer: %v", err)
+	}
+	if fl := res.(*HandoffFlushed); !strings.Contains(fl.Err, "not acknowledged within 100ms") {
+		t.Fatalf("flush with a lost ack: %+v", fl)
+	}
+
+	// A waiter of session 1 is answered when session 2 begins.
+	s1 = begin(t, sys, pa, hole1)
+	putVia(t, sys, pa, "k1b", "v")
+	recvSeq(t, got1)
+	waiter := sys.Root.RequestFuture(pa, &FinishHandoff{Session: s1.Session, AckTimeout: time.Hour}, 5*time.Second)
+	s2 := begin(t, sys, pa, hole2)
+	if res, err := waiter.Result(); err != nil || !strings.Contains(res.(*HandoffFlushed).Err, "superseded") {
+		t.Fatalf("waiter of a superseded session: %v %v", res, err)
+	}
+	if s2.Session == s1.Session {
+		t.Fatal("two sessions with one id")
+	}
+	// Session 2 forwards a write; session 1's late ack (any id of it) must not release it.
+	putVia(t, sys, pa, "k2", "v")
+	f2 := recvSeq(t, got2)
+	if f2 == f1 {
+		t.Fatalf("forward ids reused across sessions: %d", f2)
+	}
+	sys.Root.Send(pa, &HandoffForwardAck{V: 1, Seq: f1})
+	// A cancel naming an old session changes nothing either.
+	sys.Root.Send(pa, &CancelHandoff{Session: s1.Session})
+	res, err = actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: s2.Session, AckTimeout: 200 * time.Millisecond}, 5*time.Second)
+	if err != nil || !strings.Contains(res.(*HandoffFlushed).Err, "not acknowledged") {
+		t.Fatalf("session 2 flushed though its forward was never acknowledged: %v %v", res, err)
+	}
+	if res, _ := actors.Request(context.Background(), sys, pa, &HandoffDrop{Session: s2.Session}, 5*time.Second); res.(*HandoffDropped).Err == "" {
+		t.Fatal("drop after a lost forward must be refused")
+	}
+
+	// The transfer's retry: cancel, begin towards a target that answers, fold, flush, drop.
+	sys.Root.Send(pa, &CancelHandoff{Session: s2.Session})
+	s3 := begin(t, sys, pa, pb)
+	var items [][]byte
+	if err := s3.Fold(func(k, v []byte) error {
+		it, err := s3.Encode(k, v)
+		items = append(items, it)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: 1, Items: items}, 2*time.Second); err != nil || res.(*HandoffAck).Err != "" {
+		t.Fatalf("batch: %v %v", res, err)
+	}
+	putVia(t, sys, pa, "k3", "v")
+	res, err = actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: s3.Session, AckTimeout: time.Second}, 5*time.Second)
+	if err != nil || res.(*HandoffFlushed).Err != "" || res.(*HandoffFlushed).Forwarded != 1 {
+		t.Fatalf("retry's flush: %v %v", res, err)
+	}
+	if res, err := actors.Request(context.Background(), sys, pa, &HandoffDrop{Session: s3.Session}, 5*time.Second); err != nil || res.(*HandoffDropped).Err != "" {
+		t.Fatalf("retry's drop: %v %v", res, err)
+	}
+	for _, k := range []string{"k1", "k1b", "k2", "k3"} {
+		if getVia(t, sys, pb, k) == nil {
+			t.Fatalf("%s did not reach the new owner", k)
 		}
 	}
 }

@@ -80,6 +80,7 @@ type KV struct {
 var (
 	_ Behaviour        = (*KV)(nil)
 	_ HandoffCommander = (*KV)(nil)
+	_ HandoffMerger    = (*KV)(nil)
 	_ ConcurrentFold   = (*KV)(nil)
 )
 
@@ -236,11 +237,17 @@ func (kv *KV) HandleCommand(cmd any, _ Sender) Result {
 }
 
 func (kv *KV) put(req *PutRequest) *PutReply {
-	rep := &PutReply{V: 1, Tag: req.Tag, Partition: kv.env.Partition}
+	rep, _ := kv.apply(req)
+	return rep
+}
+
+// apply carries out a PutRequest; stored reports whether it changed what storage holds.
+func (kv *KV) apply(req *PutRequest) (rep *PutReply, stored bool) {
+	rep = &PutReply{V: 1, Tag: req.Tag, Partition: kv.env.Partition}
 	local, err := kv.load(req.Key)
 	if err != nil {
 		rep.Code, rep.Err = CodeStorage, err.Error()
-		return rep
+		return rep, false
 	}
 	var next *Object
 	if req.Coordinate {
@@ -252,7 +259,7 @@ func (kv *KV) put(req *PutRequest) *PutReply {
 			if errors.Is(err, ErrTooManySiblings) {
 				rep.Code = CodeTooManySiblings
 			}
-			return rep
+			return rep, false
 		}
 		for _, sib := range next.Siblings {
 			if sib.Dot.Actor == kv.actor && sib.Dot.Counter > kv.seq {
@@ -264,13 +271,13 @@ func (kv *KV) put(req *PutRequest) *PutReply {
 		if kv.seq >= kv.lease {
 			if err := kv.extendLease(); err != nil {
 				rep.Code, rep.Err = CodeStorage, err.Error()
-				return rep
+				return rep, false
 			}
 		}
 	} else {
 		if req.Object == nil {
 			rep.Code, rep.Err = CodeBadRequest, "vnode: replicate without object"
-			return rep
+			return rep, false
 		}
 		next = Sync(local, req.Object, kv.cfg.LWW)
 		if next.Equal(req.Object) {
@@ -283,17 +290,17 @@ func (kv *KV) put(req *PutRequest) *PutReply {
 			if req.ReturnObject {
 				rep.Object = local
 			}
-			return rep
+			return rep, false
 		}
 	}
 	if err := kv.store(req.Key, next); err != nil {
 		rep.Code, rep.Err = CodeStorage, err.Error()
-		return rep
+		return rep, false
 	}
 	if req.Coordinate || req.ReturnObject {
 		rep.Object = next
 	}
-	return rep
+	return rep, true
 }
 
 func (kv *KV) reap(req *ReapRequest) {
@@ -405,19 +412,26 @@ func readBin(b []byte) (v, rest []byte, err error) {
 
 // HandleHandoffData merges one handed-off item into this vnode's copy, never overwriting a newer version.
 func (kv *KV) HandleHandoffData(data []byte) error {
+	_, err := kv.MergeHandoffData(data)
+	return err
+}
+
+// MergeHandoffData is HandleHandoffData; changed is false when the vnode's copy already held everything
+// the item carries (nothing was stored).
+func (kv *KV) MergeHandoffData(data []byte) (changed bool, err error) {
 	key, raw, err := DecodeHandoffItem(data)
 	if err != nil {
-		return err
+		return false, err
 	}
 	in, err := UnmarshalObject(raw)
 	if err != nil {
-		return err
+		return false, err
 	}
-	rep := kv.put(&PutRequest{V: 1, Key: key, Object: in})
+	rep, stored := kv.apply(&PutRequest{V: 1, Key: key, Object: in})
 	if rep.Err != "" {
-		return errors.New(rep.Err)
+		return false, errors.New(rep.Err)
 	}
-	return nil
+	return stored, nil
 }
 
 // IsEmpty reports whether the vnode holds no objects.
