@@ -133,7 +133,7 @@ func (c *Client) node(addr string) *node {
 	}
 	n := c.nodes[addr]
 	if n == nil {
-		n = newNode(addr, c.cfg.PoolSize, c.cfg.DialTimeout, c.cfg.MaxResponseBytes)
+		n = newNode(addr, c.cfg.PoolSize, c.cfg.DialTimeout, c.cfg.Dial, c.cfg.MaxResponseBytes)
 		c.nodes[addr] = n
 	}
 	return n

@@ -49,9 +49,17 @@ type call struct {
 	err  error
 }
 
-func dialConn(ctx context.Context, addr string, timeout time.Duration, maxResp int) (*conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+// dialFunc is Config.Dial.
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func dialConn(ctx context.Context, addr string, timeout time.Duration, dial dialFunc, maxResp int) (*conn, error) {
+	if dial == nil {
+		d := net.Dialer{}
+		dial = d.DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	nc, err := dial(dctx, "tcp", addr)
+	cancel()
 	if err != nil {
 		return nil, &opError{addr: addr, op: "dial", err: err}
 	}

@@ -15,6 +15,7 @@ const downFor = 2 * time.Second
 type node struct {
 	addr    string
 	dialTO  time.Duration
+	dial    dialFunc
 	maxResp int
 
 	slots []slot
@@ -31,8 +32,8 @@ type slot struct {
 	c   atomic.Pointer[conn]
 }
 
-func newNode(addr string, size int, dialTO time.Duration, maxResp int) *node {
-	n := &node{addr: addr, dialTO: dialTO, maxResp: maxResp, slots: make([]slot, size)}
+func newNode(addr string, size int, dialTO time.Duration, dial dialFunc, maxResp int) *node {
+	n := &node{addr: addr, dialTO: dialTO, dial: dial, maxResp: maxResp, slots: make([]slot, size)}
 	for i := range n.slots {
 		n.slots[i].sem = make(chan struct{}, 1)
 	}
@@ -57,7 +58,7 @@ func (n *node) get(ctx context.Context) (*conn, error) {
 	if c := s.c.Load(); c != nil && c.ok() { // dialled by the previous holder
 		return c, nil
 	}
-	c, err := dialConn(ctx, n.addr, n.dialTO, n.maxResp)
+	c, err := dialConn(ctx, n.addr, n.dialTO, n.dial, n.maxResp)
 	if err != nil {
 		n.downUntil.Store(time.Now().Add(downFor).UnixNano())
 		return nil, err
