@@ -95,20 +95,32 @@ type event struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	topo := newTopology(t)
-	h := &harness{t: t, topo: topo, data: t.TempDir(), nodes: map[int]*fnode{}, start: time.Now()}
-	h.dir = t.TempDir()
+	// NB: not t.TempDir: an interrupted run skips the testing package's cleanups, not ours (live).
+	base, err := os.MkdirTemp("", tempPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, topo: topo, data: filepath.Join(base, "data"), dir: filepath.Join(base, "logs"), nodes: map[int]*fnode{},
+		start: time.Now()}
+	if err := os.MkdirAll(h.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if *logsFlag != "" {
 		h.dir = filepath.Join(*logsFlag, strings.ReplaceAll(t.Name(), "/", "_"))
 		if err := os.MkdirAll(h.dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	done := live.add(h.stopAll)
+	done := live.add(func() {
+		h.stopAll()
+		os.RemoveAll(base)
+	})
 	t.Cleanup(func() {
-		done()
 		if t.Failed() {
+			h.stopAll()
 			h.dumpLogs(60)
 		}
+		done()
 	})
 	t.Logf("topology %s: subnet %s, hub %s; logs in %s", topo.Prefix(), topo.Subnet(), topo.HubIP(), h.dir)
 	return h
@@ -727,12 +739,13 @@ func (s *viewSampler) detection(observer, peer string, from, to, healAt time.Tim
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var dead, again, last time.Time
-	answered := false
+	answered, during := false, false
 	for _, v := range s.samples {
 		if v.node != observer || v.at.Before(from) || v.alive == "no answer" {
 			continue
 		}
 		answered = true
+		during = during || v.at.Before(to)
 		alive := slices.Contains(strings.Split(strings.TrimPrefix(v.alive, "alive="), ","), peer)
 		switch {
 		case v.at.Before(to) && !alive && dead.IsZero():
@@ -748,9 +761,18 @@ func (s *viewSampler) detection(observer, peer string, from, to, healAt time.Tim
 		return fmt.Sprintf("%s gave no answer", observer)
 	}
 	out := fmt.Sprintf("%s saw %s ", observer, peer)
-	if dead.IsZero() {
+	switch {
+	case !during:
+		out = fmt.Sprintf("%s gave no answer during the fault; it saw %s ", observer, peer)
+		if again.IsZero() {
+			out += "dead"
+		} else {
+			out += "alive"
+		}
+		return out + fmt.Sprintf(" %.1fs after the fault ended", last.Sub(healAt).Seconds())
+	case dead.IsZero():
 		out += fmt.Sprintf("ALIVE throughout the fault (%.1fs)", to.Sub(from).Seconds())
-	} else {
+	default:
 		out += fmt.Sprintf("dead %.1fs after the fault began", dead.Sub(from).Seconds())
 	}
 	switch {

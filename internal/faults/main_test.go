@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"sync"
@@ -84,45 +85,77 @@ func TestMain(m *testing.M) {
 		}
 		cancel()
 	}
+	sweepTempDirs()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		s := <-sigs
 		fmt.Fprintf(os.Stderr, "faults: %v: stopping nodes and deleting namespaces\n", s)
 		live.runAll()
+		removeBinary()
 		os.Exit(2)
 	}()
 	code := m.Run()
 	live.runAll()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	removeBinary()
 	os.Exit(code)
 }
 
 var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
+	buildMu  sync.Mutex // held while building, and while removing the build
+	binDir   string     // REQUIRES: buildMu held
+	binPath  string     // REQUIRES: buildMu held
+	buildErr error      // REQUIRES: buildMu held
 )
+
+func removeBinary() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+		binDir, binPath, buildErr = "", "", fmt.Errorf("faults: the gokai binary was removed")
+	}
+}
 
 // gokaiBinary builds cmd/gokai once per test binary run.
 func gokaiBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "gokai-faults-bin-")
-		if buildErr != nil {
-			return
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if binPath == "" && buildErr == nil {
+		binDir, buildErr = os.MkdirTemp("", tempPrefix()+"bin-")
+		if buildErr == nil {
+			binPath = filepath.Join(binDir, "gokai")
+			out, err := exec.Command("go", "build", "-o", binPath, "github.com/gokai-kv/gokai/cmd/gokai").CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			}
 		}
-		binPath = filepath.Join(binDir, "gokai")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/gokai-kv/gokai/cmd/gokai").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
+	}
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// tempPrefix starts the name of every temp dir of this run: "gokai-faults-<pid>-".
+func tempPrefix() string { return fmt.Sprintf("gokai-faults-%d-", os.Getpid()) }
+
+var tempRE = regexp.MustCompile(`^gokai-faults-(\d+)-`)
+
+// sweepTempDirs removes the temp dirs of runs whose process is gone (killed before its cleanups ran).
+func sweepTempDirs() {
+	ents, err := os.ReadDir(os.TempDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		m := tempRE.FindStringSubmatch(e.Name())
+		if m == nil || !e.IsDir() {
+			continue
+		}
+		if pid, err := strconv.Atoi(m[1]); err == nil && !processAlive(pid) {
+			os.RemoveAll(filepath.Join(os.TempDir(), e.Name()))
+		}
+	}
 }

@@ -23,7 +23,7 @@ import (
 const (
 	healBound     = 40 * time.Second // from the heal: one cluster again
 	settleBound   = 60 * time.Second // after healing: transfers done
-	settleShort   = 15 * time.Second // the same when the cluster did not heal within healBound
+	settleShort   = 5 * time.Second  // the same when the cluster did not heal within healBound
 	convergeBound = 45 * time.Second // from the heal (at least convergeMin after settling)
 	convergeMin   = 10 * time.Second
 )
@@ -135,7 +135,9 @@ func (h *harness) verdict(w *workload, hw *healWatch, sampler *viewSampler, spec
 
 	// Replicas identical.
 	deadline := settledAt.Add(convergeMin)
-	if !spec.healAt.IsZero() && spec.healAt.Add(convergeBound).After(deadline) {
+	if r.healWhy != "" {
+		deadline = settledAt.Add(convergeMin / 2) // not one cluster: a short look is enough to report
+	} else if !spec.healAt.IsZero() && spec.healAt.Add(convergeBound).After(deadline) {
 		deadline = spec.healAt.Add(convergeBound)
 	}
 	var reps []ReplicaRead

@@ -92,19 +92,31 @@ func (h *harness) startLoad(spec loadSpec) *workload {
 
 // seed writes each set key's first element before the clients start, one key at a time, so the clients
 // find the keys: a client that finds no key writes without a context, and concurrent context-less writes
-// are their own failure (the add race tests it), which would otherwise show up in every schedule.
+// are their own failure (the add race tests it), which would otherwise show up in every schedule. A seed
+// write that fails is recorded and tried again (the same element: harmless) for up to 15 s.
 func (w *workload) seed(n *fnode, keys []string, kind Kind) {
 	w.h.t.Helper()
 	for _, key := range keys {
-		op := Op{Client: "seed", Node: n.name, Kind: kind, Key: key, Elem: "seed." + key, Invoke: time.Now(), Sent: true, Blind: true}
-		ctx, cancel := context.WithTimeout(context.Background(), clientWait)
-		_, err := n.admin.Put(ctx, []byte(key), EncodeSet([]string{op.Elem}), nil, &client.WriteOptions{Timeout: serverTimeout})
-		cancel()
-		if err != nil {
-			w.h.t.Fatalf("seed %s through %s: %v", key, n.short, err)
+		deadline := time.Now().Add(15 * time.Second)
+		for attempt := 1; ; attempt++ {
+			op := Op{Client: "seed", Node: n.name, Kind: kind, Key: key, Elem: "seed." + key, Invoke: time.Now(), Sent: true, Blind: true}
+			ctx, cancel := context.WithTimeout(context.Background(), clientWait)
+			_, err := n.admin.Put(ctx, []byte(key), EncodeSet([]string{op.Elem}), nil, &client.WriteOptions{Timeout: serverTimeout})
+			cancel()
+			op.Outcome, op.Answered = ClassifyRPCWrite(err)
+			op.Complete = time.Now()
+			if err != nil {
+				op.Err = err.Error()
+			}
+			w.hist.Add(op)
+			if err == nil {
+				break
+			}
+			w.h.event("seed %s through %s: attempt %d failed: %v", key, n.short, attempt, err)
+			if time.Now().After(deadline) {
+				w.h.t.Fatalf("seed %s through %s: %v", key, n.short, err)
+			}
 		}
-		op.Outcome, op.Answered, op.Complete = OK, true, time.Now()
-		w.hist.Add(op)
 	}
 }
 
