@@ -87,7 +87,8 @@
 //
 // The suite needs root, iproute2 (`ip netns`) and nft (Debian package nftables; scripts/test.sh installs
 // it). Where namespaces cannot be made it skips with the reason; under CI a missing nft is a failure.
-// -short skips the schedules (not the namespace checks). The short form takes about 8 minutes on 2 cores:
+// -short skips the schedules (not the namespace checks). The short form takes about 6 minutes on an idle
+// 2-core machine (most of it the waits that today run to their bounds: a cluster that does not heal):
 //
 //	go test ./internal/faults/                       # short form
 //	go test ./internal/faults/ -run TestPartition -v # one schedule, with its table

@@ -293,7 +293,7 @@ func (r *report) String() string {
 	fmt.Fprintf(&b, "sets: %d keys, %d acknowledged elements, %d lost, %d unexpected; %d indeterminate (%d of them present); %d stale final reads; %d failed final reads\n",
 		s.Keys, s.Acked, len(s.Lost), len(s.Unexpected), s.Indeterminate, s.IndeterminatePresent, len(s.Stale), len(s.ReadErrors))
 	if len(s.Lost) > 0 {
-		fmt.Fprintf(&b, "  lost: %s\n  e.g. %s\n", s.LostByKey(), joinRefs(s.Lost, 5))
+		fmt.Fprintf(&b, "  lost: %s%s\n  e.g. %s\n", s.LostByKey(), r.lostBeforeFault(), joinRefs(s.Lost, 5))
 	}
 	if len(s.Unexpected) > 0 {
 		fmt.Fprintf(&b, "  unexpected, e.g. %s\n", joinRefs(s.Unexpected, 5))
@@ -329,7 +329,8 @@ func (r *report) assert(h *harness) {
 	name := r.spec.schedule
 	s := r.sets
 	if len(s.Lost) > 0 {
-		t.Errorf("%s: %d of %d acknowledged elements lost: %s; e.g. %s", name, len(s.Lost), s.Acked, s.LostByKey(), joinRefs(s.Lost, 2))
+		t.Errorf("%s: %d of %d acknowledged elements lost: %s%s; e.g. %s", name, len(s.Lost), s.Acked, s.LostByKey(),
+			r.lostBeforeFault(), joinRefs(s.Lost, 2))
 	}
 	if len(s.Unexpected) > 0 {
 		t.Errorf("%s: %d unexpected elements in the final state, e.g. %s", name, len(s.Unexpected), joinRefs(s.Unexpected, 3))
@@ -367,6 +368,21 @@ func (r *report) assert(h *harness) {
 				name, a.Side, nodeList(sp.nodes), 100*a.Ratio(), a.Ops, 100*availTarget, a.OK, a.Fail, a.Indet)
 		}
 	}
+}
+
+// lostBeforeFault says how many lost elements were written before the first fault began (then the loss
+// is not the fault's doing).
+func (r *report) lostBeforeFault() string {
+	if r.spec.faultFrom.IsZero() {
+		return ""
+	}
+	n := 0
+	for _, l := range r.sets.Lost {
+		if l.Op.Invoke.Before(r.spec.faultFrom) {
+			n++
+		}
+	}
+	return fmt.Sprintf("; %d of them written before the first fault began", n)
 }
 
 func passFail(ok bool) string {
