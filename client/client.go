@@ -138,7 +138,7 @@ func (c *Client) node(addr string) *node {
 	}
 	n := c.nodes[addr]
 	if n == nil {
-		n = newNode(addr, c.cfg.PoolSize, c.cfg.DialTimeout, c.cfg.MaxResponseBytes, c.cfg.TLS)
+		n = newNode(addr, c.cfg.PoolSize, c.cfg.DialTimeout, c.cfg.Dial, c.cfg.MaxResponseBytes, c.cfg.TLS)
 		c.nodes[addr] = n
 	}
 	return n

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -449,5 +451,50 @@ func TestBadReplies(t *testing.T) {
 	}
 	if err := c.do(ctx, []string{s.addr()}, true, "nope", time.Second, nil, nil); !errors.Is(err, ErrUnknownMethod) {
 		t.Errorf("unknown method: %v", err)
+	}
+}
+
+// dialRefused is the error of TestCustomDial's failing dialer.
+type dialRefused struct{ addr string }
+
+func (e *dialRefused) Error() string { return "refused by the test dialer: " + e.addr }
+
+// TestCustomDial: Config.Dial makes every connection, with the DialTimeout deadline on its context; its
+// error reaches the caller (errors.As finds it) and the request moves on to the next seed.
+func TestCustomDial(t *testing.T) {
+	s, _ := singleNode(t, "n1")
+	var mu sync.Mutex
+	var dialled []string
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialled = append(dialled, network+" "+addr)
+		mu.Unlock()
+		if _, ok := ctx.Deadline(); !ok {
+			return nil, fmt.Errorf("dial context has no deadline")
+		}
+		if addr != s.addr() {
+			return nil, &dialRefused{addr}
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	const bogus = "refused.invalid:1" // never dialled for real: the test dialer refuses it
+	c := newTestClient(t, Config{Seeds: []string{bogus, s.addr()}, DisableRouting: true, PoolSize: 1, Dial: dial})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Put(ctx, []byte("k"), []byte("v"), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := append([]string(nil), dialled...)
+	mu.Unlock()
+	if len(got) < 2 || got[0] != "tcp "+bogus || !slices.Contains(got, "tcp "+s.addr()) {
+		t.Fatalf("dialled %q, want the refused seed first, then %s", got, s.addr())
+	}
+
+	_, err := New(ctx, Config{Seeds: []string{bogus}, DisableRouting: true, Dial: dial})
+	var dr *dialRefused
+	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &dr) || dr.addr != bogus {
+		t.Fatalf("New with a refused seed: %v, want ErrUnavailable wrapping the dialer's error", err)
 	}
 }

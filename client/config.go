@@ -1,8 +1,10 @@
 package client
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"time"
 )
 
@@ -24,6 +26,11 @@ type Config struct {
 	PoolSize int
 	// DialTimeout bounds one connection attempt. Default 5s.
 	DialTimeout time.Duration
+	// Dial makes the TCP connection to a node (network "tcp", addr host:port). Its context carries the
+	// DialTimeout deadline. An error from it means nothing was sent: the request goes to the next candidate.
+	// Default nil: a net.Dialer. A custom one reaches nodes through a proxy, a tunnel or another network
+	// namespace.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// RequestTimeout bounds the wait for one reply when the caller's context has no earlier deadline.
 	// A request with a server-side Timeout option waits at least that Timeout plus one second. Default 10s.
 	RequestTimeout time.Duration

@@ -50,9 +50,17 @@ type call struct {
 	err  error
 }
 
-func dialConn(ctx context.Context, addr string, timeout time.Duration, maxResp int, tlsCfg *tls.Config) (*conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+// dialFunc is Config.Dial.
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func dialConn(ctx context.Context, addr string, timeout time.Duration, dial dialFunc, maxResp int, tlsCfg *tls.Config) (*conn, error) {
+	if dial == nil {
+		d := net.Dialer{}
+		dial = d.DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	nc, err := dial(dctx, "tcp", addr)
+	cancel()
 	if err != nil {
 		return nil, &opError{addr: addr, op: "dial", err: err}
 	}

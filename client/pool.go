@@ -17,6 +17,7 @@ type node struct {
 	addr    string
 	dialTO  time.Duration
 	tls     *tls.Config // nil: plaintext
+	dial    dialFunc
 	maxResp int
 
 	slots []slot
@@ -33,8 +34,8 @@ type slot struct {
 	c   atomic.Pointer[conn]
 }
 
-func newNode(addr string, size int, dialTO time.Duration, maxResp int, tlsCfg *tls.Config) *node {
-	n := &node{addr: addr, dialTO: dialTO, maxResp: maxResp, tls: tlsCfg, slots: make([]slot, size)}
+func newNode(addr string, size int, dialTO time.Duration, dial dialFunc, maxResp int, tlsCfg *tls.Config) *node {
+	n := &node{addr: addr, dialTO: dialTO, dial: dial, maxResp: maxResp, tls: tlsCfg, slots: make([]slot, size)}
 	for i := range n.slots {
 		n.slots[i].sem = make(chan struct{}, 1)
 	}
@@ -59,7 +60,7 @@ func (n *node) get(ctx context.Context) (*conn, error) {
 	if c := s.c.Load(); c != nil && c.ok() { // dialled by the previous holder
 		return c, nil
 	}
-	c, err := dialConn(ctx, n.addr, n.dialTO, n.maxResp, n.tls)
+	c, err := dialConn(ctx, n.addr, n.dialTO, n.dial, n.maxResp, n.tls)
 	if err != nil {
 		n.downUntil.Store(time.Now().Add(downFor).UnixNano())
 		return nil, err

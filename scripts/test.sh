@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs gokai's whole test suite, installing what the tests need when it is missing:
 #   Debian packages: libmemcached-tools, python3-pymemcache (third-party memcache clients),
-#                    python3-msgpack (a third-party msgpack implementation), memcached (the bench reference)
+#                    python3-msgpack (a third-party msgpack implementation), memcached (the bench reference),
+#                    nftables (nft: the fault-injection suite's partitions, internal/faults)
 #   Go modules:      go mod download
 # Usage: scripts/test.sh            (CI=true makes missing third-party clients a failure instead of a skip)
 set -euo pipefail
@@ -19,6 +20,7 @@ done
 /usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || apt_pkgs+=(python3-pymemcache)
 /usr/bin/python3 -c 'import msgpack' >/dev/null 2>&1 || apt_pkgs+=(python3-msgpack)
 [ -x /usr/bin/memcached ] || apt_pkgs+=(memcached)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || apt_pkgs+=(nftables)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
 	echo "== installing Debian packages: ${apt_pkgs[*]}"
 	sudo=""
@@ -46,4 +48,6 @@ echo "== go test -race (packages with concurrency)"
 go test -race -count=1 ./actors/... ./coordinator/... ./vnode/... ./membership/... ./storage/... ./supervisor/... ./protocol/... ./bench/... ./client/... ./internal/mpscan/... ./internal/netserve/... ./handoff/... ./node/... ./examples/...
 
 echo "== go test ./..."
-go test -count=1 ./...
+# NB: internal/faults runs real clusters under faults for about 8 minutes (as root; it skips elsewhere):
+# past go test's default 10-minute limit per package when the machine is busy.
+go test -count=1 -timeout 30m ./...
