@@ -395,7 +395,9 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 		case !empty && n.isUp(owner):
 			hinted = append(hinted, handoff.Move{Partition: p, From: self, To: owner, Hinted: true})
 		case empty && !member:
-			if err := n.vnodes.Retire(ctx, p); err != nil {
+			if err := n.vnodes.Retire(ctx, p); errors.Is(err, vnode.ErrNotEmpty) {
+				n.logger.Debug("cluster: retire refused: data arrived; it is handed on at the next scan", "partition", p)
+			} else if err != nil {
 				n.logger.Error("cluster: retire", "partition", p, "err", err)
 			}
 		}

@@ -1,6 +1,7 @@
 package vnode
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -15,8 +16,12 @@ type Crash struct {
 	Reason string
 }
 
-// retire makes a vnode delete its partition's data and stop (Manager.Retire).
+// retire makes a vnode delete its partition's data, if it holds none, and stop (Manager.Retire). The reply
+// is nil, or errNotEmpty when data arrived since the caller found the vnode empty (nothing is deleted).
 type retire struct{}
+
+// errNotEmpty refuses a retire: the vnode holds data.
+var errNotEmpty = errors.New("vnode: not empty")
 
 // vnodeActor hosts one Behaviour for one partition. All Behaviour calls happen inside Receive.
 type vnodeActor struct {
@@ -29,6 +34,10 @@ type vnodeActor struct {
 	ringSeen uint64
 	// arrived counts what reached the vnode since its data was last dropped (HandoffDropped.Arrived).
 	arrived Arrivals
+	// retired: the vnode accepted a retire and is about to be stopped; commands still queued are refused
+	// (a dead-letter answer: the coordinator counts the replica as failed at once), never applied to a
+	// partition nobody will hand off.
+	retired bool
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {
@@ -52,10 +61,16 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopped, *actor.ReceiveTimeout:
 	case *retire:
-		// The partition moved away and its data reached the new owner: drop it and stop.
+		// NB: emptiness is checked here, in the actor, so nothing that arrived since the caller's IsEmpty
+		// can be deleted with the partition.
+		if empty, err := a.b.IsEmpty(); err != nil || !empty || a.handoff != nil {
+			ctx.Respond(errNotEmpty)
+			return
+		}
 		if err := a.b.Delete(); err != nil {
 			a.env.Logger.Error("vnode: drop partition failed", "err", err)
 		}
+		a.retired = true
 		ctx.Respond(struct{}{}) // the manager then stops this vnode and waits for it
 	case *Crash:
 		panic(fmt.Sprintf("vnode: partition %d: crash requested: %s", a.env.Partition, msg.Reason))
@@ -64,6 +79,12 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 		if a.b == nil {
 			// INVARIANT: Started is always processed before user messages.
 			panic("vnode: command before init")
+		}
+		if a.retired {
+			if ctx.Sender() != nil {
+				ctx.Respond(&actor.DeadLetterResponse{Target: ctx.Self()})
+			}
+			return
 		}
 		if a.handleHandoff(ctx, msg) {
 			return

@@ -154,6 +154,10 @@ func (a *managerActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.stopping = true
 	case *retireVnode:
+		if msg.keep {
+			delete(a.retiring, msg.pid.Id)
+			return
+		}
 		if a.retiring == nil {
 			a.retiring = map[string]bool{}
 		}
@@ -302,11 +306,20 @@ func (m *Manager) Partitions() []int {
 	return out
 }
 
-// retireVnode tells the manager actor that a vnode is about to stop on purpose.
-type retireVnode struct{ pid *actor.PID }
+// retireVnode tells the manager actor that a vnode is about to stop on purpose (keep: it is not, after all).
+type retireVnode struct {
+	pid  *actor.PID
+	keep bool
+}
 
-// Retire deletes partition p's data and stops its vnode (after its ownership moved to another node and
-// the handoff completed). Commands still queued for it are dropped.
+// ErrNotEmpty: Retire found the vnode holding data (it arrived after the caller saw it empty); nothing was
+// deleted and the vnode runs on.
+var ErrNotEmpty = errNotEmpty
+
+// Retire stops partition p's vnode if it holds no data (a node that is no longer a member), deleting what
+// is left of its partition (metadata). The emptiness check and the delete happen together inside the vnode:
+// when data arrived meanwhile it fails with ErrNotEmpty and changes nothing. Commands queued behind the
+// retire are refused, never applied.
 func (m *Manager) Retire(ctx context.Context, p int) error {
 	pid := m.PID(p)
 	if pid == nil {
@@ -315,7 +328,12 @@ func (m *Manager) Retire(ctx context.Context, p int) error {
 	if _, err := actors.Request(ctx, m.system, m.pid, &retireVnode{pid: pid}, 5*time.Second); err != nil {
 		return fmt.Errorf("vnode: retire %d: %w", p, err)
 	}
-	if _, err := actors.Request(ctx, m.system, pid, &retire{}, 5*time.Minute); err != nil {
+	res, err := actors.Request(ctx, m.system, pid, &retire{}, 5*time.Minute)
+	if err == nil {
+		err, _ = res.(error)
+	}
+	if err != nil {
+		m.system.Root.Send(m.pid, &retireVnode{pid: pid, keep: true})
 		return fmt.Errorf("vnode: retire %d: %w", p, err)
 	}
 	// NB: wait until the actor is gone (its name free again), so a later Start of p can spawn it anew.

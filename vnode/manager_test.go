@@ -262,29 +262,72 @@ func TestReapedKeyNeverReusesADot(t *testing.T) {
 func TestRetireDropsThePartitionAndStopsOnlyThatVnode(t *testing.T) {
 	db := storage.NewMemory()
 	m := startManager(t, db, ManagerConfig{Partitions: []int{0, 1}})
-	for _, p := range []int{0, 1} {
-		if rep := ask(t, m, p, &PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply); rep.Err != "" {
-			t.Fatal(rep.Err)
-		}
+	if rep := ask(t, m, 0, &PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply); rep.Err != "" {
+		t.Fatal(rep.Err)
 	}
 	var escalated atomic.Bool
 	m.cfg.OnEscalate = func(error) { escalated.Store(true) }
-	if err := m.Retire(context.Background(), 1); err != nil {
-		t.Fatal(err)
-	}
-	if m.PID(1) != nil {
-		t.Fatal("retired vnode still listed")
-	}
-	if empty, err := db.IsEmpty(1); err != nil || !empty {
-		t.Fatalf("partition 1 not dropped: empty=%v err=%v", empty, err)
+	// A vnode with data refuses: nothing is deleted and it keeps serving.
+	if err := m.Retire(context.Background(), 0); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("retire of a vnode with data: %v, want ErrNotEmpty", err)
 	}
 	if got := ask(t, m, 0, &GetRequest{V: 1, Key: []byte("k")}).(*GetReply); got.Object == nil {
 		t.Fatal("partition 0 lost its data")
+	}
+	// An empty one goes, with its metadata.
+	if err := m.Retire(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if m.PID(1) != nil || m.PID(0) == nil {
+		t.Fatal("wrong vnodes listed after the retire")
+	}
+	if empty, err := db.IsEmpty(1); err != nil || !empty {
+		t.Fatalf("partition 1 not dropped: empty=%v err=%v", empty, err)
 	}
 	if escalated.Load() {
 		t.Fatal("a retired vnode must not count as a crash")
 	}
 	if err := m.Start(context.Background(), []int{1}); err != nil {
 		t.Fatalf("restart a retired partition: %v", err)
+	}
+}
+
+// TestRetireNeverDropsOrStrandsAWrite: a write queued behind a retire is refused (the coordinator sees a
+// dead letter), not applied to a partition about to be left behind; a write queued before it makes the
+// retire refuse.
+func TestRetireNeverDropsOrStrandsAWrite(t *testing.T) {
+	db := storage.NewMemory()
+	m := startManager(t, db, ManagerConfig{Partitions: []int{1, 2}})
+	put := &PutRequest{V: 1, Key: []byte("late"), Coordinate: true, Blind: true, Value: []byte("v")}
+
+	// Behind: the retire is in the mailbox first.
+	pid := m.PID(1)
+	if _, err := actors.Request(context.Background(), m.system, m.pid, &retireVnode{pid: pid}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rf := m.system.Root.RequestFuture(pid, &retire{}, 5*time.Second)
+	pf := m.system.Root.RequestFuture(pid, put, 5*time.Second)
+	if res, err := rf.Result(); err != nil || res != (struct{}{}) {
+		t.Fatalf("retire: %v %v", res, err)
+	}
+	res, err := pf.Result()
+	if _, dead := res.(*actor.DeadLetterResponse); !(dead || errors.Is(err, actor.ErrDeadLetter)) {
+		t.Fatalf("a write queued behind a retire was answered %#v (%v), want a dead letter", res, err)
+	}
+	if empty, err := db.IsEmpty(1); err != nil || !empty {
+		t.Fatalf("a write behind a retire reached storage: empty=%v err=%v", empty, err)
+	}
+
+	// Before: the write is applied, and the retire that follows refuses.
+	pid = m.PID(2)
+	pf = m.system.Root.RequestFuture(pid, put, 5*time.Second)
+	if err := m.Retire(context.Background(), 2); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("retire after a write: %v, want ErrNotEmpty", err)
+	}
+	if res, err := pf.Result(); err != nil || res.(*PutReply).Err != "" {
+		t.Fatalf("the write before the retire: %v %v", res, err)
+	}
+	if got := ask(t, m, 2, &GetRequest{V: 1, Key: []byte("late")}).(*GetReply); got.Object == nil {
+		t.Fatal("the write before the retire is gone")
 	}
 }

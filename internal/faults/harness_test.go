@@ -3,6 +3,7 @@ package faults
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,10 +17,14 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/pki"
 )
 
 // The cluster harness: real gokai processes, one per node namespace, formed into a cluster over
-// msgpack-RPC from the hub, and the faults as methods.
+// msgpack-RPC from the hub, and the faults as methods. The nodes listen on their namespaces' addresses, off
+// loopback, so they run as a real deployment must: on certificates (a CA per harness, a node certificate
+// each, mutual TLS between nodes, encrypted gossip), with the msgpack-RPC port over TLS and the harness's
+// clients holding an operator certificate. The memcache port stays plaintext.
 
 // Ports every node listens on, at its own address.
 const (
@@ -48,6 +53,7 @@ type fnode struct {
 	ns, ip  string
 	dataDir string
 	logPath string
+	certs   string // its certs dir
 	admin   *client.Client
 
 	mu     sync.Mutex
@@ -58,6 +64,9 @@ type fnode struct {
 
 func (n *fnode) rpcAddr() string { return n.ip + ":" + rpcPort }
 func (n *fnode) mcAddr() string  { return n.ip + ":" + memcachePort }
+
+// transportAddr is the node-to-node address: the SEED of a cluster_join.
+func (n *fnode) transportAddr() string { return n.ip + ":" + transportPort }
 
 // running reports whether n's process is alive (paused counts as alive).
 func (n *fnode) running() bool {
@@ -80,6 +89,8 @@ type harness struct {
 	topo  *Topology
 	dir   string // node logs, histories, samples
 	data  string // data dirs
+	ca    string // the cluster CA, the gossip key and the operator certificate (client.admin)
+	tls   *tls.Config
 	start time.Time
 
 	mu     sync.Mutex
@@ -101,7 +112,18 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, topo: topo, data: filepath.Join(base, "data"), dir: filepath.Join(base, "logs"), nodes: map[int]*fnode{},
-		start: time.Now()}
+		ca: filepath.Join(base, "ca"), start: time.Now()}
+	if err := pki.CreateCA(h.ca, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.CreateClient(h.ca, "", "admin", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cert, pool, err := pki.LoadClient(h.ca, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tls = pki.ClientConfig(pool, &cert)
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +212,9 @@ func (h *harness) addNode(i int) *fnode {
 	}
 	ip := h.topo.NodeIP(i).String()
 	n := &fnode{idx: i, short: fmt.Sprintf("n%d", i), name: fmt.Sprintf("n%d@%s", i, ip), ns: ns, ip: ip,
-		dataDir: filepath.Join(h.data, fmt.Sprintf("n%d", i)), logPath: filepath.Join(h.dir, fmt.Sprintf("n%d.log", i))}
+		dataDir: filepath.Join(h.data, fmt.Sprintf("n%d", i)), logPath: filepath.Join(h.dir, fmt.Sprintf("n%d.log", i)),
+		certs: filepath.Join(h.ca, fmt.Sprintf("n%d", i))}
+	h.nodeCerts(n)
 	h.mu.Lock()
 	h.nodes[i] = n
 	h.mu.Unlock()
@@ -198,12 +222,32 @@ func (h *harness) addNode(i int) *fnode {
 	return n
 }
 
+// nodeCerts makes n's certs dir: the CA certificate, the gossip key and n's node certificate.
+func (h *harness) nodeCerts(n *fnode) {
+	h.t.Helper()
+	if err := os.MkdirAll(n.certs, 0o700); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, f := range []string{pki.CACert, pki.GossipKey} {
+		b, err := os.ReadFile(filepath.Join(h.ca, f))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(n.certs, f), b, 0o600); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if err := pki.CreateNode(n.certs, filepath.Join(h.ca, pki.CAKey), n.name, []string{n.ip}, time.Now()); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // launch starts n's process (on its data dir, at its addresses) and waits until it answers ping.
 func (h *harness) launch(n *fnode) {
 	h.t.Helper()
 	args := append([]string{"start", "-name", n.name, "-data-dir", n.dataDir, "-memcache-listen", n.mcAddr(),
-		"-rpc-listen", n.rpcAddr(), "-gossip-listen", n.ip + ":" + gossipPort, "-transport-listen", n.ip + ":" + transportPort},
-		nodeFlags...)
+		"-rpc-listen", n.rpcAddr(), "-gossip-listen", n.ip + ":" + gossipPort, "-transport-listen", n.transportAddr(),
+		"-certs-dir", n.certs, "-rpc-tls"}, nodeFlags...)
 	cmd := h.topo.NodeCommand(n.idx, gokaiBinary(h.t), args...) // its pid is gokai's
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -267,7 +311,7 @@ func (h *harness) rpcClient(n *fnode, wait time.Duration) *client.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := client.New(ctx, client.Config{Seeds: []string{n.rpcAddr()}, PoolSize: 1, DisableRouting: true,
-		RequestTimeout: wait, DialTimeout: time.Second, Dial: h.topo.Dial})
+		RequestTimeout: wait, DialTimeout: time.Second, Dial: h.topo.Dial, TLS: h.tls})
 	if err != nil {
 		h.t.Fatalf("client of %s: %v", n.short, err)
 	}
@@ -496,7 +540,7 @@ func (h *harness) status(n *fnode) (*cStatus, error) {
 }
 
 // form starts nodes 1..count and makes one cluster of them: cluster_join sent to every node after the
-// first (seeded with n1's rpc address), cluster_commit, then waits until every node reports the same
+// first (seeded with n1's transport address), cluster_commit, then waits until every node reports the same
 // settled state.
 func (h *harness) form(count int) {
 	h.t.Helper()
@@ -518,13 +562,13 @@ func (h *harness) form(count int) {
 	h.event("cluster of %d formed", count)
 }
 
-// join makes node i join the cluster of node seed (cluster_join with the seed's rpc address).
+// join makes node i join the cluster of node seed (cluster_join with the seed's transport address).
 func (h *harness) join(i, seed int) {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	n := h.node(i)
-	if err := n.admin.Call(ctx, "cluster_join", []any{h.node(seed).rpcAddr()}, nil, false); err != nil {
+	if err := n.admin.Call(ctx, "cluster_join", []any{h.node(seed).transportAddr()}, nil, false); err != nil {
 		h.t.Fatalf("%s: cluster_join %s: %v", n.short, h.node(seed).short, err)
 	}
 	h.event("%s: cluster_join %s", n.short, h.node(seed).short)
