@@ -331,7 +331,13 @@ func (n *Node) watchCluster(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case s := <-states:
+		case s, ok := <-states:
+			if !ok {
+				// NB: gossip shut down: the node is stopping (the tree cancels Run loops first, but does not
+				// wait for them before stopping the cluster). A nil state must not reach save or reconcile.
+				<-ctx.Done()
+				return nil
+			}
 			save(s)
 			n.reconcile(ctx, s, false)
 		case <-tick.C:
