@@ -3,6 +3,7 @@ package vnode
 import (
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -27,6 +28,9 @@ type vnodeActor struct {
 	handoff *handoffState // nil unless a handoff is under way
 	// ringSeen is the newest cluster-state version of the transfers that sent this vnode data.
 	ringSeen uint64
+	// received counts the handoff items this partition's vnode took (batches and forwards), across
+	// restarts: the counter belongs to the Manager (Manager.HandoffReceived).
+	received *atomic.Int64
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {
@@ -70,9 +74,9 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 	}
 }
 
-func newVnodeProps(env Env, factory Factory, m *Metrics) *actor.Props {
+func newVnodeProps(env Env, factory Factory, m *Metrics, received *atomic.Int64) *actor.Props {
 	return actors.WireProps(actor.PropsFromProducer(func() actor.Actor {
-		return &vnodeActor{env: env, factory: factory, metrics: m}
+		return &vnodeActor{env: env, factory: factory, metrics: m, received: received}
 	}))
 }
 

@@ -42,7 +42,8 @@ type ConcurrentFold interface {
 // The reply is *HandoffStarted.
 type BeginHandoff struct{ Target *actor.PID }
 
-// HandoffStarted gives the sender the behaviour's fold and item encoder.
+// HandoffStarted gives the sender the behaviour's fold and item encoder (the reply to BeginHandoff and to
+// FoldRequest).
 type HandoffStarted struct {
 	Fold   func(fn func(key, value []byte) error) error
 	Encode func(key, value []byte) ([]byte, error)
@@ -68,6 +69,10 @@ type HandoffDrop struct{}
 // HandoffDropped answers HandoffDrop; Err is set when the vnode was not in handoff mode (it restarted) or
 // a forward failed: nothing was deleted and the transfer must be redone.
 type HandoffDropped struct{ Err string }
+
+// FoldRequest asks for the behaviour's fold and item encoder without entering handoff mode, for a scan
+// that only reads (the node's re-home of misplaced keys). The reply is *HandoffStarted. Local only.
+type FoldRequest struct{}
 
 // IsEmptyRequest asks whether the vnode holds data; the reply is *IsEmptyReply. Local only.
 type IsEmptyRequest struct{}
@@ -127,24 +132,9 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 	switch m := msg.(type) {
 	case *BeginHandoff:
 		a.handoff = &handoffState{target: m.Target, pending: map[uint64]struct{}{}}
-		b := a.b
-		st := &HandoffStarted{Encode: b.EncodeHandoffItem, Fold: b.HandoffFold}
-		if _, ok := b.(ConcurrentFold); !ok {
-			// Fold inside the actor: the behaviour made no concurrency promise. The fold is called from the
-			// sender's goroutine, so it reaches the actor through the root context, never through ctx.
-			sys, self := ctx.ActorSystem(), ctx.Self()
-			st.Fold = func(fn func(key, value []byte) error) error {
-				res, err := sys.Root.RequestFuture(self, &foldInActor{fn: fn}, foldInActorTimeout).Result()
-				if err != nil {
-					return err
-				}
-				if e, _ := res.(error); e != nil {
-					return e
-				}
-				return nil
-			}
-		}
-		ctx.Respond(st)
+		ctx.Respond(a.foldFuncs(ctx))
+	case *FoldRequest:
+		ctx.Respond(a.foldFuncs(ctx))
 	case *foldInActor:
 		if err := a.b.HandoffFold(m.fn); err != nil {
 			ctx.Respond(err)
@@ -182,6 +172,8 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 				ack.Err = fmt.Sprintf("vnode: partition %d: handoff item: %v", a.env.Partition, err)
 				break
 			}
+			// NB: counted once stored, so a scan that reads the count and then folds sees the item.
+			a.received.Add(1)
 			a.forwardIncoming(ctx, it)
 		}
 		a.metrics.handoffItems.Add(int64(len(m.Items)))
@@ -191,6 +183,7 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		if err := a.b.HandleHandoffData(m.Item); err != nil {
 			ack.Err = fmt.Sprintf("vnode: partition %d: forwarded item: %v", a.env.Partition, err)
 		} else {
+			a.received.Add(1)
 			a.forwardIncoming(ctx, m.Item)
 		}
 		ctx.Respond(ack)
@@ -217,6 +210,28 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		return false
 	}
 	return true
+}
+
+// foldFuncs is the behaviour's fold and encoder for a sender's goroutine.
+func (a *vnodeActor) foldFuncs(ctx actor.Context) *HandoffStarted {
+	b := a.b
+	st := &HandoffStarted{Encode: b.EncodeHandoffItem, Fold: b.HandoffFold}
+	if _, ok := b.(ConcurrentFold); !ok {
+		// Fold inside the actor: the behaviour made no concurrency promise. The fold is called from the
+		// sender's goroutine, so it reaches the actor through the root context, never through ctx.
+		sys, self := ctx.ActorSystem(), ctx.Self()
+		st.Fold = func(fn func(key, value []byte) error) error {
+			res, err := sys.Root.RequestFuture(self, &foldInActor{fn: fn}, foldInActorTimeout).Result()
+			if err != nil {
+				return err
+			}
+			if e, _ := res.(error); e != nil {
+				return e
+			}
+			return nil
+		}
+	}
+	return st
 }
 
 // forwardIncoming passes on an item handed to this vnode while it is itself handing off. Without it the
