@@ -39,7 +39,8 @@ func (n *Node) stats() []stat {
 			}
 		}
 		out = append(out, stat{"gokai_handoff_active", active}, stat{"gokai_hinted_handoff_keys", n.cl.handoff.HintedKeys()},
-			stat{"gokai_handoff_items_received", n.vnodes.Metrics().HandoffItemsReceived()})
+			stat{"gokai_handoff_items_received", n.vnodes.Metrics().HandoffItemsReceived()},
+			stat{"gokai_rehomed_keys", n.cl.rehome.moved.Load()})
 	}
 	if n.rpc != nil {
 		rs := n.rpc.Stats()

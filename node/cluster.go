@@ -49,6 +49,9 @@ type cluster struct {
 	// lastHinted is the hinted moves found by the last scan (used by the reconciles in between).
 	// Only the cluster-watch goroutine touches it.
 	lastHinted []handoff.Move
+
+	// rehome moves keys out of vnodes their preference lists no longer name (rehome.go).
+	rehome rehomeState
 }
 
 // statePath is where the cluster state is kept between runs.
@@ -290,6 +293,9 @@ func (n *Node) startHandoff(context.Context) error {
 }
 
 func (n *Node) stopHandoff(context.Context) error {
+	// NB: the tree cancelled the cluster watch first, and with it any re-home pass: wait for the pass here,
+	// before the vnodes and storage it reads stop (the tree does not wait for Run loops until the end).
+	n.waitRehome()
 	n.cl.handoff.Close()
 	return nil
 }
@@ -311,6 +317,11 @@ func (n *Node) reportTransfer(ctx context.Context, m handoff.Move) error {
 func (n *Node) watchCluster(ctx context.Context) error {
 	states, cancel := n.cl.gossip.Subscribe()
 	defer cancel()
+	// A re-home pass started by reconcile runs under ctx: when this loop returns, it is cancelled (it stops
+	// at its next key or request) and waited for.
+	ctx, stopRehome := context.WithCancel(ctx)
+	defer n.waitRehome()
+	defer stopRehome()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	// NB: compare states by identity: every installed state is a new immutable value, and two clusters
@@ -357,9 +368,11 @@ func (n *Node) watchCluster(ctx context.Context) error {
 // a fallback vnode takes its writes as hints). Outgoing ownership moves become transfers; a partition this
 // node does not own that holds data becomes a hinted handoff to its owner once the owner is up (after a
 // completed ownership move the leftover data is dropped instead); a node that is no longer a member
-// retires its empty vnodes.
+// retires its empty vnodes. A member also re-homes the misplaced keys of the partitions it owns
+// (rehome.go).
 func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHints bool) {
 	n.cl.handoff.SetRing(s.Version)
+	n.observeRehome(s)
 	self := n.self()
 	_, member := s.Member(self)
 	incoming, outgoing := map[int]bool{}, map[int]bool{}
@@ -393,6 +406,11 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 		if err := n.vnodes.Start(ctx, in); err != nil {
 			n.logger.Error("cluster: start vnodes", "err", err)
 		}
+	}
+	if member {
+		// NB: with every state and tick, not only with the hint scan: a key whose list just changed has
+		// fewer copies where its list looks until its pass ran (docs/cluster.md).
+		n.scanRehome(ctx, s)
 	}
 	if !scanHints {
 		n.cl.handoff.Sync(append(moves, n.cl.lastHinted...))

@@ -27,6 +27,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func startTestNode(t *testing.T, mod func(*Config)) *Node {
 	t.Helper()
+	return startTestNodeClock(t, mod, nil)
+}
+
+// startTestNodeClock starts a node with clock now (nil: time.Now).
+func startTestNodeClock(t *testing.T, mod func(*Config), now func() time.Time) *Node {
+	t.Helper()
 	cfg := Default()
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen = "127.0.0.1:0"
@@ -38,7 +44,7 @@ func startTestNode(t *testing.T, mod func(*Config)) *Node {
 	if mod != nil {
 		mod(&cfg)
 	}
-	n, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
+	n, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), now)
 	if err != nil {
 		t.Fatal(err)
 	}
