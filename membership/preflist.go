@@ -55,7 +55,7 @@ func (r *Ring) Preflist(key []byte, n int, up func(NodeID) bool) []PrefEntry {
 //
 // Order: the live primaries in ring order, then the fallbacks in the ring
 // order of the primaries they replace. Only the result slice is allocated
-// (and, with more than 4 primaries down at once, a small buffer).
+// (and, with more than 8 primaries down at once, a small buffer).
 //
 // REQUIRES: 0 <= p < Q.
 func (r *Ring) PreflistForPartition(p, n int, up func(NodeID) bool) []PrefEntry {
@@ -69,85 +69,99 @@ func (r *Ring) PreflistForPartition(p, n int, up func(NodeID) bool) []PrefEntry 
 	n = min(n, q)
 	mask := q - 1 // q is a power of two
 	out := make([]PrefEntry, 0, n)
+	// The walk. Live primaries go to out as it meets them; down ones wait in down (their partitions, in
+	// ring order) for fallbacks.
+	var downBuf [8]int // NB: on the stack; more than 8 down primaries spill to the heap
+	down := downBuf[:0]
 	// NB: with fewer distinct nodes than n, fill is how many of the skipped partitions the walk must take
 	// (the earliest ones: each is taken as the walk meets it).
 	fill := n - min(n, len(r.nodes))
+	// NB: on rings of up to 64 nodes, seen has bit i set once r.nodes[i] is in the list (primaries, then
+	// fallbacks), so "already listed" is a bit test instead of string comparisons.
+	small := len(r.nodes) <= 64
+	var seen uint64
 	off := 0 // offset from p of the next partition the walk looks at
-	for ; len(out) < n; off++ {
+	for ; len(out)+len(down) < n; off++ {
 		part := (p + off) & mask
 		node := r.owners[part]
-		if listed(out, node) {
+		var dup bool
+		if small {
+			bit := uint64(1) << r.idx[part]
+			dup, seen = seen&bit != 0, seen|bit
+		} else {
+			dup = listed(out, node) || r.ownsOne(down, node)
+		}
+		if dup {
 			if fill == 0 {
 				continue
 			}
 			fill--
 		}
-		out = append(out, PrefEntry{Partition: part, Node: node, Primary: true})
-	}
-	if up == nil {
-		return out
-	}
-	// Keep the live primaries at the front, in ring order; the down ones wait in down, in ring order, for
-	// their fallbacks (Node "" until one is found).
-	var downBuf [4]PrefEntry // NB: on the stack; more than 4 down primaries spill to the heap
-	down := downBuf[:0]
-	k := 0
-	for i := range out {
-		if e := out[i]; up(e.Node) {
-			if k != i {
-				out[k] = e
-			}
-			k++
+		if up == nil || up(node) {
+			out = append(out, PrefEntry{Partition: part, Node: node, Primary: true})
 		} else {
-			down = append(down, PrefEntry{Partition: e.Partition, HintFor: e.Node})
+			down = append(down, part)
 		}
 	}
 	if len(down) == 0 {
 		return out
 	}
-	out = out[:k]
-	after := off // the first offset after the span
+	// Fallbacks, in the ring order of the primaries they replace: first distinct up nodes from the
+	// partitions after the span. Once that walk runs out, it finds nothing for the later ones either.
 	// NB: the primaries name min(n, nodes) distinct nodes, so with n or fewer nodes in the ring every node
 	// is listed already and no partition after the span can give a new one: skip the walk (3 nodes, N=3,
 	// one down would otherwise visit the whole ring for every key).
-	missing := len(r.nodes) <= n
-	next := after // next offset to try as a distinct fallback
-	for i := 0; i < len(down) && !missing; i++ {
-		for ; next < q; next++ {
-			cand := r.owners[(p+next)&mask]
-			if up(cand) && !listed(out, cand) && !listed(down, cand) {
-				down[i].Node = cand
-				next++
-				break
-			}
-		}
-		missing = down[i].Node == ""
-	}
-	if missing {
-		// Too few distinct up nodes: reuse up nodes, walking the ring from after the span.
-		off := after & mask
-		for i := range down {
-			if down[i].Node != "" {
-				continue
-			}
-			for range q {
-				cand := r.owners[(p+off)&mask]
-				off = (off + 1) & mask
-				if up(cand) {
-					down[i].Node = cand
+	after := off // the first offset after the span
+	found := 0
+	if len(r.nodes) > n {
+		next := after // next offset to try
+		for _, part := range down {
+			for ; next < q; next++ {
+				cpart := (p + next) & mask
+				cand := r.owners[cpart]
+				var dup bool
+				if small {
+					dup = seen&(1<<r.idx[cpart]) != 0 // NB: down primaries are in seen too; they fail up anyway
+				} else {
+					dup = listed(out, cand)
+				}
+				if !dup && up(cand) {
+					out = append(out, PrefEntry{Partition: part, Node: cand, HintFor: r.owners[part]})
+					seen |= 1 << r.idx[cpart]
 					break
 				}
 			}
+			if next >= q {
+				break
+			}
+			next++
+			found++
 		}
 	}
-	// The fallbacks after the live primaries, in the ring order of the primaries they replace; replicas
-	// for which no node is up are left out.
-	for _, e := range down {
-		if e.Node != "" {
-			out = append(out, e)
+	// Too few distinct up nodes: reuse up nodes, walking the ring from after the span; a replica for which
+	// no node is up is left out.
+	rOff := after & mask
+	for _, part := range down[found:] {
+		for range q {
+			cand := r.owners[(p+rOff)&mask]
+			rOff = (rOff + 1) & mask
+			if up(cand) {
+				out = append(out, PrefEntry{Partition: part, Node: cand, HintFor: r.owners[part]})
+				break
+			}
 		}
 	}
 	return out
+}
+
+// ownsOne reports whether node owns one of the partitions ps.
+func (r *Ring) ownsOne(ps []int, node NodeID) bool {
+	for _, p := range ps {
+		if r.owners[p] == node {
+			return true
+		}
+	}
+	return false
 }
 
 // listed reports whether node already appears in l.

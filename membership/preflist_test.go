@@ -465,3 +465,37 @@ func TestSources(t *testing.T) {
 		}
 	}
 }
+
+// TestPreflistManyNodes covers rings of more than 64 nodes, where "already listed" compares node ids
+// instead of testing bits.
+func TestPreflistManyNodes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for it := range 300 {
+		q, m := 256, 65+rng.IntN(60)
+		owners := make([]NodeID, q)
+		for i := range owners {
+			owners[i] = names(m)[rng.IntN(m)]
+			if rng.IntN(3) == 0 && i > 0 { // runs of one node make the walk skip
+				owners[i] = owners[i-1]
+			}
+		}
+		r := mustRing(t, owners, 1)
+		if len(r.Nodes()) <= 64 {
+			continue
+		}
+		downSet := map[NodeID]bool{}
+		for _, x := range names(m) {
+			if rng.IntN(2) == 0 {
+				downSet[x] = true
+			}
+		}
+		up := func(x NodeID) bool { return !downSet[x] }
+		p, n := rng.IntN(q), 1+rng.IntN(6)
+		got := r.PreflistForPartition(p, n, up)
+		what := fmt.Sprintf("iter %d: p=%d n=%d", it, p, n)
+		if want := refPreflist(owners, p, n, up); !slices.Equal(got, want) {
+			t.Fatalf("%s\ngot  %v\nwant %v", what, got, want)
+		}
+		checkPreflist(t, what, owners, p, n, up, got)
+	}
+}

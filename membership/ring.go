@@ -51,6 +51,7 @@ type Ring struct {
 	bits    uint             // log2(Q)
 	nodes   []NodeID         // distinct owners, ascending
 	parts   map[NodeID][]int // partitions of each node, ascending
+	idx     []uint16         // index = partition: its owner's index in nodes
 }
 
 // NewRing claims a ring from scratch for nodes with replica count n (see
@@ -92,12 +93,19 @@ func NewRingFromOwners(owners []NodeID, version uint64) (*Ring, error) {
 		nodes = append(nodes, n)
 	}
 	slices.Sort(nodes)
+	idx := make([]uint16, len(owners))
+	for i, n := range nodes {
+		for _, p := range parts[n] {
+			idx[p] = uint16(i) // NB: len(nodes) <= len(owners) <= MaxPartitions = 1<<16
+		}
+	}
 	return &Ring{
 		owners:  slices.Clone(owners),
 		version: version,
 		bits:    uint(bits.TrailingZeros(uint(len(owners)))),
 		nodes:   nodes,
 		parts:   parts,
+		idx:     idx,
 	}, nil
 }
 
