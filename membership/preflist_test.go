@@ -470,7 +470,7 @@ func TestSources(t *testing.T) {
 // instead of testing bits.
 func TestPreflistManyNodes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	for it := range 300 {
+	for it := range 100 {
 		q, m := 256, 65+rng.IntN(60)
 		owners := make([]NodeID, q)
 		for i := range owners {
