@@ -28,7 +28,10 @@
 // request whose vnodes answer inline is answered before Spawn returns. Later runs go to the dispatcher.
 //
 // Overload: Config.MaxInFlight bounds live coordinators; past it requests fail at once with ErrOverload
-// instead of piling up. Drain stops admission and waits for the live ones.
+// instead of piling up. Drain stops admission and waits for the live ones. Stop also stops them: a request
+// joins the list Stop walks at admission, before its actor exists, under the lock Stop takes to close
+// admission, so every request is either refused (ErrShuttingDown) or stopped (ErrCoordinatorCrashed, or
+// ErrShuttingDown if its actor had not started), whatever the interleaving.
 //
 // It does not own: where replicas are (Router, given by the node), how a vnode stores or merges (vnode).
 //

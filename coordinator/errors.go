@@ -16,7 +16,8 @@ var (
 	ErrShuttingDown = errors.New("coordinator: shutting down")
 	// ErrQuorum: errors.Is matches every *QuorumError.
 	ErrQuorum = errors.New("coordinator: quorum not met")
-	// ErrCoordinatorCrashed: the request's coordinator stopped without answering (a bug; logged).
+	// ErrCoordinatorCrashed: the request's coordinator stopped without answering: it crashed (a bug;
+	// logged), or Service.Stop stopped it.
 	ErrCoordinatorCrashed = errors.New("coordinator: crashed before answering")
 	// ErrBadRequest: the request's parameters are invalid (e.g. R > N).
 	ErrBadRequest = errors.New("coordinator: bad request")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -31,9 +32,12 @@ type requestActor struct {
 	settled bool
 	waiter  chan outcome
 
-	// The live list of the coordinators Service.Stop must stop. REQUIRES: Service.liveMu held.
-	pid        *actor.PID
+	// The live list of the coordinators Service.Stop must stop (from admission until Stopped).
+	// REQUIRES: Service.liveMu held for prev and next. pid is set once the actor started; stopReq when
+	// Stop asked this request to stop (see Service.Stop).
 	prev, next *requestActor
+	pid        atomic.Pointer[actor.PID]
+	stopReq    atomic.Bool
 
 	get     *GetFSM
 	getFSM  GetFSM              // get points here: one allocation for the actor and its FSM
@@ -74,7 +78,14 @@ var errNoVnode = errors.New("coordinator: replica unreachable")
 func (a *requestActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		a.svc.track(a, ctx.Self())
+		a.pid.Store(ctx.Self())
+		if a.stopReq.Load() {
+			// Stop ran before it could know this actor's pid: nothing was sent yet, stop at once.
+			a.answer(outcome{err: ErrShuttingDown})
+			a.stopping = true
+			ctx.Stop(ctx.Self())
+			return
+		}
 		a.pids = a.pidBuf[:0] // NB: append grows past the buffer when N > len(pidBuf)
 		for _, t := range a.targets {
 			a.pids = append(a.pids, a.svc.router.VnodePID(t.Node, t.Partition))

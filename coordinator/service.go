@@ -142,15 +142,20 @@ type Service struct {
 	// the caller's, so there is no hop through a supervisor mailbox, and no parent's child set to update
 	// (a guardian keeps none): at tens of thousands of requests a second both showed in profiles.
 	root *actor.RootContext
-	// live lists the coordinators alive, for Stop: an intrusive list, so tracking costs no allocation.
+	// live lists the admitted requests whose coordinator has not stopped yet, for Stop: an intrusive
+	// list, so tracking costs no allocation. A request joins it at admission, before its actor is
+	// spawned, under the same lock that Stop takes to set closing: a request is either refused or seen
+	// by Stop, whatever the interleaving.
 	liveMu   sync.Mutex
-	liveHead *requestActor
+	liveHead *requestActor // REQUIRES: liveMu held
 	// props is the template of every request actor's props (wire middleware built once); each spawn
 	// copies it and sets the producer and dispatcher.
 	props actor.Props
 
-	active   atomic.Int64 // live coordinator actors
-	pending  atomic.Int64 // requests not yet answered
+	active  atomic.Int64 // admitted requests whose coordinator has not stopped yet
+	pending atomic.Int64 // requests not yet answered
+	// closing refuses admissions from Drain or Stop on. Written under liveMu, and read under it by admit
+	// (so that Stop sees every request admitted before it); a lock-free load is only a hint.
 	closing  atomic.Bool
 	stopOnce sync.Once
 
@@ -202,7 +207,10 @@ type outcome struct {
 	err error
 }
 
-func (s *Service) admit() error {
+// admit lets request a in, or refuses it with ErrShuttingDown (after Drain or Stop) or ErrOverload. An
+// admitted request is on the live list from here on, before its actor exists: Stop stops it (see
+// requestActor's Started handler), and run must spawn it or unlink it.
+func (s *Service) admit(a *requestActor) error {
 	if s.closing.Load() {
 		return ErrShuttingDown
 	}
@@ -211,6 +219,18 @@ func (s *Service) admit() error {
 		s.overloads.Add(1)
 		return ErrOverload
 	}
+	s.liveMu.Lock()
+	if s.closing.Load() {
+		s.liveMu.Unlock()
+		s.active.Add(-1)
+		return ErrShuttingDown
+	}
+	a.next = s.liveHead
+	if a.next != nil {
+		a.next.prev = a
+	}
+	s.liveHead = a
+	s.liveMu.Unlock()
 	s.pending.Add(1)
 	return nil
 }
@@ -233,6 +253,7 @@ func (s *Service) run(ctx context.Context, req *requestActor) (*vnode.Object, er
 		req.props.Configure(actor.WithDispatcher(&req.disp))
 	}
 	if _, err := s.root.SpawnNamed(&req.props, coordinatorPrefix+s.system.ProcessRegistry.NextId()); err != nil {
+		s.untrack(req)
 		s.active.Add(-1)
 		s.pending.Add(-1)
 		return nil, fmt.Errorf("coordinator: spawn: %w", err)
@@ -258,19 +279,7 @@ func (s *Service) run(ctx context.Context, req *requestActor) (*vnode.Object, er
 	}
 }
 
-// track adds a started coordinator to the live list.
-func (s *Service) track(a *requestActor, pid *actor.PID) {
-	s.liveMu.Lock()
-	a.pid = pid
-	a.next = s.liveHead
-	if a.next != nil {
-		a.next.prev = a
-	}
-	s.liveHead = a
-	s.liveMu.Unlock()
-}
-
-// untrack removes a stopped coordinator from the live list.
+// untrack removes a stopped (or never spawned) coordinator from the live list.
 func (s *Service) untrack(a *requestActor) {
 	s.liveMu.Lock()
 	if a.prev != nil {
@@ -318,12 +327,13 @@ func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*vnode
 	if r < 1 || r > s.cfg.N || pr < 0 || pr > r {
 		return nil, fmt.Errorf("%w: r=%d pr=%d with n=%d", ErrBadRequest, r, pr, s.cfg.N)
 	}
-	if err := s.admit(); err != nil {
+	req := &requestActor{key: key}
+	if err := s.admit(req); err != nil {
 		return nil, err
 	}
 	s.gets.Add(1)
 	ts := s.targets(key)
-	req := &requestActor{key: key, targets: ts}
+	req.targets = ts
 	req.getFSM.init(GetParams{R: r, PR: pr, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger, LWW: s.cfg.LWW}, ts)
 	req.get = &req.getFSM
 	obj, err := s.run(ctx, req)
@@ -356,7 +366,8 @@ func (s *Service) write(ctx context.Context, key, value []byte, meta vnode.Meta,
 	if w < 1 || w > s.cfg.N || pw < 0 || pw > w {
 		return nil, fmt.Errorf("%w: w=%d pw=%d with n=%d", ErrBadRequest, w, pw, s.cfg.N)
 	}
-	if err := s.admit(); err != nil {
+	req := &requestActor{key: key}
+	if err := s.admit(req); err != nil {
 		return nil, err
 	}
 	meta.LastMod = s.cfg.Now().UnixNano()
@@ -375,27 +386,36 @@ func (s *Service) write(ctx context.Context, key, value []byte, meta vnode.Meta,
 	if del && s.cfg.DeleteMode == DeleteReap && len(ts) == s.cfg.N {
 		p.Reap, p.ReapDelay = true, s.cfg.ReapDelay
 	}
-	req := &requestActor{key: key, targets: ts, put: NewPutFSM(p, ts, coord),
-		putReq: vnode.PutRequest{V: 1, Key: key, Coordinate: true, Context: vctx, Blind: blind, Value: value, Meta: meta}}
+	req.targets, req.put = ts, NewPutFSM(p, ts, coord)
+	req.putReq = vnode.PutRequest{V: 1, Key: key, Coordinate: true, Context: vctx, Blind: blind, Value: value, Meta: meta}
 	return s.run(ctx, req)
 }
 
 // Drain stops taking requests and waits until every admitted request was answered and every coordinator
 // finished (lingering ones included), or ctx ends.
 func (s *Service) Drain(ctx context.Context) error {
+	s.liveMu.Lock()
 	s.closing.Store(true)
+	s.liveMu.Unlock()
 	return s.waitIdle(ctx, "drain")
 }
 
-// Stop stops every coordinator still alive (their callers get ErrCoordinatorCrashed if unanswered) and
-// waits until they are gone, or ctx ends. New requests are refused from the first call on.
+// Stop stops the coordinator of every admitted request (callers not yet answered get
+// ErrCoordinatorCrashed, or ErrShuttingDown when their coordinator had not started) and waits until they
+// are gone, or ctx ends. New requests are refused from the first call on.
 func (s *Service) Stop(ctx context.Context) error {
-	s.closing.Store(true)
 	s.stopOnce.Do(func() {
 		var pids []*actor.PID
 		s.liveMu.Lock()
+		s.closing.Store(true)
 		for a := s.liveHead; a != nil; a = a.next {
-			pids = append(pids, a.pid)
+			// NB: a Dekker pair with the Started handler, which stores its pid and then loads stopReq:
+			// either Stop sees the pid here and stops the actor, or the actor sees stopReq and stops
+			// itself (or both: stopping twice is harmless). An actor not yet spawned sees stopReq.
+			a.stopReq.Store(true)
+			if pid := a.pid.Load(); pid != nil {
+				pids = append(pids, pid)
+			}
 		}
 		s.liveMu.Unlock()
 		for _, pid := range pids {
@@ -405,7 +425,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	return s.waitIdle(ctx, "stop")
 }
 
-// waitIdle waits until no coordinator is alive, or ctx ends.
+// waitIdle waits until every admitted request's coordinator stopped, or ctx ends.
 func (s *Service) waitIdle(ctx context.Context, op string) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()

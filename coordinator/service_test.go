@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -481,7 +483,12 @@ func (r crashRouter) VnodePID(node membership.NodeID, p int) *actor.PID {
 // answered at once instead of at the deadline.
 func TestCoordinatorCrashAndStop(t *testing.T) {
 	n := startTestNode(t, nil, nil)
-	silent, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(func(actor.Context) {}), "silent-vnode")
+	asked := make(chan struct{}, 8) // a read reached the silent vnode
+	silent, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
+		if _, ok := c.Message().(*vnode.GetRequest); ok {
+			asked <- struct{}{}
+		}
+	}), "silent-vnode")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +525,13 @@ func TestCoordinatorCrashAndStop(t *testing.T) {
 		_, err := svc.Get(ctx, []byte("silent"), ReadOptions{})
 		done <- err
 	}()
-	waitFor(t, "the silent read's coordinator", 5*time.Second, func() bool { return svc.Stats().Active == 1 })
+	// NB: wait for the silent read itself to be under way (its coordinator asked a replica), not for a
+	// count of live coordinators: the read of "fine" may still be lingering.
+	select {
+	case <-asked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the silent read never reached its replicas")
+	}
 	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := svc.Stop(stopCtx); err != nil {
@@ -534,5 +547,114 @@ func TestCoordinatorCrashAndStop(t *testing.T) {
 	}
 	if _, err := svc.Get(ctx, fine, ReadOptions{}); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("after Stop: got %v, want ErrShuttingDown", err)
+	}
+}
+
+// stressRouter places the replicas of keys that start with "s" on node "silent", whose vnodes are one actor
+// that never answers; other keys go to the test node's vnodes.
+type stressRouter struct {
+	testRouter
+	silent *actor.PID
+}
+
+func (r stressRouter) Preflist(key []byte, n int) []membership.PrefEntry {
+	pl := r.testRouter.Preflist(key, n)
+	if len(key) > 0 && key[0] == 's' {
+		for i := range pl {
+			pl[i].Node = "silent"
+		}
+	}
+	return pl
+}
+
+func (r stressRouter) VnodePID(node membership.NodeID, p int) *actor.PID {
+	if node == "silent" {
+		return r.silent
+	}
+	return r.testRouter.VnodePID(node, p)
+}
+
+// TestStopStopsEveryAdmittedRequest races Stop against a stream of admissions, many times over, with the
+// request actors' first run inline (as in a node) and on protoactor's default dispatcher: every caller
+// must be answered promptly (a result, ErrShuttingDown when refused, ErrCoordinatorCrashed when stopped),
+// Stop must return, and no coordinator may be left alive. Half the reads go to replicas that never answer,
+// under a 1 min deadline, so a request that Stop misses holds its caller and Stop until the test's
+// 10 s bound fails it.
+func TestStopStopsEveryAdmittedRequest(t *testing.T) {
+	n := startTestNode(t, nil, nil)
+	silent, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(func(actor.Context) {}), "silent-vnode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := stressRouter{testRouter: testRouter{n}, silent: silent}
+	rng := rand.New(rand.NewPCG(7, 11))
+	const callers = 6
+	deadline := time.Now().Add(5 * time.Second)
+	iters, stopped, refused := 0, 0, 0
+	for ; iters < 500 && time.Now().Before(deadline); iters++ {
+		cfg := DefaultConfig("n1")
+		cfg.Timeout, cfg.Logger = time.Minute, testLogger(t)
+		if iters%2 == 0 {
+			cfg.Dispatcher = n.svc.cfg.Dispatcher
+		}
+		svc, err := Start(n.system, cfg, router)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results := make(chan error, 64)
+		total := 0
+		var ready sync.WaitGroup
+		ready.Add(callers)
+		for c := range callers {
+			reads, spin := 1+rng.IntN(4), rng.IntN(200)
+			total += reads
+			go func() {
+				ready.Done()
+				for range spin {
+					runtime.Gosched()
+				}
+				for i := range reads {
+					key := fmt.Sprintf("s%d-%d", c, i)
+					if i%2 == 1 {
+						key = fmt.Sprintf("f%d-%d", c, i)
+					}
+					_, err := svc.Get(context.Background(), []byte(key), ReadOptions{R: 1})
+					results <- err
+				}
+			}()
+		}
+		ready.Wait()
+		for range rng.IntN(300) {
+			runtime.Gosched()
+		}
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = svc.Stop(stopCtx)
+		cancel()
+		if err != nil {
+			t.Fatalf("iteration %d: Stop: %v", iters, err)
+		}
+		timeout := time.After(10 * time.Second)
+		for got := 0; got < total; got++ {
+			select {
+			case err := <-results:
+				switch {
+				case errors.Is(err, ErrShuttingDown):
+					refused++
+				case errors.Is(err, ErrCoordinatorCrashed):
+					stopped++
+				case err != nil:
+					t.Fatalf("iteration %d: a caller got %v", iters, err)
+				}
+			case <-timeout:
+				t.Fatalf("iteration %d: %d of %d callers still waiting after Stop returned", iters, total-got, total)
+			}
+		}
+		if st := svc.Stats(); st.Active != 0 {
+			t.Fatalf("iteration %d: %d coordinators alive after Stop", iters, st.Active)
+		}
+	}
+	t.Logf("%d iterations: %d reads stopped, %d refused", iters, stopped, refused)
+	if stopped == 0 || refused == 0 {
+		t.Fatalf("the race was not exercised: %d reads stopped, %d refused", stopped, refused)
 	}
 }

@@ -34,6 +34,12 @@ func BenchmarkPartitionForKey(b *testing.B) {
 func BenchmarkPreflist(b *testing.B) {
 	r, keys := benchRing(b), benchKeys()
 	down := r.Nodes()[2]
+	// Q=64 on 3 nodes misses target_n: the lists of a few partitions skip.
+	three, _ := NewRing(64, 3, names(3))
+	skip := three.Violations(3)
+	if len(skip) == 0 {
+		b.Fatal("the 3-node ring meets target_n")
+	}
 	for _, bc := range []struct {
 		name string
 		up   func(NodeID) bool
@@ -46,6 +52,23 @@ func BenchmarkPreflist(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				_ = r.Preflist(keys[i&1023], 3, bc.up)
+				i++
+			}
+		})
+	}
+	// The partition walk alone (no key hashing), on a list that skips, all up and one node down.
+	for _, bc := range []struct {
+		name string
+		up   func(NodeID) bool
+	}{
+		{"skip_all_up", nil},
+		{"skip_one_node_down", func(n NodeID) bool { return n != "n01" }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				_ = three.PreflistForPartition(skip[i%len(skip)], 3, bc.up)
 				i++
 			}
 		})

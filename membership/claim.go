@@ -45,8 +45,11 @@ func TargetNFeasible(q, n, nodes int) bool {
 //
 // When len(nodes) >= min(n, q) but TargetNFeasible is false (3 nodes with
 // n=3, for one), Claim returns those owners together with an error
-// wrapping ErrTargetN. With fewer nodes than n there is no error: a
-// preference list simply cannot name n distinct nodes then. Other errors
+// wrapping ErrTargetN: a warning, since preference lists skip to n distinct
+// nodes anyway (Ring.PreflistForPartition). Claim still prefers target_n
+// because it keeps every list consecutive, and consecutive lists do not
+// change when ownership changes. With fewer nodes than n there is no error:
+// a preference list simply cannot name n distinct nodes then. Other errors
 // (ErrInvalidQ, ErrInvalidN, ErrInvalidNodes, ErrInvalidOwners) return nil
 // owners.
 //

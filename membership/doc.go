@@ -21,7 +21,10 @@
 //     make room, claim_paced.go solves small tight cases exactly.
 //   - preflist.go: [Ring.Preflist] is riak_core's annotated preference list:
 //     the N primaries for a key, with fallbacks standing in for primaries
-//     whose node is down.
+//     whose node is down. The primaries follow Dynamo's skip rule: walking
+//     the ring from the key's partition, a partition whose owner is already
+//     listed is skipped, so a key's replicas are on N distinct nodes even
+//     where the claim could not spread every N consecutive partitions.
 //   - ringdoc.go: a standalone versioned msgpack ring document (gossip
 //     carries the ring inside the cluster state instead).
 //

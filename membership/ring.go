@@ -30,8 +30,12 @@ var (
 	// ErrTargetN: the nodes cannot hold every n consecutive partitions on n
 	// distinct nodes while staying balanced (see TargetNFeasible). Claim and
 	// NewRing still return a usable, balanced best-effort ownership with this
-	// error, the way strconv.ParseInt returns a value with ErrRange.
-	ErrTargetN = errors.New("membership: cannot place every n consecutive partitions on distinct nodes")
+	// error, the way strconv.ParseInt returns a value with ErrRange. It is a
+	// warning, not a loss of replicas: preference lists skip partitions of
+	// nodes already listed (Ring.PreflistForPartition), so every key still
+	// gets n distinct nodes; only the lists of the partitions in
+	// Ring.Violations are not consecutive.
+	ErrTargetN = errors.New("membership: cannot place every n consecutive partitions on distinct nodes (preference lists skip there)")
 	// ErrRingMismatch: two rings of different sizes were compared.
 	ErrRingMismatch = errors.New("membership: rings of different sizes")
 	// ErrMalformedRing: a ring document that does not decode or validate.
@@ -47,6 +51,7 @@ type Ring struct {
 	bits    uint             // log2(Q)
 	nodes   []NodeID         // distinct owners, ascending
 	parts   map[NodeID][]int // partitions of each node, ascending
+	idx     []uint16         // index = partition: its owner's index in nodes
 }
 
 // NewRing claims a ring from scratch for nodes with replica count n (see
@@ -88,12 +93,19 @@ func NewRingFromOwners(owners []NodeID, version uint64) (*Ring, error) {
 		nodes = append(nodes, n)
 	}
 	slices.Sort(nodes)
+	idx := make([]uint16, len(owners))
+	for i, n := range nodes {
+		for _, p := range parts[n] {
+			idx[p] = uint16(i) // NB: len(nodes) <= len(owners) <= MaxPartitions = 1<<16
+		}
+	}
 	return &Ring{
 		owners:  slices.Clone(owners),
 		version: version,
 		bits:    uint(bits.TrailingZeros(uint(len(owners)))),
 		nodes:   nodes,
 		parts:   parts,
+		idx:     idx,
 	}, nil
 }
 
@@ -152,7 +164,10 @@ func (r *Ring) PartitionForKey(key []byte) int {
 // Violations returns, ascending, the partitions p whose n consecutive
 // partitions p, p+1, ..., p+n-1 (mod Q) do not sit on n distinct nodes.
 // n is capped at Q. A ring claimed with TargetNFeasible(Q, n, nodes) true
-// has none.
+// has none. The preference list of a violation skips partitions (see
+// PreflistForPartition): its replicas are still on distinct nodes, but
+// which partitions hold them depends on the owners around p, so it may
+// change when ownership changes even where p's own owners do not.
 func (r *Ring) Violations(n int) []int {
 	q := len(r.owners)
 	n = min(n, q)

@@ -470,7 +470,8 @@ type Plan struct {
 	// Transfers are the partitions that change owner, all waiting.
 	Transfers []PendingTransfer
 	// TargetNWarning is set when the nodes cannot hold every N consecutive
-	// partitions on distinct nodes (ErrTargetN): Next is still balanced.
+	// partitions on distinct nodes (ErrTargetN): Next is still balanced, and
+	// the preference lists there skip to N distinct nodes.
 	TargetNWarning string
 }
 

@@ -40,7 +40,8 @@ func (n *Node) stats() []stat {
 		}
 		out = append(out, stat{"gokai_handoff_active", active}, stat{"gokai_handoff_attempts", n.cl.handoff.Attempts()},
 			stat{"gokai_hinted_handoffs", n.cl.handoff.HintedRounds()}, stat{"gokai_hinted_handoff_keys", n.cl.handoff.HintedKeys()},
-			stat{"gokai_handoff_items_received", n.vnodes.Metrics().HandoffItemsReceived()})
+			stat{"gokai_handoff_items_received", n.vnodes.Metrics().HandoffItemsReceived()},
+			stat{"gokai_rehomed_keys", n.cl.rehome.moved.Load()})
 	}
 	if n.cl != nil && n.cl.fd != nil {
 		out = append(out, stat{"gokai_peers_suspected", len(n.cl.fd.Suspected())},

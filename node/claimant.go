@@ -47,7 +47,9 @@ func (n *Node) applyClaimant(method string, params []any) (any, error) {
 	case "cluster_commit":
 		next, err = cur.Commit()
 		if err != nil && errors.Is(err, membership.ErrTargetN) {
-			n.logger.Warn("cluster: committed a ring where some N-windows repeat a node", "err", err)
+			// NB: not a loss of replicas: preference lists skip to N distinct nodes there. A later ownership
+			// change can move such a list's replica to another partition; the nodes re-home it (rehome.go).
+			n.logger.Warn("cluster: committed a ring where some N consecutive partitions share a node: their preference lists skip partitions", "err", err)
 			err = nil
 		}
 	case "cluster_transfer_done":

@@ -48,6 +48,9 @@ type cluster struct {
 	// leaves them alone meanwhile).
 	dropMu   sync.Mutex
 	dropping map[int]bool // REQUIRES: dropMu held
+
+	// rehome moves keys out of vnodes their preference lists no longer name (rehome.go).
+	rehome rehomeState
 }
 
 // statePath is where the cluster state is kept between runs.
@@ -267,6 +270,9 @@ func (n *Node) startHandoff(context.Context) error {
 }
 
 func (n *Node) stopHandoff(context.Context) error {
+	// NB: the tree cancelled the cluster watch first, and with it any re-home pass: wait for the pass here,
+	// before the vnodes and storage it reads stop (the tree does not wait for Run loops until the end).
+	n.waitRehome()
 	n.cl.handoff.Close()
 	return nil
 }
@@ -288,6 +294,11 @@ func (n *Node) reportTransfer(ctx context.Context, m handoff.Move) error {
 func (n *Node) watchCluster(ctx context.Context) error {
 	states, cancel := n.cl.gossip.Subscribe()
 	defer cancel()
+	// A re-home pass started by reconcile runs under ctx: when this loop returns, it is cancelled (it stops
+	// at its next key or request) and waited for.
+	ctx, stopRehome := context.WithCancel(ctx)
+	defer n.waitRehome()
+	defer stopRehome()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	// NB: compare states by identity: every installed state is a new immutable value, and two clusters
@@ -309,7 +320,13 @@ func (n *Node) watchCluster(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case s := <-states:
+		case s, ok := <-states:
+			if !ok {
+				// NB: gossip shut down: the node is stopping (the tree cancels Run loops first, but does not
+				// wait for them before stopping the cluster). A nil state must not reach save or reconcile.
+				<-ctx.Done()
+				return nil
+			}
 			save()
 			n.reconcile(ctx, s, false)
 		case <-tick.C:
@@ -329,9 +346,11 @@ func (n *Node) watchCluster(ctx context.Context) error {
 // a fallback vnode takes its writes as hints). Outgoing ownership moves become transfers; after a completed
 // one the leftover data is dropped (settleMoved); with scanHints, a partition this node does not own that
 // holds data becomes a hinted handoff to its owner once the owner is up; a node that is no longer a member
-// retires its empty vnodes.
+// retires its empty vnodes. A member also re-homes the misplaced keys of the partitions it owns
+// (rehome.go).
 func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHints bool) {
 	n.cl.handoff.SetRing(s.Version)
+	n.observeRehome(s)
 	self := n.self()
 	_, member := s.Member(self)
 	incoming, outgoing := map[int]bool{}, map[int]bool{}
@@ -368,6 +387,11 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 	}
 	n.cl.handoff.Sync(moves)
 	n.settleMoved(ctx, s, incoming, outgoing)
+	if member {
+		// NB: with every state and tick, not only with the hint scan: a key whose list just changed has
+		// fewer copies where its list looks until its pass ran (docs/cluster.md).
+		n.scanRehome(ctx, s)
+	}
 	if !scanHints {
 		return
 	}

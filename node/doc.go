@@ -1,7 +1,9 @@
 // Package node assembles one gokai node: its configuration (flags and config file), its supervision tree
 // (storage → ring → vnode supervisor → coordinator supervisor → listeners), and the adapters between the
 // protocol faces and the coordinators. cmd/gokai is a thin shell over it; integration tests start real nodes
-// through it or through the gokai binary.
+// through it or through the gokai binary. Its cluster watch (cluster.go) reconciles vnodes and transfers
+// with each cluster state, hands hints to their owners, and re-homes keys whose preference list no longer
+// names the partition holding them (rehome.go, on its own goroutine, one pass at a time).
 //
 // It does not own: the ring algorithm (membership), storage formats (storage, vnode), the request FSMs
 // (coordinator), wire protocols (protocol/...).

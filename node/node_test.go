@@ -10,6 +10,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func startTestNode(t *testing.T, mod func(*Config)) *Node {
 	t.Helper()
+	return startTestNodeClock(t, mod, nil)
+}
+
+// startTestNodeClock starts a node with clock now (nil: time.Now).
+func startTestNodeClock(t *testing.T, mod func(*Config), now func() time.Time) *Node {
+	t.Helper()
 	cfg := Default()
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen = "127.0.0.1:0"
@@ -37,7 +44,7 @@ func startTestNode(t *testing.T, mod func(*Config)) *Node {
 	if mod != nil {
 		mod(&cfg)
 	}
-	n, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
+	n, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,5 +256,60 @@ func TestSyncNodeServesAndSurvivesARestart(t *testing.T) {
 		if got := c2.do(fmt.Sprintf("get k%d\r\n", i), "END"); !strings.Contains(got, fmt.Sprintf("v%d", i%10)) {
 			t.Fatalf("after restart, k%d: %q", i, got)
 		}
+	}
+}
+
+// lockedBuffer collects a node's log lines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestWatchWaitsWhenGossipStops: the tree cancels its Run loops but stops the cluster (gossip) without
+// waiting for them, so the cluster watch can see its subscription closed before its cancellation. It must
+// then wait for the cancellation: the closed channel's nil state reached save (an error) and reconcile (a
+// panic), and the restarted watch crashed again on the closed gossip until the node escalated.
+func TestWatchWaitsWhenGossipStops(t *testing.T) {
+	var logs lockedBuffer
+	cfg := Default()
+	cfg.DataDir = t.TempDir()
+	cfg.MemcacheListen, cfg.RPCListen, cfg.GossipListen, cfg.TransportListen = "", "", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Q = 16
+	n, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Stop(ctx)
+	})
+	if err := n.cl.gossip.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	// NB: the failure showed within milliseconds (five crashes, then escalation); a second is ample, and
+	// the wait can only let a failure through, never fail a correct node.
+	select {
+	case err := <-n.Done():
+		t.Fatalf("node escalated after gossip stopped: %v\n%s", err, logs.String())
+	case <-time.After(time.Second):
+	}
+	if l := logs.String(); strings.Contains(l, "save state") || strings.Contains(l, "crashed") {
+		t.Fatalf("the cluster watch took the closed subscription for a state:\n%s", l)
 	}
 }

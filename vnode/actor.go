@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -38,6 +39,9 @@ type vnodeActor struct {
 	// (a dead-letter answer: the coordinator counts the replica as failed at once), never applied to a
 	// partition nobody will hand off.
 	retired bool
+	// received counts the handoff items this partition's vnode took (batches and forwards), across
+	// restarts: the counter belongs to the Manager (Manager.HandoffReceived).
+	received *atomic.Int64
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {
@@ -93,9 +97,9 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 	}
 }
 
-func newVnodeProps(env Env, factory Factory, m *Metrics) *actor.Props {
+func newVnodeProps(env Env, factory Factory, m *Metrics, received *atomic.Int64) *actor.Props {
 	return actors.WireProps(actor.PropsFromProducer(func() actor.Actor {
-		return &vnodeActor{env: env, factory: factory, metrics: m}
+		return &vnodeActor{env: env, factory: factory, metrics: m, received: received}
 	}))
 }
 

@@ -67,7 +67,8 @@ const DefaultForwardAckTimeout = 10 * time.Second
 // waited for (its transfer fails and is retried). Local only. The reply is *HandoffStarted.
 type BeginHandoff struct{ Target *actor.PID }
 
-// HandoffStarted gives the sender the session id and the behaviour's fold and item encoder.
+// HandoffStarted gives the sender the session id (0 for a FoldRequest) and the behaviour's fold and item
+// encoder (the reply to BeginHandoff and to FoldRequest).
 type HandoffStarted struct {
 	Session uint64 // never 0
 	Fold    func(fn func(key, value []byte) error) error
@@ -115,6 +116,10 @@ type Arrivals struct {
 	Requests uint64 // commands from coordinators (the vnode was in their preference lists)
 	Items    uint64 // handoff items from other vnodes (batches and forwards of their transfers)
 }
+
+// FoldRequest asks for the behaviour's fold and item encoder without entering handoff mode, for a scan
+// that only reads (the node's re-home of misplaced keys). The reply is *HandoffStarted. Local only.
+type FoldRequest struct{}
 
 // IsEmptyRequest asks whether the vnode holds data; the reply is *IsEmptyReply. Local only.
 type IsEmptyRequest struct{}
@@ -185,24 +190,11 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 	case *BeginHandoff:
 		a.endHandoff(ctx, "vnode: handoff superseded by a newer one")
 		a.handoff = &handoffState{session: handoffIDs.Add(1), target: m.Target, pending: map[uint64]time.Time{}}
-		b := a.b
-		st := &HandoffStarted{Session: a.handoff.session, Encode: b.EncodeHandoffItem, Fold: b.HandoffFold}
-		if _, ok := b.(ConcurrentFold); !ok {
-			// Fold inside the actor: the behaviour made no concurrency promise. The fold is called from the
-			// sender's goroutine, so it reaches the actor through the root context, never through ctx.
-			sys, self := ctx.ActorSystem(), ctx.Self()
-			st.Fold = func(fn func(key, value []byte) error) error {
-				res, err := sys.Root.RequestFuture(self, &foldInActor{fn: fn}, foldInActorTimeout).Result()
-				if err != nil {
-					return err
-				}
-				if e, _ := res.(error); e != nil {
-					return e
-				}
-				return nil
-			}
-		}
+		st := a.foldFuncs(ctx)
+		st.Session = a.handoff.session
 		ctx.Respond(st)
+	case *FoldRequest:
+		ctx.Respond(a.foldFuncs(ctx))
 	case *foldInActor:
 		if err := a.b.HandoffFold(m.fn); err != nil {
 			ctx.Respond(err)
@@ -249,6 +241,8 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 				ack.Err = fmt.Sprintf("vnode: partition %d: handoff item: %v", a.env.Partition, err)
 				break
 			}
+			// NB: counted once stored, so a scan that reads the count and then folds sees the item.
+			a.received.Add(1)
 			a.forwardIncoming(ctx, it, changed, nil)
 		}
 		a.metrics.handoffItems.Add(int64(len(m.Items)))
@@ -259,6 +253,7 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		if changed, err := a.mergeItem(m.Item); err != nil {
 			ack.Err = fmt.Sprintf("vnode: partition %d: forwarded item: %v", a.env.Partition, err)
 		} else {
+			a.received.Add(1)
 			a.forwardIncoming(ctx, m.Item, changed, ctx.Sender())
 		}
 		ctx.Respond(ack)
@@ -324,6 +319,28 @@ func (a *vnodeActor) mergeItem(item []byte) (bool, error) {
 		return m.MergeHandoffData(item)
 	}
 	return true, a.b.HandleHandoffData(item)
+}
+
+// foldFuncs is the behaviour's fold and encoder for a sender's goroutine.
+func (a *vnodeActor) foldFuncs(ctx actor.Context) *HandoffStarted {
+	b := a.b
+	st := &HandoffStarted{Encode: b.EncodeHandoffItem, Fold: b.HandoffFold}
+	if _, ok := b.(ConcurrentFold); !ok {
+		// Fold inside the actor: the behaviour made no concurrency promise. The fold is called from the
+		// sender's goroutine, so it reaches the actor through the root context, never through ctx.
+		sys, self := ctx.ActorSystem(), ctx.Self()
+		st.Fold = func(fn func(key, value []byte) error) error {
+			res, err := sys.Root.RequestFuture(self, &foldInActor{fn: fn}, foldInActorTimeout).Result()
+			if err != nil {
+				return err
+			}
+			if e, _ := res.(error); e != nil {
+				return e
+			}
+			return nil
+		}
+	}
+	return st
 }
 
 // forwardIncoming passes on an item handed to this vnode while it is itself handing off. Without it the

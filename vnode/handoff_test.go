@@ -355,3 +355,86 @@ func TestHandoffLostAckFailsTheFlushAndARetryStartsClean(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldAndDropRequests: FoldRequest reads without entering handoff mode (a write is not forwarded), a
+// DropRequest removes only keys still stored exactly as the fold read them, and HandoffReceived counts the
+// items a vnode took, across a restart of the vnode.
+func TestFoldAndDropRequests(t *testing.T) {
+	sys := newSystem(t)
+	a, b := startPartition5(t, sys, "sup-a", "a"), startPartition5(t, sys, "sup-b", "b")
+	pa, pb := a.PID(5), b.PID(5)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		putVia(t, sys, pa, k, "v")
+	}
+	res, err := actors.Request(context.Background(), sys, pa, &FoldRequest{}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res.(*HandoffStarted)
+	var keys, objs, items [][]byte
+	if err := st.Fold(func(k, v []byte) error {
+		item, err := st.Encode(k, v)
+		if err != nil {
+			return err
+		}
+		key, obj, err := DecodeHandoffItem(item)
+		keys, objs, items = append(keys, key), append(objs, obj), append(items, item)
+		return err
+	}); err != nil || len(keys) != 3 {
+		t.Fatalf("fold: %d keys, %v", len(keys), err)
+	}
+	// Not in handoff mode: FinishHandoff says so.
+	if r, err := actors.Request(context.Background(), sys, pa, &FinishHandoff{}, 2*time.Second); err != nil || r.(*HandoffFlushed).Err == "" {
+		t.Fatalf("after FoldRequest the vnode is in handoff mode: %v %v", r, err)
+	}
+	// k2 changes after the fold: its drop must be refused; k3 is gone already.
+	putVia(t, sys, pa, "k2", "newer")
+	res, err = actors.Request(context.Background(), sys, pa, &DropRequest{Keys: keys[:1], Objects: objs[:1]}, 2*time.Second)
+	if err != nil || res.(*DropReply).Dropped != 1 || res.(*DropReply).Err != "" {
+		t.Fatalf("drop k1: %v %v", res, err)
+	}
+	res, err = actors.Request(context.Background(), sys, pa, &DropRequest{Keys: keys, Objects: objs}, 2*time.Second)
+	if err != nil || res.(*DropReply).Err != "" {
+		t.Fatalf("drop all: %v %v", res, err)
+	}
+	for i, k := range keys {
+		o := getVia(t, sys, pa, string(k))
+		switch {
+		case string(k) == "k2" && (o == nil || string(o.Siblings[0].Value) != "newer"):
+			t.Fatalf("k2, written after the fold, was dropped: %v", o)
+		case string(k) != "k2" && o != nil:
+			t.Fatalf("%s still held after its drop (item %d)", k, i)
+		}
+	}
+	if got := res.(*DropReply).Dropped; got != 1 {
+		t.Fatalf("dropped %d keys in the second request, want 1 (k3)", got)
+	}
+	if r, err := actors.Request(context.Background(), sys, pa, &DropRequest{Keys: keys}, 2*time.Second); err != nil || r.(*DropReply).Err == "" {
+		t.Fatalf("mismatched drop request accepted: %v %v", r, err)
+	}
+
+	// HandoffReceived counts merged items, and keeps counting across a vnode restart.
+	if got := b.HandoffReceived(5); got != 0 {
+		t.Fatalf("received %d before any handoff", got)
+	}
+	r, err := actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: 1, Items: items}, 2*time.Second)
+	if err != nil || r.(*HandoffAck).Err != "" {
+		t.Fatalf("batch: %v %v", r, err)
+	}
+	if got := b.HandoffReceived(5); got != 3 {
+		t.Fatalf("received %d, want 3", got)
+	}
+	if err := b.Crash(5, "test"); err != nil {
+		t.Fatal(err)
+	}
+	r, err = actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: 2, Items: items[:1]}, 2*time.Second)
+	if err != nil || r.(*HandoffAck).Err != "" {
+		t.Fatalf("batch after restart: %v %v", r, err)
+	}
+	if got := b.HandoffReceived(5); got != 4 {
+		t.Fatalf("received %d after a restart, want 4", got)
+	}
+	if got := b.HandoffReceived(6); got != 0 {
+		t.Fatalf("partition without a vnode: received %d", got)
+	}
+}

@@ -213,7 +213,7 @@ func (kv *KV) store(key []byte, o *Object) error {
 
 func (kv *KV) nowNanos() int64 { return kv.env.Now().UnixNano() }
 
-// HandleCommand serves GetRequest, PutRequest, ReapRequest and KeysRequest.
+// HandleCommand serves GetRequest, PutRequest, ReapRequest, KeysRequest and DropRequest.
 func (kv *KV) HandleCommand(cmd any, _ Sender) Result {
 	switch req := cmd.(type) {
 	case *GetRequest:
@@ -230,6 +230,8 @@ func (kv *KV) HandleCommand(cmd any, _ Sender) Result {
 		return NoReply()
 	case *KeysRequest:
 		return Reply(kv.keys(req))
+	case *DropRequest:
+		return Reply(kv.drop(req))
 	default:
 		kv.env.Logger.Warn("kv: unknown command", "type", fmt.Sprintf("%T", cmd))
 		return NoReply()
@@ -316,6 +318,36 @@ func (kv *KV) reap(req *ReapRequest) {
 	if err != nil {
 		kv.env.Logger.Warn("kv: reap failed", "err", err)
 	}
+}
+
+// drop removes the keys whose stored bytes are still the ones given (see DropRequest).
+func (kv *KV) drop(req *DropRequest) *DropReply {
+	rep := &DropReply{}
+	if len(req.Keys) != len(req.Objects) {
+		rep.Err = fmt.Sprintf("vnode: drop: %d keys, %d objects", len(req.Keys), len(req.Objects))
+		return rep
+	}
+	for i, key := range req.Keys {
+		raw, err := kv.env.Store.Get(kv.objectKey(key))
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			rep.Err = err.Error()
+			return rep
+		}
+		if !bytes.Equal(raw, req.Objects[i]) {
+			continue // written since the fold read it: keep it (a later scan moves the new version)
+		}
+		err = kv.env.Store.Delete(kv.objectKey(key))
+		kv.cache.drop(key)
+		if err != nil {
+			rep.Err = err.Error()
+			return rep
+		}
+		rep.Dropped++
+	}
+	return rep
 }
 
 func (kv *KV) keys(req *KeysRequest) *KeysReply {

@@ -102,6 +102,9 @@ type Manager struct {
 	pids     atomic.Pointer[map[int]*actor.PID]
 	metrics  Metrics
 	strategy *limitStrategy
+	// received holds each partition's count of handoff items taken since the manager started (kept across
+	// vnode restarts and retirements). Written by the manager actor only.
+	received sync.Map // int -> *atomic.Int64
 	stopped  chan struct{}
 	once     sync.Once
 }
@@ -202,7 +205,7 @@ func (a *managerActor) spawn(ctx actor.Context, partitions []int) map[int]*actor
 			Logger:    partitionLogger(a.m.cfg.Logger, a.m.cfg.Node, p),
 			Now:       a.m.cfg.Now,
 		}
-		props := newVnodeProps(env, a.m.cfg.Factory, &a.m.metrics)
+		props := newVnodeProps(env, a.m.cfg.Factory, &a.m.metrics, a.m.receivedCounter(p))
 		if a.m.cfg.Dispatcher != nil {
 			props.Configure(actor.WithDispatcher(a.m.cfg.Dispatcher))
 		}
@@ -352,6 +355,22 @@ func (m *Manager) Retire(ctx context.Context, p int) error {
 			return nil
 		}
 	}
+}
+
+// receivedCounter is partition p's count of handoff items taken, created on first use.
+func (m *Manager) receivedCounter(p int) *atomic.Int64 {
+	c, _ := m.received.LoadOrStore(p, new(atomic.Int64))
+	return c.(*atomic.Int64)
+}
+
+// HandoffReceived is how many handoff items (ownership or hinted transfers, forwards, re-homed keys)
+// partition p's vnode took since the manager started, across restarts of the vnode. It only grows: a
+// change means data arrived that was placed by another node's ring.
+func (m *Manager) HandoffReceived(p int) int64 {
+	if c, ok := m.received.Load(p); ok {
+		return c.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 // Metrics returns the lifecycle counters.

@@ -66,6 +66,21 @@ type ReapRequest struct {
 	Clock VClock `msgpack:"c"`
 }
 
+// DropRequest removes each Keys[i] whose stored object is still exactly Objects[i] (the encoded object a
+// fold read), so that nothing written since is lost: the node's re-home sends a vnode's misplaced keys to
+// the vnodes of their preference list, then drops them here. The reply is *DropReply. Local only (it is
+// not registered on the wire).
+type DropRequest struct {
+	Keys    [][]byte
+	Objects [][]byte
+}
+
+// DropReply answers DropRequest: Dropped keys were removed; the others changed since (or Err is set).
+type DropReply struct {
+	Dropped int
+	Err     string
+}
+
 // KeysRequest lists up to Limit keys the vnode holds (0 = all), for operators and tests.
 type KeysRequest struct {
 	V     uint8 `msgpack:"v"`

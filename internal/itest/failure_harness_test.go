@@ -342,7 +342,8 @@ func forEachParallel[T any](items []T, f func(T) error) error {
 }
 
 // ownedPartitions maps each key whose preference list names node as a primary to node's partitions in it
-// (usually one; two where the ring repeats a node in an N-window). Keys without node are left out.
+// (one on a ring of N or more nodes: the skip rule lists a node once; more on smaller rings). Keys without
+// node are left out.
 func ownedPartitions(t *testing.T, c *client.Client, keys []string, node string) map[string][]int {
 	t.Helper()
 	var mu sync.Mutex

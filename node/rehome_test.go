@@ -1,0 +1,350 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/storage"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+func TestRehomeDue(t *testing.T) {
+	now := time.Unix(1000, 0)
+	recv := map[int]int64{1: 0, 2: 5, 3: 0, 4: 0, 5: 0}
+	received := func(p int) int64 { return recv[p] }
+	marks := map[int]rehomeMark{
+		1: {ring: 7, received: 0, confirmed: true},   // done under this ring
+		2: {ring: 7, received: 4, confirmed: true},   // took handed-off data since
+		3: {ring: 6, received: 0, confirmed: true},   // done under another ring
+		5: {ring: 7, received: 0, confirmed: true},   // done, not owned any more
+		6: {ring: 7, at: now.Add(-rehomeSettle / 2)}, // first pass done, the confirming one not yet due
+		7: {ring: 7, at: now.Add(-rehomeSettle)},     // first pass done, the confirming one due
+	}
+	retry := map[int]time.Time{4: now.Add(time.Second), 3: now.Add(-time.Second)}
+	for _, tc := range []struct {
+		name  string
+		owned []int
+		now   time.Time
+		want  []int
+	}{
+		{"marks, data taken, other ring, waiting retry", []int{4, 3, 2, 1}, now, []int{2, 3}},
+		{"retry time reached", []int{1, 2, 3, 4}, now.Add(2 * time.Second), []int{2, 3, 4}},
+		{"nothing owned", nil, now, nil},
+		{"unmarked partitions are due", []int{9, 8}, now, []int{8, 9}},
+		{"confirming passes", []int{6, 7}, now, []int{7}},
+		{"confirming passes later", []int{6, 7}, now.Add(rehomeSettle), []int{6, 7}},
+	} {
+		if got := rehomeDue(tc.owned, 7, received, marks, retry, tc.now, func(int) bool { return false }); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: rehomeDue = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// Partitions whose sources changed go first.
+	first := func(p int) bool { return p == 9 || p == 3 }
+	if got := rehomeDue([]int{8, 9, 2, 3}, 7, received, marks, nil, now, first); !slices.Equal(got, []int{3, 9, 2, 8}) {
+		t.Errorf("with priority: rehomeDue = %v, want [3 9 2 8]", got)
+	}
+}
+
+// TestRehomeFirst: the partitions whose sources differ between two rings are the ones whose lists
+// changed.
+func TestRehomeFirst(t *testing.T) {
+	r0, _ := membership.NewRingFromOwners([]membership.NodeID{"b", "b", "c", "a", "c", "b", "a", "c"}, 1)
+	r1, _ := membership.NewRingFromOwners([]membership.NodeID{"b", "a", "c", "a", "c", "b", "a", "c"}, 2)
+	first := rehomeFirst(r0, r1, 3)
+	s0, s1 := r0.Sources(3), r1.Sources(3)
+	changed := 0
+	for x := range 8 {
+		if first(x) != !slices.Equal(s0[x], s1[x]) {
+			t.Fatalf("partition %d: first %v, sources %v then %v", x, first(x), s0[x], s1[x])
+		}
+		if first(x) {
+			changed++
+		}
+	}
+	if !first(3) || changed == 8 {
+		t.Fatalf("partition 3 (dropped from partition 0's list) first %v; %d of 8 changed", first(3), changed)
+	}
+	if rehomeFirst(nil, r1, 3)(3) {
+		t.Fatal("no previous ring: nothing goes first")
+	}
+}
+
+// keyIn returns a key with the given prefix whose partition on ring r is p (keys chosen by search).
+func keyIn(t *testing.T, r *membership.Ring, prefix string, p int) []byte {
+	t.Helper()
+	for i := range 100000 {
+		k := fmt.Appendf(nil, "%s-%d", prefix, i)
+		if r.PartitionForKey(k) == p {
+			return k
+		}
+	}
+	t.Fatalf("no key in partition %d", p)
+	return nil
+}
+
+// rehomeNodes runs the vnodes of nodes a, b and c in one actor system, each over its own memory storage,
+// one vnode per partition.
+type rehomeNodes struct {
+	sys       *actor.ActorSystem
+	m         map[membership.NodeID]*vnode.Manager
+	reachable map[membership.NodeID]*atomic.Bool
+}
+
+func startRehomeNodes(t *testing.T, q int) *rehomeNodes {
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rn := &rehomeNodes{sys: actors.NewSystem(logger), m: map[membership.NodeID]*vnode.Manager{}, reachable: map[membership.NodeID]*atomic.Bool{}}
+	t.Cleanup(rn.sys.Shutdown)
+	all := make([]int, q)
+	for p := range all {
+		all[p] = p
+	}
+	for _, node := range []membership.NodeID{"a", "b", "c"} {
+		m, err := vnode.StartManager(rn.sys, vnode.ManagerConfig{Name: "sup-" + string(node), Node: string(node), Partitions: all,
+			Factory: vnode.NewKV(vnode.DefaultKVConfig()), Store: storage.NewMemory(), Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Stop(context.Background()) })
+		rn.m[node] = m
+		rn.reachable[node] = &atomic.Bool{}
+		rn.reachable[node].Store(true)
+	}
+	return rn
+}
+
+func (rn *rehomeNodes) vnode(node membership.NodeID, p int) *actor.PID {
+	if r, ok := rn.reachable[node]; !ok || !r.Load() {
+		return nil
+	}
+	return rn.m[node].PID(p)
+}
+
+// rehomer is node a's.
+func (rn *rehomeNodes) rehomer() *rehomer {
+	return &rehomer{system: rn.sys, local: rn.m["a"].PID, vnode: rn.vnode, n: 3, batchItems: 2, batchBytes: 1 << 20, timeout: 2 * time.Second}
+}
+
+func (rn *rehomeNodes) get(t *testing.T, node membership.NodeID, p int, key []byte) *vnode.Object {
+	t.Helper()
+	res, err := actors.Request(context.Background(), rn.sys, rn.m[node].PID(p), &vnode.GetRequest{V: 1, Key: key}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.(*vnode.GetReply).Object
+}
+
+// write writes key at the vnodes of list: the first coordinates, the others take its object.
+func (rn *rehomeNodes) write(t *testing.T, key []byte, val string, list []membership.PrefEntry) *vnode.Object {
+	t.Helper()
+	var obj *vnode.Object
+	for i, e := range list {
+		req := &vnode.PutRequest{V: 1, Key: key, Object: obj}
+		if i == 0 {
+			req = &vnode.PutRequest{V: 1, Key: key, Coordinate: true, Blind: true, Value: []byte(val)}
+		}
+		res, err := actors.Request(context.Background(), rn.sys, rn.m[e.Node].PID(e.Partition), req, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep := res.(*vnode.PutReply); rep.Err != "" {
+			t.Fatal(rep.Err)
+		} else if i == 0 {
+			obj = rep.Object
+		}
+	}
+	return obj
+}
+
+func partitionsOf(list []membership.PrefEntry) []int {
+	var out []int
+	for _, e := range list {
+		out = append(out, e.Partition)
+	}
+	return out
+}
+
+// TestRehomeMovesKeysWhoseListChanged follows a key whose preference list changes with ownership: under
+// r0 the list of its partition 0 skips partition 1 (owned by b, like 0) and ends at partition 3 (a's);
+// when partition 1 moves to a, the list becomes 0, 1, 2. The copy in a's vnode 3 is then not read by
+// anyone, and a's vnode 1 has nothing. A re-home pass over partition 3 puts the key on every vnode of its
+// new list and drops it from 3; keys that 3 holds for its own key ranges stay. A target that cannot be
+// reached keeps the copy where it is.
+func TestRehomeMovesKeysWhoseListChanged(t *testing.T) {
+	r0, err := membership.NewRingFromOwners([]membership.NodeID{"b", "b", "c", "a", "c", "b", "a", "c"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := membership.NewRingFromOwners([]membership.NodeID{"b", "a", "c", "a", "c", "b", "a", "c"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after := r0.PreflistForPartition(0, 3, nil), r1.PreflistForPartition(0, 3, nil)
+	if !slices.Equal(partitionsOf(before), []int{0, 2, 3}) || !slices.Equal(partitionsOf(after), []int{0, 1, 2}) {
+		t.Fatalf("lists of partition 0: %v then %v", before, after)
+	}
+	sources := r1.Sources(3)[3]
+	if !slices.Equal(sources, []int{2, 3}) {
+		t.Fatalf("Sources(3) under r1 = %v", sources)
+	}
+	rn := startRehomeNodes(t, 8)
+	moved := keyIn(t, r1, "moved", 0)
+	obj := rn.write(t, moved, "v", before)
+	own := keyIn(t, r1, "own", 3)   // partition 3's own key range
+	near := keyIn(t, r1, "near", 2) // partition 2's list names 3 too
+	for _, k := range [][]byte{own, near} {
+		rn.write(t, k, "stays", []membership.PrefEntry{{Partition: 3, Node: "a"}})
+	}
+	if rn.get(t, "a", 1, moved) != nil {
+		t.Fatal("a's vnode 1 holds the key before the pass")
+	}
+
+	// c is unreachable: vnode 2 of the new list cannot take the key, so it stays in 3.
+	rn.reachable["c"].Store(false)
+	st, err := rn.rehomer().partition(context.Background(), r1, 2, sources, 3)
+	if !errors.Is(err, errRehomeTarget) || st.misplaced != 1 || st.moved != 0 {
+		t.Fatalf("pass with c unreachable: %+v %v", st, err)
+	}
+	if rn.get(t, "a", 3, moved) == nil {
+		t.Fatal("the key left partition 3 although c's vnode 2 did not take it")
+	}
+
+	rn.reachable["c"].Store(true)
+	st, err = rn.rehomer().partition(context.Background(), r1, 2, sources, 3)
+	if err != nil || st.misplaced != 1 || st.moved != 1 {
+		t.Fatalf("pass: %+v %v", st, err)
+	}
+	for _, e := range after {
+		if o := rn.get(t, e.Node, e.Partition, moved); o == nil || !o.Equal(obj) {
+			t.Fatalf("%s's vnode %d after the pass: %v, want %v", e.Node, e.Partition, o, obj)
+		}
+	}
+	if o := rn.get(t, "a", 3, moved); o != nil {
+		t.Fatalf("partition 3 still holds the moved key: %v", o)
+	}
+	for _, k := range [][]byte{own, near} {
+		if rn.get(t, "a", 3, k) == nil {
+			t.Fatalf("%s left partition 3, whose list it is on", k)
+		}
+	}
+	// A second pass finds nothing.
+	if st, err := rn.rehomer().partition(context.Background(), r1, 2, sources, 3); err != nil || st != (rehomeStats{}) {
+		t.Fatalf("second pass: %+v %v", st, err)
+	}
+}
+
+// TestRehomeOnANode runs the node's own re-home: a one-node cluster marks every partition after its first
+// pass, and confirms (and saves) the marks rehomeSettle later (a fake clock jumps ahead); then partition
+// 5 takes, by handoff, a copy of a key whose list (p, p+1, p+2 on the one node) does not name 5, as a
+// fallback's hints would bring it. The node's next scan moves the key to the vnodes of its list and drops
+// it from 5. After a restart the marks are read back.
+func TestRehomeOnANode(t *testing.T) {
+	dir := t.TempDir()
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	n := startTestNodeClock(t, func(c *Config) { c.DataDir = dir }, now)
+	ring := n.Ring()
+	const x = 5
+	src := ring.Sources(n.cfg.N)[x]
+	var p int
+	for p = range ring.Q() {
+		if !slices.Contains(src, p) {
+			break
+		}
+	}
+	key := keyIn(t, ring, "misplaced", p)
+	marked := func(confirmed bool) func() bool {
+		return func() bool {
+			n.cl.rehome.mu.Lock()
+			defer n.cl.rehome.mu.Unlock()
+			for p := range ring.Q() {
+				if m, ok := n.cl.rehome.marks[p]; !ok || m.confirmed != confirmed {
+					return false
+				}
+			}
+			return !n.cl.rehome.running
+		}
+	}
+	waitFor(t, "the first pass to mark every partition", 10*time.Second, marked(false))
+	if _, err := os.Stat(n.rehomePath()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("marks saved before they were confirmed: %v", err)
+	}
+	skew.Add(int64(rehomeSettle))
+	waitFor(t, "the confirming pass", 10*time.Second, marked(true))
+	if raw, err := os.ReadFile(n.rehomePath()); err != nil || len(raw) == 0 {
+		t.Fatalf("marks not saved: %v", err)
+	}
+
+	// A misplaced copy arrives in partition 5 by handoff.
+	o, err := vnode.Update(nil, "elsewhere/1/x", nil, true, []byte("value"), vnode.Meta{}, 1, vnode.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := o.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := vnode.NewKV(vnode.DefaultKVConfig())()
+	item, err := kv.EncodeHandoffItem(key, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := actors.Request(context.Background(), n.System(), n.Vnodes().PID(x), &vnode.HandoffBatch{V: 1, Seq: 1, Items: [][]byte{item}}, 2*time.Second)
+	if err != nil || res.(*vnode.HandoffAck).Err != "" {
+		t.Fatalf("handoff batch: %v %v", res, err)
+	}
+	get := func(part int) *vnode.Object {
+		res, err := actors.Request(context.Background(), n.System(), n.Vnodes().PID(part), &vnode.GetRequest{V: 1, Key: key}, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.(*vnode.GetReply).Object
+	}
+	list := ring.PreflistForPartition(p, n.cfg.N, nil)
+	waitFor(t, "the key on its list and gone from partition 5", 10*time.Second, func() bool {
+		for _, e := range list {
+			if got := get(e.Partition); got == nil || !got.Equal(o) {
+				return false
+			}
+		}
+		return get(x) == nil
+	})
+	if got := n.cl.rehome.moved.Load(); got != 1 {
+		t.Fatalf("gokai_rehomed_keys = %d, want 1", got)
+	}
+
+	// The marks survive a restart.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n2 := startTestNodeClock(t, func(c *Config) { c.DataDir = dir }, now)
+	marks := n2.loadRehomeMarks()
+	fp := ringFingerprint(n2.Ring(), n2.cfg.N)
+	if due := rehomeDue(n2.Ring().PartitionsOf(n2.self()), fp, func(int) int64 { return 0 }, marks, nil, time.Now(), func(int) bool { return false }); len(due) != 0 {
+		t.Fatalf("after a restart, partitions due again: %v (marks %v)", due, marks)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
