@@ -571,7 +571,8 @@ func TestRunRPCWindowFake(t *testing.T) {
 func TestRunRPCWindowReconnects(t *testing.T) {
 	addr := startFakeRPC(t, &fakeRPC{closeAfter: 50})
 	cfg := testConfig(addr)
-	cfg.Protocol, cfg.Conns, cfg.Pipeline, cfg.Prefill, cfg.Duration, cfg.Ops = "msgpack-rpc", 2, 8, false, 2*time.Second, 3000
+	// NB: a duration far longer than 3000 operations and their reconnects take, so the ops limit ends the run.
+	cfg.Protocol, cfg.Conns, cfg.Pipeline, cfg.Prefill, cfg.Duration, cfg.Ops = "msgpack-rpc", 2, 8, false, time.Minute, 3000
 	rep, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
