@@ -20,6 +20,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // Multi-node tests run the other nodes as child processes (this test binary re-executed with
@@ -383,13 +385,12 @@ func TestRemoteRoundTrips(t *testing.T) {
 		t.Fatalf("6 MiB round trip: %v", err)
 	}
 
-	// Refused at once, not timed out: too large, unregistered.
+	// Refused at once, not timed out: too large, unregistered. A refused send is ErrDeadLetter; a send that
+	// went out would wait for its reply, which never comes, until the request times out (a clear failure).
 	before := local.remote.Stats()
 	for _, m := range []any{&testEcho{V: 1, Blob: make([]byte, 9<<20)}, &testUnregistered{X: 1}} {
-		start := time.Now()
-		_, err := Request(ctx, sys, n.echo(), m, 10*time.Second)
-		if !errors.Is(err, actor.ErrDeadLetter) || time.Since(start) > 2*time.Second {
-			t.Fatalf("%T: err %v after %v, want an immediate ErrDeadLetter", m, err, time.Since(start))
+		if _, err := requestRefused(ctx, sys, n.echo(), m); !errors.Is(err, actor.ErrDeadLetter) {
+			t.Fatalf("%T: %v, want ErrDeadLetter (refused at once), not a wait for a reply", m, err)
 		}
 	}
 	if after := local.remote.Stats(); after.EncodeErrors != before.EncodeErrors+2 {
@@ -409,8 +410,17 @@ func TestRemoteRoundTrips(t *testing.T) {
 	}
 }
 
-// TestRemoteDeadPeer: a killed node makes requests to it fail within their timeout, its queue stays bounded
-// (sends beyond it fail at once), and sends to a live node go on unaffected.
+// requestRefused sends a request that the transport should refuse at once: with a generous bound (30 s, the
+// context's deadline) instead of a short timeout, so a request that is not refused fails with a timeout, not
+// with ErrDeadLetter, and the assertion needs no clock.
+func requestRefused(ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, msg any) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return Request(ctx, sys, pid, msg, time.Hour)
+}
+
+// TestRemoteDeadPeer: a killed node makes requests to it fail (a timeout or a refusal, never a hang), its
+// queue stays bounded (sends beyond it fail at once), and sends to a live node go on unaffected.
 func TestRemoteDeadPeer(t *testing.T) {
 	localNode(t)
 	dead, live := startNode(t), startNode(t)
@@ -422,7 +432,7 @@ func TestRemoteDeadPeer(t *testing.T) {
 		}
 	}
 
-	// Keep a live peer busy for the whole test; record its worst latency.
+	// Keep a live peer busy for the whole test; record its worst latency (a figure, not an assertion).
 	stop := make(chan struct{})
 	var liveOK, liveErr atomic.Int64
 	var worst atomic.Int64
@@ -454,19 +464,14 @@ func TestRemoteDeadPeer(t *testing.T) {
 	}
 	<-dead.done
 
-	// Requests to the dead node fail within their timeout, never later.
-	const timeout = 500 * time.Millisecond
+	// Requests to the dead node fail with their timeout or a refusal (the caller's to handle), never hang.
 	for i := 0; i < 3; i++ {
 		start := time.Now()
-		_, err := Request(ctx, sys, dead.echo(), &testEcho{V: 1}, timeout)
-		el := time.Since(start)
-		if err == nil {
-			t.Fatalf("request to a killed node succeeded")
+		_, err := Request(ctx, sys, dead.echo(), &testEcho{V: 1}, 500*time.Millisecond)
+		if !errors.Is(err, actor.ErrTimeout) && !errors.Is(err, actor.ErrDeadLetter) {
+			t.Fatalf("request to a killed node: %v, want ErrTimeout or ErrDeadLetter", err)
 		}
-		if el > timeout+time.Second {
-			t.Fatalf("request to a killed node took %v (timeout %v)", el, timeout)
-		}
-		t.Logf("request to killed node: %v after %v", err, el.Round(time.Millisecond))
+		t.Logf("request to killed node: %v after %v", err, time.Since(start).Round(time.Millisecond))
 	}
 
 	// The dead peer's queue is bounded: flood it with tells; at most localQueueSize wait, the rest is
@@ -486,25 +491,25 @@ func TestRemoteDeadPeer(t *testing.T) {
 	if got := after.Dropped - before.Dropped; got < flood-localQueueSize {
 		t.Fatalf("dropped %d of %d sends to a dead peer (queue %d)", got, flood, q)
 	}
-	// With the queue full, a request fails at once instead of waiting out its timeout.
-	start = time.Now()
-	_, err := Request(ctx, sys, dead.echo(), &testEcho{V: 1}, 5*time.Second)
-	if !errors.Is(err, actor.ErrDeadLetter) || time.Since(start) > time.Second {
-		t.Fatalf("request to a full queue: %v after %v", err, time.Since(start))
+	// With the queue full, a request fails at once (ErrDeadLetter) instead of waiting out its timeout.
+	if _, err := requestRefused(ctx, sys, dead.echo(), &testEcho{V: 1}); !errors.Is(err, actor.ErrDeadLetter) {
+		t.Fatalf("request to a full queue: %v, want ErrDeadLetter (refused at once)", err)
 	}
 	t.Logf("flood of %d tells to the dead peer took %v; queued %d, dropped %d", flood,
 		floodTime.Round(time.Millisecond), q, after.Dropped-before.Dropped)
 
-	// Meanwhile the live peer kept answering.
+	// Meanwhile the live peer keeps answering: more requests succeed after the flood, and none failed (a
+	// live request waiting behind the dead peer's writer, which retries for ~10 s, would time out after 5 s).
+	afterFlood := liveOK.Load()
+	eventually.True(t, 30*time.Second, "the live peer answers 20 more requests after the flood", func() bool {
+		return liveOK.Load() >= afterFlood+20 || liveErr.Load() != 0
+	})
 	close(stop)
 	wg.Wait()
-	if liveOK.Load() == 0 || liveErr.Load() != 0 {
+	if liveErr.Load() != 0 {
 		t.Fatalf("live peer: %d ok, %d errors", liveOK.Load(), liveErr.Load())
 	}
 	t.Logf("live peer during the outage: %d requests, worst latency %v", liveOK.Load(), time.Duration(worst.Load()).Round(time.Microsecond))
-	if time.Duration(worst.Load()) > 2*time.Second {
-		t.Fatalf("live peer was blocked: worst latency %v", time.Duration(worst.Load()))
-	}
 }
 
 // TestRemoteGracefulStop: a node stops gracefully while a peer is connected to it, quickly (protoactor's
@@ -532,13 +537,12 @@ func TestRemoteGracefulStop(t *testing.T) {
 		}
 	}
 	t.Logf("graceful stop with a connected peer: Stop took %s, process exit %v", stopped, time.Since(start).Round(time.Millisecond))
-	// A request to the stopped node fails within its timeout.
-	rs := time.Now()
-	if _, err := Request(context.Background(), local.system, n.echo(), &testEcho{V: 1}, 500*time.Millisecond); err == nil {
-		t.Fatal("request to a stopped node succeeded")
-	} else if time.Since(rs) > 1500*time.Millisecond {
-		t.Fatalf("request to a stopped node took %v", time.Since(rs))
+	// A request to the stopped node fails with its timeout or a refusal, never hangs.
+	_, err := Request(context.Background(), local.system, n.echo(), &testEcho{V: 1}, 500*time.Millisecond)
+	if !errors.Is(err, actor.ErrTimeout) && !errors.Is(err, actor.ErrDeadLetter) {
+		t.Fatalf("request to a stopped node: %v, want ErrTimeout or ErrDeadLetter", err)
 	}
+	t.Logf("request to the stopped node: %v", err)
 }
 
 // TestRemoteThroughput measures (does not assert) request/response across two processes.

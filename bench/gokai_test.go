@@ -167,7 +167,8 @@ func TestGokaiMsgpackRPCOpenLoop(t *testing.T) {
 func TestGokaiMsgpackRPCOpsLimit(t *testing.T) {
 	_, rpcAddr := startGokai(t)
 	cfg := gokaiConfig("msgpack-rpc", rpcAddr)
-	cfg.Conns, cfg.Pipeline, cfg.Ops, cfg.Duration = 3, 7, 1000, 2*time.Second
+	// NB: a duration far longer than 1000 operations take, so the ops limit ends the run on any machine.
+	cfg.Conns, cfg.Pipeline, cfg.Ops, cfg.Duration = 3, 7, 1000, time.Minute
 	rep, err := Run(context.Background(), cfg)
 	checkGokaiRun(t, rep, err)
 	if rep.Ops != 1000 || rep.Stop != StopOps {

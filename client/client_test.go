@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 func newTestClient(t *testing.T, cfg Config) *Client {
@@ -22,18 +24,6 @@ func newTestClient(t *testing.T, cfg Config) *Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func pendingCalls(c *Client) int {
@@ -205,7 +195,7 @@ func TestMultiplexing(t *testing.T) {
 			}
 			mu.Unlock()
 			<-release
-			// Later arrivals answer first.
+			// Later arrivals answer first: a scenario delay that puts the replies out of order, not a wait.
 			time.Sleep(time.Duration(calls-order) * time.Millisecond)
 			return map[string]any{"values": []any{append([]byte("value-of-"), key...)}, "context": key}, nil
 		}
@@ -273,7 +263,7 @@ func TestCancelFreesWaiter(t *testing.T) {
 		_, err := c.Get(ctx, []byte("k"), nil)
 		done <- err
 	}()
-	waitFor(t, "the get to be in flight", func() bool { return pendingCalls(c) == 1 })
+	eventually.True(t, 10*time.Second, "the get is in flight", func() bool { return pendingCalls(c) == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled get: %v", err)
@@ -338,7 +328,7 @@ func TestReconnectAndRetry(t *testing.T) {
 
 	// The node restarts: the idle connection breaks, the next request dials again.
 	s.dropConns()
-	waitFor(t, "the client to notice the closed connection", func() bool {
+	eventually.True(t, 10*time.Second, "the client notices the closed connection", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		cn := c.nodes[s.addr()].slots[0].c.Load()

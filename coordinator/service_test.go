@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
@@ -147,18 +148,6 @@ func (n *testNode) replicas(t *testing.T, key []byte) []*vnode.Object {
 	return out
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func allEqual(objs []*vnode.Object, want *vnode.Object) bool {
 	for _, o := range objs {
 		if o == nil || !o.Equal(want) {
@@ -176,7 +165,7 @@ func TestPutGetReplicatesToNVnodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "all 3 replicas", 2*time.Second, func() bool { return allEqual(n.replicas(t, key), w) })
+	eventually.True(t, 5*time.Second, "all 3 replicas hold the write", func() bool { return allEqual(n.replicas(t, key), w) })
 	o, err := n.svc.Get(ctx, key, ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +248,7 @@ func TestReadRepairsRemovedAndStaleReplicas(t *testing.T) {
 			if s, _ := o.Chosen(0); string(s.Value) != "v2" || len(o.Live(0)) != 1 {
 				t.Fatalf("read %v, want v2 alone", o.Live(0))
 			}
-			waitFor(t, "read repair", 3*time.Second, func() bool { return allEqual(n.replicas(t, key), v2) })
+			eventually.True(t, 5*time.Second, "read repair of every replica", func() bool { return allEqual(n.replicas(t, key), v2) })
 			if got := n.svc.Stats().ReadRepairs; got != 1 {
 				t.Fatalf("read repairs %d, want 1", got)
 			}
@@ -267,34 +256,45 @@ func TestReadRepairsRemovedAndStaleReplicas(t *testing.T) {
 	}
 }
 
-// slowGets wraps the KV behaviour: the vnode of one partition answers reads late (after delay), from a
-// timer, as a riak_core vnode answering {noreply} and replying later would.
-type slowGets struct {
+// heldGets wraps the KV behaviour: the vnode of one partition answers reads late, only once the test
+// closes release, as a riak_core vnode answering {noreply} and replying later would. The test decides when
+// the late reply comes, so no assertion depends on how fast the machine is.
+type heldGets struct {
 	vnode.Behaviour
 	partition *atomic.Int64
-	delay     time.Duration
+	release   <-chan struct{}
 	env       vnode.Env
 }
 
-func (s *slowGets) Init(env vnode.Env) error { s.env = env; return s.Behaviour.Init(env) }
+func (s *heldGets) Init(env vnode.Env) error { s.env = env; return s.Behaviour.Init(env) }
 
-func (s *slowGets) HandleCommand(cmd any, from vnode.Sender) vnode.Result {
+func (s *heldGets) HandleCommand(cmd any, from vnode.Sender) vnode.Result {
 	res := s.Behaviour.HandleCommand(cmd, from)
 	if _, ok := cmd.(*vnode.GetRequest); ok && int64(s.env.Partition) == s.partition.Load() {
 		reply := res.Reply()
-		time.AfterFunc(s.delay, func() { from.Send(reply) })
+		go func() { <-s.release; from.Send(reply) }()
 		return vnode.NoReply()
 	}
 	return res
+}
+
+// releaseOnCleanup returns a release channel for heldGets that the test closes itself, or cleanup does.
+func releaseOnCleanup(t *testing.T) (release chan struct{}, closeRelease func()) {
+	release = make(chan struct{})
+	var once sync.Once
+	closeRelease = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(closeRelease)
+	return release, closeRelease
 }
 
 func TestLateReplyIsStillRepaired(t *testing.T) {
 	slowPart := &atomic.Int64{}
 	slowPart.Store(-1)
 	kv := uncachedKV()
+	release, closeRelease := releaseOnCleanup(t)
 	n := startTestNode(t, func() vnode.Behaviour {
-		return &slowGets{Behaviour: kv(), partition: slowPart, delay: 100 * time.Millisecond}
-	}, func(c *Config) { c.Linger = 2 * time.Second })
+		return &heldGets{Behaviour: kv(), partition: slowPart, release: release}
+	}, func(c *Config) { c.Linger = 10 * time.Second })
 	ctx := context.Background()
 	key := []byte("late")
 	w, err := n.svc.Put(ctx, key, []byte("v"), vnode.Meta{}, nil, true, WriteOptions{W: 3})
@@ -307,7 +307,6 @@ func TestLateReplyIsStillRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	slowPart.Store(int64(slow))
-	start := time.Now()
 	o, err := n.svc.Get(ctx, key, ReadOptions{R: 2})
 	if err != nil || !o.Equal(w) {
 		t.Fatalf("get: %v %v", o, err)
@@ -315,9 +314,9 @@ func TestLateReplyIsStillRepaired(t *testing.T) {
 	if n.replica(t, slow, key) != nil {
 		t.Fatal("the slow replica must still be empty when the client is answered")
 	}
-	answered := time.Since(start)
-	waitFor(t, "repair of the late replica", 3*time.Second, func() bool { return n.replica(t, slow, key).Equal(w) })
-	t.Logf("answered after %s; late replica repaired after %s", answered, time.Since(start))
+	closeRelease() // the late reply comes while the coordinator lingers
+	took := eventually.True(t, 5*time.Second, "repair of the late replica", func() bool { return n.replica(t, slow, key).Equal(w) })
+	t.Logf("late replica repaired %s after its reply was released", took)
 }
 
 func TestSameContextWritesBecomeSiblingsAndContextWriteResolves(t *testing.T) {
@@ -393,7 +392,7 @@ func TestVnodeCrashMidLoadLosesNoAcknowledgedWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // scenario: the writers run between crash rounds; not a wait
 	}
 	wg.Wait()
 	close(stop)
@@ -429,8 +428,9 @@ func TestOverloadFailsFastAndDrainRefuses(t *testing.T) {
 	slowPart := &atomic.Int64{}
 	slowPart.Store(-1)
 	kv := vnode.NewKV(vnode.DefaultKVConfig())
+	release, closeRelease := releaseOnCleanup(t)
 	n := startTestNode(t, func() vnode.Behaviour {
-		return &slowGets{Behaviour: kv(), partition: slowPart, delay: 300 * time.Millisecond}
+		return &heldGets{Behaviour: kv(), partition: slowPart, release: release}
 	}, func(c *Config) { c.MaxInFlight = 1 })
 	ctx := context.Background()
 	key := []byte("a")
@@ -440,10 +440,12 @@ func TestOverloadFailsFastAndDrainRefuses(t *testing.T) {
 		_, err := n.svc.Get(ctx, key, ReadOptions{R: 3})
 		got <- err
 	}()
-	waitFor(t, "first coordinator alive", 2*time.Second, func() bool { return n.svc.Stats().Active == 1 })
+	// The first read cannot finish (R=3 and one replica is held): it is the one request in flight.
+	eventually.True(t, 5*time.Second, "the first coordinator is alive", func() bool { return n.svc.Stats().Active == 1 })
 	if _, err := n.svc.Put(ctx, []byte("b"), []byte("1"), vnode.Meta{}, nil, true, WriteOptions{}); !errors.Is(err, ErrOverload) {
 		t.Fatalf("second request: %v, want ErrOverload", err)
 	}
+	closeRelease()
 	if err := <-got; err != nil {
 		t.Fatalf("first request: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
@@ -89,25 +90,24 @@ func setupNodes(t *testing.T, partitions []int, keys int) (*twoNodes, *slog.Logg
 	return n, logger
 }
 
+// waitDone waits until exactly want transfers are done and returns the progress that showed it.
 func waitDone(t *testing.T, m *Manager, want int) []Progress {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ps := m.Progress()
+	var ps []Progress
+	eventually.NoError(t, 10*time.Second, fmt.Sprintf("%d transfers done", want), func() error {
+		ps = m.Progress()
 		done := 0
 		for _, p := range ps {
 			if p.State == StateDone {
 				done++
 			}
 		}
-		if done == want {
-			return ps
+		if done != want {
+			return fmt.Errorf("%d done: %+v", done, ps)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transfers not done: %+v", ps)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return ps
 }
 
 func TestTransfersMoveEveryKeyAndReport(t *testing.T) {
@@ -137,13 +137,12 @@ func TestFailedTransferIsRetried(t *testing.T) {
 	n.bReachable.Store(false) // the new owner is down at first
 	n.failReports.Store(1)    // and the first report does not get through
 	m.Sync([]Move{{Partition: 7, From: "a", To: "b"}})
-	deadline := time.Now().Add(5 * time.Second)
-	for m.Progress()[0].Attempts < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no retries: %+v", m.Progress())
+	eventually.NoError(t, 5*time.Second, "the failed transfer is retried twice", func() error {
+		if ps := m.Progress(); len(ps) != 1 || ps[0].Attempts < 3 {
+			return fmt.Errorf("progress %+v", ps)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if p := m.Progress()[0]; !strings.Contains(p.LastError, "unreachable") {
 		t.Fatalf("last error %q", p.LastError)
 	}
@@ -205,13 +204,13 @@ func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
 		}
 	}
 	m.SyncHinted([]Move{mv})
-	deadline := time.Now().Add(5 * time.Second)
-	for n.b.Metrics().HandoffItemsReceived() != 310 || !isEmpty() {
-		if time.Now().After(deadline) {
-			t.Fatalf("second hinted handoff: received %d", n.b.Metrics().HandoffItemsReceived())
+	eventually.NoError(t, 5*time.Second, "the second hinted handoff delivers the 10 new hints and drops them", func() error {
+		got, empty := n.b.Metrics().HandoffItemsReceived(), isEmpty()
+		if got != 310 || !empty {
+			return fmt.Errorf("owner received %d of 310; hints dropped: %v", got, empty)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if m.HintedKeys() != 310 || m.HintedRounds() != 2 {
 		t.Fatalf("hinted keys %d rounds %d, want 310 and 2", m.HintedKeys(), m.HintedRounds())
 	}
@@ -315,13 +314,12 @@ func TestLostForwardAckFailsTheAttemptAndTheRetryCompletes(t *testing.T) {
 	}
 	t.Cleanup(m.Close)
 	m.Sync([]Move{{Partition: 3, From: "a", To: "b"}})
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(m.Progress()[0].LastError, "not acknowledged within 1s") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no flush failure for the lost ack: %+v", m.Progress())
+	eventually.NoError(t, 10*time.Second, "a flush failure for the lost ack", func() error {
+		if ps := m.Progress(); len(ps) != 1 || !strings.Contains(ps[0].LastError, "not acknowledged within 1s") {
+			return fmt.Errorf("progress %+v", ps)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	eat.Store(false)
 	ps := waitDone(t, m, 1)
 	if ps[0].Attempts < 2 || ps[0].Keys < 21 {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // testLogger logs to t at info (debug with GOKAI_TEST_DEBUG=1) until the
@@ -109,22 +111,19 @@ func startCluster(t *testing.T, n int, tweak func(*GossipConfig)) []*Gossip {
 	return nodes
 }
 
-// waitFor polls cond until it holds or the deadline passes, and returns
-// how long it took.
+// waitFor is eventually.True that, on failure, first logs what each of views holds and sees; it returns how
+// long cond took to hold.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool, views ...*Gossip) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			for _, g := range views {
-				t.Logf("%s holds %v", g.self, g.State())
-				for _, m := range g.Members() {
-					t.Logf("%s sees %+v", g.self, m)
-				}
+	if !eventually.Within(timeout, cond) {
+		for _, g := range views {
+			t.Logf("%s holds %v", g.self, g.State())
+			for _, m := range g.Members() {
+				t.Logf("%s sees %+v", g.self, m)
 			}
-			t.Fatalf("after %v: %s", timeout, what)
 		}
-		time.Sleep(2 * time.Millisecond) // polling interval, not a wait for the condition
+		t.Fatalf("not within %v: %s", timeout, what)
 	}
 	return time.Since(start)
 }

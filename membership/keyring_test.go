@@ -5,6 +5,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
@@ -80,12 +82,11 @@ func TestGossipEncryptionAndKeyRotation(t *testing.T) {
 	if !nodes[0].Propose(lonely) {
 		t.Fatal("propose refused")
 	}
-	deadline := time.Now().Add(time.Second) // several announce rounds (250 ms) and pulls
-	for time.Now().Before(deadline) {
-		if nodes[1].State().Version == lonely.Version || nodes[2].State().Version == lonely.Version {
-			t.Fatal("a state encrypted with a key the others lack reached them")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
+	// A negative: watch for a second (several announce rounds of 250 ms, and pulls) that it never arrives.
+	if eventually.Within(time.Second, func() bool {
+		return nodes[1].State().Version == lonely.Version || nodes[2].State().Version == lonely.Version
+	}) {
+		t.Fatal("a state encrypted with a key the others lack reached them")
 	}
 	// ...until the others install it.
 	for _, g := range nodes[1:] {

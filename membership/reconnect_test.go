@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // partitionNet is a switch between in-process memberlists: each node's transport asks it whether traffic to
@@ -181,14 +183,10 @@ func TestGossipStaysSplitWithoutReconnect(t *testing.T) {
 	nodes := partitionedCluster(t, pn, time.Hour) // reconnect effectively off
 	split(t, pn, nodes)
 	pn.heal()
-	// Probes, gossip and push-pull run several times a second here; give them ample rounds.
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		if seesAll(nodes) {
-			t.Fatal("the sides merged without a reconnect: memberlist now re-contacts forgotten nodes by itself; " +
-				"revisit membership/reconnect.go")
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
+	// A negative: probes, gossip and push-pull run several times a second here; watch them for ample rounds.
+	if eventually.Within(3*time.Second, func() bool { return seesAll(nodes) }) {
+		t.Fatal("the sides merged without a reconnect: memberlist now re-contacts forgotten nodes by itself; " +
+			"revisit membership/reconnect.go")
 	}
 }
 

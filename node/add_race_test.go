@@ -17,6 +17,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	"github.com/gokai-kv/gokai/storage"
@@ -261,13 +262,9 @@ func TestConcurrentAddsOfAMissingKeyBothSurvive(t *testing.T) {
 	}
 	// alpha reached n2's replica, which coordinates bravo's write: the worst case for a write that would
 	// supersede what its coordinating vnode holds.
-	deadline := time.Now().Add(10 * time.Second)
-	for !slices.Contains(liveValues(c.replica(t, "n2", part["n2"], key)), "alpha") {
-		if time.Now().After(deadline) {
-			t.Fatalf("alpha never reached n2's replica")
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval
-	}
+	eventually.True(t, 10*time.Second, "alpha reaches n2's replica", func() bool {
+		return slices.Contains(liveValues(c.replica(t, "n2", part["n2"], key)), "alpha")
+	})
 	close(gate)
 	select {
 	case got := <-replyB:

@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
@@ -275,12 +276,12 @@ func TestRehomeOnANode(t *testing.T) {
 			return !n.cl.rehome.running
 		}
 	}
-	waitFor(t, "the first pass to mark every partition", 10*time.Second, marked(false))
+	eventually.True(t, 10*time.Second, "the first pass marks every partition", marked(false))
 	if _, err := os.Stat(n.rehomePath()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("marks saved before they were confirmed: %v", err)
 	}
 	skew.Add(int64(rehomeSettle))
-	waitFor(t, "the confirming pass", 10*time.Second, marked(true))
+	eventually.True(t, 10*time.Second, "the confirming pass", marked(true))
 	if raw, err := os.ReadFile(n.rehomePath()); err != nil || len(raw) == 0 {
 		t.Fatalf("marks not saved: %v", err)
 	}
@@ -311,7 +312,7 @@ func TestRehomeOnANode(t *testing.T) {
 		return res.(*vnode.GetReply).Object
 	}
 	list := ring.PreflistForPartition(p, n.cfg.N, nil)
-	waitFor(t, "the key on its list and gone from partition 5", 10*time.Second, func() bool {
+	eventually.True(t, 10*time.Second, "the key on its list and gone from partition 5", func() bool {
 		for _, e := range list {
 			if got := get(e.Partition); got == nil || !got.Equal(o) {
 				return false
@@ -334,17 +335,5 @@ func TestRehomeOnANode(t *testing.T) {
 	fp := ringFingerprint(n2.Ring(), n2.cfg.N)
 	if due := rehomeDue(n2.Ring().PartitionsOf(n2.self()), fp, func(int) int64 { return 0 }, marks, nil, time.Now(), func(int) bool { return false }); len(due) != 0 {
 		t.Fatalf("after a restart, partitions due again: %v (marks %v)", due, marks)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -3,12 +3,14 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/membership"
 )
 
@@ -23,6 +25,7 @@ type fdHarness struct {
 	dead   map[membership.NodeID]bool // memberlist sees the node dead
 	gone   map[membership.NodeID]bool // no longer a member
 	probes atomic.Int64
+	reads  atomic.Int64 // reads of the fake clock: each prober round reads it once before it decides
 }
 
 func newFDHarness(t *testing.T) *fdHarness {
@@ -39,7 +42,7 @@ func newFDHarness(t *testing.T) *fdHarness {
 	}
 	alive := func(n membership.NodeID) bool { h.mu.Lock(); defer h.mu.Unlock(); return !h.dead[n] }
 	member := func(n membership.NodeID) bool { h.mu.Lock(); defer h.mu.Unlock(); return !h.gone[n] }
-	clock := func() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now }
+	clock := func() time.Time { h.reads.Add(1); h.mu.Lock(); defer h.mu.Unlock(); return h.now }
 	h.d = newFailureDetector(time.Second, 2*time.Millisecond, probe, alive, member, clock, slog.New(slog.DiscardHandler))
 	t.Cleanup(h.d.Close)
 	return h
@@ -47,16 +50,12 @@ func newFDHarness(t *testing.T) *fdHarness {
 
 func (h *fdHarness) set(f func()) { h.mu.Lock(); defer h.mu.Unlock(); f() }
 
-// eventually polls cond until it holds or 5 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
+// rounds waits until one running prober has gone through n more rounds (read the fake clock n more times),
+// so a negative check after it has seen n chances to go wrong.
+func (h *fdHarness) rounds(t *testing.T, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 5s: %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval
-	}
+	from := h.reads.Load()
+	eventually.True(t, 5*time.Second, fmt.Sprintf("%d prober rounds", n), func() bool { return h.reads.Load() >= from+n })
 }
 
 func TestFailureDetectorSuspectsUntilAPingIsAnswered(t *testing.T) {
@@ -74,21 +73,19 @@ func TestFailureDetectorSuspectsUntilAPingIsAnswered(t *testing.T) {
 	}
 	// Before minDown (fake clock frozen) nothing is probed, even though the node would answer.
 	h.set(func() { h.answer["b"] = true })
-	for range 20 {
-		time.Sleep(2 * time.Millisecond) // several prober ticks
-	}
+	h.rounds(t, 10)
 	if h.probes.Load() != 0 || d.Up("b") {
 		t.Fatalf("probed %d times and up=%v before minDown", h.probes.Load(), d.Up("b"))
 	}
 	// After minDown, a node that does not answer stays down.
 	h.set(func() { h.answer["b"] = false; h.now = h.now.Add(2 * time.Second) })
-	eventually(t, "probes start", func() bool { return h.probes.Load() >= 3 })
+	eventually.True(t, 5*time.Second, "probes start", func() bool { return h.probes.Load() >= 3 })
 	if d.Up("b") {
 		t.Fatal("up without an answered ping")
 	}
 	// It answers: up again.
 	h.set(func() { h.answer["b"] = true })
-	eventually(t, "up after an answered ping", func() bool { return d.Up("b") })
+	eventually.True(t, 5*time.Second, "up after an answered ping", func() bool { return d.Up("b") })
 	if got := d.suspicions.Load(); got != 1 {
 		t.Fatalf("suspicions = %d, want 1", got)
 	}
@@ -101,20 +98,18 @@ func TestFailureDetectorWaitsForMemberlistAndForgetsFormerMembers(t *testing.T) 
 	h.set(func() { h.dead["b"], h.answer["b"] = true, true; h.now = h.now.Add(time.Hour) })
 	d.Suspect("b")
 	h.set(func() { h.now = h.now.Add(2 * time.Second) })
-	for range 20 {
-		time.Sleep(2 * time.Millisecond) // several prober ticks
-	}
+	h.rounds(t, 10)
 	if d.Up("b") || h.probes.Load() != 0 {
 		t.Fatalf("up=%v probes=%d while memberlist sees the node dead", d.Up("b"), h.probes.Load())
 	}
 	h.set(func() { h.dead["b"] = false })
-	eventually(t, "up once memberlist sees it and it answers", func() bool { return d.Up("b") })
+	eventually.True(t, 5*time.Second, "up once memberlist sees it and it answers", func() bool { return d.Up("b") })
 
 	// A dead node that left the cluster is forgotten (its prober ends).
 	h.set(func() { h.dead["c"], h.gone["c"] = true, true })
 	d.Suspect("c")
 	h.set(func() { h.now = h.now.Add(2 * time.Second) })
-	eventually(t, "a former member is forgotten", func() bool {
+	eventually.True(t, 5*time.Second, "a former member is forgotten", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.Up("c") && !d.probing["c"]
@@ -128,14 +123,12 @@ func TestFailureDetectorFreshFailureRestartsMinDown(t *testing.T) {
 	h.set(func() { h.now = h.now.Add(2 * time.Second) })
 	d.Suspect("b") // fails again: another minDown from now
 	h.set(func() { h.answer["b"] = true })
-	for range 20 {
-		time.Sleep(2 * time.Millisecond) // several prober ticks
-	}
+	h.rounds(t, 10)
 	if d.Up("b") {
 		t.Fatal("a fresh failure did not restart minDown")
 	}
 	h.set(func() { h.now = h.now.Add(2 * time.Second) })
-	eventually(t, "up after the second minDown", func() bool { return d.Up("b") })
+	eventually.True(t, 5*time.Second, "up after the second minDown", func() bool { return d.Up("b") })
 	// Close stops every prober.
 	d.Suspect("c")
 	d.Close()

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -120,13 +122,7 @@ func TestCrashesOutsideTheWindowAreForgiven(t *testing.T) {
 	if err := tr.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runs.Load() < 10 {
-		if time.Now().After(deadline) {
-			t.Fatal("run not restarted")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, 5*time.Second, "the child restarted until its tenth run", func() bool { return runs.Load() >= 10 })
 	select {
 	case err := <-tr.Done():
 		t.Fatalf("escalated although crashes were an hour apart: %v", err)

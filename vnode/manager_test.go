@@ -3,6 +3,7 @@ package vnode
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/storage"
 )
 
@@ -113,13 +115,7 @@ func TestVnodePastRestartLimitEscalates(t *testing.T) {
 	if err := m.Crash(1, "first"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for escalated.Load() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no escalation")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.True(t, 5*time.Second, "the manager escalates the vnode that keeps failing", func() bool { return escalated.Load() != nil })
 	if err := escalated.Load().(error); !strings.Contains(err.Error(), "restart limit") {
 		t.Fatalf("escalation: %v", err)
 	}
@@ -143,17 +139,16 @@ func TestVnodeStoppedUnexplainedStartsAgain(t *testing.T) {
 		if err := m.system.Root.StopFuture(m.PID(1)).Wait(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		eventually.NoError(t, 5*time.Second, fmt.Sprintf("stop %d: the vnode comes back with its data", i), func() error {
 			res, err := actors.Request(context.Background(), m.system, m.PID(1), &GetRequest{V: 1, Key: []byte("k")}, time.Second)
-			if got, ok := res.(*GetReply); err == nil && ok && got.Object != nil && string(got.Object.Siblings[0].Value) == "v" {
-				break
+			if err != nil {
+				return err
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("stop %d: the vnode did not come back with its data (last %v %v)", i, res, err)
+			if got, ok := res.(*GetReply); ok && got.Object != nil && string(got.Object.Siblings[0].Value) == "v" {
+				return nil
 			}
-			time.Sleep(5 * time.Millisecond) // polling interval
-		}
+			return fmt.Errorf("got %+v", res)
+		})
 	}
 	if err := escalated.Load(); err != nil {
 		t.Fatalf("a stray stop escalated: %v", err)

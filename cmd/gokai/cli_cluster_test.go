@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/node"
 )
 
@@ -210,20 +212,19 @@ func seedOf(rpcAddr string) string {
 	return s
 }
 
-// pollCLI runs a command until ok(stdout) or the deadline (the cluster state spreads by gossip).
+// pollCLI runs a command until ok(stdout) (the cluster state spreads by gossip) and returns that stdout.
 func pollCLI(t *testing.T, what string, ok func(string) bool, args ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out, errs, code := runCLI(t, args...)
-		if code == 0 && ok(out) {
-			return out
+	var out string
+	eventually.NoError(t, 15*time.Second, what, func() error {
+		o, errs, code := runCLI(t, args...)
+		if code == 0 && ok(o) {
+			out = o
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v: exit %d\n%s\n%s", what, args, code, out, errs)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+		return fmt.Errorf("%v: exit %d\n%s\n%s", args, code, o, errs)
+	})
+	return out
 }
 
 // TestClusterCommands drives the cluster commands against two nodes in this process: join, plan (table

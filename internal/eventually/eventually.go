@@ -1,8 +1,3 @@
-// Package eventually is the one way gokai's tests wait for a condition: poll it with a deadline, never
-// sleep for a guessed time. A test that waits for something names it, so a failure says what did not happen.
-//
-// It owns no goroutines; the functions block the calling test until the condition holds or the deadline
-// passes (then the test fails, through t.Fatalf).
 package eventually
 
 import (
@@ -45,13 +40,21 @@ func NoError(t testing.TB, timeout time.Duration, what string, f func() error) t
 }
 
 // Within is True for callers that report failure themselves: it reports whether cond held within timeout.
+// Called as a negative ("it must not happen within timeout"), it watches cond for the whole timeout.
 func Within(timeout time.Duration, cond func() bool) bool {
+	return WithinEvery(timeout, Interval, cond)
+}
+
+// WithinEvery is Within polling every period instead of Interval: for a condition that costs something to
+// check (a status call to every node of a cluster), or one that must be seen to hold across polls spread
+// over time.
+func WithinEvery(timeout, every time.Duration, cond func() bool) bool {
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > timeout {
 			return false
 		}
-		time.Sleep(Interval)
+		time.Sleep(every) // polling period, not a wait for the condition
 	}
 	return true
 }

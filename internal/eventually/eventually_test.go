@@ -65,3 +65,18 @@ func TestNoError(t *testing.T) {
 		t.Fatal("Within")
 	}
 }
+
+func TestWithinEvery(t *testing.T) {
+	// The period is a floor between polls: over 100 ms at 40 ms, cond runs at most at 0, 40, 80 and 120 ms.
+	var n atomic.Int64
+	if WithinEvery(100*time.Millisecond, 40*time.Millisecond, func() bool { n.Add(1); return false }) {
+		t.Fatal("a condition that never holds held")
+	}
+	if got := n.Load(); got < 1 || got > 4 {
+		t.Fatalf("%d polls in 100 ms at a 40 ms period", got)
+	}
+	n.Store(0)
+	if !WithinEvery(time.Second, time.Millisecond, func() bool { return n.Add(1) >= 3 }) || n.Load() != 3 {
+		t.Fatalf("held after %d polls, want 3", n.Load())
+	}
+}

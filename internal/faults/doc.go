@@ -76,8 +76,10 @@
 //	TestKill9Restart          kill -9 n3, restart it 10 s (30 s) later; n1,n2 >= 95% answered.
 //	TestPauseResume           SIGSTOP n3 for 10 s (30 s), then SIGCONT; n1,n2 >= 95% answered.
 //	TestFlappingPartition     5 (10) cycles of 3 s (5 s) cut / 3 s healed; availability reported.
-//	TestJoinDuringPartition   n3 cut for 15 s (45 s); n4 joins on the other side meanwhile; heal, settle.
-//	TestLeaveDuringPartition  4 nodes, n3 cut for 15 s (45 s); n2 leaves meanwhile; heal, transfers finish.
+//	TestJoinDuringPartition   n3 cut for 15 s (45 s); once both sides see the cut, n4 joins on the n1,n2
+//	                          side; heal, settle.
+//	TestLeaveDuringPartition  4 nodes, n3 cut for 15 s (45 s); once both sides see the cut, n2 leaves; heal,
+//	                          transfers finish.
 //	TestAddRace               no fault: 300 (2000) keys added at once through two nodes; every STORED
 //	                          value must survive as a sibling.
 //

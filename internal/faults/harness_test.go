@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/internal/pki"
 )
 
@@ -271,38 +272,34 @@ func (h *harness) launch(n *fnode) {
 	n.cmd, n.exited, n.paused = cmd, exited, false
 	n.mu.Unlock()
 
-	deadline := time.Now().Add(startBound)
-	for {
+	var dialErr error
+	if !eventually.WithinEvery(startBound, 50*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		c, err := h.topo.Dial(ctx, "tcp", n.rpcAddr())
 		cancel()
 		if err == nil {
 			c.Close()
-			break
+			return true
 		}
+		dialErr = err
 		select {
 		case <-exited:
 			h.t.Fatalf("%s exited before it listened:\n%s", n.short, tail(n.logPath, 40))
 		default:
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s not listening after %v: %v\n%s", n.short, startBound, err, tail(n.logPath, 40))
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
+		return false
+	}) {
+		h.t.Fatalf("%s not listening after %v: %v\n%s", n.short, startBound, dialErr, tail(n.logPath, 40))
 	}
 	if n.admin == nil {
 		n.admin = h.rpcClient(n, adminCall)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startBound)
-	defer cancel()
-	for {
-		if _, err := n.admin.Ping(ctx); err == nil {
-			return
-		} else if ctx.Err() != nil {
-			h.t.Fatalf("%s does not answer ping: %v", n.short, err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
+	eventually.NoError(h.t, startBound, n.short+" answers ping", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), adminCall)
+		defer cancel()
+		_, err := n.admin.Ping(ctx)
+		return err
+	})
 }
 
 // rpcClient is a msgpack-RPC client of one node, routing off, connecting from the hub.
@@ -607,17 +604,48 @@ func (h *harness) commit(via int) {
 // waitStaged polls n until its cluster state lists want staged changes.
 func (h *harness) waitStaged(n *fnode, want int) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.NoError(h.t, 20*time.Second, fmt.Sprintf("%s lists %d staged changes", n.short, want), func() error {
 		st, err := h.status(n)
-		if err == nil && len(st.Staged) == want {
-			return
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: want %d staged changes: %v %+v", n.short, want, err, st)
+		if len(st.Staged) != want {
+			return fmt.Errorf("staged %+v", st.Staged)
 		}
-		time.Sleep(20 * time.Millisecond) // poll interval
+		return nil
+	})
+}
+
+// waitCut waits until each side of a cut (groups of node indexes) sees every node of the other side dead,
+// and returns how long that took: the fault has been detected.
+func (h *harness) waitCut(a, b []int) time.Duration {
+	h.t.Helper()
+	var why string
+	seesDead := func(from, to []int) string {
+		for _, i := range from {
+			n := h.node(i)
+			st, err := h.status(n)
+			if err != nil {
+				return fmt.Sprintf("%s: %v", n.short, err)
+			}
+			if alive := st.alive(); slices.ContainsFunc(to, func(j int) bool { return slices.Contains(alive, h.node(j).short) }) {
+				return fmt.Sprintf("%s sees alive %v", n.short, alive)
+			}
+		}
+		return ""
 	}
+	start := time.Now()
+	if !eventually.WithinEvery(30*time.Second, 100*time.Millisecond, func() bool {
+		if why = seesDead(a, b); why == "" {
+			why = seesDead(b, a)
+		}
+		return why == ""
+	}) {
+		h.t.Fatalf("the cut {%s} | {%s} not seen by both sides within 30s: %s", h.shorts(a), h.shorts(b), why)
+	}
+	took := time.Since(start)
+	h.event("cut {%s} | {%s} seen by both sides after %v", h.shorts(a), h.shorts(b), took.Round(time.Millisecond))
+	return took
 }
 
 // clusterOnce checks the cluster once: every member (of the names given) that runs answers, sees exactly
@@ -666,20 +694,16 @@ func (h *harness) clusterOnce(members []string, settled bool) string {
 	return ""
 }
 
-// waitCluster polls clusterOnce until it holds or bound passes; it returns how long it waited and ""
-// or the last reason.
+// waitCluster polls clusterOnce (a status call to every member: every 100 ms, not faster) until it holds
+// or bound passes; it returns how long it waited and "" or the last reason.
 func (h *harness) waitCluster(members []string, settled bool, bound time.Duration) (time.Duration, string) {
 	start := time.Now()
-	for {
-		why := h.clusterOnce(members, settled)
-		if why == "" {
-			return time.Since(start), ""
-		}
-		if time.Since(start) > bound {
-			return time.Since(start), why
-		}
-		time.Sleep(100 * time.Millisecond) // poll interval
-	}
+	var why string
+	eventually.WithinEvery(bound, 100*time.Millisecond, func() bool {
+		why = h.clusterOnce(members, settled)
+		return why == ""
+	})
+	return time.Since(start), why
 }
 
 // --- what the nodes see: a liveness sampler ----------------------------------------------------------

@@ -60,12 +60,12 @@ func TestPartition(t *testing.T) {
 	h.form(3)
 	s := h.startSampler(sampling)
 	w := h.startLoad(defaultLoad(1, 2, 3))
-	time.Sleep(warmup)
+	time.Sleep(warmup) // schedule: load on the healthy cluster first
 	from := h.partition([]int{1, 2}, []int{3})
-	time.Sleep(tm.partition)
+	time.Sleep(tm.partition) // schedule: how long the cut lasts
 	healAt := h.heal()
 	hw := h.watchHeal(healAt, []int{1, 2, 3})
-	time.Sleep(loadTail)
+	time.Sleep(loadTail) // schedule: load after the fault ended
 	h.verdict(w, hw, s, verdictSpec{
 		schedule: fmt.Sprintf("partition-%v", tm.partition), desc: fmt.Sprintf("n3 cut from n1,n2 for %v under load, then healed", tm.partition),
 		members: []int{1, 2, 3}, faultFrom: from, faultTo: healAt, grace: detectGrace,
@@ -83,12 +83,12 @@ func TestKill9Restart(t *testing.T) {
 	h.form(3)
 	s := h.startSampler(sampling)
 	w := h.startLoad(defaultLoad(1, 2, 3))
-	time.Sleep(warmup)
+	time.Sleep(warmup) // schedule: load on the healthy cluster first
 	from := h.kill9(3)
-	time.Sleep(tm.down)
+	time.Sleep(tm.down) // schedule: how long n3 stays dead
 	back := h.restart(3)
 	hw := h.watchHeal(back, []int{1, 2, 3})
-	time.Sleep(loadTail)
+	time.Sleep(loadTail) // schedule: load after the fault ended
 	h.verdict(w, hw, s, verdictSpec{
 		schedule: fmt.Sprintf("kill9-%v", tm.down), desc: fmt.Sprintf("kill -9 n3 under load, restart it %v later", tm.down),
 		members: []int{1, 2, 3}, faultFrom: from, faultTo: back, grace: detectGrace,
@@ -106,12 +106,12 @@ func TestPauseResume(t *testing.T) {
 	h.form(3)
 	s := h.startSampler(sampling)
 	w := h.startLoad(defaultLoad(1, 2, 3))
-	time.Sleep(warmup)
+	time.Sleep(warmup) // schedule: load on the healthy cluster first
 	from := h.pause(3)
-	time.Sleep(tm.pause)
+	time.Sleep(tm.pause) // schedule: how long n3 stays stopped
 	back := h.resume(3)
 	hw := h.watchHeal(back, []int{1, 2, 3})
-	time.Sleep(loadTail)
+	time.Sleep(loadTail) // schedule: load after the fault ended
 	h.verdict(w, hw, s, verdictSpec{
 		schedule: fmt.Sprintf("pause-%v", tm.pause), desc: fmt.Sprintf("SIGSTOP n3 under load, SIGCONT %v later", tm.pause),
 		members: []int{1, 2, 3}, faultFrom: from, faultTo: back, grace: detectGrace,
@@ -129,21 +129,21 @@ func TestFlappingPartition(t *testing.T) {
 	h.form(3)
 	s := h.startSampler(sampling)
 	w := h.startLoad(defaultLoad(1, 2, 3))
-	time.Sleep(warmup)
+	time.Sleep(warmup) // schedule: load on the healthy cluster first
 	var from, healAt time.Time
 	for c := 0; c < tm.flapCycles; c++ {
 		at := h.partition([]int{1, 2}, []int{3})
 		if c == 0 {
 			from = at
 		}
-		time.Sleep(tm.flapOn)
+		time.Sleep(tm.flapOn) // schedule: one cut of the flapping
 		healAt = h.heal()
 		if c < tm.flapCycles-1 {
-			time.Sleep(tm.flapOff)
+			time.Sleep(tm.flapOff) // schedule: one healed spell between cuts
 		}
 	}
 	hw := h.watchHeal(healAt, []int{1, 2, 3})
-	time.Sleep(loadTail)
+	time.Sleep(loadTail) // schedule: load after the fault ended
 	h.verdict(w, hw, s, verdictSpec{
 		schedule: fmt.Sprintf("flapping-%dx%v/%v", tm.flapCycles, tm.flapOn, tm.flapOff),
 		desc:     fmt.Sprintf("n3 cut from n1,n2 for %v then healed for %v, %d times, under load", tm.flapOn, tm.flapOff, tm.flapCycles),
@@ -154,27 +154,27 @@ func TestFlappingPartition(t *testing.T) {
 	})
 }
 
-// TestJoinDuringPartition cuts n3 from n1,n2, then starts n4 on the n1,n2 side and joins it (plan and
-// commit through n1, the claimant) while the cut lasts; after the heal the four nodes must settle (every
-// transfer done, n3's to n4 included) with nothing lost.
+// TestJoinDuringPartition cuts n3 from n1,n2, then, once both sides see the cut, starts n4 on the n1,n2
+// side and joins it (plan and commit through n1, the claimant) while the cut lasts; after the heal the four
+// nodes must settle (every transfer done, n3's to n4 included) with nothing lost.
 func TestJoinDuringPartition(t *testing.T) {
 	h := schedule(t)
 	tm := timings()
 	h.form(3)
 	s := h.startSampler(sampling)
 	w := h.startLoad(defaultLoad(1, 2, 3))
-	time.Sleep(warmup)
+	time.Sleep(warmup) // schedule: load on the healthy cluster first
 	from := h.partition([]int{1, 2}, []int{3})
-	time.Sleep(detectGrace)
+	h.waitCut([]int{1, 2}, []int{3}) // n4 joins a side that knows n3 is gone
 	h.addNode(4)
 	h.partition([]int{1, 2, 4}, []int{3})
 	h.join(4, 1)
 	h.waitStaged(h.node(1), 1)
 	h.commit(1)
-	time.Sleep(max(0, tm.cut-time.Since(from)))
+	time.Sleep(max(0, tm.cut-time.Since(from))) // schedule: the cut lasts tm.cut in all
 	healAt := h.heal()
 	hw := h.watchHeal(healAt, []int{1, 2, 3, 4})
-	time.Sleep(loadTail)
+	time.Sleep(loadTail) // schedule: load after the fault ended
 	h.verdict(w, hw, s, verdictSpec{
 		schedule: fmt.Sprintf("join-during-partition-%v", tm.cut),
 		desc:     fmt.Sprintf("n3 cut from n1,n2 for %v; n4 joins on the n1,n2 side meanwhile; heal", tm.cut),
@@ -185,24 +185,24 @@ func TestJoinDuringPartition(t *testing.T) {
 	})
 }
 
-// TestLeaveDuringPartition: four nodes; n3 is cut from the others, and n2 leaves meanwhile (cluster_leave,
-// plan and commit through n1, the claimant). The transfers to n3 can only finish after the heal; then n2
-// must be gone, the three others settled, nothing lost.
+// TestLeaveDuringPartition: four nodes; n3 is cut from the others, and once both sides see the cut n2
+// leaves (cluster_leave, plan and commit through n1, the claimant). The transfers to n3 can only finish
+// after the heal; then n2 must be gone, the three others settled, nothing lost.
 func TestLeaveDuringPartition(t *testing.T) {
 	h := schedule(t)
 	tm := timings()
 	h.form(4)
 	s := h.startSampler(sampling)
 	w := h.startLoad(defaultLoad(1, 3, 4))
-	time.Sleep(warmup)
+	time.Sleep(warmup) // schedule: load on the healthy cluster first
 	from := h.partition([]int{1, 2, 4}, []int{3})
-	time.Sleep(detectGrace)
+	h.waitCut([]int{1, 2, 4}, []int{3}) // n2 leaves from a side that knows n3 is gone
 	h.leave(2, 1)
 	h.commit(1)
-	time.Sleep(max(0, tm.cut-time.Since(from)))
+	time.Sleep(max(0, tm.cut-time.Since(from))) // schedule: the cut lasts tm.cut in all
 	healAt := h.heal()
 	hw := h.watchHeal(healAt, []int{1, 3, 4})
-	time.Sleep(loadTail)
+	time.Sleep(loadTail) // schedule: load after the fault ended
 	h.verdict(w, hw, s, verdictSpec{
 		schedule: fmt.Sprintf("leave-during-partition-%v", tm.cut),
 		desc:     fmt.Sprintf("4 nodes; n3 cut from n1,n2,n4 for %v; n2 leaves meanwhile; heal", tm.cut),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // After a schedule: end every fault, wait for the cluster to heal and settle, wait for the replicas to
@@ -78,18 +79,12 @@ func (h *harness) watchHeal(at time.Time, members []int) *healWatch {
 	hw := &healWatch{at: at, done: make(chan struct{})}
 	go func() {
 		defer close(hw.done)
-		for {
-			why := h.clusterOnce(names, false)
-			if why == "" {
-				hw.took = time.Since(at)
-				return
-			}
-			if time.Since(at) > healBound {
-				hw.took, hw.why = time.Since(at), why
-				return
-			}
-			time.Sleep(100 * time.Millisecond) // poll interval
-		}
+		var why string
+		eventually.WithinEvery(healBound-time.Since(at), 100*time.Millisecond, func() bool {
+			why = h.clusterOnce(names, false)
+			return why == ""
+		})
+		hw.took, hw.why = time.Since(at), why
 	}()
 	return hw
 }
@@ -141,22 +136,16 @@ func (h *harness) verdict(w *workload, hw *healWatch, sampler *viewSampler, spec
 		deadline = spec.healAt.Add(convergeBound)
 	}
 	var reps []ReplicaRead
-	for {
+	// NB: every poll reads every key from every replica: every 250 ms, not faster.
+	r.converged = eventually.WithinEvery(time.Until(deadline), 250*time.Millisecond, func() bool {
 		var err error
 		reps, err = h.replicaReads(keys, members)
 		if err != nil {
 			r.notes = append(r.notes, "replica reads: "+err.Error())
 		}
 		r.differ = DifferingKeys(reps)
-		if len(r.differ) == 0 {
-			r.converged = true
-			break
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond) // poll interval
-	}
+		return len(r.differ) == 0
+	})
 	from := spec.healAt
 	if from.IsZero() {
 		from = settleStart

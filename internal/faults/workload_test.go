@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // The workloads: clients in the hub namespace, each bound to one node, recording every operation.
@@ -97,8 +98,9 @@ func (h *harness) startLoad(spec loadSpec) *workload {
 func (w *workload) seed(n *fnode, keys []string, kind Kind) {
 	w.h.t.Helper()
 	for _, key := range keys {
-		deadline := time.Now().Add(15 * time.Second)
-		for attempt := 1; ; attempt++ {
+		attempt := 0
+		eventually.NoError(w.h.t, 15*time.Second, fmt.Sprintf("seed %s through %s", key, n.short), func() error {
+			attempt++
 			op := Op{Client: "seed", Node: n.name, Kind: kind, Key: key, Elem: "seed." + key, Invoke: time.Now(), Sent: true, Blind: true}
 			ctx, cancel := context.WithTimeout(context.Background(), clientWait)
 			_, err := n.admin.Put(ctx, []byte(key), EncodeSet([]string{op.Elem}), nil, &client.WriteOptions{Timeout: serverTimeout})
@@ -109,14 +111,11 @@ func (w *workload) seed(n *fnode, keys []string, kind Kind) {
 				op.Err = err.Error()
 			}
 			w.hist.Add(op)
-			if err == nil {
-				break
+			if err != nil {
+				w.h.event("seed %s through %s: attempt %d failed: %v", key, n.short, attempt, err)
 			}
-			w.h.event("seed %s through %s: attempt %d failed: %v", key, n.short, attempt, err)
-			if time.Now().After(deadline) {
-				w.h.t.Fatalf("seed %s through %s: %v", key, n.short, err)
-			}
-		}
+			return err
+		})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // Writes without a causal context on a cluster of three processes: they supersede nothing (Riak's rule), so
@@ -93,25 +94,20 @@ func spanningKey(t *testing.T, c *client.Client, prefix string) (string, map[str
 // waitReplicaHolds polls node's replica of key (partition p) until it holds every value of want.
 func waitReplicaHolds(t *testing.T, c *client.Client, node string, p int, key string, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.NoError(t, 20*time.Second, fmt.Sprintf("%s's replica of %s (partition %d) holds %q", node, key, p, want), func() error {
 		ctx, cancel := shortCtx()
+		defer cancel()
 		o, err := readReplica(ctx, c, p, key)
-		cancel()
-		held := 0
+		if err != nil {
+			return err
+		}
 		for _, w := range want {
-			if err == nil && slices.ContainsFunc(o.Values, func(v []byte) bool { return string(v) == w }) {
-				held++
+			if !slices.ContainsFunc(o.Values, func(v []byte) bool { return string(v) == w }) {
+				return fmt.Errorf("holds %+v", o)
 			}
 		}
-		if held == len(want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s's replica of %s (partition %d) never held %q: %+v %v", node, key, p, want, o, err)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
+		return nil
+	})
 }
 
 // sortedValues returns the values of an object, sorted.

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // TestClusterLeaveRightAfterJoin joins a 4th node to a loaded 3-node cluster and, the moment the join's
@@ -46,18 +48,15 @@ func TestClusterLeaveRightAfterJoin(t *testing.T) {
 	cl.remove(n1.name)
 	rates := newRateSampler()
 	const bound = 60 * time.Second
-	deadline := time.Now().Add(bound)
-	for {
+	var why string
+	// NB: every poll samples every node's transfers and status: every 50 ms, not faster.
+	if !eventually.WithinEvery(bound, 50*time.Millisecond, func() bool {
 		rates.sample(cl)
 		sampleOne(rates, cl.cls[n1.name])
-		_, why := cl.settledOnce(strings.Join(cl.names(), ","))
-		if why == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("leave of n1 not complete %v after its commit: %s; n1's transfers: %s", bound, why, transfersOf(t, cl, n1.name))
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
+		_, why = cl.settledOnce(strings.Join(cl.names(), ","))
+		return why == ""
+	}) {
+		t.Fatalf("leave of n1 not complete %v after its commit: %s; n1's transfers: %s", bound, why, transfersOf(t, cl, n1.name))
 	}
 	leaveTook := time.Since(start)
 	w.stop()
@@ -103,9 +102,10 @@ var (
 // waitFallbacks polls until the named nodes' coordinators together sent at least n writes to fallbacks.
 func waitFallbacks(t *testing.T, cl *cluster, names []string, n int64, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var sum int64
+	var sum int64
+	// NB: a stats call to every node named per poll: every 50 ms, not faster.
+	if !eventually.WithinEvery(timeout, 50*time.Millisecond, func() bool {
+		sum = 0
 		for _, name := range names {
 			ctx, cancel := shortCtx()
 			s, err := failureStats(ctx, cl.cls[name])
@@ -115,13 +115,9 @@ func waitFallbacks(t *testing.T, cl *cluster, names []string, n int64, timeout t
 			}
 			sum += s.Fallbacks
 		}
-		if sum >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d fallback writes within %v, want %d", sum, timeout, n)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
+		return sum >= n
+	}) {
+		t.Fatalf("%d fallback writes within %v, want %d", sum, timeout, n)
 	}
 }
 
@@ -197,11 +193,13 @@ func TestClusterJoinUnderLoadHandsOffHintsWithoutChurn(t *testing.T) {
 
 	// Once the load stopped, the hints drain and the handoffs stop: no transfer left to run, and the
 	// attempt counters stay still over three polls (more than two hint scans).
-	deadline := time.Now().Add(60 * time.Second)
-	var last []int64
-	for still := 0; still < 3; {
-		var cur []int64
-		busy := ""
+	var last, cur []int64
+	busy := ""
+	still := 0
+	// NB: the polls are 1.5 s apart, longer than a hint scan: stillness over three of them means the
+	// handoffs stopped, not that the polls came between two scans.
+	if !eventually.WithinEvery(60*time.Second, 1500*time.Millisecond, func() bool {
+		cur, busy = nil, ""
 		for _, n := range cl.nodes {
 			ctx, cancel := shortCtx()
 			var s struct {
@@ -229,10 +227,9 @@ func TestClusterJoinUnderLoadHandsOffHintsWithoutChurn(t *testing.T) {
 			still = 0
 		}
 		last = cur
-		if time.Now().After(deadline) {
-			t.Fatalf("handoffs still running 60s after the load stopped: %s; attempts %v", busy, cur)
-		}
-		time.Sleep(1500 * time.Millisecond) // poll interval: longer than a hint scan
+		return still >= 3
+	}) {
+		t.Fatalf("handoffs still running 60s after the load stopped: %s; attempts %v", busy, cur)
 	}
 
 	var total, empty, maxRounds, notices int

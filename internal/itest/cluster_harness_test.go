@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // The cluster harness: real gokai processes with names, the cluster methods over the Go client, memcache
@@ -226,23 +227,20 @@ func (cl *cluster) join(n, seed *cnode) {
 // runs on every round (sampling progress). It returns the final state.
 func (cl *cluster) settled(timeout time.Duration, members []string, onPoll func()) *cStatus {
 	cl.t.Helper()
-	deadline := time.Now().Add(timeout)
 	want := strings.Join(members, ",")
-	var last string
-	for {
+	var st *cStatus
+	var why string
+	// NB: a status call to every node per poll: every 50 ms, not faster.
+	if !eventually.WithinEvery(timeout, 50*time.Millisecond, func() bool {
 		if onPoll != nil {
 			onPoll()
 		}
-		st, why := cl.settledOnce(want)
-		if why == "" {
-			return st
-		}
-		last = why
-		if time.Now().After(deadline) {
-			cl.t.Fatalf("cluster not settled after %v: %s", timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
+		st, why = cl.settledOnce(want)
+		return why == ""
+	}) {
+		cl.t.Fatalf("cluster not settled after %v: %s", timeout, why)
 	}
+	return st
 }
 
 func (cl *cluster) settledOnce(want string) (*cStatus, string) {
@@ -299,19 +297,18 @@ func (cl *cluster) form(names []string, extra ...string) {
 // waitStaged polls n until its cluster state lists want staged changes.
 func (cl *cluster) waitStaged(n *cnode, want int) {
 	cl.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	eventually.NoError(cl.t, 15*time.Second, fmt.Sprintf("%s lists %d staged changes", n.name, want), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		st, err := callStatus(ctx, cl.cls[n.name])
-		cancel()
-		if err == nil && len(st.Staged) == want {
-			return
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			cl.t.Fatalf("%s: want %d staged changes: %v %+v", n.name, want, err, st)
+		if len(st.Staged) != want {
+			return fmt.Errorf("staged %+v", st.Staged)
 		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+		return nil
+	})
 }
 
 // --- memcache loads ---------------------------------------------------------------------------------

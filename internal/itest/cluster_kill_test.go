@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // TestClusterTransferReceiverKilled kills the node receiving a partition (SIGKILL) in the middle of the
@@ -32,26 +34,25 @@ func TestClusterTransferReceiverKilled(t *testing.T) {
 
 	// Wait until a partition is half sent to n2.
 	var victim tProgress
-	deadline := time.Now().Add(30 * time.Second)
-	for found := false; !found; {
+	var ps []tProgress
+	// NB: a transfer is mid-way for moments only: poll every 2 ms to catch one.
+	if !eventually.WithinEvery(30*time.Second, 2*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		ps, err := callTransfers(ctx, cl.cls[n1.name])
+		var err error
+		ps, err = callTransfers(ctx, cl.cls[n1.name])
 		cancel()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range ps {
 			if p.To == n2.name && p.State == "sending" && p.Keys > 0 && p.Keys < p.TotalKeys {
-				victim, found = p, true
-				break
+				victim = p
+				return true
 			}
 		}
-		if !found && time.Now().After(deadline) {
-			t.Fatalf("no transfer to n2 caught mid-way within 30s: %+v", ps)
-		}
-		if !found {
-			time.Sleep(2 * time.Millisecond) // poll interval
-		}
+		return false
+	}) {
+		t.Fatalf("no transfer to n2 caught mid-way within 30s: %+v", ps)
 	}
 	n2.kill9(t)
 	t.Logf("killed n2 %v after the commit, partition %d at %d/%d keys", time.Since(start).Round(time.Millisecond),

@@ -2,12 +2,14 @@ package itest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // rateSampler records the transfer rates the senders report while a move runs.
@@ -182,8 +184,7 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 
 	// The node that left: removed from the cluster (in its own view too), no transfers, no vnodes.
 	c4 := cl.cls[n4.name]
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually.NoError(t, 30*time.Second, "n4 gone after leaving (no member, no transfer, no vnode)", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		st4, err := callStatus(ctx, c4)
 		var ps []tProgress
@@ -210,14 +211,11 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 				}
 			}
 		}
-		if why == "" {
-			break
+		if why != "" {
+			return errors.New(why)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("n4 after leaving: %s", why)
-		}
-		time.Sleep(100 * time.Millisecond) // poll interval
-	}
+		return nil
+	})
 }
 
 // sampleOne asks one node for its transfers.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/membership"
 )
 
@@ -220,11 +221,13 @@ func waitRehomed(t *testing.T, cl *cluster, before, after *client.RingInfo, keys
 			checks = append(checks, check{k, string(ra.Owner(p)), p, false})
 		}
 	}
-	deadline := time.Now().Add(timeout)
-	for {
+	var wrong []string
+	var err error
+	// NB: every poll reads every replica checked: every 200 ms, not faster.
+	if !eventually.WithinEvery(timeout, 200*time.Millisecond, func() bool {
 		var mu sync.Mutex
-		var wrong []string
-		err := forEachParallel(checks, func(c check) error {
+		wrong = nil
+		err = forEachParallel(checks, func(c check) error {
 			ctx, cancel := shortCtx()
 			defer cancel()
 			o, err := readReplica(ctx, cl.cls[c.node], c.part, c.key)
@@ -238,17 +241,14 @@ func waitRehomed(t *testing.T, cl *cluster, before, after *client.RingInfo, keys
 			}
 			return nil
 		})
-		if err == nil && len(wrong) == 0 {
-			return changed
+		return err == nil && len(wrong) == 0
+	}) {
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			sort.Strings(wrong)
-			t.Fatalf("%d of %d placement checks (%d keys whose lists changed) still wrong after %v, e.g. %v",
-				len(wrong), len(checks), changed, timeout, wrong[:min(5, len(wrong))])
-		}
-		time.Sleep(200 * time.Millisecond) // poll interval
+		sort.Strings(wrong)
+		t.Fatalf("%d of %d placement checks (%d keys whose lists changed) still wrong after %v, e.g. %v",
+			len(wrong), len(checks), changed, timeout, wrong[:min(5, len(wrong))])
 	}
+	return changed
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // The failure harness: a sequential writer that records every request with its timing and outcome, the
@@ -58,23 +59,23 @@ func shortCtx() (context.Context, context.CancelFunc) {
 // waitSeenAlive polls c's cluster_status until it reports node alive (or not), and returns how long it took.
 func waitSeenAlive(t *testing.T, c *client.Client, node string, alive bool, timeout time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
+	return eventually.NoError(t, timeout, fmt.Sprintf("%s seen alive=%v", node, alive), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		st, err := callStatus(ctx, c)
-		cancel()
-		if err == nil {
-			for _, m := range st.Members {
-				if m.Name == node && m.Alive == alive {
-					return time.Since(start)
+		if err != nil {
+			return err
+		}
+		for _, m := range st.Members {
+			if m.Name == node {
+				if m.Alive != alive {
+					return fmt.Errorf("seen alive=%v", m.Alive)
 				}
+				return nil
 			}
 		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s not seen alive=%v within %v (last error %v)", node, alive, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+		return errors.New("not a member")
+	})
 }
 
 // --- the recording writer ---------------------------------------------------------------------------
@@ -159,8 +160,7 @@ func (w *recWriter) snapshot() []writeOp {
 // waitAcked polls until n requests that started at or after since were acknowledged.
 func (w *recWriter) waitAcked(t *testing.T, since time.Time, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	eventually.NoError(t, timeout, fmt.Sprintf("%d acknowledged writes since %v", n, since.Format(time.StampMilli)), func() error {
 		w.mu.Lock()
 		got := 0
 		for i := len(w.ops) - 1; i >= 0 && !w.ops[i].start.Before(since); i-- {
@@ -170,18 +170,15 @@ func (w *recWriter) waitAcked(t *testing.T, since time.Time, n int, timeout time
 		}
 		w.mu.Unlock()
 		if got >= n {
-			return
+			return nil
 		}
 		select {
 		case <-w.done:
 			t.Fatalf("the writer ended with %d of %d acknowledged writes since %v", got, n, since.Format(time.StampMilli))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged writes within %v", got, n, timeout)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+		return fmt.Errorf("%d so far", got)
+	})
 }
 
 // expectedValues maps every key with an acknowledged write to the values a read may return: the last
@@ -285,9 +282,10 @@ func readReplica(ctx context.Context, c *client.Client, partition int, key strin
 // included: a write's fallbacks are added when its linger ends).
 func waitCoordinatorsIdle(t *testing.T, cl *cluster, nodes []string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		busy := ""
+	busy := ""
+	// NB: a stats call to every node per poll: every 50 ms, not faster.
+	if !eventually.WithinEvery(timeout, 50*time.Millisecond, func() bool {
+		busy = ""
 		for _, name := range nodes {
 			ctx, cancel := shortCtx()
 			s, err := failureStats(ctx, cl.cls[name])
@@ -299,13 +297,9 @@ func waitCoordinatorsIdle(t *testing.T, cl *cluster, nodes []string, timeout tim
 				busy = fmt.Sprintf("%s: %d coordinators alive", name, s.CoordActive)
 			}
 		}
-		if busy == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("coordinators still busy after %v: %s", timeout, busy)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
+		return busy == ""
+	}) {
+		t.Fatalf("coordinators still busy after %v: %s", timeout, busy)
 	}
 }
 
@@ -414,11 +408,13 @@ func replicaHolds(o replicaObject, want []string) bool {
 func waitHolds(t *testing.T, c *client.Client, what string, rs []keyReplica, want map[string][]string,
 	timeout time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
+	start, total := time.Now(), len(rs)
+	var missing []keyReplica
+	last := map[keyReplica]string{}
+	// NB: every poll reads every replica still missing: every 100 ms, not faster.
+	held := eventually.WithinEvery(timeout, 100*time.Millisecond, func() bool {
 		var mu sync.Mutex
-		var missing []keyReplica
-		last := map[keyReplica]string{}
+		missing = nil
 		err := forEachParallel(rs, func(r keyReplica) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -443,20 +439,21 @@ func waitHolds(t *testing.T, c *client.Client, what string, rs []keyReplica, wan
 			t.Fatal(err)
 		}
 		if len(missing) == 0 {
-			return time.Since(start)
+			return true
 		}
-		if time.Since(start) > timeout {
-			sort.Slice(missing, func(i, j int) bool { return missing[i].key < missing[j].key })
-			var ex []string
-			for _, r := range missing[:min(5, len(missing))] {
-				ex = append(ex, fmt.Sprintf("%s in %d: %s (want %q)", r.key, r.partition, last[r], want[r.key]))
-			}
-			t.Fatalf("%s: %d of %d replicas missing or stale after %v, e.g. %s", what, len(missing), len(rs), timeout,
-				strings.Join(ex, "; "))
+		rs = missing // the next poll reads only what is still missing
+		return false
+	})
+	if !held {
+		sort.Slice(missing, func(i, j int) bool { return missing[i].key < missing[j].key })
+		var ex []string
+		for _, r := range missing[:min(5, len(missing))] {
+			ex = append(ex, fmt.Sprintf("%s in %d: %s (want %q)", r.key, r.partition, last[r], want[r.key]))
 		}
-		rs = missing
-		time.Sleep(100 * time.Millisecond) // poll interval
+		t.Fatalf("%s: %d of %d replicas missing or stale after %v, e.g. %s", what, len(missing), total, timeout,
+			strings.Join(ex, "; "))
 	}
+	return time.Since(start)
 }
 
 // hintsHeld counts, per node named, the replicas rs of which that node's vnode of the same partition holds
@@ -579,8 +576,10 @@ func waitDrained(t *testing.T, cl *cluster, owner string, rs []keyReplica, hs *h
 			left[n.name] = rs
 		}
 	}
-	for {
-		var why []string
+	var why []string
+	// NB: a stats and transfers call to every node and a read of every hint left per poll: every 100 ms.
+	drained := eventually.WithinEvery(timeout, 100*time.Millisecond, func() bool {
+		why = nil
 		for _, n := range cl.nodes {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			s, err := failureStats(ctx, cl.cls[n.name])
@@ -613,15 +612,16 @@ func waitDrained(t *testing.T, cl *cluster, owner string, rs []keyReplica, hs *h
 				why = append(why, fmt.Sprintf("%s still holds %d hints, e.g. %s in %d", name, len(held), held[0].key, held[0].partition))
 			}
 		}
-		if len(why) == 0 && hs.quiet() >= stable {
-			return time.Since(start)
+		if len(why) == 0 && hs.quiet() < stable {
+			why = append(why, fmt.Sprintf("handed-off keys grew %v ago, want %v still", hs.quiet().Round(time.Millisecond), stable))
 		}
-		if time.Since(start) > timeout {
-			sort.Strings(why)
-			t.Fatalf("hints not drained after %v: %s", timeout, strings.Join(why, "; "))
-		}
-		time.Sleep(100 * time.Millisecond) // poll interval
+		return len(why) == 0
+	})
+	if !drained {
+		sort.Strings(why)
+		t.Fatalf("hints not drained after %v: %s", timeout, strings.Join(why, "; "))
 	}
+	return time.Since(start)
 }
 
 // readBackVia reads every key through a memcache address and fails on a value that is not expected.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // TestFailureStrictQuorum kills two nodes of 3: a put that asks for two primary acknowledgements (pw=2)
@@ -55,15 +56,16 @@ func TestFailureStrictQuorum(t *testing.T) {
 	// deadlines, retried while they run out.
 	var ce *client.Error
 	var err error
-	timeouts := 0
-	for deadline := time.Now().Add(10 * time.Second); ; timeouts++ {
+	tries := 0
+	eventually.Within(10*time.Second, func() bool {
+		tries++
 		ctx, cancel := shortCtx()
 		err = c1.Call(ctx, "put", []any{[]byte(key), []byte("strict"), nil, map[string]any{"pw": 2, "timeout_ms": 500}}, nil, false)
 		cancel()
-		if ce = asClientError(err); ce == nil || ce.Code != "timeout" || time.Now().After(deadline) {
-			break
-		}
-	}
+		ce = asClientError(err)
+		return ce == nil || ce.Code != "timeout"
+	})
+	timeouts := tries - 1
 	switch {
 	case ce == nil:
 		t.Fatalf("put pw=2 with two primaries down: %v, want a quorum_failed error", err)

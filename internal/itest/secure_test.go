@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math/bits"
 	"os"
 	"strings"
 	"testing"
@@ -353,14 +352,15 @@ func TestHostileTransportFramesLeaveTheNodeServing(t *testing.T) {
 	}
 	// Every partition still serves: write and read a key in each (keys chosen by search).
 	c := rpcClient(t, n.rpcAddr)
-	var ring client.RingInfo
-	if err := c.Call(ctx, "ring", nil, &ring, true); err != nil {
+	ring, err := c.Ring(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	covered := map[int]bool{}
+	r := membershipRing(t, ring)
 	for i := 0; len(covered) < len(ring.Owners) && i < 100000; i++ {
 		k := fmt.Sprintf("hostile-%d", i)
-		p := int(membership.KeyHash([]byte(k)) >> (64 - bits.TrailingZeros(uint(len(ring.Owners)))))
+		p := r.PartitionForKey([]byte(k))
 		if covered[p] {
 			continue
 		}
