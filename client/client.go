@@ -34,6 +34,8 @@ type ReadOptions struct {
 	// Timeout is the node's deadline for the read (whole milliseconds); the client waits at least this plus
 	// one second.
 	Timeout time.Duration
+	// NotFoundOK, when not nil, overrides the node's notfound-ok: answer not found once R replicas said so.
+	NotFoundOK *bool
 }
 
 // WriteOptions tunes one write. Zero fields take the node's defaults.

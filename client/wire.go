@@ -97,6 +97,9 @@ func encodeReadOpts(enc *msgpack.Encoder, o *ReadOptions) error {
 		return enc.EncodeMapLen(0)
 	}
 	n := nonZero(int64(o.R), int64(o.PR), timeoutMS(o.Timeout))
+	if o.NotFoundOK != nil {
+		n++
+	}
 	if err := enc.EncodeMapLen(n); err != nil {
 		return err
 	}
@@ -105,6 +108,14 @@ func encodeReadOpts(enc *msgpack.Encoder, o *ReadOptions) error {
 	}
 	if err := optInt(enc, "pr", int64(o.PR)); err != nil {
 		return err
+	}
+	if o.NotFoundOK != nil {
+		if err := enc.EncodeString("notfound_ok"); err != nil {
+			return err
+		}
+		if err := enc.EncodeBool(*o.NotFoundOK); err != nil {
+			return err
+		}
 	}
 	return optInt(enc, "timeout_ms", timeoutMS(o.Timeout))
 }

@@ -55,8 +55,9 @@ func TestEncodeOpts(t *testing.T) {
 		{"read nil", func(e *msgpack.Encoder) error { return encodeReadOpts(e, nil) }, map[string]any{}},
 		{"read zero", func(e *msgpack.Encoder) error { return encodeReadOpts(e, &ReadOptions{}) }, map[string]any{}},
 		{"read all", func(e *msgpack.Encoder) error {
-			return encodeReadOpts(e, &ReadOptions{R: 1, PR: 2, Timeout: 1500 * time.Microsecond})
-		}, map[string]any{"r": int64(1), "pr": int64(2), "timeout_ms": int64(2)}},
+			no := false
+			return encodeReadOpts(e, &ReadOptions{R: 1, PR: 2, Timeout: 1500 * time.Microsecond, NotFoundOK: &no})
+		}, map[string]any{"r": int64(1), "pr": int64(2), "timeout_ms": int64(2), "notfound_ok": false}},
 		{"read negative passes through", func(e *msgpack.Encoder) error { return encodeReadOpts(e, &ReadOptions{R: -1}) },
 			map[string]any{"r": int64(-1)}},
 		{"write all", func(e *msgpack.Encoder) error {

@@ -221,6 +221,12 @@ type GetParams struct {
 	Timeout time.Duration // deadline for the answer
 	Linger  time.Duration // how long after the answer to wait for late replies before repairing
 	LWW     bool          // reconcile last-write-wins
+	// NotFoundOK lets R "not found" replies answer "not found" at once (riak's notfound_ok=true). Without
+	// it (the default) a read answers "not found" only once every replica answered (or failed), or at the
+	// deadline with R replies in: a replica that does hold the key, and answers later than R others that
+	// do not (a hint on its way back, a copy a changed preference list has not re-homed yet), is still
+	// heard. A read that finds the key answers at R replies either way.
+	NotFoundOK bool
 }
 
 // GetFSM reads a key from its replicas, answers after R replies, and read-repairs every replica that
@@ -288,7 +294,11 @@ func (f *GetFSM) Reply(i int, obj *vnode.Object, err error) []Effect {
 			f.merged = vnode.Sync(f.merged, obj, f.p.LWW)
 		}
 	}
-	eff := f.q.settle(&f.answered, "get", f.merged, f.p.Linger)
+	var eff []Effect
+	if f.merged != nil || f.p.NotFoundOK || f.q.allIn() || !f.q.met() {
+		eff = f.q.settle(&f.answered, "get", f.merged, f.p.Linger)
+	}
+	// NB: otherwise R replies said "not found": wait for the others (notfound_ok off).
 	if f.answered && f.q.allIn() {
 		eff = append(eff, f.finish()...)
 	}
@@ -304,7 +314,11 @@ func (f *GetFSM) Fire(t Timer) []Effect {
 	case TimerRequest:
 		if !f.answered {
 			f.answered = true
-			return f.q.silent([]Effect{Answer{Err: f.q.err("get", true)}, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
+			ans := Answer{Err: f.q.err("get", true)}
+			if f.q.met() {
+				ans = Answer{Object: f.merged} // R replies, all "not found": the others stayed silent
+			}
+			return f.q.silent([]Effect{ans, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
 		}
 	case TimerLinger:
 		return append(f.q.silent(nil), f.finish()...)

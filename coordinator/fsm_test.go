@@ -114,11 +114,46 @@ func TestGetFSMReconcilesConcurrentVersionsAndRepairsBoth(t *testing.T) {
 }
 
 func TestGetFSMNotFoundEverywhereNeedsNoRepair(t *testing.T) {
-	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	// notfound_ok: R "not found" replies answer.
+	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second, NotFoundOK: true}, targets3())
 	f.Start()
 	f.Reply(0, nil, nil)
 	expect(t, "quorum of not found", f.Reply(1, nil, nil), "answer notfound", "timer 2")
 	expect(t, "last", f.Reply(2, nil, nil), "done")
+	// Default: "not found" waits for every replica.
+	g := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	g.Start()
+	g.Reply(0, nil, nil)
+	expect(t, "R not found", g.Reply(1, nil, nil))
+	expect(t, "the last not found", g.Reply(2, nil, nil), "answer notfound", "timer 2", "done")
+}
+
+// TestGetFSMHearsTheReplicaThatHasTheKey: with notfound_ok off, R replicas that lack the key do not answer
+// "not found" while another that holds it has not replied: its reply is the answer, and the others get it
+// by read repair. A deadline with R "not found" in and the rest silent answers "not found", not an error.
+func TestGetFSMHearsTheReplicaThatHasTheKey(t *testing.T) {
+	f := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	f.Start()
+	f.Reply(0, nil, nil)
+	expect(t, "R not found", f.Reply(1, nil, nil))
+	o := obj(t, "a/1/x", "v", nil)
+	eff := f.Reply(2, o, nil)
+	if a := answerOf(t, eff); a.Err != nil || a.Object != o {
+		t.Fatalf("answer %+v, want the late replica's object", a)
+	}
+	expect(t, "found late", eff, "answer ok", "timer 2", "repair 0", "repair 1", "done")
+
+	g := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	g.Start()
+	g.Reply(0, nil, nil)
+	g.Reply(1, nil, nil)
+	expect(t, "deadline", g.Fire(TimerRequest), "answer notfound", "timer 2", "silent 2")
+	// A failure of the last replica ends the wait too.
+	h := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	h.Start()
+	h.Reply(0, nil, nil)
+	h.Reply(1, nil, nil)
+	expect(t, "last fails", h.Reply(2, nil, errors.New("boom")), "answer notfound", "timer 2", "done")
 }
 
 func TestGetFSMFailsFastWhenQuorumUnreachable(t *testing.T) {
@@ -164,7 +199,7 @@ func TestFSMsReportSilentReplicas(t *testing.T) {
 	expect(t, "get replica error", g.Reply(2, nil, errors.New("boom")))
 	expect(t, "get deadline after an error", g.Fire(TimerRequest), "answer err", "timer 2", "silent 1")
 	// A read answered at R: the replica still silent when the linger ends is reported.
-	h := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+	h := NewGetFSM(GetParams{R: 2, Timeout: time.Second, Linger: time.Second, NotFoundOK: true}, targets3())
 	h.Start()
 	h.Reply(0, nil, nil)
 	expect(t, "get at R", h.Reply(1, nil, nil), "answer notfound", "timer 2")

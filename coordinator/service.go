@@ -62,6 +62,9 @@ type Config struct {
 	MaxInFlight int
 
 	LWW        bool          // reconcile reads last-write-wins (must match the vnodes' KVConfig.LWW)
+	// NotFoundOK lets a read answer "not found" once R replicas said so (riak's notfound_ok). Default false:
+	// "not found" only when every replica answered, or at the deadline (GetParams.NotFoundOK).
+	NotFoundOK bool
 	DeleteMode DeleteMode    // default DeleteKeep
 	ReapDelay  time.Duration // DeleteReap only; default 3s
 
@@ -111,6 +114,8 @@ func (c Config) Validate() error {
 type ReadOptions struct {
 	R, PR   int
 	Timeout time.Duration
+	// NotFoundOK overrides Config.NotFoundOK when not nil.
+	NotFoundOK *bool
 }
 
 // WriteOptions override the node defaults for one write or delete; zero fields keep the default.
@@ -334,7 +339,12 @@ func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*vnode
 	s.gets.Add(1)
 	ts := s.targets(key)
 	req.targets = ts
-	req.getFSM.init(GetParams{R: r, PR: pr, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger, LWW: s.cfg.LWW}, ts)
+	nfOK := s.cfg.NotFoundOK
+	if opts.NotFoundOK != nil {
+		nfOK = *opts.NotFoundOK
+	}
+	req.getFSM.init(GetParams{R: r, PR: pr, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger,
+		LWW: s.cfg.LWW, NotFoundOK: nfOK}, ts)
 	req.get = &req.getFSM
 	obj, err := s.run(ctx, req)
 	if err == nil && obj != nil && obj.LiveCount(s.cfg.Now().Unix()) > 1 {

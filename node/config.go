@@ -39,6 +39,7 @@ type Config struct {
 	ReapDelay       time.Duration // default 3s
 
 	LWW         bool // last-write-wins instead of siblings; default false
+	NotFoundOK  bool // a read answers "not found" once R replicas said so (riak's notfound_ok); default false
 	MaxSiblings int  // default 100; 0 = unlimited
 
 	VclockSmall int           // riak small_vclock; default 50
@@ -145,6 +146,7 @@ func (c Config) coordinatorConfig() coordinator.Config {
 	cc.N, cc.R, cc.W, cc.PR, cc.PW = c.N, c.R, c.W, c.PR, c.PW
 	cc.Timeout, cc.Linger, cc.MaxInFlight = c.Timeout, c.Linger, c.MaxInFlight
 	cc.LWW, cc.DeleteMode, cc.ReapDelay = c.LWW, coordinator.DeleteMode(c.DeleteMode), c.ReapDelay
+	cc.NotFoundOK = c.NotFoundOK
 	return cc
 }
 
@@ -176,6 +178,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeleteMode, "delete-mode", c.DeleteMode, "tombstones: keep or reap")
 	fs.DurationVar(&c.ReapDelay, "reap-delay", c.ReapDelay, "reap tombstones this long after all replicas stored them")
 	fs.BoolVar(&c.LWW, "lww", c.LWW, "last-write-wins instead of siblings")
+	fs.BoolVar(&c.NotFoundOK, "notfound-ok", c.NotFoundOK, "answer \"not found\" once R replicas said so, rather than once all did (or at the deadline)")
 	fs.IntVar(&c.MaxSiblings, "max-siblings", c.MaxSiblings, "siblings per key (0 = unlimited)")
 	fs.IntVar(&c.VclockSmall, "vclock-small", c.VclockSmall, "vclock entries never pruned below this")
 	fs.IntVar(&c.VclockBig, "vclock-big", c.VclockBig, "vclock entries always pruned above this")

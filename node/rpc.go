@@ -144,6 +144,11 @@ func (h rpcHandler) get(ctx context.Context, params []any) (any, error) {
 	if ro.Timeout, err = timeoutOpt(opts); err != nil {
 		return nil, err
 	}
+	if v, ok, err := rpc.Bool(opts, "notfound_ok"); err != nil {
+		return nil, err
+	} else if ok {
+		ro.NotFoundOK = &v
+	}
 	o, err := h.n.coord.Get(ctx, key, ro)
 	if err != nil {
 		return nil, rpcError(err)
