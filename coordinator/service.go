@@ -61,7 +61,7 @@ type Config struct {
 	// bound fails at once with ErrOverload. Default 10000.
 	MaxInFlight int
 
-	LWW        bool          // reconcile reads last-write-wins (must match the vnodes' KVConfig.LWW)
+	LWW bool // reconcile reads last-write-wins (must match the vnodes' KVConfig.LWW)
 	// NotFoundOK lets a read answer "not found" once R replicas said so (riak's notfound_ok). Default false:
 	// "not found" only when every replica answered, or at the deadline (GetParams.NotFoundOK).
 	NotFoundOK bool
