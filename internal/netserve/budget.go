@@ -136,7 +136,8 @@ func (b *Budget) Refused() uint64 {
 
 // Account is one connection's share of a Budget, with a cap of its own: what the connection holds (its
 // read buffer beyond the base size, its requests being run, its responses waiting to be written) must fit
-// both. It may be used from the connection's goroutines concurrently. The zero value admits everything.
+// both. It may be used from the connection's goroutines concurrently. The zero value, and a nil *Account,
+// admit everything (a nil one keeps no count).
 type Account struct {
 	b    *Budget
 	max  int64 // 0: no cap of its own
@@ -150,7 +151,7 @@ func NewAccount(b *Budget, maxBytes int64) *Account {
 
 // Reserve takes n bytes for the connection, or reports false if they exceed its cap or the budget.
 func (a *Account) Reserve(n int) bool {
-	if n <= 0 {
+	if a == nil || n <= 0 {
 		return true
 	}
 	if a.max > 0 {
@@ -179,7 +180,7 @@ func (a *Account) Reserve(n int) bool {
 // Force takes n bytes even if they do not fit: for the small error responses a server must send to keep
 // its protocol (each is bounded, and so is their number per connection).
 func (a *Account) Force(n int) {
-	if n <= 0 {
+	if a == nil || n <= 0 {
 		return
 	}
 	a.held.Add(int64(n))
@@ -188,7 +189,7 @@ func (a *Account) Force(n int) {
 
 // Release gives back n bytes reserved (or forced) before.
 func (a *Account) Release(n int) {
-	if n <= 0 {
+	if a == nil || n <= 0 {
 		return
 	}
 	if a.held.Add(-int64(n)) < 0 {
@@ -198,4 +199,9 @@ func (a *Account) Release(n int) {
 }
 
 // Held returns the bytes the connection holds now.
-func (a *Account) Held() int64 { return a.held.Load() }
+func (a *Account) Held() int64 {
+	if a == nil {
+		return 0
+	}
+	return a.held.Load()
+}

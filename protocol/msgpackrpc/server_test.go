@@ -120,9 +120,9 @@ func TestHandlerErrors(t *testing.T) {
 		fields  map[string]any
 	}{
 		{"fail", CodeNotFound, "no such key", map[string]any{"need": int8(2), "got": int8(1)}},
-		{"plain", CodeInternal, "boom", nil},
-		{"deadline", CodeTimeout, "get: context deadline exceeded", nil},
-		{"panic", CodeInternal, "panic: kaboom", nil},
+		{"plain", CodeInternal, internalMessage, nil},
+		{"deadline", CodeTimeout, "deadline exceeded", nil},
+		{"panic", CodeInternal, panicMessage, nil},
 		{"unencodable", CodeInternal, "encoding the response: msgpack: Encode(unsupported chan int)", nil},
 		{"nosuch", CodeUnknownMethod, `no method "nosuch"`, nil},
 		{"typed", CodeBadRequest, "missing parameter 1 (key)", nil},
