@@ -17,6 +17,7 @@ const (
 	CodeUnknownMethod   = "unknown_method"
 	CodeShuttingDown    = "shutting_down"
 	CodeInternal        = "internal"
+	CodeDiskFull        = "disk_full"
 )
 
 // Sentinel errors. An *Error from the server matches the one of its code with errors.Is; the others come
@@ -32,6 +33,7 @@ var (
 	ErrUnknownMethod   = errors.New("client: unknown method")
 	ErrShuttingDown    = errors.New("client: node shutting down")
 	ErrInternal        = errors.New("client: internal server error")
+	ErrDiskFull        = errors.New("client: the node's disk is full")
 
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client: closed")
@@ -54,6 +56,7 @@ var codeSentinel = map[string]error{
 	CodeUnknownMethod:   ErrUnknownMethod,
 	CodeShuttingDown:    ErrShuttingDown,
 	CodeInternal:        ErrInternal,
+	CodeDiskFull:        ErrDiskFull,
 }
 
 // Error is an error answered by a node: the API's error map. Code is one of the Code constants (or a code
