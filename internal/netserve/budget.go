@@ -30,8 +30,8 @@ type Budget struct {
 	used    atomic.Int64
 	refused atomic.Uint64
 
-	// OnLow, when set before use, is called on its own goroutine when usage falls back to an eighth of
-	// the limit or less after it had reached a quarter of it, at most once per TrimEvery. The node uses it
+	// OnLow, when set before use, is called on its own goroutine when usage falls back to a sixteenth of
+	// the limit or less after it had reached an eighth of it, at most once per TrimEvery. The node uses it
 	// to hand the freed memory back to the OS (the Go heap otherwise keeps it until its next collection).
 	OnLow    func()
 	peak     atomic.Int64 // highest usage since OnLow was last called
@@ -94,7 +94,7 @@ func (b *Budget) Release(n int) {
 	if u < 0 {
 		panic("netserve: Budget released more than was reserved") // INVARIANT: every Release matches a Reserve
 	}
-	if b.OnLow != nil && u <= b.limit/8 && b.peak.Load() >= b.limit/4 {
+	if b.OnLow != nil && u <= b.limit/16 && b.peak.Load() >= b.limit/8 {
 		b.maybeTrim()
 	}
 }

@@ -150,13 +150,13 @@ func TestBudgetOnLowAfterAHighWaterMark(t *testing.T) {
 	b.now = func() time.Time { return now }
 	calls := make(chan struct{}, 4)
 	b.OnLow = func() { calls <- struct{}{} }
-	b.Reserve(100 << 10) // below a quarter: releasing it is not a trim
+	b.Reserve(100 << 10) // below an eighth: releasing it is not a trim
 	b.Release(100 << 10)
 	b.Reserve(600 << 10)
-	b.Release(500 << 10) // 100 KiB left: above an eighth
+	b.Release(500 << 10) // 100 KiB left: above a sixteenth
 	select {
 	case <-calls:
-		t.Fatal("OnLow before usage fell to an eighth")
+		t.Fatal("OnLow before usage fell to a sixteenth")
 	default:
 	}
 	b.Release(100 << 10)
