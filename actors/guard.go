@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -16,6 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/gokai-kv/gokai/internal/ratelog"
 )
 
 // The transport guard: what another node's bytes may do to this one.
@@ -133,7 +134,7 @@ type guard struct {
 	log      *slog.Logger
 	rejected atomic.Uint64 // envelopes dropped by checkBatch
 	panics   atomic.Uint64 // handler panics recovered
-	warn     rateLimited
+	warn     ratelog.Limiter
 }
 
 func (g *guard) serverOptions() []grpc.ServerOption {
@@ -150,7 +151,7 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	defer func() {
 		if p := recover(); p != nil {
 			g.panics.Add(1)
-			g.warn.log(g.log, "actors: transport stream handler panicked; the stream is closed", "method", info.FullMethod, "panic", fmt.Sprint(p))
+			g.warn.Warn(g.log, "actors: transport stream handler panicked; the stream is closed", "method", info.FullMethod, "panic", fmt.Sprint(p))
 			err = status.Error(codes.Internal, "gokai: transport error")
 		}
 	}()
@@ -171,33 +172,9 @@ func (s *checkedStream) RecvMsg(m any) error {
 		if b := rm.GetMessageBatch(); b != nil {
 			if n, why := checkBatch(b); n > 0 {
 				s.g.rejected.Add(uint64(n))
-				s.g.warn.log(s.g.log, "actors: dropped transport envelopes a peer may not send", "dropped", n, "first", why)
+				s.g.warn.Warn(s.g.log, "actors: dropped transport envelopes a peer may not send", "dropped", n, "first", why)
 			}
 		}
 	}
 	return nil
-}
-
-// rateLimited logs one line per second at most, with the number of lines suppressed since the last one.
-type rateLimited struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLimited) log(l *slog.Logger, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if now.Sub(r.last) < time.Second {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	l.Warn(msg, args...)
 }
