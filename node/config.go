@@ -52,7 +52,8 @@ type Config struct {
 	// ClientMemoryMiB is the budget, in MiB, for the bytes client requests and responses in flight hold on
 	// both faces together (data blocks and read buffers reserved before they are filled, responses before
 	// they are queued); past it a request fails at once (overload / SERVER_ERROR out of memory ...) and its
-	// connection keeps serving. Default 256; range 32..1048576.
+	// connection keeps serving. Default 256; range 64..1048576 (a 16 MiB message is held twice for a moment,
+	// and large reservations leave the last eighth to small ones).
 	ClientMemoryMiB int
 
 	MemcacheListen      string        // default "127.0.0.1:11211"; "" disables
@@ -66,7 +67,7 @@ type Config struct {
 	RPCMaxConns    int           // default 1024
 	RPCIdle        time.Duration // close connections idle (nothing received, no call in flight) this long; default 0 (never)
 	RPCReadTimeout time.Duration // the rest of a started message must come within; default 30s; 0 = none
-	RPCMaxConnMiB  int           // what one connection may hold of ClientMemoryMiB, MiB; default 64; range 17..ClientMemoryMiB
+	RPCMaxConnMiB  int           // what one connection may hold of ClientMemoryMiB, MiB; default 64; range 33..ClientMemoryMiB
 
 	GossipListen        string        // memberlist host:port (UDP and TCP); default "127.0.0.1:11012"
 	TransportListen     string        // node-to-node actor transport host:port; default "127.0.0.1:11013"
@@ -129,10 +130,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: write-buffer-mib %d / block-cache-mib %d out of range", c.WriteBufMiB, c.BlockCacheMB)
 	case c.ObjectCacheMiB < 0 || c.ObjectCacheMiB > 1<<20:
 		return fmt.Errorf("config: object-cache-mib %d: want 0..1048576", c.ObjectCacheMiB)
-	case c.ClientMemoryMiB < 32 || c.ClientMemoryMiB > 1<<20:
-		return fmt.Errorf("config: client-memory-mib %d: want 32..1048576", c.ClientMemoryMiB)
-	case c.RPCMaxConnMiB < 17 || c.RPCMaxConnMiB > c.ClientMemoryMiB:
-		return fmt.Errorf("config: rpc-max-conn-mib %d: want 17..client-memory-mib (%d): one 16 MiB message and its buffer",
+	case c.ClientMemoryMiB < 64 || c.ClientMemoryMiB > 1<<20:
+		return fmt.Errorf("config: client-memory-mib %d: want 64..1048576", c.ClientMemoryMiB)
+	case c.RPCMaxConnMiB < 33 || c.RPCMaxConnMiB > c.ClientMemoryMiB:
+		return fmt.Errorf("config: rpc-max-conn-mib %d: want 33..client-memory-mib (%d): a 16 MiB message buffered and decoded",
 			c.RPCMaxConnMiB, c.ClientMemoryMiB)
 	case c.MemcacheReadTimeout < 0 || c.RPCReadTimeout < 0 || c.RPCIdle < 0 || c.MemcacheIdle < 0:
 		return fmt.Errorf("config: memcache-read-timeout %s, rpc-read-timeout %s, rpc-idle-timeout %s, memcache-idle-timeout %s: want >= 0",

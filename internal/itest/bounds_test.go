@@ -455,7 +455,7 @@ func TestMemcacheShedLogIsBounded(t *testing.T) {
 	storeLines := strings.Count(logged, "memcache: store error")
 	t.Logf("%d gets in %v: %d shed, %d served; %d log lines (%d bytes), %d of them store errors",
 		conns*gets, elapsed, shed.Load(), served.Load(), lines, len(logged), storeLines)
-	if shed.Load() < conns*gets/2 {
+	if shed.Load() < 1000 {
 		t.Fatalf("only %d of %d gets shed: the node was not overloaded, the test measures nothing", shed.Load(), conns*gets)
 	}
 	if max := 2*(2+int(elapsed/time.Second)) + 10; lines > max {

@@ -299,7 +299,7 @@ func TestBudgetNeverLeaksRandomized(t *testing.T) {
 	mem := netserve.NewBudget(4 << 20)
 	hd := newTestHandler()
 	close(hd.gate)
-	s, addr := startServer(t, Config{MaxMessageBytes: 1 << 20, MaxConnBytes: 3 << 19, Memory: mem,
+	s, addr := startServer(t, Config{MaxMessageBytes: 1 << 20, MaxConnBytes: 2<<20 + 8<<10, Memory: mem,
 		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxInFlightPerConn: 4}, hd)
 	conns := 80
 	if testing.Short() {

@@ -70,8 +70,9 @@ type Config struct {
 	Memory *netserve.Budget
 	// MaxConnBytes bounds what one connection holds of the budget (its read buffer, its calls' requests
 	// and its unwritten responses), so that one pipelining client cannot take it all: beyond it, requests
-	// and responses are answered overload. Default 4 × MaxMessageBytes (64 MiB + 4 KiB); at least
-	// MaxMessageBytes + 4 KiB.
+	// and responses are answered overload, and calls wait for room before they start. Default 4 ×
+	// MaxMessageBytes (64 MiB + 4 KiB); at least 2 × MaxMessageBytes + 8 KiB (a message of the maximum
+	// size is held twice for a moment: in the read buffer and decoded).
 	MaxConnBytes int
 	// WriteTimeout bounds each write of responses to a client that does not read them; on expiry the
 	// connection is closed and the contexts of its calls cancelled. Default 30 s; negative disables.
@@ -102,19 +103,20 @@ func (c Config) Validate() error {
 	case c.MaxConnBytes < 0:
 		return fmt.Errorf("msgpackrpc: Config.MaxConnBytes = %d, want >= %d (0 = default)", c.MaxConnBytes, c.minConnBytes())
 	case c.MaxConnBytes != 0 && c.MaxConnBytes < c.minConnBytes():
-		return fmt.Errorf("msgpackrpc: Config.MaxConnBytes = %d, want >= %d (MaxMessageBytes + %d)",
-			c.MaxConnBytes, c.minConnBytes(), readBufferSize)
+		return fmt.Errorf("msgpackrpc: Config.MaxConnBytes = %d, want >= %d (2 × MaxMessageBytes + %d)",
+			c.MaxConnBytes, c.minConnBytes(), 2*readBufferSize)
 	}
 	return nil
 }
 
-// minConnBytes is the least MaxConnBytes: one message of the maximum size and its read slack.
+// minConnBytes is the least MaxConnBytes: a message of the maximum size in the read buffer (with its
+// slack) and decoded.
 func (c Config) minConnBytes() int {
 	m := c.MaxMessageBytes
 	if m == 0 {
 		m = DefaultMaxMessageBytes
 	}
-	return m + readBufferSize
+	return 2 * (m + readBufferSize)
 }
 
 // withDefaults returns c with zero fields set to their defaults.

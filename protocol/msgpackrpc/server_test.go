@@ -512,6 +512,8 @@ func TestConfigValidate(t *testing.T) {
 		{Config{MaxInFlightPerConn: -1}, "Config.MaxInFlightPerConn = -1"},
 		{Config{MaxConns: -1}, "Config.MaxConns = -1"},
 		{Config{IdleTimeout: -time.Second}, "Config.IdleTimeout = -1s"},
+		{Config{MaxConnBytes: -1}, "Config.MaxConnBytes = -1"},
+		{Config{MaxMessageBytes: 1 << 20, MaxConnBytes: 1<<20 + 4096}, "Config.MaxConnBytes = 1052672"},
 	} {
 		err := tc.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "msgpackrpc: ") {
