@@ -489,7 +489,8 @@ func (c *conn) handle(frame []byte) (endReason, bool) {
 // stack go to the log only).
 const panicMessage = "the handler failed; the details are in the server's log"
 
-// estimate is what a call about to start is expected to hold: the largest of the last responses.
+// estimate is what a call about to start is expected to hold: the largest of the last responses (a
+// result refused for the budget counts at its size: the call cost that much before it was refused).
 func (c *conn) estimate() int {
 	c.wmuEst.Lock()
 	defer c.wmuEst.Unlock()
@@ -585,6 +586,7 @@ func (c *conn) call(m message) (result any, err error, panicked bool) {
 // fit, the response is overload instead. Error responses are small and always sent.
 func (c *conn) respond(msgid uint32, rerr *Error, result any) {
 	res := 0
+	refused := 0 // the size of a result refused for the budget: what the call cost, for the estimate
 	known := false
 	if rerr == nil {
 		var n int
@@ -593,7 +595,7 @@ func (c *conn) respond(msgid uint32, rerr *Error, result any) {
 			if c.acct.Reserve(n) {
 				res = n
 			} else {
-				rerr, result = c.overloaded(n), nil
+				rerr, result, refused = c.overloaded(n), nil, n
 			}
 		}
 	}
@@ -607,7 +609,7 @@ func (c *conn) respond(msgid uint32, rerr *Error, result any) {
 		if c.acct.Reserve(buf.Len()) {
 			res = buf.Len()
 		} else {
-			rerr = c.overloaded(buf.Len())
+			rerr, refused = c.overloaded(buf.Len()), buf.Len()
 			c.drop(buf)
 			buf = responsePool.Get().(*bytes.Buffer)
 			buf.Reset()
@@ -625,7 +627,7 @@ func (c *conn) respond(msgid uint32, rerr *Error, result any) {
 		c.s.stats.errors.Add(1)
 	}
 	c.s.stats.answered.Add(1)
-	c.record(buf.Len())
+	c.record(max(buf.Len(), refused))
 	c.send(outMsg{buf: buf, res: buf.Len()})
 }
 
