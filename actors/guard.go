@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -16,6 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/gokai-kv/gokai/internal/ratelog"
 )
 
 // The transport guard: what another node's bytes may do to this one.
@@ -135,7 +136,7 @@ type guard struct {
 	rejected atomic.Uint64 // envelopes dropped by checkBatch
 	refused  atomic.Uint64 // streams refused: no valid certificate, or a claim the certificate does not back
 	panics   atomic.Uint64 // handler panics recovered
-	warn     rateLimited
+	warn     ratelog.Limiter
 }
 
 func (g *guard) serverOptions() []grpc.ServerOption {
@@ -152,14 +153,14 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	defer func() {
 		if p := recover(); p != nil {
 			g.panics.Add(1)
-			g.warn.log(g.log, "actors: transport stream handler panicked; the stream is closed", "method", info.FullMethod, "panic", fmt.Sprint(p))
+			g.warn.Warn(g.log, "actors: transport stream handler panicked; the stream is closed", "method", info.FullMethod, "panic", fmt.Sprint(p))
 			err = status.Error(codes.Internal, "gokai: transport error")
 		}
 	}()
 	name, err := g.streamPeer(ss.Context())
 	if err != nil {
 		g.refused.Add(1)
-		g.warn.log(g.log, "actors: transport peer refused", "err", err)
+		g.warn.Warn(g.log, "actors: transport peer refused", "err", err)
 		return status.Error(codes.Unauthenticated, "gokai: peer refused")
 	}
 	return handler(srv, &checkedStream{ServerStream: ss, g: g, peer: name})
@@ -187,7 +188,7 @@ func (s *checkedStream) RecvMsg(m any) error {
 			if s.g.tls != nil && s.g.tls.Verify != nil {
 				if err := s.g.tls.Verify(s.peer, sc.Address); err != nil {
 					s.g.refused.Add(1)
-					s.g.warn.log(s.g.log, "actors: transport peer refused", "peer", s.peer, "claims", sc.Address, "err", err)
+					s.g.warn.Warn(s.g.log, "actors: transport peer refused", "peer", s.peer, "claims", sc.Address, "err", err)
 					return status.Error(codes.PermissionDenied, "gokai: peer refused")
 				}
 			}
@@ -213,7 +214,7 @@ func (s *checkedStream) RecvMsg(m any) error {
 	}
 	if n > 0 {
 		s.g.rejected.Add(uint64(n))
-		s.g.warn.log(s.g.log, "actors: dropped transport envelopes a peer may not send", "peer", s.peer, "dropped", n, "first", why)
+		s.g.warn.Warn(s.g.log, "actors: dropped transport envelopes a peer may not send", "peer", s.peer, "dropped", n, "first", why)
 	}
 	for _, e := range b.Envelopes {
 		s.stamp(e)
@@ -255,28 +256,4 @@ func (s *checkedStream) stamp(e *remote.MessageEnvelope) {
 	} else {
 		delete(e.MessageHeader.HeaderData, PeerHeader)
 	}
-}
-
-// rateLimited logs one line per second at most, with the number of lines suppressed since the last one.
-type rateLimited struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLimited) log(l *slog.Logger, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if now.Sub(r.last) < time.Second {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	l.Warn(msg, args...)
 }

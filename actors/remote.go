@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gokai-kv/gokai/internal/mpscan"
+	"github.com/gokai-kv/gokai/internal/ratelog"
 )
 
 // Defaults and ranges of RemoteConfig.
@@ -144,6 +145,8 @@ type Remote struct {
 	peers sync.Map // address -> *peerGate
 
 	guard guard
+	// decodeWarn rate-limits the warning for wire messages that do not decode: a peer can send many.
+	decodeWarn ratelog.Limiter
 
 	sent, dropped, encodeErrors, decodeErrors atomic.Uint64
 	pings                                     atomic.Uint64 // Ping sequence numbers
@@ -389,8 +392,12 @@ func wireReceiver(next actor.ReceiverFunc) actor.ReceiverFunc {
 				r.decodeErrors.Add(1)
 				log = r.log
 			}
-			log.Warn("actors: dropped a wire message that does not decode",
-				"to", pidString(c.Self()), "from", pidString(env.Sender), "bytes", len(bv.GetValue()), "err", err)
+			args := []any{"to", pidString(c.Self()), "from", pidString(env.Sender), "bytes", len(bv.GetValue()), "err", err}
+			if r != nil {
+				r.decodeWarn.Warn(log, "actors: dropped a wire message that does not decode", args...)
+			} else {
+				log.Warn("actors: dropped a wire message that does not decode", args...)
+			}
 			return
 		}
 		next(c, &actor.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender})

@@ -18,6 +18,7 @@ const (
 	CodeShuttingDown    = "shutting_down"
 	CodeInternal        = "internal"
 	CodeForbidden       = "forbidden"
+	CodeDiskFull        = "disk_full"
 )
 
 // Sentinel errors. An *Error from the server matches the one of its code with errors.Is; the others come
@@ -35,6 +36,7 @@ var (
 	ErrInternal        = errors.New("client: internal server error")
 	// ErrForbidden: an operator method without an operator identity (see docs/security.md).
 	ErrForbidden = errors.New("client: forbidden")
+	ErrDiskFull  = errors.New("client: the node's disk is full")
 
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client: closed")
@@ -58,6 +60,7 @@ var codeSentinel = map[string]error{
 	CodeShuttingDown:    ErrShuttingDown,
 	CodeInternal:        ErrInternal,
 	CodeForbidden:       ErrForbidden,
+	CodeDiskFull:        ErrDiskFull,
 }
 
 // Error is an error answered by a node: the API's error map. Code is one of the Code constants (or a code

@@ -12,9 +12,9 @@ import (
 
 func TestErrorIs(t *testing.T) {
 	all := []error{ErrNotFound, ErrTimeout, ErrQuorum, ErrOverload, ErrTooLarge, ErrTooManySiblings,
-		ErrBadRequest, ErrUnknownMethod, ErrShuttingDown, ErrInternal}
+		ErrBadRequest, ErrUnknownMethod, ErrShuttingDown, ErrInternal, ErrDiskFull}
 	codes := []string{CodeNotFound, CodeTimeout, CodeQuorumFailed, CodeOverload, CodeTooLarge,
-		CodeTooManySiblings, CodeBadRequest, CodeUnknownMethod, CodeShuttingDown, CodeInternal}
+		CodeTooManySiblings, CodeBadRequest, CodeUnknownMethod, CodeShuttingDown, CodeInternal, CodeDiskFull}
 	for i, code := range codes {
 		err := fmt.Errorf("wrapped: %w", &Error{Code: code, Message: "m"})
 		for j, s := range all {

@@ -217,6 +217,8 @@ func replyErr(code, msg string) error {
 		return nil
 	case code == vnode.CodeTooManySiblings:
 		return fmt.Errorf("%w: %s", vnode.ErrTooManySiblings, msg)
+	case code == vnode.CodeDiskFull:
+		return fmt.Errorf("coordinator: replica: %w: %s", vnode.ErrDiskFull, msg)
 	default:
 		return fmt.Errorf("coordinator: replica: %s", msg)
 	}

@@ -2,6 +2,8 @@ package node
 
 import (
 	"fmt"
+
+	"github.com/gokai-kv/gokai/storage"
 )
 
 // stat is one of the node's own counters, shown by memcache `stats` and msgpack-RPC `stats`.
@@ -48,10 +50,21 @@ func (n *Node) stats() []stat {
 			stat{"gokai_peer_suspicions", n.cl.fd.suspicions.Load()},
 			stat{"gokai_gossip_reconnects", n.cl.gossip.Reconnects()})
 	}
+	if db, ok := n.backend.(*storage.LevelDB); ok {
+		full := 0
+		if db.DiskFull() {
+			full = 1
+		}
+		out = append(out, stat{"gokai_disk_full", full}, stat{"gokai_disk_full_recoveries", db.Recoveries()})
+	}
+	out = append(out, stat{"gokai_client_memory_bytes", n.mem.Used()}, stat{"gokai_client_memory_limit", n.mem.Limit()},
+		stat{"gokai_client_memory_refusals", n.mem.Refused()})
 	if n.rpc != nil {
 		rs := n.rpc.Stats()
 		out = append(out, stat{"gokai_rpc_conns", rs.Conns}, stat{"gokai_rpc_requests", rs.Requests},
-			stat{"gokai_rpc_errors", rs.Errors}, stat{"gokai_rpc_bad_frames", rs.BadFrames})
+			stat{"gokai_rpc_answered", rs.Answered}, stat{"gokai_rpc_errors", rs.Errors},
+			stat{"gokai_rpc_bad_frames", rs.BadFrames}, stat{"gokai_rpc_overloads", rs.Overloads},
+			stat{"gokai_rpc_read_timeouts", rs.ReadTimeouts})
 	}
 	return out
 }

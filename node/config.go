@@ -50,14 +50,25 @@ type Config struct {
 	VnodeMaxRestarts int           // per vnode within VnodeRestartWindow; default 10
 	VnodeRestartWin  time.Duration // default 10s
 
-	MemcacheListen   string        // default "127.0.0.1:11211"; "" disables
-	MemcacheMaxConns int           // default 1024
-	MemcacheMaxValue int           // bytes; default 1048576
-	MemcacheIdle     time.Duration // close idle connections after; default 0 (never)
-	MemcacheFlushAll bool          // allow flush_all; default false
+	// ClientMemoryMiB is the budget, in MiB, for the bytes client requests and responses in flight hold on
+	// both faces together (data blocks and read buffers reserved before they are filled, responses before
+	// they are queued); past it a request fails at once (overload / SERVER_ERROR out of memory ...) and its
+	// connection keeps serving. Default 256; range 64..1048576 (a 16 MiB message is held twice for a moment,
+	// and large reservations leave the last eighth to small ones).
+	ClientMemoryMiB int
 
-	RPCListen   string // msgpack-RPC listen address; default "127.0.0.1:11011"; "" disables
-	RPCMaxConns int    // default 1024
+	MemcacheListen      string        // default "127.0.0.1:11211"; "" disables
+	MemcacheMaxConns    int           // default 1024
+	MemcacheMaxValue    int           // bytes; default 1048576
+	MemcacheIdle        time.Duration // close idle connections after; default 0 (never)
+	MemcacheReadTimeout time.Duration // the rest of a started request must come within; default 30s; 0 = none
+	MemcacheFlushAll    bool          // allow flush_all; default false
+
+	RPCListen      string        // msgpack-RPC listen address; default "127.0.0.1:11011"; "" disables
+	RPCMaxConns    int           // default 1024
+	RPCIdle        time.Duration // close connections idle (nothing received, no call in flight) this long; default 0 (never)
+	RPCReadTimeout time.Duration // the rest of a started message must come within; default 30s; 0 = none
+	RPCMaxConnMiB  int           // what one connection may hold of ClientMemoryMiB, MiB; default 64; range 33..ClientMemoryMiB
 
 	GossipListen        string        // memberlist host:port (UDP and TCP); default "127.0.0.1:11012"
 	TransportListen     string        // node-to-node actor transport host:port; default "127.0.0.1:11013"
@@ -87,8 +98,9 @@ func Default() Config {
 		DeleteMode: "keep", ReapDelay: 3 * time.Second, MaxSiblings: 100,
 		VclockSmall: p.SmallVClock, VclockBig: p.BigVClock, VclockYoung: p.YoungVClock, VclockOld: p.OldVClock,
 		VnodeMaxRestarts: 10, VnodeRestartWin: 10 * time.Second,
-		MemcacheListen: "127.0.0.1:11211", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20,
-		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024,
+		ClientMemoryMiB: 256,
+		MemcacheListen:  "127.0.0.1:11211", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20, MemcacheReadTimeout: 30 * time.Second,
+		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024, RPCReadTimeout: 30 * time.Second, RPCMaxConnMiB: 64,
 		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
 		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 2 * time.Second, FailureProbe: 500 * time.Millisecond,
 		LogLevel: "info",
@@ -124,6 +136,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: write-buffer-mib %d / block-cache-mib %d out of range", c.WriteBufMiB, c.BlockCacheMB)
 	case c.ObjectCacheMiB < 0 || c.ObjectCacheMiB > 1<<20:
 		return fmt.Errorf("config: object-cache-mib %d: want 0..1048576", c.ObjectCacheMiB)
+	case c.ClientMemoryMiB < 64 || c.ClientMemoryMiB > 1<<20:
+		return fmt.Errorf("config: client-memory-mib %d: want 64..1048576", c.ClientMemoryMiB)
+	case c.RPCMaxConnMiB < 33 || c.RPCMaxConnMiB > c.ClientMemoryMiB:
+		return fmt.Errorf("config: rpc-max-conn-mib %d: want 33..client-memory-mib (%d): a 16 MiB message buffered and decoded",
+			c.RPCMaxConnMiB, c.ClientMemoryMiB)
+	case c.MemcacheReadTimeout < 0 || c.RPCReadTimeout < 0 || c.RPCIdle < 0 || c.MemcacheIdle < 0:
+		return fmt.Errorf("config: memcache-read-timeout %s, rpc-read-timeout %s, rpc-idle-timeout %s, memcache-idle-timeout %s: want >= 0",
+			c.MemcacheReadTimeout, c.RPCReadTimeout, c.RPCIdle, c.MemcacheIdle)
+	case c.MemcacheMaxValue > c.ClientMemoryMiB<<20/2:
+		return fmt.Errorf("config: memcache-max-value %d: want at most half of client-memory-mib (%d MiB)",
+			c.MemcacheMaxValue, c.ClientMemoryMiB)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
@@ -186,13 +209,18 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.VclockOld, "vclock-old", c.VclockOld, "vclock entries older than this are pruned")
 	fs.IntVar(&c.VnodeMaxRestarts, "vnode-max-restarts", c.VnodeMaxRestarts, "vnode restarts within the window before the node stops")
 	fs.DurationVar(&c.VnodeRestartWin, "vnode-restart-window", c.VnodeRestartWin, "vnode restart window")
+	fs.IntVar(&c.ClientMemoryMiB, "client-memory-mib", c.ClientMemoryMiB, "memory for client requests and responses in flight, both faces (MiB); past it requests fail with overload")
 	fs.StringVar(&c.MemcacheListen, "memcache-listen", c.MemcacheListen, "memcache listen address (\"\" disables)")
 	fs.IntVar(&c.MemcacheMaxConns, "memcache-max-conns", c.MemcacheMaxConns, "memcache connections")
 	fs.IntVar(&c.MemcacheMaxValue, "memcache-max-value", c.MemcacheMaxValue, "memcache value size limit (bytes)")
 	fs.DurationVar(&c.MemcacheIdle, "memcache-idle-timeout", c.MemcacheIdle, "close idle memcache connections (0 = never)")
+	fs.DurationVar(&c.MemcacheReadTimeout, "memcache-read-timeout", c.MemcacheReadTimeout, "the rest of a started memcache request must come within this (0 = no limit)")
 	fs.BoolVar(&c.MemcacheFlushAll, "memcache-flush-all", c.MemcacheFlushAll, "allow flush_all")
 	fs.StringVar(&c.RPCListen, "rpc-listen", c.RPCListen, "msgpack-RPC listen address (\"\" disables)")
 	fs.IntVar(&c.RPCMaxConns, "rpc-max-conns", c.RPCMaxConns, "msgpack-RPC connections")
+	fs.DurationVar(&c.RPCIdle, "rpc-idle-timeout", c.RPCIdle, "close msgpack-RPC connections idle this long (0 = never)")
+	fs.DurationVar(&c.RPCReadTimeout, "rpc-read-timeout", c.RPCReadTimeout, "the rest of a started msgpack-RPC message must come within this (0 = no limit)")
+	fs.IntVar(&c.RPCMaxConnMiB, "rpc-max-conn-mib", c.RPCMaxConnMiB, "what one msgpack-RPC connection may hold of client-memory-mib (MiB)")
 	fs.StringVar(&c.GossipListen, "gossip-listen", c.GossipListen, "memberlist gossip address (UDP and TCP)")
 	fs.StringVar(&c.TransportListen, "transport-listen", c.TransportListen, "node-to-node transport address")
 	fs.DurationVar(&c.GossipProbeInterval, "gossip-probe-interval", c.GossipProbeInterval, "failure detector probe interval")

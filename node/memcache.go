@@ -56,9 +56,10 @@ func ToEntry(o *vnode.Object, nowSec int64) (memcache.Entry, error) {
 func (s *memcacheStore) Get(ctx context.Context, key []byte) (memcache.Entry, error) {
 	o, err := s.coord.Get(ctx, key, coordinator.ReadOptions{})
 	if err != nil {
-		return memcache.Entry{}, err
+		return memcache.Entry{}, memcacheError(err)
 	}
-	return ToEntry(o, s.now().Unix())
+	e, err := ToEntry(o, s.now().Unix())
+	return e, memcacheError(err)
 }
 
 // writeContext turns what a memcache write supersedes into the coordinator's (context, blind) pair: blind
@@ -86,7 +87,7 @@ func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, o
 		return err
 	}
 	_, err = s.coord.Put(ctx, key, v.Data, vnode.Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
-	return err
+	return memcacheError(err)
 }
 
 func (s *memcacheStore) Delete(ctx context.Context, key []byte, over memcache.Supersede) error {
@@ -94,11 +95,15 @@ func (s *memcacheStore) Delete(ctx context.Context, key []byte, over memcache.Su
 	if err != nil {
 		return err
 	}
-	return s.coord.Delete(ctx, key, vc, blind, coordinator.WriteOptions{})
+	return memcacheError(s.coord.Delete(ctx, key, vc, blind, coordinator.WriteOptions{}))
 }
 
 // FlushAll deletes every key this node holds, through coordinators (so replicas get tombstones).
 func (s *memcacheStore) FlushAll(ctx context.Context) error {
+	return memcacheError(s.flushAll(ctx))
+}
+
+func (s *memcacheStore) flushAll(ctx context.Context) error {
 	seen := map[string]bool{}
 	for _, p := range s.n.vnodes.Partitions() {
 		pid := s.n.vnodes.PID(p)

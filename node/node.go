@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/internal/netserve"
 	"github.com/gokai-kv/gokai/internal/pki"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/protocol/memcache"
@@ -56,6 +58,9 @@ type Node struct {
 
 	rpc   *rpc.Server
 	rpcLn net.Listener
+
+	// mem is the budget both client faces share (ClientMemoryMiB).
+	mem *netserve.Budget
 }
 
 // New prepares a node; Start brings it up. now may be nil (time.Now).
@@ -73,11 +78,15 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time) (*Node, error) {
 	if err := n.loadSecurity(); err != nil {
 		return nil, err
 	}
+	n.mem = netserve.NewBudget(int64(cfg.ClientMemoryMiB) << 20)
+	// When the clients' buffers have drained after a burst, hand the memory back to the OS now rather
+	// than at the collector's leisure.
+	n.mem.OnLow = debug.FreeOSMemory
 	n.tree = supervisor.New(n.logger, now)
 	// The client sockets are bound first, so the addresses gossip advertises are known (connections wait
 	// in the backlog until the listeners serve, last).
 	n.tree.Add(supervisor.Child{Name: "bind", Start: n.bind, Stop: n.unbind})
-	n.tree.Add(supervisor.Child{Name: "storage", Start: n.startStorage, Stop: n.stopStorage})
+	n.tree.Add(supervisor.Child{Name: "storage", Start: n.startStorage, Run: n.healStorage, Stop: n.stopStorage})
 	n.tree.Add(supervisor.Child{Name: "cluster", Start: n.startCluster, Stop: n.stopCluster})
 	n.tree.Add(supervisor.Child{Name: "vnode-sup", Start: n.startVnodes, Stop: n.stopVnodes})
 	n.tree.Add(supervisor.Child{Name: "handoff-sup", Start: n.startHandoff, Stop: n.stopHandoff})
@@ -174,6 +183,18 @@ func (n *Node) startStorage(context.Context) error {
 }
 
 func (n *Node) stopStorage(context.Context) error { return n.backend.Close() }
+
+// healStorage runs the backend's recovery from a full disk (storage.LevelDB.Heal): writes come back by
+// themselves once space is freed, without a restart. Other backends have no disk.
+func (n *Node) healStorage(ctx context.Context) error {
+	if db, ok := n.backend.(*storage.LevelDB); ok {
+		if err := db.Heal(ctx, n.logger.With("component", "storage")); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
 
 func writeFileAtomic(path string, data []byte) error { return writeFileAtomicMode(path, data, 0o644) }
 
@@ -336,6 +357,7 @@ func (n *Node) startMemcache(context.Context) error {
 	var mcfg memcache.Config
 	mcfg.MaxValueBytes, mcfg.MaxConns, mcfg.IdleTimeout = n.cfg.MemcacheMaxValue, n.cfg.MemcacheMaxConns, n.cfg.MemcacheIdle
 	mcfg.FlushAllEnabled, mcfg.Version, mcfg.Now = n.cfg.MemcacheFlushAll, Version, n.now
+	mcfg.ReadTimeout, mcfg.Memory = orNone(n.cfg.MemcacheReadTimeout), n.mem
 	if err := mcfg.Validate(); err != nil {
 		return err
 	}
@@ -385,13 +407,23 @@ func (n *Node) startRPC(context.Context) error {
 	ln := n.rpcLn
 	// NB: client requests are small trees (a key, a value, an options map); 4096 elements is far above
 	// any valid request and bounds what the decoder may allocate per message.
-	rcfg := rpc.Config{MaxConns: n.cfg.RPCMaxConns, MaxElems: 4096}
+	rcfg := rpc.Config{MaxConns: n.cfg.RPCMaxConns, MaxElems: 4096, IdleTimeout: n.cfg.RPCIdle,
+		ReadTimeout: orNone(n.cfg.RPCReadTimeout), Memory: n.mem, MaxConnBytes: n.cfg.RPCMaxConnMiB << 20}
 	if err := rcfg.Validate(); err != nil {
 		return err
 	}
 	n.rpc = rpc.NewServer(rcfg, rpcHandler{n}, n.logger.With("component", "msgpack-rpc"))
 	n.logger.Info("msgpack-rpc listening", "addr", ln.Addr().String())
 	return nil
+}
+
+// orNone turns a node timeout, where 0 means none, into a protocol server's, where 0 means the default and
+// a negative value none.
+func orNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func (n *Node) runRPC(ctx context.Context) error {

@@ -196,6 +196,11 @@ func TestConfigFileAndValidation(t *testing.T) {
 		{func(c *Config) { c.Backend = "rocks" }, `backend "rocks"`},
 		{func(c *Config) { c.LogLevel = "loud" }, `log-level "loud"`},
 		{func(c *Config) { c.DeleteMode = "shred" }, `DeleteMode "shred"`},
+		{func(c *Config) { c.ClientMemoryMiB = 32 }, "client-memory-mib 32"},
+		{func(c *Config) { c.RPCMaxConnMiB = 17 }, "rpc-max-conn-mib 17"},
+		{func(c *Config) { c.RPCMaxConnMiB = 512 }, "rpc-max-conn-mib 512"},
+		{func(c *Config) { c.RPCReadTimeout = -time.Second }, "rpc-read-timeout -1s"},
+		{func(c *Config) { c.MemcacheMaxValue = 200 << 20 }, "memcache-max-value 209715200"},
 	} {
 		c := Default()
 		tc.mod(&c)

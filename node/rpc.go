@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	"github.com/gokai-kv/gokai/actors"
@@ -60,13 +62,13 @@ func (h rpcHandler) Call(ctx context.Context, method string, params []any) (any,
 			return nil, err
 		}
 		if err := h.n.joinCluster(ctx, string(seed)); err != nil {
-			return nil, clusterError(err)
+			return nil, h.clusterError(err)
 		}
 		return true, nil
 	case "cluster_keys":
 		out, err := h.n.clusterKeys(ctx, params)
 		if err != nil {
-			return nil, clusterError(err)
+			return nil, h.clusterError(err)
 		}
 		return out, nil
 	case "cluster_leave", "cluster_clear", "cluster_plan", "cluster_commit":
@@ -75,7 +77,7 @@ func (h rpcHandler) Call(ctx context.Context, method string, params []any) (any,
 		}
 		out, err := h.n.claimant(ctx, method, params)
 		if err != nil {
-			return nil, clusterError(err)
+			return nil, h.clusterError(err)
 		}
 		return out, nil
 	case "vnode_get":
@@ -347,8 +349,13 @@ func (h rpcHandler) vnodeGet(ctx context.Context, params []any) (any, error) {
 		return nil, rpcError(err)
 	}
 	rep, ok := res.(*vnode.GetReply)
-	if !ok || rep.Err != "" {
-		return nil, &rpc.Error{Code: "internal", Message: fmt.Sprintf("vnode: %v", res)}
+	switch {
+	case !ok:
+		return nil, rpcError(fmt.Errorf("vnode_get: partition %d: unexpected reply %T", p, res))
+	case rep.Code == vnode.CodeDiskFull:
+		return nil, rpcError(fmt.Errorf("vnode_get: partition %d: %w: %s", p, vnode.ErrDiskFull, rep.Err))
+	case rep.Err != "":
+		return nil, rpcError(fmt.Errorf("vnode_get: partition %d: %s", p, rep.Err))
 	}
 	body, found, err := h.body(rep.Object)
 	if err != nil {
@@ -362,7 +369,7 @@ func (h rpcHandler) vnodeGet(ctx context.Context, params []any) (any, error) {
 }
 
 // clusterError keeps structured errors (from the claimant) and wraps others.
-func clusterError(err error) error {
+func (h rpcHandler) clusterError(err error) error {
 	var re *rpc.Error
 	if errors.As(err, &re) {
 		return re
@@ -371,33 +378,20 @@ func clusterError(err error) error {
 	if errors.As(err, &ce) {
 		return &rpc.Error{Code: ce.Code, Message: ce.Message}
 	}
-	return &rpc.Error{Code: "unavailable", Message: err.Error()}
+	msg := err.Error()
+	if namesAFile(err) {
+		msg = "the cluster operation failed on a file; the details are in the node's log"
+		h.n.logger.Warn("cluster operation failed", "err", err)
+	}
+	return &rpc.Error{Code: "unavailable", Message: msg, Cause: err}
+}
+
+// namesAFile reports whether err's text quotes a file's path (an os or fs error in its chain).
+func namesAFile(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	return errors.As(err, &pe) || errors.As(err, &le)
 }
 
 // maxRPCValue bounds one value written over msgpack-RPC (16 MiB).
 const maxRPCValue = 16 << 20
-
-// rpcError maps gokai's errors to the API's stable error codes. It is the one place where that happens.
-func rpcError(err error) error {
-	var qe *coordinator.QuorumError
-	switch {
-	case errors.As(err, &qe):
-		code := "quorum_failed"
-		if qe.Timeout {
-			code = "timeout"
-		}
-		return &rpc.Error{Code: code, Message: err.Error(), Fields: map[string]any{"need": qe.Need, "got": qe.Got, "primary": qe.Primary}}
-	case errors.Is(err, coordinator.ErrOverload):
-		return &rpc.Error{Code: "overload", Message: err.Error()}
-	case errors.Is(err, coordinator.ErrShuttingDown):
-		return &rpc.Error{Code: "shutting_down", Message: err.Error()}
-	case errors.Is(err, vnode.ErrTooManySiblings):
-		return &rpc.Error{Code: "too_many_siblings", Message: err.Error()}
-	case errors.Is(err, coordinator.ErrBadRequest):
-		return &rpc.Error{Code: "bad_request", Message: err.Error()}
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &rpc.Error{Code: "timeout", Message: err.Error()}
-	default:
-		return &rpc.Error{Code: "internal", Message: err.Error()}
-	}
-}

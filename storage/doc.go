@@ -60,6 +60,22 @@
 // write is fsynced before it is acknowledged and survives power loss, at a much
 // lower write rate. Memory keeps nothing across Close.
 //
+// # A full disk
+//
+// goleveldb keeps a failed journal write (ENOSPC) as a sticky error: every later write fails the same way
+// until the DB is reopened, even once space is back. LevelDB makes a full disk a state instead: the first
+// write that fails for want of space (ENOSPC or EDQUOT, in the journal or a compaction) turns it disk-full;
+// from then on every write fails at once with ErrDiskFull, reads go on, and Heal (which the node runs under
+// its supervisor) logs it, looks for free space with statfs every 250 ms to 2 s, and once there is room to
+// flush the memtable twice over reopens the DB in place: operations in flight finish first (folds
+// included; new ones wait, a new fold fails with ErrUnavailable), the old DB is closed, and goleveldb
+// recovers from its journal every write it had acknowledged (a write is acknowledged only once goleveldb
+// took it; the half-written record of the one that failed is dropped by the journal's checksums). If the
+// read-write open fails (the space went again), the DB is opened read-only so reads go on, and Heal
+// retries. The *LevelDB the vnodes hold never changes, so neither they nor their caches see the reopen
+// (a vnode drops from its cache the object of any write that failed). DiskFull and Recoveries report the
+// state (the node's gokai_disk_full and gokai_disk_full_recoveries stats).
+//
 // # Concurrency
 //
 // All Backend methods are safe for concurrent use. The contract vnodes rely on
@@ -75,7 +91,8 @@
 // # Errors
 //
 // Get reports a missing key as the bare ErrNotFound (misses do not allocate).
-// Other errors wrap a sentinel (ErrClosed, ErrKeyTooLarge) or the goleveldb
-// error with the operation and partition: "storage: put partition 12: ...".
-// Test with errors.Is.
+// Other errors wrap a sentinel (ErrClosed, ErrKeyTooLarge, ErrDiskFull,
+// ErrUnavailable) or the goleveldb error with the operation and partition:
+// "storage: put partition 12: ...". Test with errors.Is. The goleveldb errors
+// quote file paths: they are for the node's log, never for a client.
 package storage

@@ -1,9 +1,15 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/filter"
@@ -109,11 +115,41 @@ func orDefault(v, def int) int {
 
 // LevelDB is the default Backend: one goleveldb DB per node holding every
 // partition, each key prefixed by its partition (see doc.go for the layout).
+//
+// A full disk is a state it leaves by itself (see doc.go, "A full disk"):
+// goleveldb keeps a failed journal write as a sticky error until the DB is
+// reopened, so when a write fails for want of space LevelDB turns disk-full
+// (writes fail at once with ErrDiskFull, reads go on), and Heal reopens the DB
+// in place once space is back. The *LevelDB the vnodes hold stays the same.
 type LevelDB struct {
-	db     *leveldb.DB
+	cfg    LevelDBConfig
 	wo     *opt.WriteOptions
-	scanRO *opt.ReadOptions // for Fold and DropPartition: do not evict hot blocks
+	scanRO *opt.ReadOptions
 	closed atomic.Bool
+
+	// open opens the DB (read-only or not) and returns what to close after it (nil: nothing); free
+	// reports the bytes free for the DB's files. Tests replace them to inject faults.
+	open func(readOnly bool) (*leveldb.DB, io.Closer, error)
+	free func() (bytes uint64, known bool)
+
+	// mu is held shared by every operation that uses db, exclusively by reopen and Close, which swap it.
+	mu     sync.RWMutex
+	db     *leveldb.DB // nil if neither open worked at the last reopen: every call fails with ErrUnavailable
+	closer io.Closer   // closed after db
+	ro     bool        // db is open read-only: the disk was still full at the last reopen
+
+	// Folds run without mu (their callbacks may call back in); reopen waits for them instead.
+	// REQUIRES: fmu held for folds and reopening.
+	fmu       sync.Mutex
+	fdone     *sync.Cond
+	folds     int
+	reopening bool // new folds fail with ErrUnavailable
+
+	full       atomic.Bool
+	fullErr    atomic.Value  // error: the failure that made the DB disk-full, for Heal's log line
+	faults     chan struct{} // 1-buffered: a write found the disk full
+	closedC    chan struct{} // closed by Close: Heal returns
+	recoveries atomic.Uint64
 }
 
 // OpenLevelDB opens (creating if needed) the DB in cfg.Dir. Only one process
@@ -122,36 +158,136 @@ func OpenLevelDB(cfg LevelDBConfig) (*LevelDB, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	db, err := leveldb.OpenFile(cfg.Dir, cfg.options())
-	if err != nil {
-		return nil, fmt.Errorf("storage: open leveldb %q: %w", cfg.Dir, err)
+	l := newLevelDB(cfg)
+	l.open = func(readOnly bool) (*leveldb.DB, io.Closer, error) {
+		o := cfg.options()
+		o.ReadOnly = readOnly
+		db, err := leveldb.OpenFile(cfg.Dir, o)
+		return db, nil, err
 	}
-	return &LevelDB{
-		db:     db,
-		wo:     &opt.WriteOptions{Sync: cfg.Sync},
-		scanRO: &opt.ReadOptions{DontFillCache: true},
-	}, nil
+	l.free = func() (uint64, bool) { return freeBytes(cfg.Dir) }
+	if err := l.start(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func newLevelDB(cfg LevelDBConfig) *LevelDB {
+	l := &LevelDB{
+		cfg:     cfg,
+		wo:      &opt.WriteOptions{Sync: cfg.Sync},
+		scanRO:  &opt.ReadOptions{DontFillCache: true},
+		faults:  make(chan struct{}, 1),
+		closedC: make(chan struct{}),
+	}
+	l.fdone = sync.NewCond(&l.fmu)
+	return l
+}
+
+// start opens the DB for the first time.
+func (l *LevelDB) start() error {
+	db, closer, err := l.open(false)
+	if err != nil {
+		return fmt.Errorf("storage: open leveldb %q: %w", l.cfg.Dir, err)
+	}
+	l.db, l.closer = db, closer
+	return nil
+}
+
+// ErrDiskFull is returned (wrapped, with the operation, partition and cause) by
+// every write while the DB's disk is full; reads go on. See LevelDB.
+var ErrDiskFull = errors.New("storage: disk full")
+
+// ErrUnavailable is returned by every call while a DB that had to be reopened
+// could not be opened at all, and by a Fold started while it is being reopened.
+// Both pass: retry.
+var ErrUnavailable = errors.New("storage: unavailable")
+
+// isDiskFull reports whether err is the filesystem running out of space (or of
+// the user's quota).
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// acquire returns the DB for an operation, with mu held shared (the caller
+// releases it), or an error for op on partition.
+func (l *LevelDB) acquire(op string, partition uint32) (*leveldb.DB, error) {
+	if l.closed.Load() {
+		return nil, opError(op, partition, ErrClosed)
+	}
+	l.mu.RLock()
+	if l.db == nil {
+		l.mu.RUnlock()
+		if l.closed.Load() {
+			return nil, opError(op, partition, ErrClosed)
+		}
+		return nil, opError(op, partition, ErrUnavailable)
+	}
+	return l.db, nil
+}
+
+// acquireWrite is acquire for a write: it fails at once with ErrDiskFull while
+// the disk is full.
+func (l *LevelDB) acquireWrite(op string, partition uint32) (*leveldb.DB, error) {
+	if l.full.Load() {
+		return nil, opError(op, partition, ErrDiskFull)
+	}
+	db, err := l.acquire(op, partition)
+	if err != nil {
+		return nil, err
+	}
+	if l.ro {
+		l.mu.RUnlock()
+		return nil, opError(op, partition, ErrDiskFull)
+	}
+	return db, nil
 }
 
 // fail wraps err for op on partition, reporting ErrClosed for anything that
 // fails because the DB was closed (goleveldb's own ErrClosed, or an iterator
-// cut short by a concurrent Close).
+// cut short by a concurrent Close), and ErrDiskFull (with the cause) when the
+// disk is full, which turns the DB disk-full.
 func (l *LevelDB) fail(op string, partition uint32, err error) error {
-	if errors.Is(err, leveldb.ErrClosed) || l.closed.Load() {
+	switch {
+	case errors.Is(err, leveldb.ErrClosed) || l.closed.Load():
 		err = ErrClosed
+	case isDiskFull(err):
+		l.markFull(err)
+		err = fmt.Errorf("%w (%w)", ErrDiskFull, err)
 	}
 	return opError(op, partition, err)
 }
+
+// markFull turns the DB disk-full and wakes Heal.
+func (l *LevelDB) markFull(cause error) {
+	if l.full.CompareAndSwap(false, true) {
+		l.fullErr.Store(cause)
+	}
+	select {
+	case l.faults <- struct{}{}:
+	default:
+	}
+}
+
+// DiskFull reports whether writes fail because the disk is full (until Heal
+// has reopened the DB).
+func (l *LevelDB) DiskFull() bool { return l.full.Load() }
+
+// Recoveries returns how many times Heal brought writes back after the disk
+// was full.
+func (l *LevelDB) Recoveries() uint64 { return l.recoveries.Load() }
 
 // Get implements Backend.
 func (l *LevelDB) Get(partition uint32, key []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, opError("get", partition, err)
 	}
-	if l.closed.Load() {
-		return nil, opError("get", partition, ErrClosed)
+	db, err := l.acquire("get", partition)
+	if err != nil {
+		return nil, err
 	}
-	v, err := l.db.Get(encodeKey(partition, key), nil)
+	defer l.mu.RUnlock()
+	v, err := db.Get(encodeKey(partition, key), nil)
 	if err != nil {
 		if errors.Is(err, leveldb.ErrNotFound) {
 			return nil, ErrNotFound
@@ -169,10 +305,12 @@ func (l *LevelDB) Put(partition uint32, key, value []byte) error {
 	if err := checkKey(key); err != nil {
 		return opError("put", partition, err)
 	}
-	if l.closed.Load() {
-		return opError("put", partition, ErrClosed)
+	db, err := l.acquireWrite("put", partition)
+	if err != nil {
+		return err
 	}
-	if err := l.db.Put(encodeKey(partition, key), value, l.wo); err != nil {
+	defer l.mu.RUnlock()
+	if err := db.Put(encodeKey(partition, key), value, l.wo); err != nil {
 		return l.fail("put", partition, err)
 	}
 	return nil
@@ -183,10 +321,12 @@ func (l *LevelDB) Delete(partition uint32, key []byte) error {
 	if err := checkKey(key); err != nil {
 		return opError("delete", partition, err)
 	}
-	if l.closed.Load() {
-		return opError("delete", partition, ErrClosed)
+	db, err := l.acquireWrite("delete", partition)
+	if err != nil {
+		return err
 	}
-	if err := l.db.Delete(encodeKey(partition, key), l.wo); err != nil {
+	defer l.mu.RUnlock()
+	if err := db.Delete(encodeKey(partition, key), l.wo); err != nil {
 		return l.fail("delete", partition, err)
 	}
 	return nil
@@ -197,12 +337,17 @@ func (l *LevelDB) Write(partition uint32, ops []Op) error {
 	if err := checkOps(ops); err != nil {
 		return opError("write", partition, err)
 	}
-	if l.closed.Load() {
-		return opError("write", partition, ErrClosed)
-	}
 	if len(ops) == 0 {
+		if l.closed.Load() {
+			return opError("write", partition, ErrClosed)
+		}
 		return nil
 	}
+	db, err := l.acquireWrite("write", partition)
+	if err != nil {
+		return err
+	}
+	defer l.mu.RUnlock()
 	var b leveldb.Batch
 	var kb []byte // NB: Batch copies keys and values, so one key buffer serves all ops.
 	for i := range ops {
@@ -213,7 +358,7 @@ func (l *LevelDB) Write(partition uint32, ops []Op) error {
 			b.Put(kb, ops[i].Value)
 		}
 	}
-	if err := l.db.Write(&b, l.wo); err != nil {
+	if err := db.Write(&b, l.wo); err != nil {
 		return l.fail("write", partition, err)
 	}
 	return nil
@@ -221,16 +366,35 @@ func (l *LevelDB) Write(partition uint32, ops []Op) error {
 
 // iterPartition returns an iterator over the partition's stored keys. A
 // goleveldb iterator reads an implicit snapshot taken at creation.
-func (l *LevelDB) iterPartition(partition uint32, ro *opt.ReadOptions) iterator.Iterator {
-	return l.db.NewIterator(util.BytesPrefix(partitionPrefix(partition)), ro)
+func iterPartition(db *leveldb.DB, partition uint32, ro *opt.ReadOptions) iterator.Iterator {
+	return db.NewIterator(util.BytesPrefix(partitionPrefix(partition)), ro)
 }
 
-// Fold implements Backend.
+// Fold implements Backend. It holds no lock while fn runs (fn may call back
+// in); a reopen waits for the folds in progress, and a fold started during a
+// reopen fails with ErrUnavailable.
 func (l *LevelDB) Fold(partition uint32, fn func(key, value []byte) error) error {
-	if l.closed.Load() {
-		return opError("fold", partition, ErrClosed)
+	l.fmu.Lock()
+	if l.reopening {
+		l.fmu.Unlock()
+		return opError("fold", partition, ErrUnavailable)
 	}
-	it := l.iterPartition(partition, l.scanRO)
+	l.folds++
+	l.fmu.Unlock()
+	defer func() {
+		l.fmu.Lock()
+		l.folds--
+		if l.folds == 0 {
+			l.fdone.Broadcast()
+		}
+		l.fmu.Unlock()
+	}()
+	db, err := l.acquire("fold", partition)
+	if err != nil {
+		return err
+	}
+	it := iterPartition(db, partition, l.scanRO)
+	l.mu.RUnlock() // NB: the fold count keeps db open until the iterator is released
 	defer it.Release()
 	for it.Next() {
 		if err := fn(it.Key()[prefixLen:], it.Value()); err != nil {
@@ -248,10 +412,12 @@ func (l *LevelDB) Fold(partition uint32, fn func(key, value []byte) error) error
 
 // IsEmpty implements Backend.
 func (l *LevelDB) IsEmpty(partition uint32) (bool, error) {
-	if l.closed.Load() {
-		return false, opError("is-empty", partition, ErrClosed)
+	db, err := l.acquire("is-empty", partition)
+	if err != nil {
+		return false, err
 	}
-	it := l.iterPartition(partition, nil)
+	defer l.mu.RUnlock()
+	it := iterPartition(db, partition, nil)
 	defer it.Release()
 	if it.First() {
 		return false, nil
@@ -268,10 +434,12 @@ func (l *LevelDB) IsEmpty(partition uint32) (bool, error) {
 // memtable, so a drop costs at least one table write and a few fsyncs; an
 // already empty partition is only checked.
 func (l *LevelDB) DropPartition(partition uint32) error {
-	if l.closed.Load() {
-		return opError("drop", partition, ErrClosed)
+	db, err := l.acquireWrite("drop", partition)
+	if err != nil {
+		return err
 	}
-	it := l.iterPartition(partition, l.scanRO)
+	defer l.mu.RUnlock()
+	it := iterPartition(db, partition, l.scanRO)
 	defer it.Release()
 	var b leveldb.Batch
 	deleted := 0
@@ -279,7 +447,7 @@ func (l *LevelDB) DropPartition(partition uint32) error {
 		b.Delete(it.Key())
 		deleted++
 		if b.Len() >= dropBatchSize {
-			if err := l.db.Write(&b, l.wo); err != nil {
+			if err := db.Write(&b, l.wo); err != nil {
 				return l.fail("drop", partition, err)
 			}
 			b.Reset()
@@ -289,14 +457,14 @@ func (l *LevelDB) DropPartition(partition uint32) error {
 		return l.fail("drop", partition, err)
 	}
 	if b.Len() > 0 {
-		if err := l.db.Write(&b, l.wo); err != nil {
+		if err := db.Write(&b, l.wo); err != nil {
 			return l.fail("drop", partition, err)
 		}
 	}
 	if deleted == 0 {
 		return nil // NB: CompactRange would still flush the memtable.
 	}
-	if err := l.db.CompactRange(*util.BytesPrefix(partitionPrefix(partition))); err != nil {
+	if err := db.CompactRange(*util.BytesPrefix(partitionPrefix(partition))); err != nil {
 		return l.fail("drop: compact", partition, err)
 	}
 	return nil
@@ -308,6 +476,14 @@ func (l *LevelDB) DropPartition(partition uint32) error {
 func (l *LevelDB) Partitions() ([]uint32, error) {
 	if l.closed.Load() {
 		return nil, fmt.Errorf("storage: partitions: %w", ErrClosed)
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.db == nil {
+		if l.closed.Load() {
+			return nil, fmt.Errorf("storage: partitions: %w", ErrClosed)
+		}
+		return nil, fmt.Errorf("storage: partitions: %w", ErrUnavailable)
 	}
 	it := l.db.NewIterator(nil, nil)
 	defer it.Release()
@@ -336,13 +512,147 @@ func (l *LevelDB) Partitions() ([]uint32, error) {
 }
 
 // Close implements Backend. It waits for goleveldb's background compaction to
-// stop. Folds still running see ErrClosed or finish on their snapshot.
+// stop, and for a reopen in progress. Folds still running see ErrClosed or
+// finish on their snapshot.
 func (l *LevelDB) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("storage: close: %w", ErrClosed)
 	}
-	if err := l.db.Close(); err != nil {
+	close(l.closedC)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.closeDBLocked()
+	if err != nil && !l.full.Load() {
 		return fmt.Errorf("storage: close: %w", err)
 	}
-	return nil
+	return nil // NB: a disk-full DB's close reports its sticky journal error; nothing is lost by it
+}
+
+// closeDBLocked closes db and its closer. REQUIRES: mu held.
+func (l *LevelDB) closeDBLocked() error {
+	var err error
+	if l.db != nil {
+		err = l.db.Close()
+	}
+	if l.closer != nil {
+		if cerr := l.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	l.db, l.closer, l.ro = nil, nil, false
+	return err
+}
+
+// reopen closes the DB and opens it again, read-write: goleveldb recovers from
+// its journal everything it acknowledged, and forgets the sticky error of a
+// failed write. If that fails (no space yet), it opens the DB read-only, so
+// reads go on, and returns the error. Operations in flight finish first, folds
+// included; new ones wait (folds fail with ErrUnavailable) until it is done.
+func (l *LevelDB) reopen() error {
+	l.fmu.Lock()
+	l.reopening = true
+	for l.folds > 0 {
+		l.fdone.Wait()
+	}
+	l.fmu.Unlock()
+	defer func() {
+		l.fmu.Lock()
+		l.reopening = false
+		l.fmu.Unlock()
+	}()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	_ = l.closeDBLocked() // NB: a full DB's close reports the write that failed; its journal holds every acknowledged one
+	db, closer, err := l.open(false)
+	if err == nil {
+		l.db, l.closer = db, closer
+		l.full.Store(false)
+		l.recoveries.Add(1)
+		return nil
+	}
+	if rdb, rcloser, rerr := l.open(true); rerr == nil {
+		l.db, l.closer, l.ro = rdb, rcloser, true
+	}
+	return fmt.Errorf("storage: reopen leveldb: %w", err)
+}
+
+// Timing of Heal: how often it looks for free space (doubling from healMin to
+// healMax while there is none), and how much it wants before reopening.
+const (
+	healMin = 250 * time.Millisecond
+	healMax = 2 * time.Second
+)
+
+// needFree is the free space Heal waits for before it reopens the DB: room to
+// flush the recovered memtable into a table twice over, plus a journal and
+// manifest.
+func (l *LevelDB) needFree() uint64 {
+	return uint64(2*orDefault(l.cfg.WriteBufferMiB, defaultWriteBufferMiB)+1) << 20
+}
+
+// Heal brings writes back after the disk was full, until ctx ends: each time a
+// write finds the disk full it logs it, then looks for free space (statfs on
+// the DB's directory) every healMin..healMax, and once there is enough reopens
+// the DB in place (see reopen), retrying with the same backoff until that
+// works. It returns nil when ctx ends or the DB is closed. Run it on its own
+// goroutine (the node runs it under its supervisor).
+func (l *LevelDB) Heal(ctx context.Context, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.closedC:
+			return nil
+		case <-l.faults:
+		}
+		if !l.full.Load() {
+			continue
+		}
+		since := time.Now()
+		cause, _ := l.fullErr.Load().(error)
+		log.Warn("storage: the disk is full: writes fail until space is freed, reads go on", "err", cause,
+			"need_free_bytes", l.needFree())
+		backoff := healMin
+		for l.full.Load() {
+			free, known := l.free()
+			if !known || free >= l.needFree() {
+				err := l.reopen()
+				switch {
+				case err == nil:
+					log.Info("storage: writes resumed after the disk was full", "free_bytes", free,
+						"full_for", time.Since(since).Round(time.Millisecond), "recoveries", l.recoveries.Load())
+					continue
+				case errors.Is(err, ErrClosed):
+					return nil
+				}
+				log.Warn("storage: reopening after the disk was full failed; retrying", "err", err,
+					"read_only", l.readOnly(), "backoff", backoff)
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-l.closedC:
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			backoff = min(2*backoff, healMax)
+		}
+	}
+}
+
+// readOnly reports whether the DB is open read-only.
+func (l *LevelDB) readOnly() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.ro
 }

@@ -213,6 +213,15 @@ func (kv *KV) store(key []byte, o *Object) error {
 
 func (kv *KV) nowNanos() int64 { return kv.env.Now().UnixNano() }
 
+// storageCode is the reply code for a storage failure: CodeDiskFull when the disk is full (so coordinators
+// can tell clients so), else CodeStorage.
+func storageCode(err error) string {
+	if errors.Is(err, storage.ErrDiskFull) {
+		return CodeDiskFull
+	}
+	return CodeStorage
+}
+
 // HandleCommand serves GetRequest, PutRequest, ReapRequest, KeysRequest and DropRequest.
 func (kv *KV) HandleCommand(cmd any, _ Sender) Result {
 	switch req := cmd.(type) {
@@ -220,7 +229,7 @@ func (kv *KV) HandleCommand(cmd any, _ Sender) Result {
 		o, err := kv.load(req.Key)
 		rep := &GetReply{V: 1, Tag: req.Tag, Partition: kv.env.Partition, Object: o}
 		if err != nil {
-			rep.Code, rep.Err = CodeStorage, err.Error()
+			rep.Code, rep.Err = storageCode(err), err.Error()
 		}
 		return Reply(rep)
 	case *PutRequest:
@@ -248,7 +257,7 @@ func (kv *KV) apply(req *PutRequest) (rep *PutReply, stored bool) {
 	rep = &PutReply{V: 1, Tag: req.Tag, Partition: kv.env.Partition}
 	local, err := kv.load(req.Key)
 	if err != nil {
-		rep.Code, rep.Err = CodeStorage, err.Error()
+		rep.Code, rep.Err = storageCode(err), err.Error()
 		return rep, false
 	}
 	var next *Object
@@ -272,7 +281,7 @@ func (kv *KV) apply(req *PutRequest) (rep *PutReply, stored bool) {
 		// stored object is always below the lease a restarted vnode starts from.
 		if kv.seq >= kv.lease {
 			if err := kv.extendLease(); err != nil {
-				rep.Code, rep.Err = CodeStorage, err.Error()
+				rep.Code, rep.Err = storageCode(err), err.Error()
 				return rep, false
 			}
 		}
@@ -296,7 +305,7 @@ func (kv *KV) apply(req *PutRequest) (rep *PutReply, stored bool) {
 		}
 	}
 	if err := kv.store(req.Key, next); err != nil {
-		rep.Code, rep.Err = CodeStorage, err.Error()
+		rep.Code, rep.Err = storageCode(err), err.Error()
 		return rep, false
 	}
 	if req.Coordinate || req.ReturnObject {

@@ -1,5 +1,7 @@
 package vnode
 
+import "github.com/gokai-kv/gokai/storage"
+
 // Messages the KV behaviour handles. Field tags are explicit because these structs cross the node-to-node
 // transport once the cluster exists; V is the wire version (1). Replies echo Tag, which the sender uses to
 // match a reply to the replica it asked.
@@ -10,7 +12,12 @@ const (
 	CodeTooManySiblings = "too_many_siblings"
 	CodeStorage         = "storage"
 	CodeBadRequest      = "bad_request"
+	CodeDiskFull        = "disk_full" // the replica's disk is full: it takes no write until space is freed
 )
+
+// ErrDiskFull is what a coordinator makes of a replica's CodeDiskFull: the same error as storage's, so
+// errors.Is(err, storage.ErrDiskFull) holds on both sides of the wire.
+var ErrDiskFull = storage.ErrDiskFull
 
 // GetRequest asks a vnode for its copy of Key.
 type GetRequest struct {

@@ -105,4 +105,12 @@ func TestScanDoesNotAllocate(t *testing.T) {
 	}); a != 0 {
 		t.Fatalf("Scanner allocates %v times per run", a)
 	}
+	if a := testing.AllocsPerRun(100, func() {
+		sc.Scan(b[:len(b)/2])
+		off := sc.Scanned()
+		sc.Skip(b[off : len(b)*3/4])
+		sc.Skip(b[len(b)*3/4:])
+	}); a != 0 {
+		t.Fatalf("Skip allocates %v times per run", a)
+	}
 }

@@ -13,6 +13,8 @@
 //   - Scan: does b begin with one complete msgpack value within Limits, and how long is it.
 //   - Scanner: the same check resumed as a stream grows, so framing a message that arrives in many reads
 //     costs time linear in its size (Scan from scratch after every read would be quadratic).
+//   - Scanner.Skip: the same check again, over bytes the caller drops as they arrive, to find where a
+//     message ends without holding it (a server refusing a message it has no memory for).
 //
 // It does not decode, validate UTF-8 in str, interpret ext types, or check map keys for duplicates or type;
 // the decoder run afterwards does that.
@@ -27,5 +29,6 @@
 //
 // # Concurrency
 //
-// Scan is a pure function and safe for concurrent use. A Scanner is owned by one goroutine.
+// Scan is a pure function and safe for concurrent use. A Scanner is owned by one goroutine. Neither Scan
+// nor Skip allocates.
 package mpscan

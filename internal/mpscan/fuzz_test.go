@@ -189,6 +189,12 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("Scanner split at %d = %d, %v; Scan = %d, %v", cut, sn, serr, n, err)
 		}
 
+		// A Scanner that switches to Skip after the first piece, and is then fed the rest in pieces it does
+		// not keep, agrees too.
+		if sn, serr, ok := skipFrom(lim, b, cut, 1+int(split)%7); ok && (serr != err || (err == nil && sn != n)) {
+			t.Fatalf("Skip after %d bytes = %d, %v; Scan = %d, %v", cut, sn, serr, n, err)
+		}
+
 		// The scanned bytes are safe to decode: vmihailenco may reject them (unknown ext, non-string keys)
 		// but reads exactly n bytes when it accepts them.
 		if err == nil {
@@ -199,6 +205,34 @@ func FuzzScan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// skipFrom scans b[:cut]; if that is incomplete, it switches to Skip and feeds the rest in pieces of chunk
+// bytes, each a fresh copy the caller drops. It returns the value's length (Scanned plus what Skip took)
+// and the final error; ok is false when Scan alone settled the value.
+func skipFrom(lim Limits, b []byte, cut, chunk int) (n int, err error, ok bool) {
+	sc := NewScanner(lim)
+	if _, err := sc.Scan(b[:cut]); err != ErrIncomplete {
+		return 0, nil, false
+	}
+	n = sc.Scanned()
+	rest := b[n:]
+	for {
+		piece := append([]byte(nil), rest[:min(chunk, len(rest))]...)
+		m, err := sc.Skip(piece)
+		switch {
+		case err == nil:
+			return n + m, nil, true
+		case err != ErrIncomplete:
+			return 0, err, true
+		case m != len(piece):
+			panic("Skip took part of a piece and asked for more")
+		case len(rest) == len(piece):
+			return 0, ErrIncomplete, true
+		}
+		n += m
+		rest = rest[m:]
+	}
 }
 
 // TestFuzzSeedsReference checks the reference against known answers, so FuzzScan compares with something

@@ -386,6 +386,76 @@ func TestScanProperty(t *testing.T) {
 	}
 }
 
+// TestSkipProperty: for random values, switching from Scan to Skip at any point and feeding the rest in
+// random pieces finds the same end, with trailing bytes left alone; strict prefixes stay incomplete.
+func TestSkipProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	big := Limits{MaxBytes: 1 << 30, MaxDepth: MaxDepthLimit, MaxElems: 1 << 30}
+	for i := range 300 {
+		b := encodeRandom(t, r)
+		trailing := append(append([]byte(nil), b...), h("c1 dd ff ff ff ff")...)
+		for range 5 {
+			cut := r.IntN(len(b))
+			n, err, ok := skipFrom(big, trailing, cut, 1+r.IntN(len(b)))
+			if !ok {
+				t.Fatalf("iter %d: Scan of a strict prefix (%d of %d) was not incomplete", i, cut, len(b))
+			}
+			if err != nil || n != len(b) {
+				t.Fatalf("iter %d: Skip after %d = %d, %v; want %d", i, cut, n, err, len(b))
+			}
+			if _, err, _ := skipFrom(big, b[:len(b)-1], min(cut, len(b)-1), 1+r.IntN(len(b))); err != ErrIncomplete {
+				t.Fatalf("iter %d: Skip over a strict prefix: %v", i, err)
+			}
+		}
+	}
+}
+
+// TestSkipLimits: Skip applies the Limits as Scan does, on bytes it does not keep, and a big payload
+// costs no memory: 1 GiB of bin32 passes in pieces.
+func TestSkipLimits(t *testing.T) {
+	lim := Limits{MaxBytes: 100, MaxDepth: 3, MaxElems: 5}
+	for _, tc := range []struct {
+		in   string
+		want error
+	}{
+		{"92 c4 50" + rep(" 00", 0x50) + " 01", nil},
+		{"92 c4 62" + rep(" 00", 0x62) + " 01", ErrTooLarge},
+		{"92 91 91 91 01", ErrTooDeep},
+		{"92 dc 00 09", ErrTooManyElems},
+		{"92 c4 02 00 00 c1", ErrMalformed},
+	} {
+		b := h(tc.in)
+		if _, err := Scan(b, lim); err != tc.want {
+			t.Fatalf("Scan(%s) = %v, want %v", tc.in, err, tc.want)
+		}
+		if _, err, ok := skipFrom(lim, b, 1, 1); !ok || err != tc.want {
+			t.Errorf("Skip(%s) = %v, want %v", tc.in, err, tc.want)
+		}
+	}
+
+	var sc Scanner
+	sc.lim = Limits{MaxBytes: 1<<30 + 16}
+	head := h("92 c6 40 00 00 00")
+	if _, err := sc.Scan(head); err != ErrIncomplete {
+		t.Fatal(err)
+	}
+	if n, err := sc.Skip(head[sc.Scanned():]); err != ErrIncomplete || n != len(head)-sc.Scanned() {
+		t.Fatalf("Skip(header) = %d, %v", n, err)
+	}
+	chunk := make([]byte, 1<<20)
+	for range 1 << 10 {
+		if n, err := sc.Skip(chunk); err != ErrIncomplete || n != len(chunk) {
+			t.Fatalf("Skip(payload) = %d, %v", n, err)
+		}
+	}
+	if n, err := sc.Skip(h("c3 c0")); err != nil || n != 1 {
+		t.Fatalf("Skip(last value) = %d, %v; want 1, nil", n, err)
+	}
+	if n, err := sc.Scan(h("c0")); err != nil || n != 1 {
+		t.Fatalf("Scan after Skip = %d, %v", n, err)
+	}
+}
+
 // TestScannerMovedBuffer: the Scanner keeps offsets, not pointers, so the caller may move the bytes.
 func TestScannerMovedBuffer(t *testing.T) {
 	b := h("93 a3 61 62 63 c4 02 01 02 92 01 02")

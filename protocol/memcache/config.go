@@ -3,6 +3,8 @@ package memcache
 import (
 	"fmt"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/netserve"
 )
 
 // Defaults for Config fields left zero.
@@ -41,8 +43,16 @@ type Config struct {
 	// (memcached's idle_timeout). Default 0: never.
 	IdleTimeout time.Duration
 	// ReadTimeout bounds the wait for the rest of a request once it has started (a partial line or data
-	// block); on expiry the connection is closed. Default 30 s; negative disables.
+	// block): from the first time the server waits for more of it, the whole request must arrive within
+	// ReadTimeout, however it trickles, or the connection is closed. Default 30 s; negative disables.
 	ReadTimeout time.Duration
+	// Memory is the budget of bytes held by requests and replies in flight, shared with the node's other
+	// client servers: a data block is reserved before it is read, a long request line as it grows, the
+	// values of a get reply before they are written. A request that does not fit is answered "SERVER_ERROR
+	// out of memory storing object" (its data block is read and dropped, never kept), "... reading
+	// request" or "... writing get response" (memcached's texts), and the connection keeps serving.
+	// Default nil: the server makes its own budget of netserve.DefaultBudgetBytes (256 MiB).
+	Memory *netserve.Budget
 	// WriteTimeout bounds each write of replies to a client that does not read them; on expiry the connection
 	// is closed. Default 30 s; negative disables.
 	WriteTimeout time.Duration

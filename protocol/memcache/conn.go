@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/netserve"
 )
 
 // Connection states, for Shutdown: only an idle connection (waiting for the first byte of a request) may be
@@ -26,9 +28,12 @@ type conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	lr     lineReader
-	lineP  *[]byte // pooled long-line buffer behind lr.buf
-	cmd    Command
-	out    []byte // scratch for formatting reply lines
+	lineP  *[]byte // pooled long-line buffer behind lr.base
+	// acct holds the connection's share of the memory budget: a long line's growth, a data block while its
+	// command runs, the values of a reply while they are written.
+	acct *netserve.Account
+	cmd  Command
+	out  []byte // scratch for formatting reply lines
 	// reqTime is the request's reading of Config.Now, taken on first use (see now); haveTime says it is.
 	reqTime  time.Time
 	haveTime bool
@@ -45,13 +50,13 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), acct: netserve.NewAccount(s.mem, 0)}
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.bw = writerPool.Get().(*bufio.Writer)
 	c.br.Reset(rawIO{c})
 	c.bw.Reset(rawIO{c})
 	c.lineP = linePool.Get().(*[]byte)
-	c.lr = lineReader{r: c.br, max: s.cfg.MaxLineBytes, buf: (*c.lineP)[:0]}
+	c.lr = lineReader{r: c.br, max: s.cfg.MaxLineBytes, buf: (*c.lineP)[:0], base: (*c.lineP)[:0], acct: c.acct}
 	c.state.Store(stateActive)
 	return c
 }
@@ -62,13 +67,18 @@ func (c *conn) release() {
 	c.bw.Reset(nil)
 	readerPool.Put(c.br)
 	writerPool.Put(c.bw)
+	c.lr.shrink() // NB: a long line's buffer is never pooled
 	if cap(c.lr.buf) <= keepLineBuf {
 		*c.lineP = c.lr.buf[:0]
 	} else {
 		*c.lineP = nil
 	}
 	linePool.Put(c.lineP)
-	c.br, c.bw, c.lineP, c.lr.buf = nil, nil, nil, nil
+	c.br, c.bw, c.lineP, c.lr.buf, c.lr.base = nil, nil, nil, nil, nil
+	if n := c.acct.Held(); n != 0 {
+		// INVARIANT: every reservation is released by the path that made it.
+		c.s.log.Error("memcache: BUG: a closed connection still holds budget bytes", "remote", c.remote, "bytes", n)
+	}
 }
 
 // Lingering close: closing a TCP socket with unread input makes the kernel send RST, which can destroy the
@@ -126,7 +136,9 @@ func (c *conn) serve() {
 			}
 		}
 		c.waitingIdle, c.armed = false, false
-		if !c.handle() {
+		ok := c.handle()
+		c.lr.shrink() // NB: a long line's buffer and reservation are not kept between requests
+		if !ok {
 			c.ioDone(c.bw.Flush())
 			return
 		}
@@ -212,9 +224,14 @@ func (c *conn) handle() bool {
 	c.haveTime = false
 	line, err := c.lr.readLine()
 	if err != nil {
-		if errors.Is(err, ErrLineTooLong) {
+		switch {
+		case errors.Is(err, ErrLineTooLong):
 			c.s.stats.protocolErrors.Add(1)
 			c.writeError(ReplyClientError, msgLineTooLong)
+			return true
+		case errors.Is(err, errLineNoMemory):
+			c.noMemory("a request line")
+			c.writeError(ReplyServerError, msgNoMemReading)
 			return true
 		}
 		c.ioDone(err)
@@ -242,6 +259,13 @@ func (c *conn) rejected(pe *ProtocolError) bool {
 	}
 	c.linger = pe.Close
 	return !pe.Close
+}
+
+// noMemory counts and logs a request refused because the memory budget had no room for what.
+func (c *conn) noMemory(what string) {
+	c.s.stats.noMemory.Add(1)
+	c.s.logNoMem.Warn(c.s.log, "memcache: a request over the memory budget refused", "remote", c.remote,
+		"op", c.cmd.Op.String(), "for", what, "budget_used", c.s.mem.Used())
 }
 
 // readBlock reads the data block of a storage command into a fresh buffer that also holds a copy of the key

@@ -78,6 +78,18 @@
 //   - A line longer than Config.MaxLineBytes is discarded through its newline and answered
 //     "CLIENT_ERROR line too long".
 //
+// A request the node's memory budget (Config.Memory, shared with msgpack-RPC) has no room for is answered
+// with memcached's texts and the connection keeps serving: "SERVER_ERROR out of memory storing object" for
+// a data block (reserved before it is read; when refused it is read and dropped, never kept), "SERVER_ERROR
+// out of memory reading request" for a long request line (its growth past 16 KiB is reserved as it grows;
+// when refused the line is read to its end and dropped), "SERVER_ERROR out of memory writing get response"
+// for the values of a get reply (reserved before they are written), which ends that reply.
+//
+// A Store failure is answered "SERVER_ERROR <msg>" with the Msg of the *StoreError the Store returned (the
+// node's: "out of space" when its disk is full, "overload ..." when it sheds load); any other error from a
+// Store is answered "SERVER_ERROR store error; ..." and its text, which may name files, goes to the log
+// only. Store errors are logged at most once a second per StoreError.Code, with the count suppressed.
+//
 // noreply suppresses every reply to its command, errors included, as memcached does for parse errors; unlike
 // memcached (which still sends SERVER_ERROR for out-of-memory) this includes Store failures, because a client
 // that does not read replies would take the line as the reply to its next request. They are counted in the
@@ -89,7 +101,9 @@
 // # Concurrency
 //
 // Each connection is served by one goroutine that owns its buffers and parse state; requests on one
-// connection run in order, one at a time. Store methods are called concurrently from many connections.
+// connection run in order, one at a time. Once a request has started (a partial line, a data block), the
+// whole of it must arrive within Config.ReadTimeout of the server's first wait for it, or the connection
+// is closed; between requests only IdleTimeout applies. Store methods are called concurrently from many connections.
 // Server counters are atomics. Shutdown may be called from any goroutine: it stops the listeners, closes
 // connections that are between requests, and waits for the others to finish the request they are executing
 // (later pipelined requests already received are dropped unanswered).

@@ -72,14 +72,56 @@ func (e *ProtocolError) Reply() []byte {
 	return appendErrorReply(nil, e.Kind, e.Msg)
 }
 
+// StoreError is what a Store returns to choose the SERVER_ERROR line a failure is answered with: Msg is
+// sent (on one line, at most 256 bytes), Err, the cause, only logged. A Store error that is not (and does
+// not wrap) a *StoreError is answered "SERVER_ERROR store error; ...": the text of an arbitrary error may
+// name files or hosts, and never reaches a client.
+type StoreError struct {
+	// Code names the kind of failure in logs, in a few stable words ("overload", "out_of_space"); warnings
+	// are rate-limited per Code. Empty means "store".
+	Code string
+	// Msg follows "SERVER_ERROR ". memcached's own texts where it has one ("out of memory storing object").
+	Msg string
+	// Err is the cause, for the log.
+	Err error
+}
+
+func (e *StoreError) Error() string {
+	if e.Err == nil {
+		return e.Msg
+	}
+	return e.Msg + ": " + e.Err.Error()
+}
+
+func (e *StoreError) Unwrap() error { return e.Err }
+
 // ReplyFor maps any error to the memcached reply line (with CRLF) at the protocol edge: a *ProtocolError to
-// its own reply, anything else (a Store failure) to SERVER_ERROR with the error's text on one line.
+// its own reply, a *StoreError to SERVER_ERROR with its Msg, anything else (a Store failure the Store did
+// not describe) to "SERVER_ERROR store error; ...", never to the error's own text.
 func ReplyFor(err error) []byte {
 	var pe *ProtocolError
 	if errors.As(err, &pe) {
 		return pe.Reply()
 	}
-	return appendErrorReply(nil, ReplyServerError, err.Error())
+	return appendErrorReply(nil, ReplyServerError, serverErrorText(err))
+}
+
+// serverErrorText is the text after SERVER_ERROR for a Store failure (see ReplyFor).
+func serverErrorText(err error) string {
+	var se *StoreError
+	if errors.As(err, &se) && se.Msg != "" {
+		return se.Msg
+	}
+	return msgStoreFailed
+}
+
+// storeErrorCode is the kind of a Store failure, for logs.
+func storeErrorCode(err error) string {
+	var se *StoreError
+	if errors.As(err, &se) && se.Code != "" {
+		return se.Code
+	}
+	return "store"
 }
 
 // maxErrorMsg bounds the text after CLIENT_ERROR/SERVER_ERROR; a Store error can be long.

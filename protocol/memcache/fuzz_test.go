@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/netserve"
 )
 
 var parseSeeds = []string{
@@ -145,7 +147,24 @@ func FuzzServerStream(f *testing.F) {
 	}
 	ts := startServer(f, Config{MaxValueBytes: 64, MaxLineBytes: 512, FlushAllEnabled: true,
 		ReadTimeout: time.Second})
+	// A server whose budget refuses most data blocks and replies: the out-of-memory paths keep the stream
+	// in sync too, and give back every byte.
+	tight := netserve.NewBudget(128)
+	tts := startServer(f, Config{MaxValueBytes: 64, MaxLineBytes: 512, FlushAllEnabled: true,
+		ReadTimeout: time.Second, Memory: tight})
 	f.Fuzz(func(t *testing.T, in []byte) {
+		fuzzStream(t, ts, in)
+		fuzzStream(t, tts, in)
+		waitFor(t, "the connections closed", func() bool { return tts.srv.curr.Load() == 0 })
+		if n := tight.Used(); n != 0 {
+			t.Fatalf("%d budget bytes held after the connections closed", n)
+		}
+	})
+}
+
+// fuzzStream sends in on a new connection to ts and checks the replies and a fresh connection.
+func fuzzStream(t *testing.T, ts *testServer, in []byte) {
+	{
 		nc, err := net.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
@@ -183,7 +202,8 @@ func FuzzServerStream(f *testing.F) {
 		if _, err := io.ReadFull(c2, got); err != nil || string(got) != want {
 			t.Fatalf("fresh connection: %q, %v", got, err)
 		}
-	})
+		c2.Close()
+	}
 }
 
 var errTruncated = errors.New("truncated data block")

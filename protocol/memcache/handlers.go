@@ -116,10 +116,36 @@ func newest(vs []Value) int {
 // is sent: a client that does not read replies would take the line as the reply to its next request.
 func (c *conn) storeFailed(err error) {
 	c.s.stats.storeErrors.Add(1)
-	c.s.log.Warn("memcache: store error", "remote", c.remote, "op", c.cmd.Op.String(), "err", err)
+	code := storeErrorCode(err)
+	c.s.logStore.Of(code).Warn(c.s.log, "memcache: store error", "remote", c.remote, "op", c.cmd.Op.String(),
+		"code", code, "err", err)
 	if !c.cmd.NoReply {
-		c.writeError(ReplyServerError, err.Error())
+		c.writeError(ReplyServerError, serverErrorText(err))
 	}
+}
+
+// reserveReply reserves the bytes of the values a reply is about to write; if they do not fit it answers
+// "SERVER_ERROR out of memory writing get response", which ends the reply (as a store error does), and
+// reports false. The caller releases n once the values are written.
+func (c *conn) reserveReply(n int) bool {
+	if c.acct.Reserve(n) {
+		return true
+	}
+	c.noMemory("a reply")
+	c.writeError(ReplyServerError, msgNoMemWriting)
+	return false
+}
+
+// valueBytes is what writing e's values holds: the chosen one, or all of them for gets.
+func valueBytes(e Entry, all bool) int {
+	if !all {
+		return len(e.Siblings[e.Chosen].Data)
+	}
+	n := 0
+	for _, v := range e.Siblings {
+		n += len(v.Data)
+	}
+	return n
 }
 
 // writeValue writes one "VALUE <key> <flags> <bytes> [<cas>]" item with its data block.
@@ -166,11 +192,16 @@ func (c *conn) retrieve() {
 			continue
 		}
 		c.s.stats.getHits.Add(1)
+		n := valueBytes(e, c.cmd.Op == OpGets)
+		if !c.reserveReply(n) {
+			return
+		}
 		if c.cmd.Op == OpGets {
 			c.writeSiblings(key, e)
 		} else {
 			c.writeValue(key, e.Siblings[e.Chosen], 0, false)
 		}
+		c.acct.Release(n)
 	}
 	c.bw.Write(replyEnd)
 }
@@ -202,7 +233,11 @@ func (c *conn) getAndTouch() {
 		}
 		c.s.stats.touchHits.Add(1)
 		if c.cmd.Op == OpGat {
+			if !c.reserveReply(len(v.Data)) {
+				return
+			}
 			c.writeValue(key, v, 0, false)
+			c.acct.Release(len(v.Data))
 			continue
 		}
 		e, err = c.get(k)
@@ -211,15 +246,36 @@ func (c *conn) getAndTouch() {
 			return
 		}
 		if e.Found {
+			n := valueBytes(e, true)
+			if !c.reserveReply(n) {
+				return
+			}
 			c.writeSiblings(key, e)
+			c.acct.Release(n)
 		}
 	}
 	c.bw.Write(replyEnd)
 }
 
-// storage: set, add, replace, append, prepend, cas.
+// storage: set, add, replace, append, prepend, cas. The data block is reserved from the memory budget
+// before it is read, and held until the command is done; a block the budget has no room for is read and
+// dropped and answered "SERVER_ERROR out of memory storing object" (memcached's text and behaviour).
 func (c *conn) storage() bool {
 	cmd := &c.cmd
+	held := len(cmd.Key()) + cmd.Bytes + 2
+	if !c.acct.Reserve(held) {
+		c.noMemory("a data block")
+		if _, err := c.br.Discard(cmd.Bytes + 2); err != nil {
+			c.ioDone(err)
+			return false
+		}
+		c.s.stats.cmdSet.Add(1)
+		if !cmd.NoReply {
+			c.writeError(ReplyServerError, msgNoMemStoring)
+		}
+		return true
+	}
+	defer c.acct.Release(held)
 	key, data, chunkOK, ok := c.readBlock(cmd.Key(), cmd.Bytes)
 	if !ok {
 		return false
@@ -272,6 +328,14 @@ func (c *conn) storage() bool {
 			}
 			return true
 		}
+		if !c.acct.Reserve(len(cur.Data) + len(data)) {
+			c.noMemory("an append")
+			if !cmd.NoReply {
+				c.writeError(ReplyServerError, msgNoMemStoring)
+			}
+			return true
+		}
+		defer c.acct.Release(len(cur.Data) + len(data))
 		joined := make([]byte, 0, len(cur.Data)+len(data))
 		if cmd.Op == OpAppend {
 			joined = append(append(joined, cur.Data...), data...)

@@ -329,8 +329,13 @@ func TestReplyFor(t *testing.T) {
 		{errUnknown(), "ERROR\r\n"},
 		{clientError(ErrBadFormat, msgBadFormat), "CLIENT_ERROR bad command line format\r\n"},
 		{fmt.Errorf("wrapped: %w", clientError(ErrBadKey, msgBadKey)), "CLIENT_ERROR key contains a control character\r\n"},
-		{errors.New("quorum not met\r\nEND"), "SERVER_ERROR quorum not met  END\r\n"},
-		{errors.New(strings.Repeat("x", 1000)), "SERVER_ERROR " + strings.Repeat("x", maxErrorMsg) + "\r\n"},
+		{&StoreError{Msg: "quorum not met\r\nEND"}, "SERVER_ERROR quorum not met  END\r\n"},
+		{&StoreError{Msg: strings.Repeat("x", 1000)}, "SERVER_ERROR " + strings.Repeat("x", maxErrorMsg) + "\r\n"},
+		{fmt.Errorf("node: %w", &StoreError{Code: "out_of_space", Msg: "out of space",
+			Err: errors.New("write /var/lib/gokai/leveldb/000012.log: no space left on device")}),
+			"SERVER_ERROR out of space\r\n"},
+		// An error the Store did not describe: its text (here a path) stays in the log.
+		{errors.New("open /var/lib/gokai/leveldb/LOCK: permission denied"), "SERVER_ERROR " + msgStoreFailed + "\r\n"},
 	} {
 		if got := string(ReplyFor(tc.err)); got != tc.want {
 			t.Errorf("ReplyFor(%v) = %q, want %q", tc.err, got, tc.want)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/netserve"
+	"github.com/gokai-kv/gokai/internal/ratelog"
 )
 
 // Buffer sizes per connection. Lines and blocks longer than the read buffer are handled (see lineReader and
@@ -46,7 +47,12 @@ type Server struct {
 
 	conns *netserve.Tracker[*conn] // listeners, connections, and the delayed flushes Shutdown waits for
 	curr  *netserve.Gauge          // open connections: conns.Open()
+	mem   *netserve.Budget         // Config.Memory, or the server's own
 	stats counters
+
+	// Warnings a flood repeats go through these: one line per kind per second.
+	logStore           ratelog.Kinds // store errors, per StoreError.Code
+	logConns, logNoMem ratelog.Limiter
 
 	tmu    sync.Mutex
 	timers map[*time.Timer]struct{} // delayed flush_all; REQUIRES: tmu held
@@ -71,6 +77,10 @@ func NewServer(cfg Config, store Store, logger *slog.Logger) *Server {
 	}
 	s.conns = netserve.NewTracker[*conn](s.cfg.MaxConns)
 	s.curr = s.conns.Open()
+	s.mem = s.cfg.Memory
+	if s.mem == nil {
+		s.mem = netserve.NewBudget(netserve.DefaultBudgetBytes)
+	}
 	s.started = s.cfg.Now()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -94,7 +104,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) accept(nc net.Conn) {
 	if s.conns.Full() {
 		s.stats.rejectedConns.Add(1)
-		s.log.Warn("memcache: too many open connections", "remote", nc.RemoteAddr().String(),
+		s.logConns.Warn(s.log, "memcache: too many open connections", "remote", nc.RemoteAddr().String(),
 			"max_conns", s.cfg.MaxConns)
 		// The reply fits any socket buffer; the deadline only guards against a broken peer.
 		nc.SetWriteDeadline(time.Now().Add(time.Second))

@@ -17,7 +17,7 @@ type counters struct {
 	incrHits, incrMisses, decrHits, decrMisses atomic.Uint64
 	casHits, casMisses, casBadval              atomic.Uint64
 	touchHits, touchMisses                     atomic.Uint64
-	storeErrors, protocolErrors                atomic.Uint64
+	storeErrors, protocolErrors, noMemory      atomic.Uint64
 	bytesRead, bytesWritten                    atomic.Uint64
 	totalConns, rejectedConns                  atomic.Uint64
 }
@@ -33,7 +33,7 @@ func (c *counters) all() []*atomic.Uint64 {
 	return []*atomic.Uint64{&c.cmdGet, &c.cmdSet, &c.cmdTouch, &c.cmdFlush, &c.getHits, &c.getMisses,
 		&c.getExpired, &c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses, &c.decrHits, &c.decrMisses,
 		&c.casHits, &c.casMisses, &c.casBadval, &c.touchHits, &c.touchMisses, &c.storeErrors,
-		&c.protocolErrors, &c.bytesRead, &c.bytesWritten, &c.totalConns, &c.rejectedConns}
+		&c.protocolErrors, &c.noMemory, &c.bytesRead, &c.bytesWritten, &c.totalConns, &c.rejectedConns}
 }
 
 // generalStats returns the lines of a bare "stats", memcached's names first, then the Store's.
@@ -73,6 +73,7 @@ func (s *Server) generalStats() []Stat {
 		{"touch_misses", u(st.touchMisses.Load())},
 		{"store_errors", u(st.storeErrors.Load())},
 		{"protocol_errors", u(st.protocolErrors.Load())},
+		{"out_of_memory_errors", u(st.noMemory.Load())},
 		{"bytes_read", u(st.bytesRead.Load())},
 		{"bytes_written", u(st.bytesWritten.Load())},
 	}

@@ -41,4 +41,10 @@ const (
 	msgBadDataChunk  = "bad data chunk"
 	msgNonNumeric    = "cannot increment or decrement non-numeric value"
 	msgFlushDisabled = "flush_all disabled"
+	// memcached's texts for a request it has no memory for.
+	msgNoMemStoring = "out of memory storing object"
+	msgNoMemReading = "out of memory reading request"
+	msgNoMemWriting = "out of memory writing get response"
+	// msgStoreFailed answers a Store error that is not a *StoreError: its text stays in the log.
+	msgStoreFailed = "store error; the details are in the server's log"
 )

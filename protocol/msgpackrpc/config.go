@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/mpscan"
+	"github.com/gokai-kv/gokai/internal/netserve"
 )
 
 // Defaults for Config fields left zero.
@@ -15,6 +16,9 @@ const (
 	DefaultMaxInFlightPerConn = 128
 	DefaultMaxConns           = 1024
 	DefaultWriteTimeout       = 30 * time.Second
+	DefaultReadTimeout        = 30 * time.Second
+	// DefaultMaxConnBytes is four messages of the default maximum size.
+	DefaultMaxConnBytes = 4 * DefaultMaxMessageBytes
 )
 
 // Limits on Config fields.
@@ -52,6 +56,24 @@ type Config struct {
 	// long (the check runs every IdleTimeout, so the close comes between one and two IdleTimeouts after the
 	// last activity). Default 0: never.
 	IdleTimeout time.Duration
+	// ReadTimeout bounds the wait for the rest of a message once its first bytes have come: from the
+	// first time the server waits for more of it, the whole message must arrive within ReadTimeout, or the
+	// connection is closed (its buffer released at once) and the contexts of its calls cancelled. It
+	// stops a client from holding a partial message, and the memory it declares, open. Default 30 s;
+	// negative disables.
+	ReadTimeout time.Duration
+	// Memory is the budget of bytes held by requests and responses in flight, shared with the node's other
+	// client servers: a message's declared size is reserved before it is buffered, a request's decoded
+	// params while its call runs, a response's bytes before it is queued. What does not fit is answered
+	// overload at once (a message is then passed over without being kept), and the connection keeps
+	// serving. Default nil: the server makes its own budget of netserve.DefaultBudgetBytes (256 MiB).
+	Memory *netserve.Budget
+	// MaxConnBytes bounds what one connection holds of the budget (its read buffer, its calls' requests
+	// and its unwritten responses), so that one pipelining client cannot take it all: beyond it, requests
+	// and responses are answered overload, and calls wait for room before they start. Default 4 ×
+	// MaxMessageBytes (64 MiB + 4 KiB); at least 2 × MaxMessageBytes + 8 KiB (a message of the maximum
+	// size is held twice for a moment: in the read buffer and decoded).
+	MaxConnBytes int
 	// WriteTimeout bounds each write of responses to a client that does not read them; on expiry the
 	// connection is closed and the contexts of its calls cancelled. Default 30 s; negative disables.
 	WriteTimeout time.Duration
@@ -78,8 +100,23 @@ func (c Config) Validate() error {
 			c.MaxConns, DefaultMaxConns)
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("msgpackrpc: Config.IdleTimeout = %v, want >= 0 (0 = none)", c.IdleTimeout)
+	case c.MaxConnBytes < 0:
+		return fmt.Errorf("msgpackrpc: Config.MaxConnBytes = %d, want >= %d (0 = default)", c.MaxConnBytes, c.minConnBytes())
+	case c.MaxConnBytes != 0 && c.MaxConnBytes < c.minConnBytes():
+		return fmt.Errorf("msgpackrpc: Config.MaxConnBytes = %d, want >= %d (2 × MaxMessageBytes + %d)",
+			c.MaxConnBytes, c.minConnBytes(), 2*readBufferSize)
 	}
 	return nil
+}
+
+// minConnBytes is the least MaxConnBytes: a message of the maximum size in the read buffer (with its
+// slack) and decoded.
+func (c Config) minConnBytes() int {
+	m := c.MaxMessageBytes
+	if m == 0 {
+		m = DefaultMaxMessageBytes
+	}
+	return 2 * (m + readBufferSize)
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -101,6 +138,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.MaxConnBytes == 0 {
+		c.MaxConnBytes = 4 * c.MaxMessageBytes
 	}
 	return c
 }

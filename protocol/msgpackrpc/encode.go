@@ -195,3 +195,40 @@ func (e *responseEncoder) writeCount(n int, fix, c16, c32 byte) {
 	}
 	e.buf.Write(b)
 }
+
+// sizeHint returns an upper bound of the bytes responseEncoder.value writes for v, when v is made of the
+// types it writes by hand; ok is false for anything else (a struct, a custom encoder), whose size is
+// known only once encoded. It costs a walk of v, no allocation.
+func sizeHint(v any) (n int, ok bool) {
+	switch v := v.(type) {
+	case nil, bool:
+		return 1, true
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return 9, true
+	case string:
+		return 5 + len(v), true
+	case []byte:
+		return 5 + len(v), true
+	case []any:
+		n = 5
+		for _, x := range v {
+			m, ok := sizeHint(x)
+			if !ok {
+				return 0, false
+			}
+			n += m
+		}
+		return n, true
+	case map[string]any:
+		n = 5
+		for k, x := range v {
+			m, ok := sizeHint(x)
+			if !ok {
+				return 0, false
+			}
+			n += 5 + len(k) + m
+		}
+		return n, true
+	}
+	return 0, false
+}

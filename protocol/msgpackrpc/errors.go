@@ -22,6 +22,7 @@ const (
 	CodeUnknownMethod   = "unknown_method"
 	CodeShuttingDown    = "shutting_down"
 	CodeInternal        = "internal"
+	CodeDiskFull        = "disk_full"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -29,13 +30,17 @@ var ErrServerClosed = errors.New("msgpackrpc: server closed")
 
 // Error is a structured error, sent as the map {"code": Code, "message": Message, ...Fields}. A Handler
 // returns it (possibly wrapped) to choose the code; any other error is sent as CodeInternal (or CodeTimeout
-// for context.DeadlineExceeded).
+// for context.DeadlineExceeded) with a fixed message, never the error's own text, which may name files or
+// hosts a client has no business seeing.
 type Error struct {
 	Code    string
 	Message string
 	// Fields are extra entries of the error map, such as "need" and "got" for CodeTimeout. Keys "code" and
 	// "message" are ignored. Values must be encodable by vmihailenco/msgpack.
 	Fields map[string]any
+	// Cause is the error behind this one, for the server's log: it is never sent. The server logs it with
+	// every CodeInternal response.
+	Cause error
 }
 
 var (
@@ -50,6 +55,9 @@ func (e *Error) Error() string {
 	}
 	return e.Code + ": " + e.Message
 }
+
+// Unwrap returns the Cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {
@@ -127,7 +135,8 @@ func (e *Error) DecodeMsgpack(dec *msgpack.Decoder) error {
 	return nil
 }
 
-// errorFor maps a Handler's error to the *Error sent for it.
+// errorFor maps a Handler's error to the *Error sent for it. Only an *Error's own message reaches the
+// client; any other error's text stays in the server's log (as the Cause).
 func errorFor(err error) *Error {
 	var e *Error
 	switch {
@@ -137,11 +146,14 @@ func errorFor(err error) *Error {
 		}
 		return e
 	case errors.Is(err, context.DeadlineExceeded):
-		return &Error{Code: CodeTimeout, Message: err.Error()}
+		return &Error{Code: CodeTimeout, Message: "deadline exceeded", Cause: err}
 	default:
-		return &Error{Code: CodeInternal, Message: err.Error()}
+		return &Error{Code: CodeInternal, Message: internalMessage, Cause: err}
 	}
 }
+
+// internalMessage is the message of a CodeInternal error made from a plain error.
+const internalMessage = "internal error; the details are in the server's log"
 
 func badRequest(format string, args ...any) *Error { return Errorf(CodeBadRequest, format, args...) }
 

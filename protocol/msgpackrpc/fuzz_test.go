@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/mpscan"
+	"github.com/gokai-kv/gokai/internal/netserve"
 )
 
 // fuzzHandler is testHandler without the methods that wait or return large results.
@@ -37,13 +38,31 @@ func FuzzServer(f *testing.F) {
 		mustMarshal(f, []any{2, "ping", []any{}}),
 		mustMarshal(f, []any{1, 5, nil, nil}),
 		h("94 00 cd 01 00 c4 04 70 69 6e 67 dc 00 02 c5 00 03 61 62 63 ce 00 01 00 00"),
+		append(append(putHead(9, 600<<10), make([]byte, 600<<10)...), request(f, 10, "ping")...),
+		append(putHead(11, 600<<10), make([]byte, 2000)...),
 	} {
 		f.Add(req)
 		f.Add(req[:len(req)/2])
 		f.Add(append(append([]byte(nil), req...), req...))
 	}
 	_, addr := startServer(f, Config{MaxMessageBytes: 1 << 20, MaxElems: 4096}, &fuzzHandler{*newTestHandler()})
+	// A server whose budget refuses any message declaring more than 448 KiB: its bytes are skipped.
+	tight := netserve.NewBudget(512 << 10)
+	ts, taddr := startServer(f, Config{MaxMessageBytes: 1 << 20, MaxElems: 4096, Memory: tight}, &fuzzHandler{*newTestHandler()})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzConn(t, addr, data)
+		fuzzConn(t, taddr, data)
+		waitFor(t, "the connection closed", func() bool { return ts.Stats().Conns == 0 })
+		if n := tight.Used(); n != 0 {
+			t.Fatalf("%d budget bytes held after the connection closed", n)
+		}
+	})
+}
+
+// fuzzConn sends data on a new connection to addr, checks that what comes back is well-formed responses,
+// and that the server still answers ping.
+func fuzzConn(t *testing.T, addr string, data []byte) {
+	{
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -68,5 +87,5 @@ func FuzzServer(f *testing.F) {
 			out = out[n:]
 		}
 		ping(t, addr)
-	})
+	}
 }

@@ -71,6 +71,15 @@ func (h *testHandler) Call(ctx context.Context, method string, params []any) (an
 		return structResult{A: 1, B: []byte("bin"), C: "str"}, nil
 	case "big":
 		return bytes.Repeat([]byte("x"), 8<<20), nil
+	case "bytes", "bigstruct": // n bytes, as a bin or inside a struct (whose size is known only once encoded)
+		n, _, err := Int(map[string]any{"n": params[0]}, "n")
+		if err != nil {
+			return nil, err
+		}
+		if method == "bigstruct" {
+			return structResult{B: make([]byte, n)}, nil
+		}
+		return make([]byte, n), nil
 	case "typed":
 		key, err := Bytes(params, 0, "key")
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gokai-kv/gokai/internal/netserve"
+	"github.com/gokai-kv/gokai/internal/ratelog"
 )
 
 // Handler runs the requests of a Server.
@@ -50,7 +51,11 @@ type Server struct {
 	cancel context.CancelFunc
 
 	conns *netserve.Tracker[*conn] // listeners and connections; its Stopping channel stops their reading
+	mem   *netserve.Budget         // Config.Memory, or the server's own
 	stats counters
+
+	// Warnings a flood repeats go through these: one line per kind per second.
+	logInternal, logOverload, logConns, logBadInput ratelog.Limiter
 }
 
 // NewServer returns a server over h. Zero Config fields take their defaults; an invalid Config (or a nil
@@ -69,6 +74,10 @@ func NewServer(cfg Config, h Handler, logger *slog.Logger) *Server {
 		s.cfgErr = errors.New("msgpackrpc: NewServer: nil Handler")
 	}
 	s.conns = netserve.NewTracker[*conn](s.cfg.MaxConns)
+	s.mem = s.cfg.Memory
+	if s.mem == nil {
+		s.mem = netserve.NewBudget(netserve.DefaultBudgetBytes)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -102,7 +111,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) accept(nc net.Conn) {
 	if s.conns.Full() {
 		s.stats.rejectedConns.Add(1)
-		s.log.Warn("msgpackrpc: too many open connections", "remote", nc.RemoteAddr().String(),
+		s.logConns.Warn(s.log, "msgpackrpc: too many open connections", "remote", nc.RemoteAddr().String(),
 			"max_conns", s.cfg.MaxConns)
 		nc.Close()
 		return
@@ -138,16 +147,20 @@ type ServerStats struct {
 	TotalConns    uint64 // connections accepted and served
 	RejectedConns uint64 // connections closed at once because MaxConns were open
 	Requests      uint64 // requests passed to the Handler
+	Answered      uint64 // responses encoded and queued (results and errors)
 	Notifications uint64 // notifications received (not answered)
 	InFlight      int64  // requests running or whose responses are waiting to be written
 	Errors        uint64 // error responses sent, for any reason
 	BadFrames     uint64 // messages that were not msgpack, over a limit, or of the wrong shape
 	Panics        uint64 // Handler panics recovered
+	Overloads     uint64 // requests and responses refused because the memory budget had no room
+	ReadTimeouts  uint64 // connections closed because a message's rest did not come within ReadTimeout
 }
 
 // counters back ServerStats; updated with atomics from every connection and call goroutine.
 type counters struct {
 	totalConns, rejectedConns, requests, notifications, errors, badFrames, panics atomic.Uint64
+	overloads, readTimeouts, answered                                             atomic.Uint64
 	inFlight                                                                      atomic.Int64
 }
 
@@ -159,10 +172,13 @@ func (s *Server) Stats() ServerStats {
 		TotalConns:    st.totalConns.Load(),
 		RejectedConns: st.rejectedConns.Load(),
 		Requests:      st.requests.Load(),
+		Answered:      st.answered.Load(),
 		Notifications: st.notifications.Load(),
 		InFlight:      st.inFlight.Load(),
 		Errors:        st.errors.Load(),
 		BadFrames:     st.badFrames.Load(),
 		Panics:        st.panics.Load(),
+		Overloads:     st.overloads.Load(),
+		ReadTimeouts:  st.readTimeouts.Load(),
 	}
 }

@@ -120,9 +120,9 @@ func TestHandlerErrors(t *testing.T) {
 		fields  map[string]any
 	}{
 		{"fail", CodeNotFound, "no such key", map[string]any{"need": int8(2), "got": int8(1)}},
-		{"plain", CodeInternal, "boom", nil},
-		{"deadline", CodeTimeout, "get: context deadline exceeded", nil},
-		{"panic", CodeInternal, "panic: kaboom", nil},
+		{"plain", CodeInternal, internalMessage, nil},
+		{"deadline", CodeTimeout, "deadline exceeded", nil},
+		{"panic", CodeInternal, panicMessage, nil},
 		{"unencodable", CodeInternal, "encoding the response: msgpack: Encode(unsupported chan int)", nil},
 		{"nosuch", CodeUnknownMethod, `no method "nosuch"`, nil},
 		{"typed", CodeBadRequest, "missing parameter 1 (key)", nil},
@@ -512,6 +512,8 @@ func TestConfigValidate(t *testing.T) {
 		{Config{MaxInFlightPerConn: -1}, "Config.MaxInFlightPerConn = -1"},
 		{Config{MaxConns: -1}, "Config.MaxConns = -1"},
 		{Config{IdleTimeout: -time.Second}, "Config.IdleTimeout = -1s"},
+		{Config{MaxConnBytes: -1}, "Config.MaxConnBytes = -1"},
+		{Config{MaxMessageBytes: 1 << 20, MaxConnBytes: 1<<20 + 4096}, "Config.MaxConnBytes = 1052672"},
 	} {
 		err := tc.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "msgpackrpc: ") {
