@@ -1,18 +1,24 @@
 package itest
 
 import (
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const pymemcacheScript = `
-import sys, time
+import ssl, sys, time
 from pymemcache.client.base import Client
 host, port = sys.argv[1].rsplit(":", 1)
-c = Client((host, int(port)), connect_timeout=5, timeout=10)
+tls = {}
+if len(sys.argv) > 2:  # a CA file: memcache over TLS (the node's -memcache-tls), checked against it
+    tls = {"tls_context": ssl.create_default_context(cafile=sys.argv[2])}
+c = Client((host, int(port)), connect_timeout=5, timeout=10, **tls)
 
 def check(what, got, want):
     if got != want:
@@ -27,7 +33,7 @@ class FlagSerde:
         return value, 42
     def deserialize(self, key, value, flags):
         return (value, flags)
-cf = Client((host, int(port)), connect_timeout=5, timeout=10, serde=FlagSerde())
+cf = Client((host, int(port)), connect_timeout=5, timeout=10, serde=FlagSerde(), **tls)
 check("get flags", cf.get("kf"), (b"x", 42))
 check("add existing", c.add("k1", b"other", noreply=False), False)
 check("add new", c.add("k2", b"v2", noreply=False), True)
@@ -87,6 +93,41 @@ func TestPymemcache(t *testing.T) {
 	out, err := tool(t, "/usr/bin/python3", script, p.mcAddr)
 	if err != nil || !strings.Contains(out, "OK") {
 		t.Fatalf("pymemcache: %v\n%s", err, out)
+	}
+}
+
+// TestPymemcacheTLS runs the same pymemcache session over TLS (a node with -certs-dir -memcache-tls; the
+// client checks the node's certificate against the cluster CA), and checks that a plaintext client gets
+// nothing from the TLS port.
+func TestPymemcacheTLS(t *testing.T) {
+	need(t, "/usr/bin/python3")
+	if err := exec.Command("/usr/bin/python3", "-c", "import pymemcache").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("python3-pymemcache is required in CI")
+		}
+		t.Skip("python3-pymemcache not installed")
+	}
+	env := useSecure(t)
+	n := startCNode(t, "tls1@127.0.0.1", "", "-memcache-tls")
+	script := filepath.Join(t.TempDir(), "pm.py")
+	if err := os.WriteFile(script, []byte(pymemcacheScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := tool(t, "/usr/bin/python3", script, n.mcAddr, filepath.Join(env.ca, "ca.crt"))
+	if err != nil || !strings.Contains(out, "OK") {
+		t.Fatalf("pymemcache over TLS: %v\n%s", err, out)
+	}
+	c, err := net.DialTimeout("tcp", n.mcAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("version\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(c); strings.Contains(string(b), "VERSION") {
+		t.Fatalf("the TLS port answered plaintext: %q", b)
 	}
 }
 
