@@ -2,10 +2,8 @@ package itest
 
 import (
 	"fmt"
-	"io"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,32 +17,7 @@ import (
 
 // getsMany reads keys with one multi-gets and returns every sibling value of each key found.
 func (m *mcConn) getsMany(keys []string) (map[string][]string, error) {
-	_ = m.c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := fmt.Fprintf(m.c, "gets %s\r\n", strings.Join(keys, " ")); err != nil {
-		return nil, err
-	}
-	out := map[string][]string{}
-	for {
-		line, err := m.r.ReadString('\n')
-		if err != nil {
-			return out, err
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "END" {
-			return out, nil
-		}
-		var key string
-		var flags, size int
-		var cas uint64
-		if _, err := fmt.Sscanf(line, "VALUE %s %d %d %d", &key, &flags, &size, &cas); err != nil {
-			return out, fmt.Errorf("gets: unexpected line %q", line)
-		}
-		data := make([]byte, size+2)
-		if _, err := io.ReadFull(m.r, data); err != nil {
-			return out, err
-		}
-		out[key] = append(out[key], string(data[:size]))
-	}
+	return m.retrieve("gets", keys)
 }
 
 // add sends one add and reports whether it was STORED (false: NOT_STORED; anything else is an error).

@@ -10,6 +10,7 @@ import (
 	"net"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -352,11 +353,21 @@ func (m *mcConn) setMany(kvs [][2]string) ([]bool, error) {
 
 // getMany reads keys with one multi-get and returns the values found.
 func (m *mcConn) getMany(keys []string) (map[string]string, error) {
+	got, err := m.retrieve("get", keys)
+	out := make(map[string]string, len(got))
+	for k, vs := range got {
+		out[k] = vs[len(vs)-1]
+	}
+	return out, err
+}
+
+// retrieve sends one get or gets of keys and returns the values of every VALUE line, per key, in order.
+func (m *mcConn) retrieve(cmd string, keys []string) (map[string][]string, error) {
 	_ = m.c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := fmt.Fprintf(m.c, "get %s\r\n", strings.Join(keys, " ")); err != nil {
+	if _, err := fmt.Fprintf(m.c, "%s %s\r\n", cmd, strings.Join(keys, " ")); err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	out := map[string][]string{}
 	for {
 		line, err := m.r.ReadString('\n')
 		if err != nil {
@@ -366,16 +377,19 @@ func (m *mcConn) getMany(keys []string) (map[string]string, error) {
 		if line == "END" {
 			return out, nil
 		}
-		var key string
-		var flags, size int
-		if _, err := fmt.Sscanf(line, "VALUE %s %d %d", &key, &flags, &size); err != nil {
-			return out, fmt.Errorf("get: unexpected line %q", line)
+		f := strings.Fields(line)
+		if len(f) < 4 || f[0] != "VALUE" {
+			return out, fmt.Errorf("%s: unexpected line %q", cmd, line)
+		}
+		size, err := strconv.Atoi(f[3])
+		if err != nil || size < 0 {
+			return out, fmt.Errorf("%s: unexpected line %q", cmd, line)
 		}
 		data := make([]byte, size+2)
 		if _, err := io.ReadFull(m.r, data); err != nil {
 			return out, err
 		}
-		out[key] = string(data[:size])
+		out[f[1]] = append(out[f[1]], string(data[:size]))
 	}
 }
 
