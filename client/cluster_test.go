@@ -10,27 +10,27 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/eventually"
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // fakeCluster is several fake nodes that agree on one ring and record which node coordinated each key.
 type fakeCluster struct {
-	ring    *membership.Ring
-	servers map[membership.NodeID]*fakeServer
-	names   []membership.NodeID
+	ring    *ring.Ring
+	servers map[ring.NodeID]*fakeServer
+	names   []ring.NodeID
 
 	mu        sync.Mutex
-	servedBy  map[string]membership.NodeID // key → last node that got a request for it
+	servedBy  map[string]ring.NodeID // key → last node that got a request for it
 	ringReads atomic.Int64
 	// answer, when set, overrides the reply to get.
 	answer atomic.Pointer[map[string]any]
 }
 
 func newFakeCluster(t *testing.T, q, n int, names ...string) *fakeCluster {
-	fcl := &fakeCluster{ring: testRing(t, q, n, names...), servers: map[membership.NodeID]*fakeServer{},
-		servedBy: map[string]membership.NodeID{}}
+	fcl := &fakeCluster{ring: testRing(t, q, n, names...), servers: map[ring.NodeID]*fakeServer{},
+		servedBy: map[string]ring.NodeID{}}
 	for _, name := range names {
-		id := membership.NodeID(name)
+		id := ring.NodeID(name)
 		fcl.names = append(fcl.names, id)
 		fcl.servers[id] = newFakeServer(t, func(fc *fakeConn, method string, params []any) (any, any) {
 			return fcl.handle(id, method, params, n)
@@ -39,7 +39,7 @@ func newFakeCluster(t *testing.T, q, n int, names ...string) *fakeCluster {
 	return fcl
 }
 
-func (fcl *fakeCluster) handle(self membership.NodeID, method string, params []any, n int) (any, any) {
+func (fcl *fakeCluster) handle(self ring.NodeID, method string, params []any, n int) (any, any) {
 	switch method {
 	case "ping":
 		return "pong", nil
@@ -72,7 +72,7 @@ func (fcl *fakeCluster) handle(self membership.NodeID, method string, params []a
 	return nil, rpcErr(CodeUnknownMethod, method)
 }
 
-func (fcl *fakeCluster) served(key string) membership.NodeID {
+func (fcl *fakeCluster) served(key string) ring.NodeID {
 	fcl.mu.Lock()
 	defer fcl.mu.Unlock()
 	return fcl.servedBy[key]
@@ -85,7 +85,7 @@ func TestRoutingEndToEnd(t *testing.T) {
 	seed := fcl.servers["a"].addr()
 	c := newTestClient(t, Config{Seeds: []string{seed}, minRefreshGap: time.Millisecond})
 	ctx := context.Background()
-	coordinators := map[membership.NodeID]int{}
+	coordinators := map[ring.NodeID]int{}
 	for i := range 100 {
 		key := fmt.Sprintf("key-%d", i)
 		obj, err := c.Get(ctx, []byte(key), nil)
@@ -104,7 +104,7 @@ func TestRoutingEndToEnd(t *testing.T) {
 
 	// Stop the owner of some key's partition (not the seed): its requests go to the next primary.
 	var key string
-	var down membership.NodeID
+	var down ring.NodeID
 	for i := 0; ; i++ {
 		key = fmt.Sprintf("k%d", i)
 		if down = fcl.ring.Owner(fcl.ring.PartitionForKey([]byte(key))); down != "a" {
@@ -129,7 +129,7 @@ func TestRoutingEndToEnd(t *testing.T) {
 	if _, err := c.Put(ctx, []byte(key), []byte("v"), nil, nil); err != nil {
 		t.Fatalf("put with the first primary down: %v", err)
 	}
-	var next membership.NodeID
+	var next ring.NodeID
 	for _, e := range pl {
 		if e.Node != down {
 			next = e.Node

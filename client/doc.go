@@ -12,7 +12,7 @@
 //   - Encoding (wire.go): requests and replies are encoded and decoded field by field with
 //     vmihailenco/msgpack's streaming Encoder and Decoder (no reflection on the request path).
 //   - Routing (routing.go): Dynamo's client-driven coordination (§6.4). The client reads `ring` (owners per
-//     partition, n) and `members` (name → rpc address) from a node, builds a membership.Ring and sends each
+//     partition, n) and `members` (name → rpc address) from a node, builds a ring.Ring and sends each
 //     key's request to the first reachable node of the key's preference list, then to the seeds. The ring is
 //     read again every Config.RefreshInterval and soon after an answer that suggests it moved.
 //   - Errors (errors.go): the server's error map as *Error, matched with errors.Is against ErrNotFound,
@@ -20,7 +20,7 @@
 //   - GetResolved (resolve.go): semantic reconciliation with a Resolver: read, merge siblings, write the
 //     merged value back under the read's context.
 //
-// It does not own the ring algorithm (membership), the server (protocol/msgpackrpc, node) or the CLI
+// It does not own the ring algorithm (ring), the server (protocol/msgpackrpc, node) or the CLI
 // (cmd/gokai).
 //
 // # Retries

@@ -5,22 +5,22 @@ import (
 	"net"
 	"slices"
 
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // routeTable is what the client knows of the cluster: the ring, the replica count and each node's rpc
 // address. Immutable; replaced whole on refresh.
 type routeTable struct {
-	ring  *membership.Ring
+	ring  *ring.Ring
 	n     int
-	addrs map[membership.NodeID]string
+	addrs map[ring.NodeID]string
 }
 
 // route returns the rpc addresses of key's preference list (Dynamo §6.4): the nodes holding its n primary
 // replicas, in ring order, each once. Nodes whose address is unknown are left out, so the result may be
 // empty; the caller falls back to its seeds. Pure: no I/O, no clock.
-func route(ring *membership.Ring, n int, addrs map[membership.NodeID]string, key []byte) []string {
-	pl := ring.Preflist(key, max(n, 1), nil)
+func route(rg *ring.Ring, n int, addrs map[ring.NodeID]string, key []byte) []string {
+	pl := rg.Preflist(key, max(n, 1), nil)
 	out := make([]string, 0, len(pl))
 	for _, e := range pl {
 		a := addrs[e.Node]
@@ -36,25 +36,25 @@ func route(ring *membership.Ring, n int, addrs map[membership.NodeID]string, key
 // member listening on an unspecified address (0.0.0.0, [::]) is reached at from's host; members not "up"
 // and without an rpc address are left out.
 func buildTable(ri *RingInfo, ms []Member, from string) (*routeTable, error) {
-	owners := make([]membership.NodeID, len(ri.Owners))
+	owners := make([]ring.NodeID, len(ri.Owners))
 	for i, o := range ri.Owners {
-		owners[i] = membership.NodeID(o)
+		owners[i] = ring.NodeID(o)
 	}
 	if ri.Q != 0 && ri.Q != len(owners) {
 		return nil, protoErr("ring q=%d with %d owners", ri.Q, len(owners))
 	}
-	ring, err := membership.NewRingFromOwners(owners, ri.Version)
+	rg, err := ring.NewFromOwners(owners, ri.Version)
 	if err != nil {
 		return nil, fmt.Errorf("%w: ring from %s: %w", ErrProtocol, from, err)
 	}
-	addrs := make(map[membership.NodeID]string, len(ms))
+	addrs := make(map[ring.NodeID]string, len(ms))
 	for _, m := range ms {
 		if m.RPCAddr == "" || (m.Status != "" && m.Status != "up") {
 			continue
 		}
-		addrs[membership.NodeID(m.Name)] = reachableAddr(m.RPCAddr, from)
+		addrs[ring.NodeID(m.Name)] = reachableAddr(m.RPCAddr, from)
 	}
-	return &routeTable{ring: ring, n: max(ri.N, 1), addrs: addrs}, nil
+	return &routeTable{ring: rg, n: max(ri.N, 1), addrs: addrs}, nil
 }
 
 // reachableAddr replaces an unspecified or empty host in addr by the host of from.

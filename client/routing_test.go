@@ -6,17 +6,17 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 )
 
-func testRing(t *testing.T, q, n int, names ...string) *membership.Ring {
+func testRing(t *testing.T, q, n int, names ...string) *ring.Ring {
 	t.Helper()
-	ids := make([]membership.NodeID, len(names))
+	ids := make([]ring.NodeID, len(names))
 	for i, s := range names {
-		ids[i] = membership.NodeID(s)
+		ids[i] = ring.NodeID(s)
 	}
-	r, err := membership.NewRing(q, n, ids)
-	if err != nil && !errors.Is(err, membership.ErrTargetN) {
+	r, err := ring.New(q, n, ids)
+	if err != nil && !errors.Is(err, ring.ErrTargetN) {
 		t.Fatal(err)
 	}
 	return r
@@ -24,8 +24,8 @@ func testRing(t *testing.T, q, n int, names ...string) *membership.Ring {
 
 // routeRef is the preference list the simple way: walking the partitions p, p+1, ... from the key's
 // partition, the first n distinct owners (the skip rule), those with an address.
-func routeRef(r *membership.Ring, n int, addrs map[membership.NodeID]string, key []byte) []string {
-	var nodes []membership.NodeID
+func routeRef(r *ring.Ring, n int, addrs map[ring.NodeID]string, key []byte) []string {
+	var nodes []ring.NodeID
 	p := r.PartitionForKey(key)
 	for i := 0; i < r.Q() && len(nodes) < max(n, 1); i++ {
 		if o := r.Owner((p + i) % r.Q()); !slices.Contains(nodes, o) {
@@ -50,23 +50,23 @@ func TestRouteMultiNode(t *testing.T) {
 // testRouteMultiNode routes keys on a Q=64 ring of names: with 3 nodes the ring misses target_n, and the
 // routes of keys in its skipping lists still name 3 distinct nodes.
 func testRouteMultiNode(t *testing.T, names []string) {
-	ring := testRing(t, 64, 3, names...)
-	addrs := map[membership.NodeID]string{}
+	rg := testRing(t, 64, 3, names...)
+	addrs := map[ring.NodeID]string{}
 	for i, n := range names {
-		addrs[membership.NodeID(n)] = fmt.Sprintf("10.0.0.%d:11011", i+1)
+		addrs[ring.NodeID(n)] = fmt.Sprintf("10.0.0.%d:11011", i+1)
 	}
 	owners := map[string]int{}
 	for i := range 2000 {
 		key := fmt.Appendf(nil, "key-%d", i)
-		got := route(ring, 3, addrs, key)
-		if want := routeRef(ring, 3, addrs, key); !slices.Equal(got, want) {
+		got := route(rg, 3, addrs, key)
+		if want := routeRef(rg, 3, addrs, key); !slices.Equal(got, want) {
 			t.Fatalf("route(%s) = %v, want %v", key, got, want)
 		}
 		if len(got) != 3 {
 			t.Fatalf("route(%s) = %v: want 3 distinct nodes on a %d-node ring", key, got, len(names))
 		}
 		// The first address is the owner of the key's own partition: the coordinator.
-		if want := addrs[ring.Owner(ring.PartitionForKey(key))]; got[0] != want {
+		if want := addrs[rg.Owner(rg.PartitionForKey(key))]; got[0] != want {
 			t.Fatalf("route(%s)[0] = %s, want the partition owner %s", key, got[0], want)
 		}
 		owners[got[0]]++
@@ -81,11 +81,11 @@ func TestRouteTable(t *testing.T) {
 	two := testRing(t, 8, 3, "a", "b") // fewer nodes than n: replicas share nodes
 	one := testRing(t, 4, 3, "solo")
 	five := testRing(t, 16, 3, "a", "b", "c", "d", "e")
-	all := map[membership.NodeID]string{"a": "A", "b": "B", "c": "C", "d": "D", "e": "E", "solo": "S"}
+	all := map[ring.NodeID]string{"a": "A", "b": "B", "c": "C", "d": "D", "e": "E", "solo": "S"}
 	key := []byte("k")
 	p5 := five.PartitionForKey(key)
 	firstOf5 := five.Owner(p5)
-	missingFirst := map[membership.NodeID]string{}
+	missingFirst := map[ring.NodeID]string{}
 	for k, v := range all {
 		if k != firstOf5 {
 			missingFirst[k] = v
@@ -93,9 +93,9 @@ func TestRouteTable(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		ring  *membership.Ring
+		ring  *ring.Ring
 		n     int
-		addrs map[membership.NodeID]string
+		addrs map[ring.NodeID]string
 		want  []string
 	}{
 		{"two nodes n3 dedup", two, 3, all, routeRef(two, 3, all, key)},
@@ -131,7 +131,7 @@ func TestBuildTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[membership.NodeID]string{"a": "10.1.1.1:11011", "b": "10.1.1.2:11011", "e": "10.1.1.1:12000"}
+	want := map[ring.NodeID]string{"a": "10.1.1.1:11011", "b": "10.1.1.2:11011", "e": "10.1.1.1:12000"}
 	if len(tb.addrs) != len(want) {
 		t.Fatalf("addrs %v, want %v", tb.addrs, want)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/vnode"
 )
 
@@ -19,30 +19,30 @@ import (
 type ghostRouter struct {
 	testRouter
 	pid      *actor.PID
-	reported chan membership.NodeID
+	reported chan ring.NodeID
 }
 
-func (r ghostRouter) Preflist(key []byte, n int) []membership.PrefEntry {
+func (r ghostRouter) Preflist(key []byte, n int) []ring.PrefEntry {
 	pl := r.testRouter.Preflist(key, n)
 	pl[len(pl)-1].Node = "n2"
 	return pl
 }
 
-func (r ghostRouter) VnodePID(node membership.NodeID, p int) *actor.PID {
+func (r ghostRouter) VnodePID(node ring.NodeID, p int) *actor.PID {
 	if node == "n2" {
 		return r.pid
 	}
 	return r.testRouter.VnodePID(node, p)
 }
 
-func (r ghostRouter) ReportFailure(n membership.NodeID) {
+func (r ghostRouter) ReportFailure(n ring.NodeID) {
 	select {
 	case r.reported <- n:
 	default:
 	}
 }
 
-func startGhostNode(t *testing.T, silent bool, mod func(*Config)) (*testNode, chan membership.NodeID) {
+func startGhostNode(t *testing.T, silent bool, mod func(*Config)) (*testNode, chan ring.NodeID) {
 	t.Helper()
 	n := startTestNode(t, nil, mod)
 	pid := n.system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
@@ -53,7 +53,7 @@ func startGhostNode(t *testing.T, silent bool, mod func(*Config)) (*testNode, ch
 	if silent {
 		pid = n.system.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {})) // takes requests, never answers
 	}
-	reported := make(chan membership.NodeID, 64)
+	reported := make(chan ring.NodeID, 64)
 	n.svc.router = ghostRouter{testRouter: testRouter{n}, pid: pid, reported: reported}
 	return n, reported
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/vnode"
 )
 
@@ -15,7 +15,7 @@ import (
 // Target is one replica of a request: a vnode (partition on node) from the key's preference list.
 type Target struct {
 	Partition int
-	Node      membership.NodeID
+	Node      ring.NodeID
 	Primary   bool
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/vnode"
 )
 
@@ -20,15 +20,15 @@ import (
 // them. Implementations must be safe for concurrent use and must not block.
 type Router interface {
 	// Preflist returns the key's preference list for n replicas (primaries, then fallbacks).
-	Preflist(key []byte, n int) []membership.PrefEntry
+	Preflist(key []byte, n int) []ring.PrefEntry
 	// VnodePID returns the actor of partition p on node, or nil if it cannot be reached.
-	VnodePID(node membership.NodeID, p int) *actor.PID
+	VnodePID(node ring.NodeID, p int) *actor.PID
 	// Fallback returns a node to stand in for failed as the replica of partition p of key (sloppy quorum),
 	// or false when there is none.
-	Fallback(key []byte, p int, failed membership.NodeID) (membership.PrefEntry, bool)
+	Fallback(key []byte, p int, failed ring.NodeID) (ring.PrefEntry, bool)
 	// ReportFailure tells the router a replica on node failed or did not answer (failure detection uses
 	// it besides membership's view).
-	ReportFailure(node membership.NodeID)
+	ReportFailure(node ring.NodeID)
 }
 
 // DeleteMode says what happens to tombstones.
@@ -43,7 +43,7 @@ const (
 
 // Config configures the coordinators of one node.
 type Config struct {
-	Node membership.NodeID // this node (required)
+	Node ring.NodeID // this node (required)
 
 	N int // replicas per key; default 3, range 1..16
 	R int // default read quorum; default 2, range 1..N
@@ -76,7 +76,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults documented on Config.
-func DefaultConfig(node membership.NodeID) Config {
+func DefaultConfig(node ring.NodeID) Config {
 	return Config{Node: node, N: 3, R: 2, W: 2, Timeout: 5 * time.Second, Linger: time.Second,
 		MaxInFlight: 10000, DeleteMode: DeleteKeep, ReapDelay: 3 * time.Second}
 }

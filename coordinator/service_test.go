@@ -16,7 +16,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/internal/eventually"
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
 )
@@ -25,21 +25,21 @@ import (
 type testNode struct {
 	system *actor.ActorSystem
 	db     storage.Backend
-	ring   *membership.Ring
+	ring   *ring.Ring
 	vnodes *vnode.Manager
 	svc    *Service
 }
 
 type testRouter struct{ n *testNode }
 
-func (r testRouter) Preflist(key []byte, n int) []membership.PrefEntry {
+func (r testRouter) Preflist(key []byte, n int) []ring.PrefEntry {
 	return r.n.ring.Preflist(key, n, nil)
 }
-func (r testRouter) VnodePID(_ membership.NodeID, p int) *actor.PID { return r.n.vnodes.PID(p) }
-func (r testRouter) Fallback([]byte, int, membership.NodeID) (membership.PrefEntry, bool) {
-	return membership.PrefEntry{}, false // one node: no other node to stand in
+func (r testRouter) VnodePID(_ ring.NodeID, p int) *actor.PID { return r.n.vnodes.PID(p) }
+func (r testRouter) Fallback([]byte, int, ring.NodeID) (ring.PrefEntry, bool) {
+	return ring.PrefEntry{}, false // one node: no other node to stand in
 }
-func (r testRouter) ReportFailure(membership.NodeID) {}
+func (r testRouter) ReportFailure(ring.NodeID) {}
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -79,11 +79,11 @@ func startNodeDispatch(t testing.TB, logger *slog.Logger, factory vnode.Factory,
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := membership.NewRing(8, 3, []membership.NodeID{"n1"})
+	rg, err := ring.New(8, 3, []ring.NodeID{"n1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &testNode{system: actors.NewSystem(logger), db: db, ring: ring}
+	n := &testNode{system: actors.NewSystem(logger), db: db, ring: rg}
 	disp := actors.NewDispatcher(8, 300)
 	if factory == nil {
 		factory = vnode.NewKV(vnode.DefaultKVConfig())
@@ -92,7 +92,7 @@ func startNodeDispatch(t testing.TB, logger *slog.Logger, factory vnode.Factory,
 	if !pooled {
 		vdisp = actor.NewSynchronizedDispatcher(300)
 	}
-	n.vnodes, err = vnode.StartManager(n.system, vnode.ManagerConfig{Node: "n1", Partitions: ring.PartitionsOf("n1"),
+	n.vnodes, err = vnode.StartManager(n.system, vnode.ManagerConfig{Node: "n1", Partitions: rg.PartitionsOf("n1"),
 		Factory: factory, Store: db, Logger: logger, Dispatcher: vdisp})
 	if err != nil {
 		t.Fatal(err)
@@ -470,7 +470,7 @@ type crashRouter struct {
 	keys   map[int]string // partition -> test key
 }
 
-func (r crashRouter) VnodePID(node membership.NodeID, p int) *actor.PID {
+func (r crashRouter) VnodePID(node ring.NodeID, p int) *actor.PID {
 	switch r.keys[p] {
 	case "boom":
 		panic("test: coordinator crash")
@@ -559,7 +559,7 @@ type stressRouter struct {
 	silent *actor.PID
 }
 
-func (r stressRouter) Preflist(key []byte, n int) []membership.PrefEntry {
+func (r stressRouter) Preflist(key []byte, n int) []ring.PrefEntry {
 	pl := r.testRouter.Preflist(key, n)
 	if len(key) > 0 && key[0] == 's' {
 		for i := range pl {
@@ -569,7 +569,7 @@ func (r stressRouter) Preflist(key []byte, n int) []membership.PrefEntry {
 	return pl
 }
 
-func (r stressRouter) VnodePID(node membership.NodeID, p int) *actor.PID {
+func (r stressRouter) VnodePID(node ring.NodeID, p int) *actor.PID {
 	if node == "silent" {
 		return r.silent
 	}

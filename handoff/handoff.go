@@ -14,7 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/vnode"
 )
 
@@ -23,7 +23,7 @@ import (
 // by dropping the data at the source.
 type Move struct {
 	Partition int
-	From, To  membership.NodeID
+	From, To  ring.NodeID
 	Hinted    bool
 }
 
@@ -40,12 +40,12 @@ type Resolver interface {
 	// LocalVnode is this node's vnode of partition p (nil if none).
 	LocalVnode(p int) *actor.PID
 	// VnodePID is node's vnode of partition p, reachable over the transport (nil if unknown or down).
-	VnodePID(node membership.NodeID, p int) *actor.PID
+	VnodePID(node ring.NodeID, p int) *actor.PID
 }
 
 // Config configures a node's handoff manager.
 type Config struct {
-	Self        membership.NodeID
+	Self        ring.NodeID
 	Concurrency int           // transfers at once; default 2
 	BatchItems  int           // items per batch; default 256
 	BatchBytes  int           // bytes per batch; default 1 MiB

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/internal/eventually"
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
 )
@@ -34,7 +34,7 @@ type twoNodes struct {
 }
 
 func (n *twoNodes) LocalVnode(p int) *actor.PID { return n.a.PID(p) }
-func (n *twoNodes) VnodePID(node membership.NodeID, p int) *actor.PID {
+func (n *twoNodes) VnodePID(node ring.NodeID, p int) *actor.PID {
 	if node == "b" && n.bReachable.Load() {
 		return n.b.PID(p)
 	}
@@ -294,7 +294,7 @@ type eaterResolver struct {
 	eater *actor.PID
 }
 
-func (r eaterResolver) VnodePID(membership.NodeID, int) *actor.PID { return r.eater }
+func (r eaterResolver) VnodePID(ring.NodeID, int) *actor.PID { return r.eater }
 
 // TestLostForwardAckFailsTheAttemptAndTheRetryCompletes: a forward whose acknowledgement never comes fails
 // the flush cleanly (not a step timeout), and the retry, in a new session, completes the move with the write

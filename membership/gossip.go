@@ -15,6 +15,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // Errors of the gossip shell.
@@ -233,7 +235,7 @@ const (
 
 // LiveMember is one node as memberlist sees it, with its node meta.
 type LiveMember struct {
-	Name          NodeID
+	Name          ring.NodeID
 	State         LiveState
 	Since         time.Time // when this node saw State begin
 	Addr          string    // memberlist host:port
@@ -290,7 +292,7 @@ const (
 // goroutines (at most maxSends).
 type Gossip struct {
 	cfg   GossipConfig
-	self  NodeID
+	self  ring.NodeID
 	log   *slog.Logger
 	addr  string
 	ml    atomic.Pointer[memberlist.Memberlist]
@@ -309,7 +311,7 @@ type Gossip struct {
 	refusedStates atomic.Int64 // received states refused (signed.go)
 
 	viewMu     sync.RWMutex
-	view       map[NodeID]*liveEntry
+	view       map[ring.NodeID]*liveEntry
 	aliveCount atomic.Int64
 
 	subMu      sync.Mutex
@@ -318,9 +320,9 @@ type Gossip struct {
 	subsClosed bool
 
 	rateMu   sync.Mutex
-	pulled   map[stateKey]time.Time // last pull per state
-	pushed   map[NodeID]time.Time   // last unasked push per node
-	sendMu   sync.Mutex             // guards closed and sends.Add
+	pulled   map[stateKey]time.Time    // last pull per state
+	pushed   map[ring.NodeID]time.Time // last unasked push per node
+	sendMu   sync.Mutex                // guards closed and sends.Add
 	closed   bool
 	stop     chan struct{}  // closed by Shutdown
 	sends    sync.WaitGroup // reliable sends and join goroutines
@@ -342,10 +344,10 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		cfg:     cfg,
 		self:    cfg.Self.Name,
 		log:     cfg.Logger.With("node", string(cfg.Self.Name)),
-		view:    make(map[NodeID]*liveEntry),
+		view:    make(map[ring.NodeID]*liveEntry),
 		subs:    make(map[int]chan *ClusterState),
 		pulled:  make(map[stateKey]time.Time),
-		pushed:  make(map[NodeID]time.Time),
+		pushed:  make(map[ring.NodeID]time.Time),
 		sendSem: make(chan struct{}, maxSends),
 		stop:    make(chan struct{}),
 	}
@@ -566,7 +568,7 @@ func (g *Gossip) updateMeta(ml *memberlist.Memberlist) {
 
 // Alive reports whether memberlist considers n alive (not dead or left; a
 // suspect node counts as alive, see LiveState).
-func (g *Gossip) Alive(n NodeID) bool {
+func (g *Gossip) Alive(n ring.NodeID) bool {
 	g.viewMu.RLock()
 	defer g.viewMu.RUnlock()
 	e, ok := g.view[n]
@@ -842,7 +844,7 @@ func (g *Gossip) onRemoteState(buf []byte, join bool) {
 
 // send delivers msg reliably (TCP) to node to on its own goroutine; it is
 // dropped when to is unknown or dead, or maxSends are in flight.
-func (g *Gossip) send(to NodeID, msg []byte) {
+func (g *Gossip) send(to ring.NodeID, msg []byte) {
 	g.viewMu.RLock()
 	e, ok := g.view[to]
 	var node *memberlist.Node
@@ -895,7 +897,7 @@ func (g *Gossip) encodeMeta(cluster string, leaving bool) []byte {
 // same cluster, or a node joining with adopt (cluster ""), or anything
 // while this node joins with adopt.
 func (g *Gossip) acceptPeer(name string, meta []byte) error {
-	if NodeID(name) == g.self || g.adopting.Load() {
+	if ring.NodeID(name) == g.self || g.adopting.Load() {
 		return nil
 	}
 	m, err := decodeNodeMeta(meta)
@@ -918,7 +920,7 @@ func (g *Gossip) observe(n *memberlist.Node, state LiveState) {
 	meta, _ := decodeNodeMeta(n.Meta) // a bad meta leaves the addresses empty
 	g.viewMu.Lock()
 	defer g.viewMu.Unlock()
-	name := NodeID(n.Name)
+	name := ring.NodeID(n.Name)
 	e, ok := g.view[name]
 	if !ok {
 		e = &liveEntry{LiveMember: LiveMember{Name: name}}

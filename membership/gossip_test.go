@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // testLogger logs to t at info (debug with GOKAI_TEST_DEBUG=1) until the
@@ -242,7 +243,7 @@ func TestGossipFailureDetection(t *testing.T) {
 	})
 	t.Logf("graceful leave: seen by all in %v", d)
 	for _, m := range nodes[0].Members() {
-		want := map[NodeID]LiveState{"n0": LiveAlive, "n1": LiveAlive, "n2": LiveLeft, "n3": LiveDead}[m.Name]
+		want := map[ring.NodeID]LiveState{"n0": LiveAlive, "n1": LiveAlive, "n2": LiveLeft, "n3": LiveDead}[m.Name]
 		if m.State != want || m.Since.IsZero() {
 			t.Fatalf("n0 sees %s %s since %v, want %s", m.Name, m.State, m.Since, want)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gokai-kv/gokai/internal/mpscan"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -36,12 +37,12 @@ var smallMsgLimits = mpscan.Limits{MaxBytes: maxSmallMsgBytes, MaxDepth: 1, MaxE
 // "[cluster, version, hash]" plus the node that holds it (gossip does not
 // say who sent a message, and only that node is sure to have the state).
 type stateVersion struct {
-	_msgpack struct{} `msgpack:",as_array"`
-	Wire     uint8    // wireVersion
-	Cluster  string   // cluster id
-	Version  uint64   // ClusterState.Version
-	Hash     uint64   // ClusterState.Hash
-	From     NodeID   // the node that holds this state
+	_msgpack struct{}    `msgpack:",as_array"`
+	Wire     uint8       // wireVersion
+	Cluster  string      // cluster id
+	Version  uint64      // ClusterState.Version
+	Hash     uint64      // ClusterState.Hash
+	From     ring.NodeID // the node that holds this state
 }
 
 // encodeStateVersion returns the message of the given kind.

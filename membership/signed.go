@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/gokai-kv/gokai/internal/mpscan"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -25,7 +26,7 @@ type StateSigner interface {
 	Sign(enc []byte) (sig, cert []byte, err error)
 	// Verify checks that sig over enc was made with cert, a certificate the cluster CA issued to node
 	// claimant.
-	Verify(claimant NodeID, enc, sig, cert []byte) error
+	Verify(claimant ring.NodeID, enc, sig, cert []byte) error
 }
 
 // ErrUnsigned: a state from another node failed the signature or claimant rules.

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // hmacSigner stands in for certificates: every node of the "CA" shares secret, and a signature binds the
 // signer's name (the "certificate" is the name).
 type hmacSigner struct {
-	self   NodeID
+	self   ring.NodeID
 	secret []byte
 }
 
@@ -29,7 +31,7 @@ func (h hmacSigner) Sign(enc []byte) ([]byte, []byte, error) {
 	return h.mac([]byte(h.self), enc), []byte(h.self), nil
 }
 
-func (h hmacSigner) Verify(claimant NodeID, enc, sig, cert []byte) error {
+func (h hmacSigner) Verify(claimant ring.NodeID, enc, sig, cert []byte) error {
 	if string(cert) != string(claimant) {
 		return errors.New("certificate of another node")
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // MemberStatus is a member's place in the join/leave lifecycle. The values
@@ -86,7 +88,7 @@ var (
 // Member is one node of the cluster with its lifecycle status and the
 // addresses it serves on.
 type Member struct {
-	Name          NodeID
+	Name          ring.NodeID
 	Status        MemberStatus
 	RPCAddr       string // msgpack-RPC host:port
 	TransportAddr string // actor transport host:port
@@ -96,14 +98,14 @@ type Member struct {
 // Change is one staged join or leave.
 type Change struct {
 	Kind ChangeKind
-	Node NodeID
+	Node ring.NodeID
 }
 
 // PendingTransfer is one ownership move decided by a commit. While it is
 // waiting, Ring still names From as the owner of Partition; once done, To.
 type PendingTransfer struct {
 	Partition int
-	From, To  NodeID
+	From, To  ring.NodeID
 	State     TransferState
 }
 
@@ -124,11 +126,11 @@ type PendingTransfer struct {
 // by To; Transfers, when not empty, holds at least one waiting transfer.
 type ClusterState struct {
 	Version   uint64
-	Cluster   string // cluster id
-	Claimant  NodeID // the node that applies changes
-	N         int    // replica count the ring is claimed for
+	Cluster   string      // cluster id
+	Claimant  ring.NodeID // the node that applies changes
+	N         int         // replica count the ring is claimed for
 	Members   []Member
-	Ring      *Ring
+	Ring      *ring.Ring
 	Staged    []Change
 	Transfers []PendingTransfer
 }
@@ -145,9 +147,9 @@ func NewClusterState(cluster string, self Member, q, n int) (*ClusterState, erro
 		return nil, err
 	}
 	if n < 1 || n > MaxReplicas {
-		return nil, fmt.Errorf("%w: n=%d (want 1..%d)", ErrInvalidN, n, MaxReplicas)
+		return nil, fmt.Errorf("%w: n=%d (want 1..%d)", ring.ErrInvalidN, n, MaxReplicas)
 	}
-	ring, err := NewRing(q, n, []NodeID{self.Name})
+	r, err := ring.New(q, n, []ring.NodeID{self.Name})
 	if err != nil { // one node never misses the spread (n is capped)
 		return nil, err
 	}
@@ -157,7 +159,7 @@ func NewClusterState(cluster string, self Member, q, n int) (*ClusterState, erro
 		Claimant: self.Name,
 		N:        n,
 		Members:  []Member{self},
-		Ring:     ring,
+		Ring:     r,
 	}, nil
 }
 
@@ -188,7 +190,7 @@ func checkMember(m Member) error {
 }
 
 // Member returns the member named n.
-func (s *ClusterState) Member(n NodeID) (Member, bool) {
+func (s *ClusterState) Member(n ring.NodeID) (Member, bool) {
 	if i, ok := s.memberIndex(n); ok {
 		return s.Members[i], true
 	}
@@ -196,13 +198,13 @@ func (s *ClusterState) Member(n NodeID) (Member, bool) {
 }
 
 // memberIndex returns the index of n in Members (sorted by name).
-func (s *ClusterState) memberIndex(n NodeID) (int, bool) {
-	return slices.BinarySearchFunc(s.Members, n, func(m Member, n NodeID) int { return cmp.Compare(m.Name, n) })
+func (s *ClusterState) memberIndex(n ring.NodeID) (int, bool) {
+	return slices.BinarySearchFunc(s.Members, n, func(m Member, n ring.NodeID) int { return cmp.Compare(m.Name, n) })
 }
 
 // PartitionsAfter returns the number of partitions n owns once every
 // pending transfer is done.
-func (s *ClusterState) PartitionsAfter(n NodeID) int {
+func (s *ClusterState) PartitionsAfter(n ring.NodeID) int {
 	count := len(s.Ring.PartitionsOf(n))
 	for _, t := range s.Transfers {
 		if t.State != TransferWaiting {
@@ -284,7 +286,7 @@ func (s *ClusterState) Validate() error {
 // validateStaged checks that staged changes and joining/leaving statuses
 // match one to one.
 func (s *ClusterState) validateStaged() error {
-	seen := make(map[NodeID]bool, len(s.Staged))
+	seen := make(map[ring.NodeID]bool, len(s.Staged))
 	for _, c := range s.Staged {
 		if seen[c.Node] {
 			return fmt.Errorf("%w: two staged changes for %q", ErrInvalidState, c.Node)
@@ -329,7 +331,7 @@ func (s *ClusterState) validateTransfers() error {
 		if to, ok := s.Member(t.To); !ok || (to.Status != StatusValid && to.Status != StatusLeaving) {
 			return fmt.Errorf("%w: transfer of partition %d to %q, not a valid or leaving member", ErrInvalidState, t.Partition, t.To)
 		}
-		var owner NodeID
+		var owner ring.NodeID
 		switch t.State {
 		case TransferWaiting:
 			owner = t.From
@@ -366,8 +368,8 @@ func (s *ClusterState) successor() *ClusterState {
 
 // seal installs owners as the ring at t's version, then panics if t broke
 // an invariant: transitions only build valid states.
-func (t *ClusterState) seal(owners []NodeID) *ClusterState {
-	r, err := NewRingFromOwners(owners, t.Version)
+func (t *ClusterState) seal(owners []ring.NodeID) *ClusterState {
+	r, err := ring.NewFromOwners(owners, t.Version)
 	if err != nil {
 		panic(fmt.Sprintf("membership: transition built an invalid ring: %v", err))
 	}
@@ -408,13 +410,13 @@ func (s *ClusterState) StageJoin(m Member) (*ClusterState, error) {
 	t := s.successor()
 	t.Members = slices.Insert(t.Members, i, m)
 	t.Staged = append(t.Staged, Change{Kind: ChangeJoin, Node: m.Name})
-	return t.seal(s.Ring.owners), nil
+	return t.seal(s.Ring.Owners()), nil
 }
 
 // StageLeave stages the leave of the valid member n: it becomes leaving
 // (still owning its partitions) with a staged leave change. It fails when
 // no valid or joining member would remain.
-func (s *ClusterState) StageLeave(n NodeID) (*ClusterState, error) {
+func (s *ClusterState) StageLeave(n ring.NodeID) (*ClusterState, error) {
 	i, ok := s.memberIndex(n)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, n)
@@ -428,7 +430,7 @@ func (s *ClusterState) StageLeave(n NodeID) (*ClusterState, error) {
 	t := s.successor()
 	t.Members[i].Status = StatusLeaving
 	t.Staged = append(t.Staged, Change{Kind: ChangeLeave, Node: n})
-	return t.seal(s.Ring.owners), nil
+	return t.seal(s.Ring.Owners()), nil
 }
 
 // ClearStaged drops every staged change: joining members are removed,
@@ -445,13 +447,13 @@ func (s *ClusterState) ClearStaged() (*ClusterState, error) {
 			t.Members[i].Status = StatusValid
 		}
 	}
-	return t.seal(s.Ring.owners), nil
+	return t.seal(s.Ring.Owners()), nil
 }
 
 // planNodes returns the nodes the next ring is claimed over: valid and
 // joining members (leaving and exiting ones excluded), ascending.
-func (s *ClusterState) planNodes() []NodeID {
-	var nodes []NodeID
+func (s *ClusterState) planNodes() []ring.NodeID {
+	var nodes []ring.NodeID
 	for _, m := range s.Members {
 		if m.Status == StatusValid || m.Status == StatusJoining {
 			nodes = append(nodes, m.Name)
@@ -466,7 +468,7 @@ type Plan struct {
 	Changes []Change
 	// Next is the ring once every transfer is done (version = the
 	// committed state's).
-	Next *Ring
+	Next *ring.Ring
 	// Transfers are the partitions that change owner, all waiting.
 	Transfers []PendingTransfer
 	// TargetNWarning is set when the nodes cannot hold every N consecutive
@@ -495,7 +497,7 @@ func (s *ClusterState) Plan() (*Plan, error) {
 	if err != nil { // ErrTargetN: Next is usable
 		p.TargetNWarning = err.Error()
 	}
-	moves, err := Transfers(s.Ring, next)
+	moves, err := ring.Transfers(s.Ring, next)
 	if err != nil {
 		panic(fmt.Sprintf("membership: rebalance changed the ring size: %v", err))
 	}
@@ -547,7 +549,7 @@ func (s *ClusterState) Commit() (*ClusterState, error) {
 	}
 	t.Transfers = p.Transfers
 	t.finishTransfers()
-	return t.seal(s.Ring.owners), nil
+	return t.seal(s.Ring.Owners()), nil
 }
 
 // finishTransfers clears the transfer list and removes exiting members once
@@ -567,7 +569,7 @@ func (t *ClusterState) finishTransfers() {
 // A repeated report fails with ErrTransferDone while the list lasts and
 // with ErrNoSuchTransfer after; a caller that retries can treat
 // s.Ring.Owner(p) == to as success.
-func (s *ClusterState) CompleteTransfer(p int, from, to NodeID) (*ClusterState, error) {
+func (s *ClusterState) CompleteTransfer(p int, from, to ring.NodeID) (*ClusterState, error) {
 	i := slices.IndexFunc(s.Transfers, func(t PendingTransfer) bool {
 		return t.Partition == p && t.From == from && t.To == to
 	})
@@ -602,14 +604,14 @@ func (s *ClusterState) UpdateMember(m Member) (*ClusterState, error) {
 	}
 	t := s.successor()
 	t.Members[i] = m
-	return t.seal(s.Ring.owners), nil
+	return t.seal(s.Ring.Owners()), nil
 }
 
 // TakeClaim makes the valid member n the claimant (the node layer calls it
 // when the claimant is down). Two nodes that take the claim concurrently
 // produce states of the same version; Newer picks one winner everywhere.
 // When n already is the claimant it returns s itself and no error.
-func (s *ClusterState) TakeClaim(n NodeID) (*ClusterState, error) {
+func (s *ClusterState) TakeClaim(n ring.NodeID) (*ClusterState, error) {
 	m, ok := s.Member(n)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, n)
@@ -622,7 +624,7 @@ func (s *ClusterState) TakeClaim(n NodeID) (*ClusterState, error) {
 	}
 	t := s.successor()
 	t.Claimant = n
-	return t.seal(s.Ring.owners), nil
+	return t.seal(s.Ring.Owners()), nil
 }
 
 // Newer reports whether a should replace b: both of the same cluster, and a

@@ -8,11 +8,13 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // mem returns a member with addresses derived from its name.
 func mem(name string) Member {
-	return Member{Name: NodeID(name), RPCAddr: name + ":8087", TransportAddr: name + ":8088", MemcacheAddr: name + ":11211"}
+	return Member{Name: ring.NodeID(name), RPCAddr: name + ":8087", TransportAddr: name + ":8088", MemcacheAddr: name + ":11211"}
 }
 
 // must returns a function that fails t on an error and returns the state.
@@ -49,7 +51,7 @@ func completeAll(t testing.TB, s *ClusterState) *ClusterState {
 }
 
 // statusOf returns the status of n in s ("" if not a member).
-func statusOf(s *ClusterState, n NodeID) MemberStatus {
+func statusOf(s *ClusterState, n ring.NodeID) MemberStatus {
 	m, _ := s.Member(n)
 	return m.Status
 }
@@ -75,9 +77,9 @@ func TestNewClusterState(t *testing.T) {
 		{"empty name", "c", Member{}, 64, 3, ErrInvalidMember},
 		{"long name", "c", mem(long), 64, 3, ErrInvalidMember},
 		{"long address", "c", Member{Name: "a", RPCAddr: long + long}, 64, 3, ErrInvalidMember},
-		{"q not a power of two", "c", mem("a"), 48, 3, ErrInvalidQ},
-		{"n zero", "c", mem("a"), 64, 0, ErrInvalidN},
-		{"n too large", "c", mem("a"), 64, MaxReplicas + 1, ErrInvalidN},
+		{"q not a power of two", "c", mem("a"), 48, 3, ring.ErrInvalidQ},
+		{"n zero", "c", mem("a"), 64, 0, ring.ErrInvalidN},
+		{"n too large", "c", mem("a"), 64, MaxReplicas + 1, ring.ErrInvalidN},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := NewClusterState(tc.cluster, tc.self, tc.q, tc.n)
@@ -135,7 +137,7 @@ func TestJoinPlanCommitTransfers(t *testing.T) {
 	if len(s5.Transfers) != 0 || !slices.Equal(s5.Ring.Owners(), p.Next.Owners()) {
 		t.Fatalf("after all transfers: %d transfers, owners differ from the plan", len(s5.Transfers))
 	}
-	checkBalanced(t, s5.Ring.Owners(), []NodeID{"a", "b", "c"})
+	checkBalanced(t, s5.Ring.Owners(), []ring.NodeID{"a", "b", "c"})
 	if _, err := s5.CompleteTransfer(first.Partition, first.From, first.To); !errors.Is(err, ErrNoSuchTransfer) {
 		t.Fatalf("completion after the list was cleared: %v", err)
 	}
@@ -163,7 +165,7 @@ func TestLeaveClaimant(t *testing.T) {
 	if _, ok := s.Member("a"); ok || len(s.Transfers) != 0 {
 		t.Fatalf("a still a member after its partitions moved: %v", s.Members)
 	}
-	checkBalanced(t, s.Ring.Owners(), []NodeID{"b", "c"})
+	checkBalanced(t, s.Ring.Owners(), []ring.NodeID{"b", "c"})
 	if !distinctWindows(s.Ring.Owners(), 2) {
 		t.Fatal("2 nodes, n=2: every 2 consecutive partitions should be distinct")
 	}
@@ -177,7 +179,7 @@ func TestLeaveWithoutPartitions(t *testing.T) {
 		s = must(t)(s.StageJoin(mem(n)))
 	}
 	s = completeAll(t, must(t)(s.Commit()))
-	var idle NodeID
+	var idle ring.NodeID
 	for _, m := range s.Members {
 		if len(s.Ring.PartitionsOf(m.Name)) == 0 {
 			idle = m.Name
@@ -193,7 +195,7 @@ func TestLeaveWithoutPartitions(t *testing.T) {
 }
 
 // leaveAndCommit stages the leave of n and commits.
-func leaveAndCommit(t testing.TB, s *ClusterState, n NodeID) (*ClusterState, error) {
+func leaveAndCommit(t testing.TB, s *ClusterState, n ring.NodeID) (*ClusterState, error) {
 	t.Helper()
 	s = must(t)(s.StageLeave(n))
 	return s.Commit()
@@ -318,8 +320,8 @@ func randomHistory(t *testing.T, rng *rand.Rand, s *ClusterState, ops int) ([]*C
 	t.Helper()
 	pool := names(10)
 	seen := []*ClusterState{s}
-	var planNodes []NodeID // nodes of the last commit's plan
-	var planNext *Ring
+	var planNodes []ring.NodeID // nodes of the last commit's plan
+	var planNext *ring.Ring
 	settled := 0
 	for range ops {
 		var next *ClusterState
@@ -443,11 +445,11 @@ func checkState(t *testing.T, s *ClusterState) {
 
 // checkSettled checks a ring with no transfers pending, claimed over nodes:
 // balanced, and spread as Claim promises.
-func checkSettled(t *testing.T, s *ClusterState, nodes []NodeID) {
+func checkSettled(t *testing.T, s *ClusterState, nodes []ring.NodeID) {
 	t.Helper()
 	owners := s.Ring.Owners()
 	q, m := len(owners), len(nodes)
-	var owning []NodeID // with q < m some nodes own nothing
+	var owning []ring.NodeID // with q < m some nodes own nothing
 	for _, n := range nodes {
 		if len(s.Ring.PartitionsOf(n)) > 0 {
 			owning = append(owning, n)
@@ -458,10 +460,10 @@ func checkSettled(t *testing.T, s *ClusterState, nodes []NodeID) {
 	} else if len(owning) != q {
 		t.Fatalf("q=%d < %d nodes: %d owners", q, m, len(owning))
 	}
-	if !distinctWindows(owners, SpreadWindow(q, s.N, m)) {
-		t.Fatalf("q=%d n=%d nodes=%d: spread window %d broken", q, s.N, m, SpreadWindow(q, s.N, m))
+	if !distinctWindows(owners, ring.SpreadWindow(q, s.N, m)) {
+		t.Fatalf("q=%d n=%d nodes=%d: spread window %d broken", q, s.N, m, ring.SpreadWindow(q, s.N, m))
 	}
-	if m >= min(s.N, q) && TargetNFeasible(q, s.N, m) && len(s.Ring.Violations(s.N)) > 0 {
+	if m >= min(s.N, q) && ring.TargetNFeasible(q, s.N, m) && len(s.Ring.Violations(s.N)) > 0 {
 		t.Fatalf("q=%d n=%d nodes=%d: target n feasible but violated", q, s.N, m)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/gokai-kv/gokai/internal/mpscan"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -72,7 +73,7 @@ func (s *ClusterState) MarshalBinary() ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	index := make(map[NodeID]uint32, len(s.Members))
+	index := make(map[ring.NodeID]uint32, len(s.Members))
 	doc := stateDoc{
 		Format:   stateDocFormat,
 		Version:  s.Version,
@@ -87,7 +88,7 @@ func (s *ClusterState) MarshalBinary() ([]byte, error) {
 		doc.Members[i] = memberDoc{Name: string(m.Name), Status: string(m.Status),
 			RPC: m.RPCAddr, Transport: m.TransportAddr, Memcache: m.MemcacheAddr}
 	}
-	for p, o := range s.Ring.owners {
+	for p, o := range s.Ring.Owners() {
 		doc.Owners[p] = index[o]
 	}
 	for _, c := range s.Staged {
@@ -141,27 +142,27 @@ func (doc *stateDoc) state() (*ClusterState, error) {
 	if len(doc.Members) == 0 || len(doc.Members) > MaxMembers {
 		return nil, fmt.Errorf("%d members (want 1..%d)", len(doc.Members), MaxMembers)
 	}
-	member := func(i uint32) (NodeID, error) {
+	member := func(i uint32) (ring.NodeID, error) {
 		if int64(i) >= int64(len(doc.Members)) {
 			return "", fmt.Errorf("member index %d, table has %d", i, len(doc.Members))
 		}
-		return NodeID(doc.Members[i].Name), nil
+		return ring.NodeID(doc.Members[i].Name), nil
 	}
 	s := &ClusterState{
 		Version:  doc.Version,
 		Cluster:  doc.Cluster,
-		Claimant: NodeID(doc.Claimant),
+		Claimant: ring.NodeID(doc.Claimant),
 		N:        doc.N,
 		Members:  make([]Member, len(doc.Members)),
 	}
 	for i, m := range doc.Members {
-		s.Members[i] = Member{Name: NodeID(m.Name), Status: MemberStatus(m.Status),
+		s.Members[i] = Member{Name: ring.NodeID(m.Name), Status: MemberStatus(m.Status),
 			RPCAddr: m.RPC, TransportAddr: m.Transport, MemcacheAddr: m.Memcache}
 	}
-	if err := checkQ(len(doc.Owners)); err != nil {
+	if err := ring.CheckQ(len(doc.Owners)); err != nil {
 		return nil, err
 	}
-	owners := make([]NodeID, len(doc.Owners))
+	owners := make([]ring.NodeID, len(doc.Owners))
 	for p, x := range doc.Owners {
 		o, err := member(x)
 		if err != nil {
@@ -170,7 +171,7 @@ func (doc *stateDoc) state() (*ClusterState, error) {
 		owners[p] = o
 	}
 	for _, c := range doc.Staged {
-		s.Staged = append(s.Staged, Change{Kind: ChangeKind(c.Kind), Node: NodeID(c.Node)})
+		s.Staged = append(s.Staged, Change{Kind: ChangeKind(c.Kind), Node: ring.NodeID(c.Node)})
 	}
 	if len(doc.Transfers) > len(doc.Owners) {
 		return nil, fmt.Errorf("%d transfers for %d partitions", len(doc.Transfers), len(doc.Owners))
@@ -190,7 +191,7 @@ func (doc *stateDoc) state() (*ClusterState, error) {
 		s.Transfers = append(s.Transfers, PendingTransfer{Partition: int(t.Partition), From: from, To: to,
 			State: TransferState(t.State)})
 	}
-	r, err := NewRingFromOwners(owners, doc.Version)
+	r, err := ring.NewFromOwners(owners, doc.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +221,7 @@ func (s *ClusterState) Hash() uint64 {
 	str(string(s.Claimant))
 	u(uint64(s.N))
 	u(uint64(len(s.Members)))
-	index := make(map[NodeID]uint64, len(s.Members))
+	index := make(map[ring.NodeID]uint64, len(s.Members))
 	for i, m := range s.Members {
 		index[m.Name] = uint64(i)
 		str(string(m.Name))
@@ -230,7 +231,8 @@ func (s *ClusterState) Hash() uint64 {
 		str(m.MemcacheAddr)
 	}
 	u(uint64(s.Ring.Q()))
-	for _, o := range s.Ring.owners {
+	for p := range s.Ring.Q() {
+		o := s.Ring.Owner(p)
 		x, ok := index[o]
 		if !ok { // not a valid state; still keep distinct contents apart
 			u(0)

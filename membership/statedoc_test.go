@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // pendingState returns a 3-node state with a staged join and transfers
@@ -66,12 +68,12 @@ func TestClusterStateRoundTrip(t *testing.T) {
 	if testing.Short() {
 		return
 	}
-	big := must(t)(NewClusterState("c", mem("a"), MaxPartitions, 3))
+	big := must(t)(NewClusterState("c", mem("a"), ring.MaxPartitions, 3))
 	big = must(t)(big.StageJoin(mem("b")))
 	big = must(t)(big.Commit())
 	checkState(t, big)
 	b, _ = big.MarshalBinary()
-	t.Logf("q=%d, 2 nodes, %d transfers pending: %d bytes", MaxPartitions, len(big.Transfers), len(b))
+	t.Logf("q=%d, 2 nodes, %d transfers pending: %d bytes", ring.MaxPartitions, len(big.Transfers), len(b))
 }
 
 func TestUnmarshalClusterStateErrors(t *testing.T) {

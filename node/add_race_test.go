@@ -18,8 +18,8 @@ import (
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/internal/eventually"
-	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/protocol/memcache"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
 )
@@ -31,45 +31,45 @@ import (
 // process trip the race detector) and no gossip: every node is always up.
 type inprocCluster struct {
 	system *actor.ActorSystem
-	ring   *membership.Ring
-	names  []membership.NodeID
-	stores map[membership.NodeID]*storage.Memory
-	vnodes map[membership.NodeID]*vnode.Manager
-	coords map[membership.NodeID]*coordinator.Service
+	ring   *ring.Ring
+	names  []ring.NodeID
+	stores map[ring.NodeID]*storage.Memory
+	vnodes map[ring.NodeID]*vnode.Manager
+	coords map[ring.NodeID]*coordinator.Service
 }
 
 // inprocRouter serves every coordinator of the cluster. Its maps are written before the first request and
 // only read afterwards.
 type inprocRouter struct{ c *inprocCluster }
 
-func (r inprocRouter) Preflist(key []byte, n int) []membership.PrefEntry {
+func (r inprocRouter) Preflist(key []byte, n int) []ring.PrefEntry {
 	return r.c.ring.Preflist(key, n, nil)
 }
-func (r inprocRouter) VnodePID(node membership.NodeID, p int) *actor.PID {
+func (r inprocRouter) VnodePID(node ring.NodeID, p int) *actor.PID {
 	if m := r.c.vnodes[node]; m != nil {
 		return m.PID(p)
 	}
 	return nil
 }
-func (r inprocRouter) Fallback([]byte, int, membership.NodeID) (membership.PrefEntry, bool) {
-	return membership.PrefEntry{}, false // every node is up
+func (r inprocRouter) Fallback([]byte, int, ring.NodeID) (ring.PrefEntry, bool) {
+	return ring.PrefEntry{}, false // every node is up
 }
-func (r inprocRouter) ReportFailure(membership.NodeID) {}
+func (r inprocRouter) ReportFailure(ring.NodeID) {}
 
 func startInprocCluster(t *testing.T) *inprocCluster {
 	t.Helper()
 	const q = 8
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	names := []membership.NodeID{"n1", "n2", "n3"}
+	names := []ring.NodeID{"n1", "n2", "n3"}
 	// NB: 8 partitions cannot put every 3 consecutive ones on distinct nodes (ErrTargetN); the ring is
 	// still valid, and the tests choose keys whose preference list spans the three nodes.
-	ring, err := membership.NewRing(q, 3, names)
-	if err != nil && !errors.Is(err, membership.ErrTargetN) {
+	rg, err := ring.New(q, 3, names)
+	if err != nil && !errors.Is(err, ring.ErrTargetN) {
 		t.Fatal(err)
 	}
-	c := &inprocCluster{system: actors.NewSystem(logger), ring: ring, names: names,
-		stores: map[membership.NodeID]*storage.Memory{}, vnodes: map[membership.NodeID]*vnode.Manager{},
-		coords: map[membership.NodeID]*coordinator.Service{}}
+	c := &inprocCluster{system: actors.NewSystem(logger), ring: rg, names: names,
+		stores: map[ring.NodeID]*storage.Memory{}, vnodes: map[ring.NodeID]*vnode.Manager{},
+		coords: map[ring.NodeID]*coordinator.Service{}}
 	disp := actors.NewDispatcher(4, 300)
 	all := make([]int, q)
 	for p := range all {
@@ -114,7 +114,7 @@ func startInprocCluster(t *testing.T) *inprocCluster {
 }
 
 // replica is what node's vnode of partition p stores for key (nil if nothing), read below the vnode.
-func (c *inprocCluster) replica(t *testing.T, node membership.NodeID, p int, key []byte) *vnode.Object {
+func (c *inprocCluster) replica(t *testing.T, node ring.NodeID, p int, key []byte) *vnode.Object {
 	t.Helper()
 	raw, err := c.stores[node].Get(uint32(p), append([]byte{'k'}, key...))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -132,11 +132,11 @@ func (c *inprocCluster) replica(t *testing.T, node membership.NodeID, p int, key
 
 // spanningKey finds a key (prefix-0, prefix-1, ...) whose preference list holds a replica on each of the
 // three nodes, and returns it with each node's partition for it.
-func (c *inprocCluster) spanningKey(t *testing.T, prefix string) ([]byte, map[membership.NodeID]int) {
+func (c *inprocCluster) spanningKey(t *testing.T, prefix string) ([]byte, map[ring.NodeID]int) {
 	t.Helper()
 	for i := range 1000 {
 		key := []byte(fmt.Sprintf("%s-%d", prefix, i))
-		part := map[membership.NodeID]int{}
+		part := map[ring.NodeID]int{}
 		for _, e := range c.ring.Preflist(key, 3, nil) {
 			part[e.Node] = e.Partition
 		}

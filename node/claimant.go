@@ -9,6 +9,7 @@ import (
 
 	"github.com/gokai-kv/gokai/membership"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // applyClaimant runs one cluster change on this node, which must be the claimant: read the current
@@ -35,7 +36,7 @@ func (n *Node) applyClaimant(method string, params []any) (any, error) {
 	case "cluster_leave":
 		var name []byte
 		if name, err = rpc.Bytes(params, 0, "node"); err == nil {
-			next, err = cur.StageLeave(membership.NodeID(name))
+			next, err = cur.StageLeave(ring.NodeID(name))
 		}
 	case "cluster_clear":
 		next, err = cur.ClearStaged()
@@ -46,7 +47,7 @@ func (n *Node) applyClaimant(method string, params []any) (any, error) {
 		}
 	case "cluster_commit":
 		next, err = cur.Commit()
-		if err != nil && errors.Is(err, membership.ErrTargetN) {
+		if err != nil && errors.Is(err, ring.ErrTargetN) {
 			// NB: not a loss of replicas: preference lists skip to N distinct nodes there. A later ownership
 			// change can move such a list's replica to another partition; the nodes re-home it (rehome.go).
 			n.logger.Warn("cluster: committed a ring where some N consecutive partitions share a node: their preference lists skip partitions", "err", err)
@@ -58,7 +59,7 @@ func (n *Node) applyClaimant(method string, params []any) (any, error) {
 		if p, err = intParam(params, 0); err == nil {
 			if from, err = rpc.Bytes(params, 1, "from"); err == nil {
 				if to, err = rpc.Bytes(params, 2, "to"); err == nil {
-					next, err = cur.CompleteTransfer(int(p), membership.NodeID(from), membership.NodeID(to))
+					next, err = cur.CompleteTransfer(int(p), ring.NodeID(from), ring.NodeID(to))
 					if errors.Is(err, membership.ErrTransferDone) {
 						return true, nil // a retried report
 					}
@@ -103,7 +104,7 @@ func memberParam(params []any) (membership.Member, error) {
 		}
 		f[i] = b
 	}
-	return membership.Member{Name: membership.NodeID(f[0]), RPCAddr: string(f[1]), TransportAddr: string(f[2]), MemcacheAddr: string(f[3])}, nil
+	return membership.Member{Name: ring.NodeID(f[0]), RPCAddr: string(f[1]), TransportAddr: string(f[2]), MemcacheAddr: string(f[3])}, nil
 }
 
 func planInfo(s *membership.ClusterState, p *membership.Plan) map[string]any {
@@ -125,7 +126,7 @@ func planInfo(s *membership.ClusterState, p *membership.Plan) map[string]any {
 // clusterStatus is this node's view of the cluster.
 func (n *Node) clusterStatus() map[string]any {
 	s := n.state()
-	live := map[membership.NodeID]membership.LiveMember{}
+	live := map[ring.NodeID]membership.LiveMember{}
 	for _, m := range n.cl.gossip.Members() {
 		live[m.Name] = m
 	}

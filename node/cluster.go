@@ -21,6 +21,7 @@ import (
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/handoff"
 	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/vnode"
 )
 
@@ -38,7 +39,7 @@ type cluster struct {
 	fd *failureDetector
 
 	// live maps each alive member to its transport address (refreshed from memberlist's view).
-	live atomic.Pointer[map[membership.NodeID]string]
+	live atomic.Pointer[map[ring.NodeID]string]
 
 	// peers is the last saved list of other members' gossip addresses (data-dir/peers), for rejoining
 	// after a restart. Only the cluster-watch goroutine touches it after start.
@@ -56,7 +57,7 @@ type cluster struct {
 // statePath is where the cluster state is kept between runs.
 func (n *Node) statePath() string { return filepath.Join(n.cfg.DataDir, "cluster") }
 
-func (n *Node) self() membership.NodeID { return nodeID(n.cfg.Name) }
+func (n *Node) self() ring.NodeID { return nodeID(n.cfg.Name) }
 
 func (n *Node) selfMember() membership.Member {
 	m := membership.Member{Name: n.self(), RPCAddr: n.RPCAddr(), MemcacheAddr: n.MemcacheAddr()}
@@ -95,7 +96,7 @@ func (n *Node) loadState() (*membership.ClusterState, []byte, error) {
 		return nil, nil, err
 	}
 	s, err := membership.NewClusterState(hex.EncodeToString(id[:]), n.selfMember(), n.cfg.Q, n.cfg.N)
-	if err != nil && !errors.Is(err, membership.ErrTargetN) {
+	if err != nil && !errors.Is(err, ring.ErrTargetN) {
 		return nil, nil, err
 	}
 	raw, err := s.MarshalBinary()
@@ -117,7 +118,7 @@ func (n *Node) saveState(doc []byte) error {
 // actors spawned before the transport carry unreachable PIDs).
 func (n *Node) startCluster(ctx context.Context) error {
 	n.cl = &cluster{dropping: map[int]bool{}}
-	empty := map[membership.NodeID]string{}
+	empty := map[ring.NodeID]string{}
 	n.cl.live.Store(&empty)
 	r, err := actors.StartRemote(n.system, actors.RemoteConfig{Listen: n.cfg.TransportListen, Logger: n.logger,
 		TLS: n.transportTLS()})
@@ -157,7 +158,7 @@ func (n *Node) startCluster(ctx context.Context) error {
 	n.cl.gossip = g
 	n.refreshLive()
 	n.cl.fd = newFailureDetector(n.cfg.FailureSuspicion, n.cfg.FailureProbe, n.pingPeer, g.Alive,
-		func(x membership.NodeID) bool { _, ok := n.state().Member(x); return ok }, n.now, n.logger)
+		func(x ring.NodeID) bool { _, ok := n.state().Member(x); return ok }, n.now, n.logger)
 	if err := n.startControl(ctx); err != nil {
 		g.Shutdown()
 		r.Stop(false)
@@ -238,7 +239,7 @@ func (n *Node) stopCluster(context.Context) error {
 
 // refreshLive rebuilds the alive-member → transport address map from memberlist's view.
 func (n *Node) refreshLive() {
-	live := map[membership.NodeID]string{}
+	live := map[ring.NodeID]string{}
 	for _, m := range n.cl.gossip.Members() {
 		if m.State == membership.LiveAlive && m.TransportAddr != "" {
 			live[m.Name] = m.TransportAddr
@@ -248,7 +249,7 @@ func (n *Node) refreshLive() {
 }
 
 // remoteVnode is node's vnode of partition p over the transport, or nil when node is not alive.
-func (n *Node) remoteVnode(node membership.NodeID, p int) *actor.PID {
+func (n *Node) remoteVnode(node ring.NodeID, p int) *actor.PID {
 	addr, ok := (*n.cl.live.Load())[node]
 	if !ok {
 		return nil
@@ -280,7 +281,7 @@ func (n *Node) stopHandoff(context.Context) error {
 type handoffResolver struct{ n *Node }
 
 func (r handoffResolver) LocalVnode(p int) *actor.PID { return r.n.vnodes.PID(p) }
-func (r handoffResolver) VnodePID(node membership.NodeID, p int) *actor.PID {
+func (r handoffResolver) VnodePID(node ring.NodeID, p int) *actor.PID {
 	return router{r.n}.VnodePID(node, p)
 }
 
@@ -527,7 +528,7 @@ const dropAckTimeout = 10 * time.Second
 // isUp is the liveness this node acts on: itself, and the members memberlist sees alive that did not fail
 // a request recently (the node's own observation: a killed peer fails requests before memberlist's
 // probes declare it dead).
-func (n *Node) isUp(node membership.NodeID) bool {
+func (n *Node) isUp(node ring.NodeID) bool {
 	if node == n.self() {
 		return true
 	}
@@ -541,7 +542,7 @@ func (n *Node) isUp(node membership.NodeID) bool {
 
 // suspect makes node count as down after one of its replicas failed or did not answer a request, until
 // it answers a ping again (see failureDetector).
-func (n *Node) suspect(node membership.NodeID) {
+func (n *Node) suspect(node ring.NodeID) {
 	if node == n.self() || n.cfg.FailureSuspicion <= 0 {
 		return
 	}
@@ -549,7 +550,7 @@ func (n *Node) suspect(node membership.NodeID) {
 }
 
 // pingPeer asks node's ping actor over the transport for an answer within ctx.
-func (n *Node) pingPeer(ctx context.Context, node membership.NodeID) error {
+func (n *Node) pingPeer(ctx context.Context, node ring.NodeID) error {
 	addr, ok := (*n.cl.live.Load())[node]
 	if !ok {
 		return fmt.Errorf("cluster: %s has no known transport address", node)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/internal/mpscan"
-	"github.com/gokai-kv/gokai/membership"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // The control plane: node-to-node calls (a joining node's stage join, a handoff's transfer done, operator
@@ -73,19 +73,19 @@ func (a *controlActor) Receive(ctx actor.Context) {
 	go func() {
 		c, cancel := context.WithTimeout(context.Background(), controlTimeout)
 		defer cancel()
-		sys.Root.Send(sender, a.n.serveControl(c, req, caller{peer: membership.NodeID(peer), remote: remote}))
+		sys.Root.Send(sender, a.n.serveControl(c, req, caller{peer: ring.NodeID(peer), remote: remote}))
 	}()
 }
 
 // caller is who made a control call: a local call, or another node (authenticated by name with TLS).
 type caller struct {
-	peer   membership.NodeID
+	peer   ring.NodeID
 	remote bool
 }
 
 // mayActAs reports whether the caller may make a call on behalf of node: a local call, a node without TLS
 // (the transport is then trusted: loopback or -insecure), or the node itself.
-func (n *Node) mayActAs(c caller, node membership.NodeID) bool {
+func (n *Node) mayActAs(c caller, node ring.NodeID) bool {
 	return !c.remote || n.pki == nil || c.peer == node
 }
 
@@ -147,7 +147,7 @@ func (n *Node) control(ctx context.Context, method string, params []any, c calle
 		if err != nil {
 			return nil, err
 		}
-		if !n.mayActAs(c, membership.NodeID(from)) {
+		if !n.mayActAs(c, ring.NodeID(from)) {
 			return nil, errNotAllowed
 		}
 		return n.applyClaimant(method, params)
@@ -208,7 +208,7 @@ func decodeBounded(b []byte, v any) error {
 }
 
 // transportAddr is a member's transport address: gossip's view first (current), else the cluster state.
-func (n *Node) transportAddr(node membership.NodeID) string {
+func (n *Node) transportAddr(node ring.NodeID) string {
 	if addr, ok := (*n.cl.live.Load())[node]; ok {
 		return addr
 	}

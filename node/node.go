@@ -21,9 +21,9 @@ import (
 	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/internal/netserve"
 	"github.com/gokai-kv/gokai/internal/pki"
-	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/supervisor"
 	"github.com/gokai-kv/gokai/vnode"
@@ -32,7 +32,7 @@ import (
 // Version is gokai's version string.
 var Version = "0.1.0"
 
-func nodeID(name string) membership.NodeID { return membership.NodeID(name) }
+func nodeID(name string) ring.NodeID { return ring.NodeID(name) }
 
 // Node is one running gokai node: its supervision tree and handles on its parts for tools and tests.
 type Node struct {
@@ -159,7 +159,7 @@ func (n *Node) TransportAddr() string {
 func (n *Node) Coordinator() *coordinator.Service { return n.coord }
 func (n *Node) Vnodes() *vnode.Manager            { return n.vnodes }
 func (n *Node) Backend() storage.Backend          { return n.backend }
-func (n *Node) Ring() *membership.Ring            { return n.state().Ring }
+func (n *Node) Ring() *ring.Ring                  { return n.state().Ring }
 func (n *Node) System() *actor.ActorSystem        { return n.system }
 
 func (n *Node) startStorage(context.Context) error {
@@ -263,28 +263,28 @@ type router struct{ n *Node }
 
 // Preflist is the key's N primaries that are up, and for each one that is down a fallback node (sloppy
 // quorum): the fallback's vnode of the same partition takes the write as a hint.
-func (r router) Preflist(key []byte, nrep int) []membership.PrefEntry {
+func (r router) Preflist(key []byte, nrep int) []ring.PrefEntry {
 	return r.n.state().Ring.Preflist(key, nrep, r.n.isUp)
 }
 
 // Fallback is the sloppy-quorum stand-in for failed as the replica of partition p of key: the fallback
 // the ring gives when failed is considered down.
-func (r router) Fallback(key []byte, p int, failed membership.NodeID) (membership.PrefEntry, bool) {
-	up := func(x membership.NodeID) bool { return x != failed && r.n.isUp(x) }
+func (r router) Fallback(key []byte, p int, failed ring.NodeID) (ring.PrefEntry, bool) {
+	up := func(x ring.NodeID) bool { return x != failed && r.n.isUp(x) }
 	for _, e := range r.n.state().Ring.Preflist(key, r.n.cfg.N, up) {
 		if e.Partition == p && !e.Primary {
 			return e, true
 		}
 	}
-	return membership.PrefEntry{}, false
+	return ring.PrefEntry{}, false
 }
 
 // ReportFailure makes the node treat a replica's node as down for a while (see isUp).
-func (r router) ReportFailure(node membership.NodeID) { r.n.suspect(node) }
+func (r router) ReportFailure(node ring.NodeID) { r.n.suspect(node) }
 
 // VnodePID is the local vnode for this node, else the remote vnode of a node memberlist sees alive; nil for
 // a node that is down, so a coordinator never waits on the transport's retries to a dead peer.
-func (r router) VnodePID(node membership.NodeID, p int) *actor.PID {
+func (r router) VnodePID(node ring.NodeID, p int) *actor.PID {
 	if node == r.n.self() {
 		return r.n.vnodes.PID(p)
 	}

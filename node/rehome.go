@@ -19,13 +19,14 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/vnode"
 )
 
 // Re-home: moving the keys a vnode holds for key ranges whose preference list no longer names it.
 //
 // A replica lives in the vnode of the partition its preference-list entry names. With the skip rule
-// (membership.Ring.PreflistForPartition) those partitions depend on the owners around a key's partition p,
+// (ring.Ring.PreflistForPartition) those partitions depend on the owners around a key's partition p,
 // so an ownership change can take partition X out of p's list and put Y in: the copies of p's keys in X's
 // vnode are then never read again, and Y's vnode starts without them. Read repair puts a key on Y when it
 // is read; re-home does it for every key, and drops the copy in X:
@@ -101,16 +102,16 @@ func rehomeDue(owned []int, fp uint64, received func(int) int64, marks map[int]r
 
 // rehomeFirst reports, for the partitions of ring, whether their sources (Ring.Sources) differ from
 // prev's: where misplaced keys are likely, so their pass goes first (nil prev: none).
-func rehomeFirst(prev, ring *membership.Ring, n int) func(int) bool {
-	if prev == nil || prev.Q() != ring.Q() {
+func rehomeFirst(prev, rg *ring.Ring, n int) func(int) bool {
+	if prev == nil || prev.Q() != rg.Q() {
 		return func(int) bool { return false }
 	}
-	a, b := prev.Sources(n), ring.Sources(n)
+	a, b := prev.Sources(n), rg.Sources(n)
 	return func(x int) bool { return !slices.Equal(a[x], b[x]) }
 }
 
 // ringFingerprint identifies the preference lists of ring r for n replicas: a hash of n and the owners.
-func ringFingerprint(r *membership.Ring, n int) uint64 {
+func ringFingerprint(r *ring.Ring, n int) uint64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%d\x00", n)
 	for _, o := range r.Owners() {
@@ -124,9 +125,9 @@ func ringFingerprint(r *membership.Ring, n int) uint64 {
 // to a Node, so tests can run it on vnode managers of their own.
 type rehomer struct {
 	system *actor.ActorSystem
-	local  func(p int) *actor.PID                         // this node's vnode of p (nil: none)
-	vnode  func(node membership.NodeID, p int) *actor.PID // node's vnode of p (nil: unreachable)
-	n      int                                            // replicas per key
+	local  func(p int) *actor.PID                   // this node's vnode of p (nil: none)
+	vnode  func(node ring.NodeID, p int) *actor.PID // node's vnode of p (nil: unreachable)
+	n      int                                      // replicas per key
 
 	batchItems, batchBytes int           // misplaced keys per round of sends and drops
 	timeout                time.Duration // per request
@@ -142,7 +143,7 @@ var errRehomeTarget = errors.New("rehome: target unreachable")
 // partition runs one pass over partition x with ring (at cluster-state version), where sources =
 // ring.Sources(n)[x]. It returns an error, with the counts so far, when a pass could not finish: misplaced
 // keys it did not move are still in x.
-func (h *rehomer) partition(ctx context.Context, ring *membership.Ring, version uint64, sources []int, x int) (rehomeStats, error) {
+func (h *rehomer) partition(ctx context.Context, rg *ring.Ring, version uint64, sources []int, x int) (rehomeStats, error) {
 	var st rehomeStats
 	src := h.local(x)
 	if src == nil {
@@ -157,7 +158,7 @@ func (h *rehomer) partition(ctx context.Context, ring *membership.Ring, version 
 		return st, fmt.Errorf("rehome: partition %d: fold: unexpected reply %T", x, res)
 	}
 	type target struct {
-		node membership.NodeID
+		node ring.NodeID
 		p    int
 	}
 	var (
@@ -206,7 +207,7 @@ func (h *rehomer) partition(ctx context.Context, ring *membership.Ring, version 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p := ring.PartitionForKey(k)
+		p := rg.PartitionForKey(k)
 		if _, in := slices.BinarySearch(sources, p); in {
 			return nil
 		}
@@ -218,7 +219,7 @@ func (h *rehomer) partition(ctx context.Context, ring *membership.Ring, version 
 		}
 		st.misplaced++
 		keys, objs = append(keys, key), append(objs, obj)
-		for _, e := range ring.PreflistForPartition(p, h.n, nil) {
+		for _, e := range rg.PreflistForPartition(p, h.n, nil) {
 			tg := target{e.Node, e.Partition}
 			items[tg] = append(items[tg], item)
 		}
@@ -247,9 +248,9 @@ type rehomeState struct {
 	gen uint64 // REQUIRES: mu held
 	// last is the ring of the last pass that finished (nil before one did): partitions whose sources
 	// changed since go first. REQUIRES: mu held
-	last *membership.Ring
+	last *ring.Ring
 	// fp is the fingerprint of fpRing (the ring of the last scan). REQUIRES: mu held
-	fpRing *membership.Ring
+	fpRing *ring.Ring
 	fp     uint64
 	wg     sync.WaitGroup // the running pass
 	moved  atomic.Int64   // keys moved since start (gokai_rehomed_keys)
@@ -323,12 +324,12 @@ func (n *Node) scanRehome(ctx context.Context, s *membership.ClusterState) {
 
 // runRehome runs one pass over due with ring (fingerprint fp), then records the marks, unless the marks
 // were cleared (generation gen ended) meanwhile.
-func (n *Node) runRehome(ctx context.Context, ring *membership.Ring, version, fp, gen uint64, due []int) {
+func (n *Node) runRehome(ctx context.Context, rg *ring.Ring, version, fp, gen uint64, due []int) {
 	rs := &n.cl.rehome
 	defer rs.wg.Done()
 	h := &rehomer{system: n.system, local: n.vnodes.PID, vnode: router{n}.VnodePID, n: n.cfg.N,
 		batchItems: 256, batchBytes: 1 << 20, timeout: 5 * time.Second}
-	sources := ring.Sources(n.cfg.N)
+	sources := rg.Sources(n.cfg.N)
 	marked, confirmed := false, false
 	for _, x := range due {
 		rs.mu.Lock()
@@ -340,7 +341,7 @@ func (n *Node) runRehome(ctx context.Context, ring *membership.Ring, version, fp
 		// NB: read before the fold: data handed to x later may be missed by this fold, and then the count
 		// differs from the mark and x is due again.
 		received := n.vnodes.HandoffReceived(x)
-		st, err := h.partition(ctx, ring, version, sources[x], x)
+		st, err := h.partition(ctx, rg, version, sources[x], x)
 		rs.moved.Add(int64(st.moved))
 		rs.mu.Lock()
 		if err == nil && st.moved == st.misplaced {
@@ -368,10 +369,10 @@ func (n *Node) runRehome(ctx context.Context, ring *membership.Ring, version, fp
 	rs.mu.Lock()
 	rs.running = false
 	if marked {
-		rs.last = ring
+		rs.last = rg
 	}
 	if confirmed {
-		n.saveRehomeMarksLocked(ring)
+		n.saveRehomeMarksLocked(rg)
 	}
 	rs.mu.Unlock()
 }
@@ -411,13 +412,13 @@ func (n *Node) loadRehomeMarks() map[int]rehomeMark {
 
 // saveRehomeMarksLocked writes the confirmed marks of the partitions ring gives this node.
 // REQUIRES: rehome.mu held.
-func (n *Node) saveRehomeMarksLocked(ring *membership.Ring) {
+func (n *Node) saveRehomeMarksLocked(rg *ring.Ring) {
 	if n.cfg.Backend != "leveldb" {
 		return
 	}
 	var b strings.Builder
 	b.WriteString("# gokai re-home marks: partition, fingerprint of the ring its vnode holds no misplaced key under\n")
-	for _, x := range ring.PartitionsOf(n.self()) {
+	for _, x := range rg.PartitionsOf(n.self()) {
 		if m, ok := n.cl.rehome.marks[x]; ok && m.confirmed {
 			fmt.Fprintf(&b, "%d %x\n", x, m.ring)
 		}

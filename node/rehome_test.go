@@ -15,7 +15,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/internal/eventually"
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
 )
@@ -60,8 +60,8 @@ func TestRehomeDue(t *testing.T) {
 // TestRehomeFirst: the partitions whose sources differ between two rings are the ones whose lists
 // changed.
 func TestRehomeFirst(t *testing.T) {
-	r0, _ := membership.NewRingFromOwners([]membership.NodeID{"b", "b", "c", "a", "c", "b", "a", "c"}, 1)
-	r1, _ := membership.NewRingFromOwners([]membership.NodeID{"b", "a", "c", "a", "c", "b", "a", "c"}, 2)
+	r0, _ := ring.NewFromOwners([]ring.NodeID{"b", "b", "c", "a", "c", "b", "a", "c"}, 1)
+	r1, _ := ring.NewFromOwners([]ring.NodeID{"b", "a", "c", "a", "c", "b", "a", "c"}, 2)
 	first := rehomeFirst(r0, r1, 3)
 	s0, s1 := r0.Sources(3), r1.Sources(3)
 	changed := 0
@@ -82,7 +82,7 @@ func TestRehomeFirst(t *testing.T) {
 }
 
 // keyIn returns a key with the given prefix whose partition on ring r is p (keys chosen by search).
-func keyIn(t *testing.T, r *membership.Ring, prefix string, p int) []byte {
+func keyIn(t *testing.T, r *ring.Ring, prefix string, p int) []byte {
 	t.Helper()
 	for i := range 100000 {
 		k := fmt.Appendf(nil, "%s-%d", prefix, i)
@@ -98,19 +98,19 @@ func keyIn(t *testing.T, r *membership.Ring, prefix string, p int) []byte {
 // one vnode per partition.
 type rehomeNodes struct {
 	sys       *actor.ActorSystem
-	m         map[membership.NodeID]*vnode.Manager
-	reachable map[membership.NodeID]*atomic.Bool
+	m         map[ring.NodeID]*vnode.Manager
+	reachable map[ring.NodeID]*atomic.Bool
 }
 
 func startRehomeNodes(t *testing.T, q int) *rehomeNodes {
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rn := &rehomeNodes{sys: actors.NewSystem(logger), m: map[membership.NodeID]*vnode.Manager{}, reachable: map[membership.NodeID]*atomic.Bool{}}
+	rn := &rehomeNodes{sys: actors.NewSystem(logger), m: map[ring.NodeID]*vnode.Manager{}, reachable: map[ring.NodeID]*atomic.Bool{}}
 	t.Cleanup(rn.sys.Shutdown)
 	all := make([]int, q)
 	for p := range all {
 		all[p] = p
 	}
-	for _, node := range []membership.NodeID{"a", "b", "c"} {
+	for _, node := range []ring.NodeID{"a", "b", "c"} {
 		m, err := vnode.StartManager(rn.sys, vnode.ManagerConfig{Name: "sup-" + string(node), Node: string(node), Partitions: all,
 			Factory: vnode.NewKV(vnode.DefaultKVConfig()), Store: storage.NewMemory(), Logger: logger})
 		if err != nil {
@@ -124,7 +124,7 @@ func startRehomeNodes(t *testing.T, q int) *rehomeNodes {
 	return rn
 }
 
-func (rn *rehomeNodes) vnode(node membership.NodeID, p int) *actor.PID {
+func (rn *rehomeNodes) vnode(node ring.NodeID, p int) *actor.PID {
 	if r, ok := rn.reachable[node]; !ok || !r.Load() {
 		return nil
 	}
@@ -136,7 +136,7 @@ func (rn *rehomeNodes) rehomer() *rehomer {
 	return &rehomer{system: rn.sys, local: rn.m["a"].PID, vnode: rn.vnode, n: 3, batchItems: 2, batchBytes: 1 << 20, timeout: 2 * time.Second}
 }
 
-func (rn *rehomeNodes) get(t *testing.T, node membership.NodeID, p int, key []byte) *vnode.Object {
+func (rn *rehomeNodes) get(t *testing.T, node ring.NodeID, p int, key []byte) *vnode.Object {
 	t.Helper()
 	res, err := actors.Request(context.Background(), rn.sys, rn.m[node].PID(p), &vnode.GetRequest{V: 1, Key: key}, 2*time.Second)
 	if err != nil {
@@ -146,7 +146,7 @@ func (rn *rehomeNodes) get(t *testing.T, node membership.NodeID, p int, key []by
 }
 
 // write writes key at the vnodes of list: the first coordinates, the others take its object.
-func (rn *rehomeNodes) write(t *testing.T, key []byte, val string, list []membership.PrefEntry) *vnode.Object {
+func (rn *rehomeNodes) write(t *testing.T, key []byte, val string, list []ring.PrefEntry) *vnode.Object {
 	t.Helper()
 	var obj *vnode.Object
 	for i, e := range list {
@@ -167,7 +167,7 @@ func (rn *rehomeNodes) write(t *testing.T, key []byte, val string, list []member
 	return obj
 }
 
-func partitionsOf(list []membership.PrefEntry) []int {
+func partitionsOf(list []ring.PrefEntry) []int {
 	var out []int
 	for _, e := range list {
 		out = append(out, e.Partition)
@@ -182,11 +182,11 @@ func partitionsOf(list []membership.PrefEntry) []int {
 // new list and drops it from 3; keys that 3 holds for its own key ranges stay. A target that cannot be
 // reached keeps the copy where it is.
 func TestRehomeMovesKeysWhoseListChanged(t *testing.T) {
-	r0, err := membership.NewRingFromOwners([]membership.NodeID{"b", "b", "c", "a", "c", "b", "a", "c"}, 1)
+	r0, err := ring.NewFromOwners([]ring.NodeID{"b", "b", "c", "a", "c", "b", "a", "c"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r1, err := membership.NewRingFromOwners([]membership.NodeID{"b", "a", "c", "a", "c", "b", "a", "c"}, 2)
+	r1, err := ring.NewFromOwners([]ring.NodeID{"b", "a", "c", "a", "c", "b", "a", "c"}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestRehomeMovesKeysWhoseListChanged(t *testing.T) {
 	own := keyIn(t, r1, "own", 3)   // partition 3's own key range
 	near := keyIn(t, r1, "near", 2) // partition 2's list names 3 too
 	for _, k := range [][]byte{own, near} {
-		rn.write(t, k, "stays", []membership.PrefEntry{{Partition: 3, Node: "a"}})
+		rn.write(t, k, "stays", []ring.PrefEntry{{Partition: 3, Node: "a"}})
 	}
 	if rn.get(t, "a", 1, moved) != nil {
 		t.Fatal("a's vnode 1 holds the key before the pass")
@@ -254,21 +254,21 @@ func TestRehomeOnANode(t *testing.T) {
 	var skew atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	n := startTestNodeClock(t, func(c *Config) { c.DataDir = dir }, now)
-	ring := n.Ring()
+	rg := n.Ring()
 	const x = 5
-	src := ring.Sources(n.cfg.N)[x]
+	src := rg.Sources(n.cfg.N)[x]
 	var p int
-	for p = range ring.Q() {
+	for p = range rg.Q() {
 		if !slices.Contains(src, p) {
 			break
 		}
 	}
-	key := keyIn(t, ring, "misplaced", p)
+	key := keyIn(t, rg, "misplaced", p)
 	marked := func(confirmed bool) func() bool {
 		return func() bool {
 			n.cl.rehome.mu.Lock()
 			defer n.cl.rehome.mu.Unlock()
-			for p := range ring.Q() {
+			for p := range rg.Q() {
 				if m, ok := n.cl.rehome.marks[p]; !ok || m.confirmed != confirmed {
 					return false
 				}
@@ -311,7 +311,7 @@ func TestRehomeOnANode(t *testing.T) {
 		}
 		return res.(*vnode.GetReply).Object
 	}
-	list := ring.PreflistForPartition(p, n.cfg.N, nil)
+	list := rg.PreflistForPartition(p, n.cfg.N, nil)
 	eventually.True(t, 10*time.Second, "the key on its list and gone from partition 5", func() bool {
 		for _, e := range list {
 			if got := get(e.Partition); got == nil || !got.Equal(o) {

@@ -16,6 +16,7 @@ import (
 	"github.com/gokai-kv/gokai/internal/pki"
 	"github.com/gokai-kv/gokai/membership"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // A node's trust: with certs-dir, node-to-node traffic is authenticated and encrypted (the transport over
@@ -94,7 +95,7 @@ func (n *Node) transportTLS() *actors.TransportTLS {
 
 // memberAtTransport is the member whose transport address is addr ("" if none is known). It reads the
 // cluster state and gossip's view; before gossip starts it knows nothing.
-func (n *Node) memberAtTransport(addr string) membership.NodeID {
+func (n *Node) memberAtTransport(addr string) ring.NodeID {
 	if n.cl == nil || n.cl.gossip == nil {
 		return ""
 	}
@@ -115,7 +116,7 @@ func (n *Node) memberAtTransport(addr string) membership.NodeID {
 type stateSigner struct{ b *pki.Bundle }
 
 func (s stateSigner) Sign(enc []byte) ([]byte, []byte, error) { return s.b.Sign(enc) }
-func (s stateSigner) Verify(claimant membership.NodeID, enc, sig, cert []byte) error {
+func (s stateSigner) Verify(claimant ring.NodeID, enc, sig, cert []byte) error {
 	return s.b.VerifySigned(string(claimant), enc, sig, cert)
 }
 

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // failureDetector is this node's own view of which peers answer it, beside memberlist's (Dynamo §4.8.3:
@@ -28,16 +28,16 @@ type failureDetector struct {
 	minDown    time.Duration
 	probeEvery time.Duration
 	// probe pings node over the transport and returns nil when it answered.
-	probe func(ctx context.Context, node membership.NodeID) error
+	probe func(ctx context.Context, node ring.NodeID) error
 	// alive reports memberlist's view; member whether node is still in the cluster state.
-	alive, member func(node membership.NodeID) bool
+	alive, member func(node ring.NodeID) bool
 	now           func() time.Time
 	log           *slog.Logger
 
-	down atomic.Pointer[map[membership.NodeID]time.Time] // suspected node -> since; never modified in place
+	down atomic.Pointer[map[ring.NodeID]time.Time] // suspected node -> since; never modified in place
 
 	mu      sync.Mutex // serialises changes of down; REQUIRES for probing and closed
-	probing map[membership.NodeID]bool
+	probing map[ring.NodeID]bool
 	closed  bool
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -46,18 +46,18 @@ type failureDetector struct {
 	suspicions atomic.Int64 // nodes that became suspected, since start
 }
 
-func newFailureDetector(minDown, probeEvery time.Duration, probe func(context.Context, membership.NodeID) error,
-	alive, member func(membership.NodeID) bool, now func() time.Time, log *slog.Logger) *failureDetector {
+func newFailureDetector(minDown, probeEvery time.Duration, probe func(context.Context, ring.NodeID) error,
+	alive, member func(ring.NodeID) bool, now func() time.Time, log *slog.Logger) *failureDetector {
 	d := &failureDetector{minDown: minDown, probeEvery: probeEvery, probe: probe, alive: alive, member: member,
-		now: now, log: log, probing: map[membership.NodeID]bool{}}
+		now: now, log: log, probing: map[ring.NodeID]bool{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	empty := map[membership.NodeID]time.Time{}
+	empty := map[ring.NodeID]time.Time{}
 	d.down.Store(&empty)
 	return d
 }
 
 // Up reports whether node is not suspected.
-func (d *failureDetector) Up(node membership.NodeID) bool {
+func (d *failureDetector) Up(node ring.NodeID) bool {
 	down := *d.down.Load()
 	if len(down) == 0 {
 		return true
@@ -67,8 +67,8 @@ func (d *failureDetector) Up(node membership.NodeID) bool {
 }
 
 // Suspected lists the suspected nodes.
-func (d *failureDetector) Suspected() []membership.NodeID {
-	var out []membership.NodeID
+func (d *failureDetector) Suspected() []ring.NodeID {
+	var out []ring.NodeID
 	for n := range *d.down.Load() {
 		out = append(out, n)
 	}
@@ -76,7 +76,7 @@ func (d *failureDetector) Suspected() []membership.NodeID {
 }
 
 // Suspect marks node down (again: a repeated failure restarts minDown) and makes sure a prober runs for it.
-func (d *failureDetector) Suspect(node membership.NodeID) {
+func (d *failureDetector) Suspect(node ring.NodeID) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -96,7 +96,7 @@ func (d *failureDetector) Suspect(node membership.NodeID) {
 }
 
 // setLocked publishes a copy of down with node added (at since) or removed. REQUIRES: mu held.
-func (d *failureDetector) setLocked(node membership.NodeID, since time.Time, add bool) {
+func (d *failureDetector) setLocked(node ring.NodeID, since time.Time, add bool) {
 	next := maps.Clone(*d.down.Load())
 	if add {
 		next[node] = since
@@ -108,7 +108,7 @@ func (d *failureDetector) setLocked(node membership.NodeID, since time.Time, add
 
 // prober pings a suspected node every probeEvery, once minDown has passed since its last failure, until it
 // answers while memberlist sees it alive (the suspicion ends), it leaves the cluster, or Close.
-func (d *failureDetector) prober(node membership.NodeID) {
+func (d *failureDetector) prober(node ring.NodeID) {
 	defer d.wg.Done()
 	t := time.NewTicker(d.probeEvery)
 	defer t.Stop()
@@ -149,7 +149,7 @@ func (d *failureDetector) prober(node membership.NodeID) {
 // endProbe stops node's prober; with clear, it also ends the suspicion unless a failure came after the
 // probe started (the node then stays suspected and a new prober starts). It reports whether the suspicion
 // ended.
-func (d *failureDetector) endProbe(node membership.NodeID, clear bool) bool {
+func (d *failureDetector) endProbe(node ring.NodeID, clear bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.probing, node)

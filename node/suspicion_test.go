@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/eventually"
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // fdHarness drives a failureDetector with a fake clock and scripted probes, memberlist views and
@@ -21,17 +21,17 @@ type fdHarness struct {
 	d      *failureDetector
 	mu     sync.Mutex
 	now    time.Time
-	answer map[membership.NodeID]bool // probe succeeds
-	dead   map[membership.NodeID]bool // memberlist sees the node dead
-	gone   map[membership.NodeID]bool // no longer a member
+	answer map[ring.NodeID]bool // probe succeeds
+	dead   map[ring.NodeID]bool // memberlist sees the node dead
+	gone   map[ring.NodeID]bool // no longer a member
 	probes atomic.Int64
 	reads  atomic.Int64 // reads of the fake clock: each prober round reads it once before it decides
 }
 
 func newFDHarness(t *testing.T) *fdHarness {
-	h := &fdHarness{now: time.Unix(1000, 0), answer: map[membership.NodeID]bool{}, dead: map[membership.NodeID]bool{},
-		gone: map[membership.NodeID]bool{}}
-	probe := func(ctx context.Context, n membership.NodeID) error {
+	h := &fdHarness{now: time.Unix(1000, 0), answer: map[ring.NodeID]bool{}, dead: map[ring.NodeID]bool{},
+		gone: map[ring.NodeID]bool{}}
+	probe := func(ctx context.Context, n ring.NodeID) error {
 		h.probes.Add(1)
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -40,8 +40,8 @@ func newFDHarness(t *testing.T) *fdHarness {
 		}
 		return errors.New("no answer")
 	}
-	alive := func(n membership.NodeID) bool { h.mu.Lock(); defer h.mu.Unlock(); return !h.dead[n] }
-	member := func(n membership.NodeID) bool { h.mu.Lock(); defer h.mu.Unlock(); return !h.gone[n] }
+	alive := func(n ring.NodeID) bool { h.mu.Lock(); defer h.mu.Unlock(); return !h.dead[n] }
+	member := func(n ring.NodeID) bool { h.mu.Lock(); defer h.mu.Unlock(); return !h.gone[n] }
 	clock := func() time.Time { h.reads.Add(1); h.mu.Lock(); defer h.mu.Unlock(); return h.now }
 	h.d = newFailureDetector(time.Second, 2*time.Millisecond, probe, alive, member, clock, slog.New(slog.DiscardHandler))
 	t.Cleanup(h.d.Close)

@@ -254,7 +254,7 @@ func TestClusterCommands(t *testing.T) {
 	var plan clusterPlan
 	if err := json.Unmarshal([]byte(out), &plan); err != nil || len(plan.Changes) != 1 || len(plan.Transfers) != 8 ||
 		plan.PartitionsAfter["a@127.0.0.1"] != 8 || plan.Warning != "" {
-		t.Fatalf("plan --json: %v %s", err, out) // fewer nodes than n: no warning (membership.Claim)
+		t.Fatalf("plan --json: %v %s", err, out) // fewer nodes than n: no warning (ring.Claim)
 	}
 	// clear drops the join; join again.
 	if out, errs, code := runCLI(t, "cluster", "clear", "--addr", a); code != 0 || out != "staged changes cleared\n" {

@@ -3,7 +3,7 @@
 // per partition, state kept in the node's storage across crashes, and ownership handoff (fold, encode,
 // merge, forwarding of writes during the move).
 //
-// Route a counter name to its partition with the ring (membership.Ring.PartitionForKey) and send the
+// Route a counter name to its partition with the ring (ring.Ring.PartitionForKey) and send the
 // partition's vnode an Incr or a Read.
 package counter
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/handoff"
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
 )
@@ -19,7 +19,7 @@ import (
 type twoNodes struct{ a, b *vnode.Manager }
 
 func (n twoNodes) LocalVnode(p int) *actor.PID { return n.a.PID(p) }
-func (n twoNodes) VnodePID(node membership.NodeID, p int) *actor.PID {
+func (n twoNodes) VnodePID(node ring.NodeID, p int) *actor.PID {
 	if node == "b" {
 		return n.b.PID(p)
 	}
@@ -31,11 +31,11 @@ func (n twoNodes) VnodePID(node membership.NodeID, p int) *actor.PID {
 func TestCounterGetsSupervisionPersistenceAndHandoffForFree(t *testing.T) {
 	sys := actors.NewSystem(slog.New(slog.DiscardHandler))
 	defer sys.Shutdown()
-	ring, err := membership.NewRing(8, 1, []membership.NodeID{"a"})
+	rg, err := ring.New(8, 1, []ring.NodeID{"a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := ring.PartitionsOf("a")
+	all := rg.PartitionsOf("a")
 	mk := func(name, node string) *vnode.Manager {
 		m, err := vnode.StartManager(sys, vnode.ManagerConfig{Name: name, Node: node, Partitions: all, Factory: New, Store: storage.NewMemory()})
 		if err != nil {
@@ -47,7 +47,7 @@ func TestCounterGetsSupervisionPersistenceAndHandoffForFree(t *testing.T) {
 	a, b := mk("counters-a", "a"), mk("counters-b", "b")
 	ask := func(m *vnode.Manager, msg any, name string) uint64 {
 		t.Helper()
-		res, err := actors.Request(context.Background(), sys, m.PID(ring.PartitionForKey([]byte(name))), msg, time.Second)
+		res, err := actors.Request(context.Background(), sys, m.PID(rg.PartitionForKey([]byte(name))), msg, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func TestCounterGetsSupervisionPersistenceAndHandoffForFree(t *testing.T) {
 		}
 	}
 	// A crashed vnode restarts with its counters.
-	p := ring.PartitionForKey([]byte("page3"))
+	p := rg.PartitionForKey([]byte("page3"))
 	if err := a.Crash(p, "example"); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gokai-kv/gokai/client"
 	"github.com/gokai-kv/gokai/internal/eventually"
-	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 )
 
 // repeatingWindows lists the partitions p whose window of n consecutive partitions (p, p+1, ..., wrapping)
@@ -42,14 +42,14 @@ func checkRingViews(t *testing.T, cl *cluster) *client.RingInfo {
 	for _, n := range cl.nodes {
 		var st cStatus
 		cl.cliJSON(n, &st, "cluster", "status")
-		var ring client.RingInfo
-		cl.cliJSON(n, &ring, "ring")
-		if st.Node != n.name || len(ring.Owners) != st.Q {
-			t.Fatalf("%s: status of %s, ring of %d partitions (q=%d)", n.name, st.Node, len(ring.Owners), st.Q)
+		var rg client.RingInfo
+		cl.cliJSON(n, &rg, "ring")
+		if st.Node != n.name || len(rg.Owners) != st.Q {
+			t.Fatalf("%s: status of %s, ring of %d partitions (q=%d)", n.name, st.Node, len(rg.Owners), st.Q)
 		}
 		// The ring's owners are the partition counts the status shows.
 		counts := map[string]int{}
-		for _, o := range ring.Owners {
+		for _, o := range rg.Owners {
 			counts[o]++
 		}
 		for name, c := range st.partitions() {
@@ -58,11 +58,11 @@ func checkRingViews(t *testing.T, cl *cluster) *client.RingInfo {
 			}
 		}
 		if ref == nil {
-			ref, refShape = &ring, st.shape()
+			ref, refShape = &rg, st.shape()
 			continue
 		}
-		if st.shape() != refShape || ring.Version != ref.Version || strings.Join(ring.Owners, ",") != strings.Join(ref.Owners, ",") {
-			t.Fatalf("views differ:\n%s: %s ring v%d\n%s: %s ring v%d", cl.nodes[0].name, refShape, ref.Version, n.name, st.shape(), ring.Version)
+		if st.shape() != refShape || rg.Version != ref.Version || strings.Join(rg.Owners, ",") != strings.Join(ref.Owners, ",") {
+			t.Fatalf("views differ:\n%s: %s ring v%d\n%s: %s ring v%d", cl.nodes[0].name, refShape, ref.Version, n.name, st.shape(), rg.Version)
 		}
 	}
 	return ref
@@ -101,9 +101,9 @@ func TestClusterThreeNodes(t *testing.T) {
 	}
 	checkReadable(t, all, map[string]string{names[0]: n1.mcAddr, names[1]: cl.nodes[1].mcAddr, names[2]: cl.nodes[2].mcAddr})
 
-	ring := checkRingViews(t, cl)
+	rg := checkRingViews(t, cl)
 	counts := map[string]int{}
-	for _, o := range ring.Owners {
+	for _, o := range rg.Owners {
 		counts[o]++
 	}
 	for _, name := range names {
@@ -121,9 +121,9 @@ func TestClusterThreeNodes(t *testing.T) {
 	// a,b,c,a,b,c,... breaks and membership reports ErrTargetN (the plan shows it as a warning). The
 	// claim keeps those windows to the wrap (at most 2), and the preference lists there skip to the next
 	// partition of a node not yet listed, so every list still spans N distinct nodes.
-	bad := repeatingWindows(ring.Owners, ring.N)
+	bad := repeatingWindows(rg.Owners, rg.N)
 	if len(bad) > 2 {
-		t.Fatalf("%d windows of %d partitions repeat a node (at most 2 expected): %v", len(bad), ring.N, bad)
+		t.Fatalf("%d windows of %d partitions repeat a node (at most 2 expected): %v", len(bad), rg.N, bad)
 	}
 	badSet := map[int]bool{}
 	for _, p := range bad {
@@ -142,7 +142,7 @@ func TestClusterThreeNodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(pl) != ring.N {
+			if len(pl) != rg.N {
 				t.Fatalf("preflist %s at %s: %d entries", key, n.name, len(pl))
 			}
 			got := fmt.Sprint(pl)
@@ -155,8 +155,8 @@ func TestClusterThreeNodes(t *testing.T) {
 			for _, e := range pl {
 				nodes[e.Node] = true
 			}
-			if len(nodes) != ring.N {
-				t.Fatalf("preflist %s at %s names %d distinct nodes, want %d: %v", key, n.name, len(nodes), ring.N, pl)
+			if len(nodes) != rg.N {
+				t.Fatalf("preflist %s at %s names %d distinct nodes, want %d: %v", key, n.name, len(nodes), rg.N, pl)
 			}
 			if badSet[pl[0].Partition] && n == cl.nodes[0] {
 				skipping++
@@ -170,13 +170,13 @@ func TestClusterThreeNodes(t *testing.T) {
 }
 
 // membershipRing rebuilds the ring a node reported.
-func membershipRing(t *testing.T, ri *client.RingInfo) *membership.Ring {
+func membershipRing(t *testing.T, ri *client.RingInfo) *ring.Ring {
 	t.Helper()
-	owners := make([]membership.NodeID, len(ri.Owners))
+	owners := make([]ring.NodeID, len(ri.Owners))
 	for i, o := range ri.Owners {
-		owners[i] = membership.NodeID(o)
+		owners[i] = ring.NodeID(o)
 	}
-	r, err := membership.NewRingFromOwners(owners, ri.Version)
+	r, err := ring.NewFromOwners(owners, ri.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,8 +200,8 @@ func waitRehomed(t *testing.T, cl *cluster, before, after *client.RingInfo, keys
 	changed := 0
 	for _, k := range keys {
 		lb, la := rb.Preflist([]byte(k), before.N, nil), ra.Preflist([]byte(k), after.N, nil)
-		in := func(l []membership.PrefEntry, p int) bool {
-			return slices.ContainsFunc(l, func(e membership.PrefEntry) bool { return e.Partition == p })
+		in := func(l []ring.PrefEntry, p int) bool {
+			return slices.ContainsFunc(l, func(e ring.PrefEntry) bool { return e.Partition == p })
 		}
 		var gone []int
 		for _, e := range lb {

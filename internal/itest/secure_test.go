@@ -21,6 +21,7 @@ import (
 	"github.com/gokai-kv/gokai/client"
 	"github.com/gokai-kv/gokai/internal/pki"
 	"github.com/gokai-kv/gokai/membership"
+	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/vnode"
 )
 
@@ -120,11 +121,11 @@ func TestSecureStrangersAreRefused(t *testing.T) {
 	// 2. Gossip: a memberlist of the cluster's id, without the key, pushing a newer state naming itself.
 	forged, err := membership.NewClusterState(before.Cluster, membership.Member{Name: "evil", RPCAddr: "127.0.0.1:1",
 		TransportAddr: "127.0.0.1:1", MemcacheAddr: "127.0.0.1:1"}, before.Q, 3)
-	if err != nil && !errors.Is(err, membership.ErrTargetN) {
+	if err != nil && !errors.Is(err, ring.ErrTargetN) {
 		t.Fatal(err)
 	}
 	for forged.Version <= before.Version+5 {
-		if forged, err = forged.StageJoin(membership.Member{Name: membership.NodeID(fmt.Sprintf("x%d", forged.Version)),
+		if forged, err = forged.StageJoin(membership.Member{Name: ring.NodeID(fmt.Sprintf("x%d", forged.Version)),
 			RPCAddr: "127.0.0.1:1", TransportAddr: "127.0.0.1:1", MemcacheAddr: "127.0.0.1:1"}); err != nil {
 			t.Fatal(err)
 		}
@@ -352,13 +353,13 @@ func TestHostileTransportFramesLeaveTheNodeServing(t *testing.T) {
 	}
 	// Every partition still serves: write and read a key in each (keys chosen by search).
 	c := rpcClient(t, n.rpcAddr)
-	ring, err := c.Ring(ctx)
+	rg, err := c.Ring(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	covered := map[int]bool{}
-	r := membershipRing(t, ring)
-	for i := 0; len(covered) < len(ring.Owners) && i < 100000; i++ {
+	r := membershipRing(t, rg)
+	for i := 0; len(covered) < len(rg.Owners) && i < 100000; i++ {
 		k := fmt.Sprintf("hostile-%d", i)
 		p := r.PartitionForKey([]byte(k))
 		if covered[p] {
@@ -369,8 +370,8 @@ func TestHostileTransportFramesLeaveTheNodeServing(t *testing.T) {
 			t.Fatalf("put %s (partition %d) after hostile frames: %v\n%s", k, p, err, n.logText())
 		}
 	}
-	if len(covered) != len(ring.Owners) {
-		t.Fatalf("keys cover %d of %d partitions", len(covered), len(ring.Owners))
+	if len(covered) != len(rg.Owners) {
+		t.Fatalf("keys cover %d of %d partitions", len(covered), len(rg.Owners))
 	}
 	var stats map[string]any
 	if err := c.Call(ctx, "stats", nil, &stats, true); err != nil {

@@ -1,4 +1,4 @@
-package membership
+package ring
 
 import (
 	"errors"
@@ -25,16 +25,16 @@ func TestNewRingErrors(t *testing.T) {
 		{"duplicate", 64, 3, []NodeID{"a", "a"}, ErrInvalidNodes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := NewRing(tc.q, tc.n, tc.nodes)
+			r, err := New(tc.q, tc.n, tc.nodes)
 			if r != nil || !errors.Is(err, tc.want) {
-				t.Fatalf("NewRing = %v, %v; want nil, %v", r, err, tc.want)
+				t.Fatalf("New = %v, %v; want nil, %v", r, err, tc.want)
 			}
 		})
 	}
 }
 
 func TestNewRing(t *testing.T) {
-	r, err := NewRing(64, 3, []NodeID{"c", "a", "d", "b"})
+	r, err := New(64, 3, []NodeID{"c", "a", "d", "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestNewRing(t *testing.T) {
 	}
 }
 
-func TestNewRingFromOwners(t *testing.T) {
+func TestNewFromOwners(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		owners []NodeID
@@ -85,7 +85,7 @@ func TestNewRingFromOwners(t *testing.T) {
 		{"empty id", []NodeID{"a", ""}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := NewRingFromOwners(tc.owners, 7)
+			r, err := NewFromOwners(tc.owners, 7)
 			if tc.ok != (err == nil) {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
@@ -104,7 +104,7 @@ func TestNewRingFromOwners(t *testing.T) {
 	r := mustRing(t, owners, 1)
 	owners[0] = "changed"
 	if r.Owner(0) != "a" {
-		t.Fatal("NewRingFromOwners kept the caller's slice")
+		t.Fatal("NewFromOwners kept the caller's slice")
 	}
 }
 
@@ -152,7 +152,7 @@ func TestPartitionForKey(t *testing.T) {
 func TestPartitionForKeyUniform(t *testing.T) {
 	const keys = 100_000
 	for _, q := range []int{16, 64, 1024} {
-		r, _ := NewRing(q, 3, names(4))
+		r, _ := New(q, 3, names(4))
 		counts := make([]int, q)
 		for i := range keys {
 			counts[r.PartitionForKey(fmt.Appendf(nil, "key-%d", i))]++
@@ -189,7 +189,7 @@ func TestViolations(t *testing.T) {
 }
 
 func TestTransfersAndRebalance(t *testing.T) {
-	r, err := NewRing(64, 3, names(4))
+	r, err := New(64, 3, names(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestTransfersAndRebalance(t *testing.T) {
 		t.Fatalf("transfers from a ring to itself: %v", tr)
 	}
 	small := mustRing(t, []NodeID{"a"}, 1)
-	if _, err := Transfers(r, small); !errors.Is(err, ErrRingMismatch) {
+	if _, err := Transfers(r, small); !errors.Is(err, ErrMismatch) {
 		t.Fatalf("Transfers across sizes: %v", err)
 	}
 	if _, err := r.Rebalance(3, nil); !errors.Is(err, ErrInvalidNodes) {
@@ -236,7 +236,7 @@ func TestTransfersAndRebalance(t *testing.T) {
 // TestRingConcurrentReaders reads one ring from many goroutines (run with
 // -race).
 func TestRingConcurrentReaders(t *testing.T) {
-	r, err := NewRing(256, 3, names(5))
+	r, err := New(256, 3, names(5))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package membership
+package ring
 
 import "fmt"
 
@@ -61,7 +61,7 @@ func (r *Ring) Preflist(key []byte, n int, up func(NodeID) bool) []PrefEntry {
 func (r *Ring) PreflistForPartition(p, n int, up func(NodeID) bool) []PrefEntry {
 	q := len(r.owners)
 	if p < 0 || p >= q {
-		panic(fmt.Sprintf("membership: partition %d out of range [0, %d)", p, q))
+		panic(fmt.Sprintf("ring: partition %d out of range [0, %d)", p, q))
 	}
 	if n <= 0 {
 		return nil

@@ -1,4 +1,4 @@
-package membership
+package ring
 
 import (
 	"cmp"
@@ -70,7 +70,7 @@ func TargetNFeasible(q, n, nodes int) bool {
 //     n=3 about 3x, as the best 3-node layout differs from any 4-node one
 //     almost everywhere.
 func Claim(q, n int, nodes []NodeID, prev []NodeID) ([]NodeID, error) {
-	if err := checkQ(q); err != nil {
+	if err := CheckQ(q); err != nil {
 		return nil, err
 	}
 	if n < 1 {
@@ -93,7 +93,7 @@ func Claim(q, n int, nodes []NodeID, prev []NodeID) ([]NodeID, error) {
 	// INVARIANT: fresh() is clean for v and claim() never prefers a
 	// layout that is lexicographically worse.
 	if v := SpreadWindow(q, n, m); !c.clean(own, v) {
-		panic(fmt.Sprintf("membership: claim broke the spread window %d: q=%d n=%d nodes=%d", v, q, n, m))
+		panic(fmt.Sprintf("ring: claim broke the spread window %d: q=%d n=%d nodes=%d", v, q, n, m))
 	}
 	if m >= min(n, q) && !TargetNFeasible(q, n, m) {
 		return out, fmt.Errorf("%w: q=%d n=%d nodes=%d (needs nodes*floor(q/n) >= q)", ErrTargetN, q, n, m)

@@ -1,4 +1,4 @@
-package membership
+package ring
 
 import (
 	"encoding"
@@ -14,8 +14,8 @@ import (
 // (unknown fields are ignored).
 const ringDocFormat = 1
 
-// MaxRingDocBytes bounds the size of a ring document UnmarshalRing accepts.
-const MaxRingDocBytes = 16 << 20
+// MaxDocBytes bounds the size of a ring document Unmarshal accepts.
+const MaxDocBytes = 16 << 20
 
 // ringDoc is the wire form of a Ring: a node table and, per partition, an
 // index into it.
@@ -29,7 +29,7 @@ type ringDoc struct {
 var _ encoding.BinaryMarshaler = (*Ring)(nil)
 
 // MarshalBinary encodes the ring as a msgpack ring document (a map with the
-// keys format, version, nodes, owners). UnmarshalRing reverses it.
+// keys format, version, nodes, owners). Unmarshal reverses it.
 func (r *Ring) MarshalBinary() ([]byte, error) {
 	index := make(map[NodeID]uint32, len(r.nodes))
 	doc := ringDoc{
@@ -48,52 +48,52 @@ func (r *Ring) MarshalBinary() ([]byte, error) {
 	return msgpack.Marshal(&doc)
 }
 
-// UnmarshalRing decodes and validates a ring document made by
+// Unmarshal decodes and validates a ring document made by
 // MarshalBinary. It is safe on untrusted input: sizes are checked before
-// anything is allocated, and every error wraps ErrMalformedRing.
-func UnmarshalRing(b []byte) (*Ring, error) {
-	if len(b) > MaxRingDocBytes {
-		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrMalformedRing, len(b), MaxRingDocBytes)
+// anything is allocated, and every error wraps ErrMalformed.
+func Unmarshal(b []byte) (*Ring, error) {
+	if len(b) > MaxDocBytes {
+		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrMalformed, len(b), MaxDocBytes)
 	}
 	// NB: msgpack preallocates from declared lengths; check them first.
 	if err := scanMsgpack(b, 8); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformedRing, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var doc ringDoc
 	if err := msgpack.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformedRing, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if doc.Format != ringDocFormat {
-		return nil, fmt.Errorf("%w: format %d (want %d)", ErrMalformedRing, doc.Format, ringDocFormat)
+		return nil, fmt.Errorf("%w: format %d (want %d)", ErrMalformed, doc.Format, ringDocFormat)
 	}
-	if err := checkQ(len(doc.Owners)); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformedRing, err)
+	if err := CheckQ(len(doc.Owners)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	used := make([]bool, len(doc.Nodes))
 	for i, n := range doc.Nodes {
 		if n == "" {
-			return nil, fmt.Errorf("%w: empty node id", ErrMalformedRing)
+			return nil, fmt.Errorf("%w: empty node id", ErrMalformed)
 		}
 		if i > 0 && doc.Nodes[i-1] >= n {
-			return nil, fmt.Errorf("%w: node table not strictly ascending at %q", ErrMalformedRing, n)
+			return nil, fmt.Errorf("%w: node table not strictly ascending at %q", ErrMalformed, n)
 		}
 	}
 	owners := make([]NodeID, len(doc.Owners))
 	for p, x := range doc.Owners {
 		if int64(x) >= int64(len(doc.Nodes)) {
-			return nil, fmt.Errorf("%w: partition %d owner index %d, node table has %d", ErrMalformedRing, p, x, len(doc.Nodes))
+			return nil, fmt.Errorf("%w: partition %d owner index %d, node table has %d", ErrMalformed, p, x, len(doc.Nodes))
 		}
 		used[x] = true
 		owners[p] = NodeID(doc.Nodes[x])
 	}
 	for i, u := range used {
 		if !u {
-			return nil, fmt.Errorf("%w: node %q owns no partition", ErrMalformedRing, doc.Nodes[i])
+			return nil, fmt.Errorf("%w: node %q owns no partition", ErrMalformed, doc.Nodes[i])
 		}
 	}
-	r, err := NewRingFromOwners(owners, doc.Version)
+	r, err := NewFromOwners(owners, doc.Version)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformedRing, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return r, nil
 }

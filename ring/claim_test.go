@@ -1,4 +1,4 @@
-package membership
+package ring
 
 import (
 	"errors"
@@ -172,9 +172,9 @@ func TestClaimThreeNodesN3(t *testing.T) {
 		if v := r.Violations(3); len(v) != 2 {
 			t.Errorf("q=%d: short windows at %v, want exactly 2", q, v)
 		}
-		ring, err := NewRing(q, 3, names(3))
+		ring, err := New(q, 3, names(3))
 		if !errors.Is(err, ErrTargetN) || ring == nil || !slices.Equal(ring.Owners(), owners) {
-			t.Errorf("NewRing = %v, %v; want the claimed ring with ErrTargetN", ring, err)
+			t.Errorf("New = %v, %v; want the claimed ring with ErrTargetN", ring, err)
 		}
 	}
 }

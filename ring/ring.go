@@ -1,4 +1,4 @@
-package membership
+package ring
 
 import (
 	"crypto/sha1"
@@ -19,27 +19,27 @@ type NodeID string
 // returned errors wrap them with the offending value.
 var (
 	// ErrInvalidQ: the partition count is not a power of two in [1, MaxPartitions].
-	ErrInvalidQ = errors.New("membership: invalid partition count")
+	ErrInvalidQ = errors.New("ring: invalid partition count")
 	// ErrInvalidN: the replica count n is below 1.
-	ErrInvalidN = errors.New("membership: invalid replica count")
+	ErrInvalidN = errors.New("ring: invalid replica count")
 	// ErrInvalidNodes: no nodes, an empty node id or a duplicate node id.
-	ErrInvalidNodes = errors.New("membership: invalid node list")
+	ErrInvalidNodes = errors.New("ring: invalid node list")
 	// ErrInvalidOwners: an owner list that does not match the ring size or
 	// holds an empty node id.
-	ErrInvalidOwners = errors.New("membership: invalid owner list")
+	ErrInvalidOwners = errors.New("ring: invalid owner list")
 	// ErrTargetN: the nodes cannot hold every n consecutive partitions on n
 	// distinct nodes while staying balanced (see TargetNFeasible). Claim and
-	// NewRing still return a usable, balanced best-effort ownership with this
+	// New still return a usable, balanced best-effort ownership with this
 	// error, the way strconv.ParseInt returns a value with ErrRange. It is a
 	// warning, not a loss of replicas: preference lists skip partitions of
 	// nodes already listed (Ring.PreflistForPartition), so every key still
 	// gets n distinct nodes; only the lists of the partitions in
 	// Ring.Violations are not consecutive.
-	ErrTargetN = errors.New("membership: cannot place every n consecutive partitions on distinct nodes (preference lists skip there)")
-	// ErrRingMismatch: two rings of different sizes were compared.
-	ErrRingMismatch = errors.New("membership: rings of different sizes")
-	// ErrMalformedRing: a ring document that does not decode or validate.
-	ErrMalformedRing = errors.New("membership: malformed ring document")
+	ErrTargetN = errors.New("ring: cannot place every n consecutive partitions on distinct nodes (preference lists skip there)")
+	// ErrMismatch: two rings of different sizes were compared.
+	ErrMismatch = errors.New("ring: rings of different sizes")
+	// ErrMalformed: a ring document that does not decode or validate.
+	ErrMalformed = errors.New("ring: malformed ring document")
 )
 
 // Ring maps Q equal partitions of the 64-bit hash space to their owners.
@@ -54,31 +54,31 @@ type Ring struct {
 	idx     []uint16         // index = partition: its owner's index in nodes
 }
 
-// NewRing claims a ring from scratch for nodes with replica count n (see
+// New claims a ring from scratch for nodes with replica count n (see
 // Claim) and returns it with version 1.
 //
 // q must be a power of two in [1, MaxPartitions], n >= 1, nodes non-empty
 // with distinct non-empty ids (order does not matter). When the spread
 // cannot be met (errors.Is(err, ErrTargetN)) the returned ring is still
 // valid and balanced; any other error returns a nil ring.
-func NewRing(q, n int, nodes []NodeID) (*Ring, error) {
+func New(q, n int, nodes []NodeID) (*Ring, error) {
 	owners, err := Claim(q, n, nodes, nil)
 	if owners == nil {
 		return nil, err
 	}
-	r, rerr := NewRingFromOwners(owners, 1)
+	r, rerr := NewFromOwners(owners, 1)
 	if rerr != nil {
-		panic(fmt.Sprintf("membership: claim produced an invalid ring: %v", rerr))
+		panic(fmt.Sprintf("ring: claim produced an invalid ring: %v", rerr))
 	}
 	return r, err
 }
 
-// NewRingFromOwners builds a ring from an explicit owner list (index =
+// NewFromOwners builds a ring from an explicit owner list (index =
 // partition), for example one decided by Claim or received from a peer.
 // len(owners) must be a power of two in [1, MaxPartitions] and every id
 // non-empty. The slice is copied.
-func NewRingFromOwners(owners []NodeID, version uint64) (*Ring, error) {
-	if err := checkQ(len(owners)); err != nil {
+func NewFromOwners(owners []NodeID, version uint64) (*Ring, error) {
+	if err := CheckQ(len(owners)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOwners, err)
 	}
 	parts := make(map[NodeID][]int)
@@ -109,8 +109,8 @@ func NewRingFromOwners(owners []NodeID, version uint64) (*Ring, error) {
 	}, nil
 }
 
-// checkQ reports whether q is a power of two in [1, MaxPartitions].
-func checkQ(q int) error {
+// CheckQ reports whether q is a power of two in [1, MaxPartitions].
+func CheckQ(q int) error {
 	if q < 1 || q > MaxPartitions || q&(q-1) != 0 {
 		return fmt.Errorf("%w: q=%d (want a power of two in [1, %d])", ErrInvalidQ, q, MaxPartitions)
 	}
@@ -196,7 +196,7 @@ type Transfer struct {
 // differs between from and to. Both rings must have the same Q.
 func Transfers(from, to *Ring) ([]Transfer, error) {
 	if from.Q() != to.Q() {
-		return nil, fmt.Errorf("%w: q=%d and q=%d", ErrRingMismatch, from.Q(), to.Q())
+		return nil, fmt.Errorf("%w: q=%d and q=%d", ErrMismatch, from.Q(), to.Q())
 	}
 	var out []Transfer
 	for p, o := range from.owners {
@@ -209,15 +209,15 @@ func Transfers(from, to *Ring) ([]Transfer, error) {
 
 // Rebalance claims a new ring for nodes starting from r's owners (see
 // Claim: few partitions move) and returns it with version r.Version()+1.
-// Errors as for NewRing.
+// Errors as for New.
 func (r *Ring) Rebalance(n int, nodes []NodeID) (*Ring, error) {
 	owners, err := Claim(len(r.owners), n, nodes, r.owners)
 	if owners == nil {
 		return nil, err
 	}
-	next, rerr := NewRingFromOwners(owners, r.version+1)
+	next, rerr := NewFromOwners(owners, r.version+1)
 	if rerr != nil {
-		panic(fmt.Sprintf("membership: claim produced an invalid ring: %v", rerr))
+		panic(fmt.Sprintf("ring: claim produced an invalid ring: %v", rerr))
 	}
 	return next, err
 }

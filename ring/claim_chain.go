@@ -1,4 +1,4 @@
-package membership
+package ring
 
 // Chain search limits: hops per chain, partitions examined per search, and
 // how far (in partitions) a node may move in one hop, in multiples of w.

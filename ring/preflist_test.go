@@ -1,4 +1,4 @@
-package membership
+package ring
 
 import (
 	"errors"
@@ -66,7 +66,7 @@ func TestPreflistTable(t *testing.T) {
 }
 
 func TestPreflistForKey(t *testing.T) {
-	r, err := NewRing(64, 3, names(5))
+	r, err := New(64, 3, names(5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestPreflistClaimedRings(t *testing.T) {
 }
 
 func TestPreflistAllocs(t *testing.T) {
-	r, err := NewRing(1024, 3, names(8))
+	r, err := New(1024, 3, names(8))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestPreflistAllocs(t *testing.T) {
 	downN := r.Preflist(key, 3, nil)[1].Node
 	up := func(x NodeID) bool { return x != downN }
 	// A ring that misses target_n (Q=64, 3 nodes) and a partition whose list skips.
-	skip, _ := NewRing(64, 3, names(3))
+	skip, _ := New(64, 3, names(3))
 	bad := skip.Violations(3)
 	if len(bad) == 0 {
 		t.Fatal("the 3-node ring meets target_n")

@@ -1,4 +1,4 @@
-package membership
+package ring
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 )
 
 func benchRing(b *testing.B) *Ring {
-	r, err := NewRing(1024, 3, names(8))
+	r, err := New(1024, 3, names(8))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func BenchmarkPreflist(b *testing.B) {
 	r, keys := benchRing(b), benchKeys()
 	down := r.Nodes()[2]
 	// Q=64 on 3 nodes misses target_n: the lists of a few partitions skip.
-	three, _ := NewRing(64, 3, names(3))
+	three, _ := New(64, 3, names(3))
 	skip := three.Violations(3)
 	if len(skip) == 0 {
 		b.Fatal("the 3-node ring meets target_n")

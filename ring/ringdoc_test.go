@@ -1,4 +1,4 @@
-package membership
+package ring
 
 import (
 	"bytes"
@@ -15,13 +15,13 @@ func TestRingDocRoundTrip(t *testing.T) {
 			if q == MaxPartitions && m != 7 {
 				continue
 			}
-			r, _ := NewRing(q, 3, names(m))
+			r, _ := New(q, 3, names(m))
 			r = mustRing(t, r.Owners(), uint64(q*m)) // some version
 			b, err := r.MarshalBinary()
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := UnmarshalRing(b)
+			got, err := Unmarshal(b)
 			if err != nil {
 				t.Fatalf("q=%d m=%d: %v", q, m, err)
 			}
@@ -66,11 +66,11 @@ func with(k string, v any) map[string]any {
 }
 
 func TestUnmarshalRingErrors(t *testing.T) {
-	ok, err := UnmarshalRing(doc(t, goodDoc()))
+	ok, err := Unmarshal(doc(t, goodDoc()))
 	if err != nil || ok.Version() != 9 || !slices.Equal(ok.Owners(), []NodeID{"a", "b", "b", "a"}) {
 		t.Fatalf("good doc: %v, %v", ok, err)
 	}
-	if r, err := UnmarshalRing(doc(t, with("future", []int{1, 2}))); err != nil || !r.Equal(ok) {
+	if r, err := Unmarshal(doc(t, with("future", []int{1, 2}))); err != nil || !r.Equal(ok) {
 		t.Fatalf("unknown field not ignored: %v", err)
 	}
 	for _, tc := range []struct {
@@ -99,19 +99,19 @@ func TestUnmarshalRingErrors(t *testing.T) {
 			0xa6, 'o', 'w', 'n', 'e', 'r', 's', 0xdd, 0x7f, 0xff, 0xff, 0xff}},
 		{"deep nesting", bytes.Repeat([]byte{0x91}, 100)},
 		{"reserved byte", []byte{0xc1}},
-		{"too large", make([]byte, MaxRingDocBytes+1)},
+		{"too large", make([]byte, MaxDocBytes+1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := UnmarshalRing(tc.b)
-			if r != nil || !errors.Is(err, ErrMalformedRing) {
-				t.Fatalf("UnmarshalRing = %v, %v; want ErrMalformedRing", r, err)
+			r, err := Unmarshal(tc.b)
+			if r != nil || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Unmarshal = %v, %v; want ErrMalformed", r, err)
 			}
 		})
 	}
 }
 
 func FuzzUnmarshalRing(f *testing.F) {
-	r, _ := NewRing(8, 3, names(3))
+	r, _ := New(8, 3, names(3))
 	b, _ := r.MarshalBinary()
 	f.Add(b)
 	f.Add(doc(f, goodDoc()))
@@ -122,9 +122,9 @@ func FuzzUnmarshalRing(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0x91}, 64))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := UnmarshalRing(b)
+		r, err := Unmarshal(b)
 		if err != nil {
-			if r != nil || !errors.Is(err, ErrMalformedRing) {
+			if r != nil || !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v with ring %v", err, r)
 			}
 			return
@@ -134,7 +134,7 @@ func FuzzUnmarshalRing(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r2, err := UnmarshalRing(b2)
+		r2, err := Unmarshal(b2)
 		if err != nil || !r2.Equal(r) {
 			t.Fatalf("re-decode: %v", err)
 		}
