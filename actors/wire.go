@@ -23,9 +23,11 @@ const WireVersion = 1
 // Allocation (claim the next free block here, in this table, when a package gets wire messages):
 //
 //	0            invalid
-//	1..31        vnode (GetRequest=1 ... KeysReply=7; 8..31 reserved for vnode, e.g. HandoffBatch)
+//	1..7         kv (GetRequest=1 ... KeysReply=7)
+//	8..31        vnode (HandoffBatch=8 ... HandoffForwardAck=11; 12..31 reserved for vnode)
 //	32..39       actors (Ping=32, Pong=33)
-//	40..65535    free
+//	40..47       node (ControlRequest=40, ControlReply=41)
+//	48..65535    free
 type WireType uint16
 
 // Errors returned by DecodeWire (wrapped with detail).

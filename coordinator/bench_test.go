@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/gokai-kv/gokai/vnode"
+	"github.com/gokai-kv/gokai/kv"
 )
 
 func BenchmarkGetFSMStep(b *testing.B) {
-	o, _ := vnode.Update(nil, "a/1/x", nil, true, make([]byte, 100), vnode.Meta{}, 1, vnode.UpdateOptions{})
+	o, _ := kv.Update(nil, "a/1/x", nil, true, make([]byte, 100), kv.Meta{}, 1, kv.UpdateOptions{})
 	ts := targets3()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
@@ -27,7 +27,7 @@ func BenchmarkServiceGet(b *testing.B) {
 	n := startBenchNode(b)
 	ctx := context.Background()
 	for i := 0; i < 1000; i++ {
-		if _, err := n.svc.Put(ctx, []byte(fmt.Sprintf("key%d", i)), make([]byte, 100), vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+		if _, err := n.svc.Put(ctx, []byte(fmt.Sprintf("key%d", i)), make([]byte, 100), kv.Meta{}, nil, true, WriteOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -56,7 +56,7 @@ func BenchmarkServicePut(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			i++
-			if _, err := n.svc.Put(ctx, []byte(fmt.Sprintf("key%d", i%1000)), val, vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+			if _, err := n.svc.Put(ctx, []byte(fmt.Sprintf("key%d", i%1000)), val, kv.Meta{}, nil, true, WriteOptions{}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/ring"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
 // ghostRouter is testRouter with one replica of every key on a node "n2" that cannot be reached: its PID
@@ -65,7 +65,7 @@ func TestRefusedReplicaFailsAtOnce(t *testing.T) {
 	n, reported := startGhostNode(t, false, func(c *Config) { c.Timeout = time.Hour })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := n.svc.Put(ctx, []byte("k"), []byte("v"), vnode.Meta{}, nil, true, WriteOptions{W: 3})
+	_, err := n.svc.Put(ctx, []byte("k"), []byte("v"), kv.Meta{}, nil, true, WriteOptions{W: 3})
 	if !errors.Is(err, ErrQuorum) || errors.Is(err, ErrTimeout) {
 		t.Fatalf("put err = %v, want a quorum error that is not a timeout", err)
 	}

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/ring"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
 // The request FSMs are pure state machines in the style of etcd/raft: no actors, no clock, no I/O. The
@@ -29,22 +29,22 @@ type SendGet struct{ Target int }
 type SendPut struct {
 	Target     int
 	Coordinate bool
-	Object     *vnode.Object
+	Object     *kv.Object
 }
 
 // SendReap asks every target to drop the key's tombstone if it is still what Clock describes.
-type SendReap struct{ Clock vnode.VClock }
+type SendReap struct{ Clock kv.VClock }
 
 // Answer gives the client its result. Exactly one Answer is emitted per request.
 type Answer struct {
-	Object *vnode.Object // get: the reconciled object (nil = not found); put: the written object
+	Object *kv.Object // get: the reconciled object (nil = not found); put: the written object
 	Err    error
 }
 
 // Repair writes the reconciled object to a replica that answered stale or not found (read repair).
 type Repair struct {
 	Target int
-	Object *vnode.Object
+	Object *kv.Object
 }
 
 // StartTimer asks for Fire(Timer) after After.
@@ -183,7 +183,7 @@ func (q *quorum) allIn() bool {
 
 // settle answers once: with obj when the quorum is met, with the quorum error as soon as it is out of
 // reach; either way the linger starts. It does nothing while undecided or after the answer.
-func (q *quorum) settle(answered *bool, op string, obj *vnode.Object, linger time.Duration) []Effect {
+func (q *quorum) settle(answered *bool, op string, obj *kv.Object, linger time.Duration) []Effect {
 	if *answered {
 		return nil
 	}
@@ -238,13 +238,13 @@ type GetParams struct {
 type GetFSM struct {
 	p        GetParams
 	q        quorum
-	objects  []*vnode.Object // per target, for replied targets (nil = not found)
-	merged   *vnode.Object
+	objects  []*kv.Object // per target, for replied targets (nil = not found)
+	merged   *kv.Object
 	answered bool
 	done     bool
 	repairs  int
 	// The per-target slices live here when there are at most maxInline targets.
-	objBuf   [maxInline]*vnode.Object
+	objBuf   [maxInline]*kv.Object
 	stateBuf [maxInline]replyState
 }
 
@@ -261,7 +261,7 @@ func (f *GetFSM) init(p GetParams, targets []Target) {
 	if len(targets) <= maxInline {
 		f.objects, f.q.state = f.objBuf[:len(targets)], f.stateBuf[:len(targets)]
 	} else {
-		f.objects, f.q.state = make([]*vnode.Object, len(targets)), make([]replyState, len(targets))
+		f.objects, f.q.state = make([]*kv.Object, len(targets)), make([]replyState, len(targets))
 	}
 }
 
@@ -279,7 +279,7 @@ func (f *GetFSM) Start() []Effect {
 }
 
 // Reply feeds target i's answer: obj (nil = not found) or err.
-func (f *GetFSM) Reply(i int, obj *vnode.Object, err error) []Effect {
+func (f *GetFSM) Reply(i int, obj *kv.Object, err error) []Effect {
 	if f.done || !f.q.record(i, err) {
 		return nil
 	}
@@ -291,7 +291,7 @@ func (f *GetFSM) Reply(i int, obj *vnode.Object, err error) []Effect {
 			f.merged = obj
 		case !f.merged.Equal(obj):
 			// NB: replicas usually agree; Sync (which allocates) only runs when they differ.
-			f.merged = vnode.Sync(f.merged, obj, f.p.LWW)
+			f.merged = kv.Sync(f.merged, obj, f.p.LWW)
 		}
 	}
 	var eff []Effect
@@ -364,7 +364,7 @@ type PutFSM struct {
 	p        PutParams
 	q        quorum
 	coord    int
-	obj      *vnode.Object
+	obj      *kv.Object
 	answered bool
 	reaping  bool
 	lingered bool // the first linger ended: silent replicas were given fallbacks
@@ -386,7 +386,7 @@ func (f *PutFSM) Start() []Effect {
 }
 
 // Reply feeds target i's acknowledgement; obj is the coordinating vnode's result.
-func (f *PutFSM) Reply(i int, obj *vnode.Object, err error) []Effect {
+func (f *PutFSM) Reply(i int, obj *kv.Object, err error) []Effect {
 	if f.done || !f.q.record(i, err) {
 		return nil
 	}

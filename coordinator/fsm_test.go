@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gokai-kv/gokai/vnode"
+	"github.com/gokai-kv/gokai/kv"
 )
 
 func targets3() []Target {
 	return []Target{{Partition: 1, Node: "a", Primary: true}, {Partition: 2, Node: "a", Primary: true}, {Partition: 3, Node: "a", Primary: true}}
 }
 
-func obj(t *testing.T, actor, val string, ctx vnode.VClock) *vnode.Object {
+func obj(t *testing.T, actor, val string, ctx kv.VClock) *kv.Object {
 	t.Helper()
-	o, err := vnode.Update(nil, actor, ctx, false, []byte(val), vnode.Meta{LastMod: 1}, 1, vnode.UpdateOptions{Prune: vnode.DefaultPruneConfig()})
+	o, err := kv.Update(nil, actor, ctx, false, []byte(val), kv.Meta{LastMod: 1}, 1, kv.UpdateOptions{Prune: kv.DefaultPruneConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,9 +298,9 @@ func TestPutFSMFailedReplicaGetsAFallbackThatCountsTowardW(t *testing.T) {
 func TestPutFSMCoordinatorFailure(t *testing.T) {
 	f := NewPutFSM(PutParams{W: 2, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
 	f.Start()
-	effs := f.Reply(0, nil, vnode.ErrTooManySiblings)
+	effs := f.Reply(0, nil, kv.ErrTooManySiblings)
 	expect(t, "coord failed", effs, "answer err", "done")
-	if !errors.Is(answerOf(t, effs).Err, vnode.ErrTooManySiblings) {
+	if !errors.Is(answerOf(t, effs).Err, kv.ErrTooManySiblings) {
 		t.Fatal("coordinator error must reach the client")
 	}
 }

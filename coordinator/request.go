@@ -10,7 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
-	"github.com/gokai-kv/gokai/vnode"
+	"github.com/gokai-kv/gokai/kv"
 )
 
 // requestActor is the thin shell around one request's FSM: it sends what the FSM asks, feeds it replies and
@@ -40,10 +40,10 @@ type requestActor struct {
 	stopReq    atomic.Bool
 
 	get     *GetFSM
-	getFSM  GetFSM              // get points here: one allocation for the actor and its FSM
-	getReqs [4]vnode.GetRequest // the fan-out's messages, in the actor's own allocation (N is usually <= 4)
+	getFSM  GetFSM           // get points here: one allocation for the actor and its FSM
+	getReqs [4]kv.GetRequest // the fan-out's messages, in the actor's own allocation (N is usually <= 4)
 	put     *PutFSM
-	putReq  vnode.PutRequest
+	putReq  kv.PutRequest
 
 	timers   []*time.Timer
 	answered bool
@@ -113,7 +113,7 @@ func (a *requestActor) Receive(ctx actor.Context) {
 			}
 		}
 		a.deferred = nil
-	case *vnode.GetReply:
+	case *kv.GetReply:
 		if a.get == nil {
 			return
 		}
@@ -122,7 +122,7 @@ func (a *requestActor) Receive(ctx actor.Context) {
 			a.reportFailure(int(msg.Tag))
 		}
 		a.apply(ctx, a.get.Reply(int(msg.Tag), msg.Object, err))
-	case *vnode.PutReply:
+	case *kv.PutReply:
 		err := replyErr(msg.Code, msg.Err)
 		if a.get != nil {
 			return // acknowledgement of a read repair: nothing to do
@@ -213,12 +213,12 @@ func (a *requestActor) arm(ctx actor.Context, e StartTimer) {
 
 func replyErr(code, msg string) error {
 	switch {
-	case code == vnode.CodeOK && msg == "":
+	case code == kv.CodeOK && msg == "":
 		return nil
-	case code == vnode.CodeTooManySiblings:
-		return fmt.Errorf("%w: %s", vnode.ErrTooManySiblings, msg)
-	case code == vnode.CodeDiskFull:
-		return fmt.Errorf("coordinator: replica: %w: %s", vnode.ErrDiskFull, msg)
+	case code == kv.CodeTooManySiblings:
+		return fmt.Errorf("%w: %s", kv.ErrTooManySiblings, msg)
+	case code == kv.CodeDiskFull:
+		return fmt.Errorf("coordinator: replica: %w: %s", kv.ErrDiskFull, msg)
 	default:
 		return fmt.Errorf("coordinator: replica: %s", msg)
 	}
@@ -249,13 +249,13 @@ func (a *requestActor) apply(ctx actor.Context, effects []Effect) {
 	for _, e := range effects {
 		switch e := e.(type) {
 		case SendGet:
-			var req *vnode.GetRequest
+			var req *kv.GetRequest
 			if e.Target < len(a.getReqs) {
 				req = &a.getReqs[e.Target] // NB: one fan-out per request: each slot is sent once
 			} else {
-				req = new(vnode.GetRequest)
+				req = new(kv.GetRequest)
 			}
-			*req = vnode.GetRequest{V: 1, Tag: uint32(e.Target), Key: a.key}
+			*req = kv.GetRequest{V: 1, Tag: uint32(e.Target), Key: a.key}
 			a.send(ctx, e.Target, req)
 		case SendPut:
 			if e.Coordinate {
@@ -263,17 +263,17 @@ func (a *requestActor) apply(ctx actor.Context, effects []Effect) {
 				req.Tag = uint32(e.Target)
 				a.send(ctx, e.Target, &req)
 			} else {
-				a.send(ctx, e.Target, &vnode.PutRequest{V: 1, Tag: uint32(e.Target), Key: a.key, Object: e.Object})
+				a.send(ctx, e.Target, &kv.PutRequest{V: 1, Tag: uint32(e.Target), Key: a.key, Object: e.Object})
 			}
 		case Repair:
 			a.svc.repairs.Add(1)
 			if pid := a.pids[e.Target]; pid != nil {
-				ctx.Request(pid, &vnode.PutRequest{V: 1, Tag: uint32(e.Target), Key: a.key, Object: e.Object})
+				ctx.Request(pid, &kv.PutRequest{V: 1, Tag: uint32(e.Target), Key: a.key, Object: e.Object})
 			}
 		case SendReap:
 			for _, pid := range a.pids {
 				if pid != nil {
-					ctx.Send(pid, &vnode.ReapRequest{V: 1, Key: a.key, Clock: e.Clock})
+					ctx.Send(pid, &kv.ReapRequest{V: 1, Key: a.key, Clock: e.Clock})
 				}
 			}
 		case StartTimer:

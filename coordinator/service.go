@@ -12,8 +12,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/ring"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
 // Router is what coordinators need from the rest of the node: where a key's replicas are and how to reach
@@ -61,7 +61,7 @@ type Config struct {
 	// bound fails at once with ErrOverload. Default 10000.
 	MaxInFlight int
 
-	LWW bool // reconcile reads last-write-wins (must match the vnodes' KVConfig.LWW)
+	LWW bool // reconcile reads last-write-wins (must match the vnodes' kv.Config.LWW)
 	// NotFoundOK lets a read answer "not found" once R replicas said so (riak's notfound_ok). Default false:
 	// "not found" only when every replica answered, or at the deadline (GetParams.NotFoundOK).
 	NotFoundOK bool
@@ -208,7 +208,7 @@ func (s *Service) Stats() Stats {
 
 // outcome is what a coordinator hands back to the waiting caller.
 type outcome struct {
-	obj *vnode.Object
+	obj *kv.Object
 	err error
 }
 
@@ -249,7 +249,7 @@ func (s *Service) targets(key []byte) []Target {
 	return ts
 }
 
-func (s *Service) run(ctx context.Context, req *requestActor) (*vnode.Object, error) {
+func (s *Service) run(ctx context.Context, req *requestActor) (*kv.Object, error) {
 	req.svc = s
 	req.props = s.props
 	req.props.Configure(actor.WithProducer(func() actor.Actor { return req }))
@@ -327,7 +327,7 @@ func pickDur(v, def time.Duration) time.Duration {
 // Get reads key at R replicas (opts may override R, PR, Timeout) and returns the reconciled object,
 // tombstones and expired siblings included (nil if no replica holds the key). Callers show
 // Object.Live(now) to clients.
-func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*vnode.Object, error) {
+func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*kv.Object, error) {
 	r, pr := pick(opts.R, s.cfg.R), pick(opts.PR, s.cfg.PR)
 	if r < 1 || r > s.cfg.N || pr < 0 || pr > r {
 		return nil, fmt.Errorf("%w: r=%d pr=%d with n=%d", ErrBadRequest, r, pr, s.cfg.N)
@@ -358,20 +358,20 @@ func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*vnode
 // the key holds). With blind, vctx is ignored and the context is whatever the coordinating vnode holds (the
 // write supersedes that replica's siblings, seen by the writer or not): callers ask for it only on a
 // client's explicit request (memcache set, msgpack-RPC {"blind": true}). It returns the written object.
-func (s *Service) Put(ctx context.Context, key, value []byte, meta vnode.Meta, vctx vnode.VClock, blind bool, opts WriteOptions) (*vnode.Object, error) {
+func (s *Service) Put(ctx context.Context, key, value []byte, meta kv.Meta, vctx kv.VClock, blind bool, opts WriteOptions) (*kv.Object, error) {
 	s.puts.Add(1)
 	return s.write(ctx, key, value, meta, vctx, blind, opts, false)
 }
 
 // Delete writes a tombstone for key under vctx (or blind), W/PW as for Put. In DeleteReap mode the tombstone
 // is removed ReapDelay after every replica stored it.
-func (s *Service) Delete(ctx context.Context, key []byte, vctx vnode.VClock, blind bool, opts WriteOptions) error {
+func (s *Service) Delete(ctx context.Context, key []byte, vctx kv.VClock, blind bool, opts WriteOptions) error {
 	s.deletes.Add(1)
-	_, err := s.write(ctx, key, nil, vnode.Meta{Deleted: true}, vctx, blind, opts, true)
+	_, err := s.write(ctx, key, nil, kv.Meta{Deleted: true}, vctx, blind, opts, true)
 	return err
 }
 
-func (s *Service) write(ctx context.Context, key, value []byte, meta vnode.Meta, vctx vnode.VClock, blind bool, opts WriteOptions, del bool) (*vnode.Object, error) {
+func (s *Service) write(ctx context.Context, key, value []byte, meta kv.Meta, vctx kv.VClock, blind bool, opts WriteOptions, del bool) (*kv.Object, error) {
 	w, pw := pick(opts.W, s.cfg.W), pick(opts.PW, s.cfg.PW)
 	if w < 1 || w > s.cfg.N || pw < 0 || pw > w {
 		return nil, fmt.Errorf("%w: w=%d pw=%d with n=%d", ErrBadRequest, w, pw, s.cfg.N)
@@ -397,7 +397,7 @@ func (s *Service) write(ctx context.Context, key, value []byte, meta vnode.Meta,
 		p.Reap, p.ReapDelay = true, s.cfg.ReapDelay
 	}
 	req.targets, req.put = ts, NewPutFSM(p, ts, coord)
-	req.putReq = vnode.PutRequest{V: 1, Key: key, Coordinate: true, Context: vctx, Blind: blind, Value: value, Meta: meta}
+	req.putReq = kv.PutRequest{V: 1, Key: key, Coordinate: true, Context: vctx, Blind: blind, Value: value, Meta: meta}
 	return s.run(ctx, req)
 }
 

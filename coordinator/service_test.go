@@ -16,6 +16,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
@@ -56,9 +57,9 @@ func startBenchNode(b *testing.B) *testNode {
 // uncachedKV is the KV behaviour without its object cache, for tests that damage a replica by editing
 // storage below the vnode (which a cache would hide until the vnode restarts).
 func uncachedKV() vnode.Factory {
-	cfg := vnode.DefaultKVConfig()
+	cfg := kv.DefaultConfig()
 	cfg.CacheBytes = 0
-	return vnode.NewKV(cfg)
+	return kv.NewVnode(cfg)
 }
 
 func startTestNode(t *testing.T, factory vnode.Factory, mod func(*Config)) *testNode {
@@ -86,7 +87,7 @@ func startNodeDispatch(t testing.TB, logger *slog.Logger, factory vnode.Factory,
 	n := &testNode{system: actors.NewSystem(logger), db: db, ring: rg}
 	disp := actors.NewDispatcher(8, 300)
 	if factory == nil {
-		factory = vnode.NewKV(vnode.DefaultKVConfig())
+		factory = kv.NewVnode(kv.DefaultConfig())
 	}
 	var vdisp actor.Dispatcher = disp
 	if !pooled {
@@ -124,7 +125,7 @@ func startNodeDispatch(t testing.TB, logger *slog.Logger, factory vnode.Factory,
 }
 
 // replica reads the stored object of key at partition p straight from storage, below the coordinator.
-func (n *testNode) replica(t *testing.T, p int, key []byte) *vnode.Object {
+func (n *testNode) replica(t *testing.T, p int, key []byte) *kv.Object {
 	t.Helper()
 	raw, err := n.db.Get(uint32(p), append([]byte{'k'}, key...))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -133,22 +134,22 @@ func (n *testNode) replica(t *testing.T, p int, key []byte) *vnode.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := vnode.UnmarshalObject(raw)
+	o, err := kv.UnmarshalObject(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return o
 }
 
-func (n *testNode) replicas(t *testing.T, key []byte) []*vnode.Object {
-	var out []*vnode.Object
+func (n *testNode) replicas(t *testing.T, key []byte) []*kv.Object {
+	var out []*kv.Object
 	for _, e := range n.ring.Preflist(key, 3, nil) {
 		out = append(out, n.replica(t, e.Partition, key))
 	}
 	return out
 }
 
-func allEqual(objs []*vnode.Object, want *vnode.Object) bool {
+func allEqual(objs []*kv.Object, want *kv.Object) bool {
 	for _, o := range objs {
 		if o == nil || !o.Equal(want) {
 			return false
@@ -161,7 +162,7 @@ func TestPutGetReplicatesToNVnodes(t *testing.T) {
 	n := startTestNode(t, nil, nil)
 	ctx := context.Background()
 	key := []byte("alpha")
-	w, err := n.svc.Put(ctx, key, []byte("one"), vnode.Meta{Flags: 7}, nil, true, WriteOptions{})
+	w, err := n.svc.Put(ctx, key, []byte("one"), kv.Meta{Flags: 7}, nil, true, WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestPooledVnodes(t *testing.T) {
 			defer wg.Done()
 			for i := range 50 {
 				key := []byte(fmt.Sprintf("w%d-%d", w, i))
-				if _, err := n.svc.Put(ctx, key, key, vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+				if _, err := n.svc.Put(ctx, key, key, kv.Meta{}, nil, true, WriteOptions{}); err != nil {
 					errs <- err
 					return
 				}
@@ -221,11 +222,11 @@ func TestReadRepairsRemovedAndStaleReplicas(t *testing.T) {
 			n := startTestNode(t, uncachedKV(), nil)
 			ctx := context.Background()
 			key := []byte("repair-me")
-			v1, err := n.svc.Put(ctx, key, []byte("v1"), vnode.Meta{}, nil, true, WriteOptions{W: 3})
+			v1, err := n.svc.Put(ctx, key, []byte("v1"), kv.Meta{}, nil, true, WriteOptions{W: 3})
 			if err != nil {
 				t.Fatal(err)
 			}
-			v2, err := n.svc.Put(ctx, key, []byte("v2"), vnode.Meta{}, v1.Clock, false, WriteOptions{W: 3})
+			v2, err := n.svc.Put(ctx, key, []byte("v2"), kv.Meta{}, v1.Clock, false, WriteOptions{W: 3})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,7 +271,7 @@ func (s *heldGets) Init(env vnode.Env) error { s.env = env; return s.Behaviour.I
 
 func (s *heldGets) HandleCommand(cmd any, from vnode.Sender) vnode.Result {
 	res := s.Behaviour.HandleCommand(cmd, from)
-	if _, ok := cmd.(*vnode.GetRequest); ok && int64(s.env.Partition) == s.partition.Load() {
+	if _, ok := cmd.(*kv.GetRequest); ok && int64(s.env.Partition) == s.partition.Load() {
 		reply := res.Reply()
 		go func() { <-s.release; from.Send(reply) }()
 		return vnode.NoReply()
@@ -290,14 +291,14 @@ func releaseOnCleanup(t *testing.T) (release chan struct{}, closeRelease func())
 func TestLateReplyIsStillRepaired(t *testing.T) {
 	slowPart := &atomic.Int64{}
 	slowPart.Store(-1)
-	kv := uncachedKV()
+	kvb := uncachedKV()
 	release, closeRelease := releaseOnCleanup(t)
 	n := startTestNode(t, func() vnode.Behaviour {
-		return &heldGets{Behaviour: kv(), partition: slowPart, release: release}
+		return &heldGets{Behaviour: kvb(), partition: slowPart, release: release}
 	}, func(c *Config) { c.Linger = 10 * time.Second })
 	ctx := context.Background()
 	key := []byte("late")
-	w, err := n.svc.Put(ctx, key, []byte("v"), vnode.Meta{}, nil, true, WriteOptions{W: 3})
+	w, err := n.svc.Put(ctx, key, []byte("v"), kv.Meta{}, nil, true, WriteOptions{W: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,12 +324,12 @@ func TestSameContextWritesBecomeSiblingsAndContextWriteResolves(t *testing.T) {
 	n := startTestNode(t, nil, nil)
 	ctx := context.Background()
 	key := []byte("sib")
-	base, err := n.svc.Put(ctx, key, []byte("base"), vnode.Meta{}, nil, true, WriteOptions{})
+	base, err := n.svc.Put(ctx, key, []byte("base"), kv.Meta{}, nil, true, WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"left", "right"} {
-		if _, err := n.svc.Put(ctx, key, []byte(v), vnode.Meta{}, base.Clock, false, WriteOptions{}); err != nil {
+		if _, err := n.svc.Put(ctx, key, []byte(v), kv.Meta{}, base.Clock, false, WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -339,7 +340,7 @@ func TestSameContextWritesBecomeSiblingsAndContextWriteResolves(t *testing.T) {
 	if live := o.Live(0); len(live) != 2 {
 		t.Fatalf("want 2 siblings, got %d", len(live))
 	}
-	if _, err := n.svc.Put(ctx, key, []byte("merged"), vnode.Meta{}, o.Clock, false, WriteOptions{}); err != nil {
+	if _, err := n.svc.Put(ctx, key, []byte("merged"), kv.Meta{}, o.Clock, false, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	o, err = n.svc.Get(ctx, key, ReadOptions{})
@@ -375,7 +376,7 @@ func TestVnodeCrashMidLoadLosesNoAcknowledgedWrite(t *testing.T) {
 				default:
 				}
 				k, v := fmt.Sprintf("k%d-%d", w, i%50), fmt.Sprintf("v%d", i)
-				if _, err := n.svc.Put(ctx, []byte(k), []byte(v), vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+				if _, err := n.svc.Put(ctx, []byte(k), []byte(v), kv.Meta{}, nil, true, WriteOptions{}); err != nil {
 					fails.Add(1)
 					continue
 				}
@@ -427,10 +428,10 @@ func TestVnodeCrashMidLoadLosesNoAcknowledgedWrite(t *testing.T) {
 func TestOverloadFailsFastAndDrainRefuses(t *testing.T) {
 	slowPart := &atomic.Int64{}
 	slowPart.Store(-1)
-	kv := vnode.NewKV(vnode.DefaultKVConfig())
+	kvb := kv.NewVnode(kv.DefaultConfig())
 	release, closeRelease := releaseOnCleanup(t)
 	n := startTestNode(t, func() vnode.Behaviour {
-		return &heldGets{Behaviour: kv(), partition: slowPart, release: release}
+		return &heldGets{Behaviour: kvb(), partition: slowPart, release: release}
 	}, func(c *Config) { c.MaxInFlight = 1 })
 	ctx := context.Background()
 	key := []byte("a")
@@ -442,7 +443,7 @@ func TestOverloadFailsFastAndDrainRefuses(t *testing.T) {
 	}()
 	// The first read cannot finish (R=3 and one replica is held): it is the one request in flight.
 	eventually.True(t, 5*time.Second, "the first coordinator is alive", func() bool { return n.svc.Stats().Active == 1 })
-	if _, err := n.svc.Put(ctx, []byte("b"), []byte("1"), vnode.Meta{}, nil, true, WriteOptions{}); !errors.Is(err, ErrOverload) {
+	if _, err := n.svc.Put(ctx, []byte("b"), []byte("1"), kv.Meta{}, nil, true, WriteOptions{}); !errors.Is(err, ErrOverload) {
 		t.Fatalf("second request: %v, want ErrOverload", err)
 	}
 	closeRelease()
@@ -487,7 +488,7 @@ func TestCoordinatorCrashAndStop(t *testing.T) {
 	n := startTestNode(t, nil, nil)
 	asked := make(chan struct{}, 8) // a read reached the silent vnode
 	silent, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
-		if _, ok := c.Message().(*vnode.GetRequest); ok {
+		if _, ok := c.Message().(*kv.GetRequest); ok {
 			asked <- struct{}{}
 		}
 	}), "silent-vnode")
@@ -516,7 +517,7 @@ func TestCoordinatorCrashAndStop(t *testing.T) {
 	if _, err := svc.Get(ctx, []byte("boom"), ReadOptions{}); !errors.Is(err, ErrCoordinatorCrashed) {
 		t.Fatalf("crashed coordinator: got %v, want ErrCoordinatorCrashed", err)
 	}
-	if _, err := svc.Put(ctx, fine, []byte("v"), vnode.Meta{}, nil, true, WriteOptions{}); err != nil {
+	if _, err := svc.Put(ctx, fine, []byte("v"), kv.Meta{}, nil, true, WriteOptions{}); err != nil {
 		t.Fatalf("service after a crash: %v", err)
 	}
 	if o, err := svc.Get(ctx, fine, ReadOptions{}); err != nil || o == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
@@ -69,7 +70,7 @@ func setupNodes(t *testing.T, partitions []int, keys int) (*twoNodes, *slog.Logg
 	t.Cleanup(n.sys.Shutdown)
 	mk := func(name, node string) *vnode.Manager {
 		m, err := vnode.StartManager(n.sys, vnode.ManagerConfig{Name: name, Node: node, Partitions: partitions,
-			Factory: vnode.NewKV(vnode.DefaultKVConfig()), Store: storage.NewMemory(), Logger: logger})
+			Factory: kv.NewVnode(kv.DefaultConfig()), Store: storage.NewMemory(), Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +81,7 @@ func setupNodes(t *testing.T, partitions []int, keys int) (*twoNodes, *slog.Logg
 	n.bReachable.Store(true)
 	for _, p := range partitions {
 		for i := 0; i < keys; i++ {
-			_, err := actors.Request(context.Background(), n.sys, n.a.PID(p), &vnode.PutRequest{V: 1, Key: []byte(fmt.Sprintf("k%d", i)),
+			_, err := actors.Request(context.Background(), n.sys, n.a.PID(p), &kv.PutRequest{V: 1, Key: []byte(fmt.Sprintf("k%d", i)),
 				Coordinate: true, Blind: true, Value: []byte("value")}, time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -198,7 +199,7 @@ func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
 	n.mu.Unlock()
 	// More hints arrive; the same move runs again.
 	for i := 0; i < 10; i++ {
-		if _, err := actors.Request(context.Background(), n.sys, n.a.PID(4), &vnode.PutRequest{V: 1, Key: []byte(fmt.Sprintf("late%d", i)),
+		if _, err := actors.Request(context.Background(), n.sys, n.a.PID(4), &kv.PutRequest{V: 1, Key: []byte(fmt.Sprintf("late%d", i)),
 			Coordinate: true, Blind: true, Value: []byte("v")}, time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +284,7 @@ func (f *forwardEater) Receive(ctx actor.Context) {
 	case *vnode.HandoffBatch:
 		if m.Seq == 1 {
 			i := f.wrote.Add(1)
-			ctx.Send(f.src, &vnode.PutRequest{V: 1, Key: []byte(fmt.Sprintf("during%d", i)), Coordinate: true, Blind: true, Value: []byte("v")})
+			ctx.Send(f.src, &kv.PutRequest{V: 1, Key: []byte(fmt.Sprintf("during%d", i)), Coordinate: true, Blind: true, Value: []byte("v")})
 		}
 		ctx.Forward(f.real)
 	}
@@ -325,8 +326,8 @@ func TestLostForwardAckFailsTheAttemptAndTheRetryCompletes(t *testing.T) {
 	if ps[0].Attempts < 2 || ps[0].Keys < 21 {
 		t.Fatalf("progress %+v: want a retry that sent the 20 keys and the write of the failed attempt", ps[0])
 	}
-	res, err := actors.Request(context.Background(), n.sys, n.b.PID(3), &vnode.GetRequest{V: 1, Key: []byte("during1")}, time.Second)
-	if err != nil || res.(*vnode.GetReply).Object == nil {
+	res, err := actors.Request(context.Background(), n.sys, n.b.PID(3), &kv.GetRequest{V: 1, Key: []byte("during1")}, time.Second)
+	if err != nil || res.(*kv.GetReply).Object == nil {
 		t.Fatalf("the write forwarded in vain did not reach the new owner: %v %v", res, err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
@@ -79,7 +80,7 @@ func startInprocCluster(t *testing.T) *inprocCluster {
 		c.stores[name] = storage.NewMemory()
 		// As in a node: a vnode for every partition, running inline on its senders while idle.
 		m, err := vnode.StartManager(c.system, vnode.ManagerConfig{Name: "vnode-sup-" + string(name), Node: string(name),
-			Partitions: all, Factory: vnode.NewKV(vnode.DefaultKVConfig()), Store: c.stores[name], Logger: logger,
+			Partitions: all, Factory: kv.NewVnode(kv.DefaultConfig()), Store: c.stores[name], Logger: logger,
 			Dispatcher: actor.NewSynchronizedDispatcher(300)})
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +115,7 @@ func startInprocCluster(t *testing.T) *inprocCluster {
 }
 
 // replica is what node's vnode of partition p stores for key (nil if nothing), read below the vnode.
-func (c *inprocCluster) replica(t *testing.T, node ring.NodeID, p int, key []byte) *vnode.Object {
+func (c *inprocCluster) replica(t *testing.T, node ring.NodeID, p int, key []byte) *kv.Object {
 	t.Helper()
 	raw, err := c.stores[node].Get(uint32(p), append([]byte{'k'}, key...))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -123,7 +124,7 @@ func (c *inprocCluster) replica(t *testing.T, node ring.NodeID, p int, key []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := vnode.UnmarshalObject(raw)
+	o, err := kv.UnmarshalObject(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func (g *gatedStore) Set(ctx context.Context, key []byte, v memcache.Value, over
 }
 
 // liveValues lists the live sibling values of o, sorted.
-func liveValues(o *vnode.Object) []string {
+func liveValues(o *kv.Object) []string {
 	var out []string
 	if o != nil {
 		for _, s := range o.Live(time.Now().Unix()) {

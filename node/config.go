@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/coordinator"
-	"github.com/gokai-kv/gokai/vnode"
+	"github.com/gokai-kv/gokai/kv"
 )
 
 // Config is everything a node can be told. Every field has a flag of the same name (see Bind) and a
@@ -91,7 +91,7 @@ type Config struct {
 
 // Default returns the embedded defaults: a single node on loopback with data in ./gokai-data.
 func Default() Config {
-	p := vnode.DefaultPruneConfig()
+	p := kv.DefaultPruneConfig()
 	return Config{
 		Name: "gokai@127.0.0.1", DataDir: "./gokai-data", Backend: "leveldb", WriteBufMiB: 4, BlockCacheMB: 8, ObjectCacheMiB: 32,
 		Q: 64, N: 3, R: 2, W: 2, Timeout: 5 * time.Second, Linger: time.Second, MaxInFlight: 10000,
@@ -173,8 +173,8 @@ func (c Config) coordinatorConfig() coordinator.Config {
 	return cc
 }
 
-func (c Config) kvConfig() vnode.KVConfig {
-	return vnode.KVConfig{LWW: c.LWW, MaxSiblings: c.MaxSiblings, Prune: vnode.PruneConfig{
+func (c Config) kvConfig() kv.Config {
+	return kv.Config{LWW: c.LWW, MaxSiblings: c.MaxSiblings, Prune: kv.PruneConfig{
 		SmallVClock: c.VclockSmall, BigVClock: c.VclockBig, YoungVClock: c.VclockYoung, OldVClock: c.VclockOld},
 		// A member runs a vnode for every partition, so the node's budget is split Q ways.
 		CacheBytes: c.ObjectCacheMiB << 20 / max(c.Q, 1)}

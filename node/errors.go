@@ -5,10 +5,10 @@ import (
 	"errors"
 
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
 	"github.com/gokai-kv/gokai/storage"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
 // clientError is what a client is told about a failed request, on either face: a stable code (msgpack-RPC's
@@ -51,7 +51,7 @@ func classify(err error) clientError {
 		return clientError{code: rpc.CodeOverload, msg: msgOverload}
 	case errors.Is(err, coordinator.ErrShuttingDown):
 		return clientError{code: rpc.CodeShuttingDown, msg: msgShuttingDown}
-	case errors.Is(err, vnode.ErrTooManySiblings):
+	case errors.Is(err, kv.ErrTooManySiblings):
 		return clientError{code: rpc.CodeTooManySiblings, msg: msgSiblings}
 	case errors.Is(err, coordinator.ErrBadRequest):
 		// NB: made by the coordinator from the request's options (R > N and the like).

@@ -10,10 +10,10 @@ import (
 	"testing"
 
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
 	"github.com/gokai-kv/gokai/storage"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
 // TestClientErrorsLeakNoPaths: every error a client can be sent, on either face, is made of the request's
@@ -24,7 +24,7 @@ func TestClientErrorsLeakNoPaths(t *testing.T) {
 	ioErr := &fs.PathError{Op: "read", Path: dir + "/000007.ldb", Err: syscall.EIO}
 	// What a coordinator returns when its coordinating replica's disk is full: the vnode's reply code
 	// crosses as a string, and the coordinator turns it back into the sentinel.
-	diskFull := fmt.Errorf("coordinator: replica: %w: storage: put partition 3: %w (%w)", vnode.ErrDiskFull,
+	diskFull := fmt.Errorf("coordinator: replica: %w: storage: put partition 3: %w (%w)", kv.ErrDiskFull,
 		storage.ErrDiskFull, pathErr)
 	for _, tc := range []struct {
 		name     string
@@ -43,7 +43,7 @@ func TestClientErrorsLeakNoPaths(t *testing.T) {
 			rpc.CodeTimeout, "SERVER_ERROR coordinator: get timed out: need 2 replies, got 0\r\n", "timed out"},
 		{"overload", coordinator.ErrOverload, rpc.CodeOverload,
 			"SERVER_ERROR overload: too many requests in flight, retry later\r\n", "retry later"},
-		{"siblings", fmt.Errorf("%w: vnode: 101 > 100", vnode.ErrTooManySiblings), rpc.CodeTooManySiblings,
+		{"siblings", fmt.Errorf("%w: vnode: 101 > 100", kv.ErrTooManySiblings), rpc.CodeTooManySiblings,
 			"SERVER_ERROR " + msgSiblings + "\r\n", "max-siblings"},
 		{"context", fmt.Errorf("put: %w", context.DeadlineExceeded), rpc.CodeTimeout,
 			"SERVER_ERROR " + msgTimeout + "\r\n", "deadline"},

@@ -8,8 +8,8 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/protocol/memcache"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
 // memcacheStore is the memcache face's view of the node: every call runs one coordinator. Get, Set and
@@ -29,7 +29,7 @@ var _ memcache.Store = (*memcacheStore)(nil)
 // ToEntry turns a reconciled object into what memcache shows: the live siblings, the one plain `get`
 // returns (newest LastMod, ties by dot), a cas unique naming the sibling set and the opaque context. A key
 // no replica holds (o nil) gives an Entry with an empty context: a write over it supersedes nothing.
-func ToEntry(o *vnode.Object, nowSec int64) (memcache.Entry, error) {
+func ToEntry(o *kv.Object, nowSec int64) (memcache.Entry, error) {
 	if o == nil {
 		return memcache.Entry{}, nil
 	}
@@ -65,7 +65,7 @@ func (s *memcacheStore) Get(ctx context.Context, key []byte) (memcache.Entry, er
 // writeContext turns what a memcache write supersedes into the coordinator's (context, blind) pair: blind
 // for Supersede{Blind: true}; the decoded context for a read's context; and for an empty context an empty
 // one (not blind), so the write supersedes nothing and becomes a sibling of whatever the key holds.
-func writeContext(over memcache.Supersede) (vc vnode.VClock, blind bool, err error) {
+func writeContext(over memcache.Supersede) (vc kv.VClock, blind bool, err error) {
 	switch {
 	case over.Blind && len(over.Context) > 0:
 		return nil, false, errors.New("memcache: a blind write takes no context")
@@ -74,7 +74,7 @@ func writeContext(over memcache.Supersede) (vc vnode.VClock, blind bool, err err
 	case len(over.Context) == 0:
 		return nil, false, nil
 	}
-	vc, err = vnode.UnmarshalVClock(over.Context)
+	vc, err = kv.UnmarshalVClock(over.Context)
 	if err != nil {
 		return nil, false, fmt.Errorf("memcache: bad context: %w", err)
 	}
@@ -86,7 +86,7 @@ func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, o
 	if err != nil {
 		return err
 	}
-	_, err = s.coord.Put(ctx, key, v.Data, vnode.Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
+	_, err = s.coord.Put(ctx, key, v.Data, kv.Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
 	return memcacheError(err)
 }
 
@@ -107,11 +107,11 @@ func (s *memcacheStore) flushAll(ctx context.Context) error {
 	seen := map[string]bool{}
 	for _, p := range s.n.vnodes.Partitions() {
 		pid := s.n.vnodes.PID(p)
-		res, err := actors.Request(ctx, s.n.system, pid, &vnode.KeysRequest{V: 1}, s.n.cfg.Timeout)
+		res, err := actors.Request(ctx, s.n.system, pid, &kv.KeysRequest{V: 1}, s.n.cfg.Timeout)
 		if err != nil {
 			return fmt.Errorf("flush_all: partition %d: %w", p, err)
 		}
-		rep, ok := res.(*vnode.KeysReply)
+		rep, ok := res.(*kv.KeysReply)
 		if !ok || rep.Err != "" {
 			return fmt.Errorf("flush_all: partition %d: %v", p, rep)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/internal/netserve"
 	"github.com/gokai-kv/gokai/internal/pki"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
 	"github.com/gokai-kv/gokai/ring"
@@ -229,7 +230,7 @@ func (n *Node) startVnodes(ctx context.Context) error {
 		}
 	}
 	m, err := vnode.StartManager(n.system, vnode.ManagerConfig{
-		Node: n.cfg.Name, Partitions: parts, Factory: vnode.NewKV(n.cfg.kvConfig()),
+		Node: n.cfg.Name, Partitions: parts, Factory: kv.NewVnode(n.cfg.kvConfig()),
 		Store: n.backend, Logger: n.logger, Now: n.now,
 		MaxRestarts: n.cfg.VnodeMaxRestarts, RestartWindow: n.cfg.VnodeRestartWin, OnEscalate: n.tree.Escalate,
 		Dispatcher: n.vnodeDispatcher(),

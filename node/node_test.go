@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/coordinator"
-	"github.com/gokai-kv/gokai/vnode"
+	"github.com/gokai-kv/gokai/kv"
 )
 
 type testWriter struct{ t *testing.T }
@@ -101,13 +101,13 @@ func TestSiblingsVisibleInGetsAndResolvedByCas(t *testing.T) {
 	n := startTestNode(t, nil)
 	ctx := context.Background()
 	key := []byte("doc")
-	base, err := n.Coordinator().Put(ctx, key, []byte("base"), vnode.Meta{}, nil, true, coordinator.WriteOptions{})
+	base, err := n.Coordinator().Put(ctx, key, []byte("base"), kv.Meta{}, nil, true, coordinator.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Two writers that both read `base` write with its context: neither overwrites the other.
 	for _, v := range []string{"alice", "bob"} {
-		if _, err := n.Coordinator().Put(ctx, key, []byte(v), vnode.Meta{Flags: 3}, base.Clock, false, coordinator.WriteOptions{}); err != nil {
+		if _, err := n.Coordinator().Put(ctx, key, []byte(v), kv.Meta{Flags: 3}, base.Clock, false, coordinator.WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -146,12 +146,12 @@ func TestBlindSetSupersedesWhatTheCoordinatingVnodeHolds(t *testing.T) {
 	n := startTestNode(t, nil)
 	ctx := context.Background()
 	key := []byte("blind")
-	base, err := n.Coordinator().Put(ctx, key, []byte("base"), vnode.Meta{}, nil, true, coordinator.WriteOptions{})
+	base, err := n.Coordinator().Put(ctx, key, []byte("base"), kv.Meta{}, nil, true, coordinator.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"a", "b"} {
-		if _, err := n.Coordinator().Put(ctx, key, []byte(v), vnode.Meta{}, base.Clock, false, coordinator.WriteOptions{W: 3}); err != nil {
+		if _, err := n.Coordinator().Put(ctx, key, []byte(v), kv.Meta{}, base.Clock, false, coordinator.WriteOptions{W: 3}); err != nil {
 			t.Fatal(err)
 		}
 	}

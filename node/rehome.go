@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/vnode"
@@ -190,11 +191,11 @@ func (h *rehomer) partition(ctx context.Context, rg *ring.Ring, version uint64, 
 				return fmt.Errorf("%w: partition %d on %s: %v", errRehomeTarget, tg.p, tg.node, res)
 			}
 		}
-		res, err := actors.Request(ctx, h.system, src, &vnode.DropRequest{Keys: keys, Objects: objs}, h.timeout)
+		res, err := actors.Request(ctx, h.system, src, &kv.DropRequest{Keys: keys, Objects: objs}, h.timeout)
 		if err != nil {
 			return fmt.Errorf("rehome: partition %d: drop: %w", x, err)
 		}
-		d, ok := res.(*vnode.DropReply)
+		d, ok := res.(*kv.DropReply)
 		if !ok || d.Err != "" {
 			return fmt.Errorf("rehome: partition %d: drop: %v", x, res)
 		}

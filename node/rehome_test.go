@@ -15,6 +15,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
@@ -112,7 +113,7 @@ func startRehomeNodes(t *testing.T, q int) *rehomeNodes {
 	}
 	for _, node := range []ring.NodeID{"a", "b", "c"} {
 		m, err := vnode.StartManager(rn.sys, vnode.ManagerConfig{Name: "sup-" + string(node), Node: string(node), Partitions: all,
-			Factory: vnode.NewKV(vnode.DefaultKVConfig()), Store: storage.NewMemory(), Logger: logger})
+			Factory: kv.NewVnode(kv.DefaultConfig()), Store: storage.NewMemory(), Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,29 +137,29 @@ func (rn *rehomeNodes) rehomer() *rehomer {
 	return &rehomer{system: rn.sys, local: rn.m["a"].PID, vnode: rn.vnode, n: 3, batchItems: 2, batchBytes: 1 << 20, timeout: 2 * time.Second}
 }
 
-func (rn *rehomeNodes) get(t *testing.T, node ring.NodeID, p int, key []byte) *vnode.Object {
+func (rn *rehomeNodes) get(t *testing.T, node ring.NodeID, p int, key []byte) *kv.Object {
 	t.Helper()
-	res, err := actors.Request(context.Background(), rn.sys, rn.m[node].PID(p), &vnode.GetRequest{V: 1, Key: key}, 2*time.Second)
+	res, err := actors.Request(context.Background(), rn.sys, rn.m[node].PID(p), &kv.GetRequest{V: 1, Key: key}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.(*vnode.GetReply).Object
+	return res.(*kv.GetReply).Object
 }
 
 // write writes key at the vnodes of list: the first coordinates, the others take its object.
-func (rn *rehomeNodes) write(t *testing.T, key []byte, val string, list []ring.PrefEntry) *vnode.Object {
+func (rn *rehomeNodes) write(t *testing.T, key []byte, val string, list []ring.PrefEntry) *kv.Object {
 	t.Helper()
-	var obj *vnode.Object
+	var obj *kv.Object
 	for i, e := range list {
-		req := &vnode.PutRequest{V: 1, Key: key, Object: obj}
+		req := &kv.PutRequest{V: 1, Key: key, Object: obj}
 		if i == 0 {
-			req = &vnode.PutRequest{V: 1, Key: key, Coordinate: true, Blind: true, Value: []byte(val)}
+			req = &kv.PutRequest{V: 1, Key: key, Coordinate: true, Blind: true, Value: []byte(val)}
 		}
 		res, err := actors.Request(context.Background(), rn.sys, rn.m[e.Node].PID(e.Partition), req, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep := res.(*vnode.PutReply); rep.Err != "" {
+		if rep := res.(*kv.PutReply); rep.Err != "" {
 			t.Fatal(rep.Err)
 		} else if i == 0 {
 			obj = rep.Object
@@ -287,7 +288,7 @@ func TestRehomeOnANode(t *testing.T) {
 	}
 
 	// A misplaced copy arrives in partition 5 by handoff.
-	o, err := vnode.Update(nil, "elsewhere/1/x", nil, true, []byte("value"), vnode.Meta{}, 1, vnode.UpdateOptions{})
+	o, err := kv.Update(nil, "elsewhere/1/x", nil, true, []byte("value"), kv.Meta{}, 1, kv.UpdateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,8 +296,8 @@ func TestRehomeOnANode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv := vnode.NewKV(vnode.DefaultKVConfig())()
-	item, err := kv.EncodeHandoffItem(key, raw)
+	kvb := kv.NewVnode(kv.DefaultConfig())()
+	item, err := kvb.EncodeHandoffItem(key, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,12 +305,12 @@ func TestRehomeOnANode(t *testing.T) {
 	if err != nil || res.(*vnode.HandoffAck).Err != "" {
 		t.Fatalf("handoff batch: %v %v", res, err)
 	}
-	get := func(part int) *vnode.Object {
-		res, err := actors.Request(context.Background(), n.System(), n.Vnodes().PID(part), &vnode.GetRequest{V: 1, Key: key}, 2*time.Second)
+	get := func(part int) *kv.Object {
+		res, err := actors.Request(context.Background(), n.System(), n.Vnodes().PID(part), &kv.GetRequest{V: 1, Key: key}, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.(*vnode.GetReply).Object
+		return res.(*kv.GetReply).Object
 	}
 	list := rg.PreflistForPartition(p, n.cfg.N, nil)
 	eventually.True(t, 10*time.Second, "the key on its list and gone from partition 5", func() bool {

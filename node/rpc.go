@@ -11,8 +11,8 @@ import (
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/client"
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/kv"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
 // rpcHandler serves gokai's msgpack-RPC API (docs/msgpack-rpc.md) over the node's coordinators.
@@ -166,7 +166,7 @@ func (h rpcHandler) get(ctx context.Context, params []any) (any, error) {
 }
 
 // body renders an object's live siblings and context; ok is false when nothing is live.
-func (h rpcHandler) body(o *vnode.Object) (map[string]any, bool, error) {
+func (h rpcHandler) body(o *kv.Object) (map[string]any, bool, error) {
 	if o == nil {
 		return nil, false, nil
 	}
@@ -204,7 +204,7 @@ func (h rpcHandler) writeOpts(opts map[string]any) (coordinator.WriteOptions, er
 // "blind" option. A context supersedes exactly the siblings that get returned; blind supersedes whatever the
 // coordinating replica holds; neither (a nil or empty context) supersedes nothing. Both is a bad request.
 // given reports a non-empty context.
-func contextParams(params []any, i int, opts map[string]any) (vc vnode.VClock, blind, given bool, err error) {
+func contextParams(params []any, i int, opts map[string]any) (vc kv.VClock, blind, given bool, err error) {
 	raw, err := rpc.OptBytes(params, i, "context")
 	if err != nil {
 		return nil, false, false, err
@@ -218,7 +218,7 @@ func contextParams(params []any, i int, opts map[string]any) (vc vnode.VClock, b
 	if blind {
 		return nil, false, false, badRequest("a blind write takes no context")
 	}
-	if vc, err = vnode.UnmarshalVClock(raw); err != nil {
+	if vc, err = kv.UnmarshalVClock(raw); err != nil {
 		return nil, false, false, badRequest("context: %v", err)
 	}
 	return vc, false, true, nil
@@ -253,7 +253,7 @@ func (h rpcHandler) put(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var meta vnode.Meta
+	var meta kv.Meta
 	if f, ok, err := rpc.Int(opts, "flags"); err != nil {
 		return nil, err
 	} else if ok {
@@ -344,16 +344,16 @@ func (h rpcHandler) vnodeGet(ctx context.Context, params []any) (any, error) {
 	if pid == nil {
 		return nil, &rpc.Error{Code: "not_found", Message: fmt.Sprintf("no vnode for partition %d here", p)}
 	}
-	res, err := actors.Request(ctx, h.n.system, pid, &vnode.GetRequest{V: 1, Key: key}, h.n.cfg.Timeout)
+	res, err := actors.Request(ctx, h.n.system, pid, &kv.GetRequest{V: 1, Key: key}, h.n.cfg.Timeout)
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	rep, ok := res.(*vnode.GetReply)
+	rep, ok := res.(*kv.GetReply)
 	switch {
 	case !ok:
 		return nil, rpcError(fmt.Errorf("vnode_get: partition %d: unexpected reply %T", p, res))
-	case rep.Code == vnode.CodeDiskFull:
-		return nil, rpcError(fmt.Errorf("vnode_get: partition %d: %w: %s", p, vnode.ErrDiskFull, rep.Err))
+	case rep.Code == kv.CodeDiskFull:
+		return nil, rpcError(fmt.Errorf("vnode_get: partition %d: %w: %s", p, kv.ErrDiskFull, rep.Err))
 	case rep.Err != "":
 		return nil, rpcError(fmt.Errorf("vnode_get: partition %d: %s", p, rep.Err))
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // Behaviour is what a vnode does: riak_core's vnode behaviour callbacks in Go. gokai's KV store is one
-// Behaviour (see KV); users write others and get routing, replication, handoff and supervision for free.
+// Behaviour (package kv); users write others and get routing, replication, handoff and supervision for free.
 //
 // Threading: every method is called from the owning vnode actor only, one call at a time, never
 // concurrently. Methods must not block for long: a vnode serves one message at a time, and a gokai node

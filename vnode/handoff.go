@@ -17,8 +17,8 @@ import (
 //
 // In handoff, the sender folds the partition (HandoffFold, concurrently with commands) into HandoffBatch
 // messages to the new owner's vnode, while the vnode keeps serving: a Behaviour that implements
-// HandoffCommander decides per command whether the new owner must see it too (KV forwards the result of
-// every write), and the framework sends such forwards as HandoffForward and counts their acks. FinishHandoff
+// HandoffCommander decides per command whether the new owner must see it too (the KV behaviour forwards the
+// result of every write), and the framework sends such forwards as HandoffForward and counts their acks. FinishHandoff
 // answers once every forward was acknowledged; HandoffDrop then deletes the data inside the actor, so no
 // write slips between the last forward and the delete. Writes arriving afterwards (from coordinators with an
 // older ring) are kept as ordinary data and handed off again.
@@ -53,7 +53,8 @@ type HandoffMerger interface {
 
 // ConcurrentFold is the promise a Behaviour makes about HandoffFold and EncodeHandoffItem: they may run on
 // the handoff sender's goroutine, concurrently with the vnode's other methods, because they only read a
-// consistent snapshot of storage. KV makes it; behaviours that cannot are folded inside the vnode actor.
+// consistent snapshot of storage. The KV behaviour makes it; behaviours that cannot are folded inside the
+// vnode actor.
 type ConcurrentFold interface {
 	ConcurrentFoldSafe()
 }

@@ -1,4 +1,4 @@
-package vnode
+package vnode_test
 
 import (
 	"context"
@@ -11,41 +11,43 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/storage"
+	"github.com/gokai-kv/gokai/vnode"
 )
 
-func putVia(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, key, val string) *PutReply {
+func putVia(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, key, val string) *kv.PutReply {
 	t.Helper()
-	res, err := actors.Request(context.Background(), sys, pid, &PutRequest{V: 1, Key: []byte(key), Coordinate: true, Blind: true, Value: []byte(val)}, 10*time.Second)
+	res, err := actors.Request(context.Background(), sys, pid, &kv.PutRequest{V: 1, Key: []byte(key), Coordinate: true, Blind: true, Value: []byte(val)}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.(*PutReply)
+	return res.(*kv.PutReply)
 }
 
-func getVia(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, key string) *Object {
+func getVia(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, key string) *kv.Object {
 	t.Helper()
-	res, err := actors.Request(context.Background(), sys, pid, &GetRequest{V: 1, Key: []byte(key)}, 2*time.Second)
+	res, err := actors.Request(context.Background(), sys, pid, &kv.GetRequest{V: 1, Key: []byte(key)}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.(*GetReply).Object
+	return res.(*kv.GetReply).Object
 }
 
 // begin puts the vnode pid in handoff mode towards target and returns the session.
-func begin(t *testing.T, sys *actor.ActorSystem, pid, target *actor.PID) *HandoffStarted {
+func begin(t *testing.T, sys *actor.ActorSystem, pid, target *actor.PID) *vnode.HandoffStarted {
 	t.Helper()
-	res, err := actors.Request(context.Background(), sys, pid, &BeginHandoff{Target: target}, 2*time.Second)
+	res, err := actors.Request(context.Background(), sys, pid, &vnode.BeginHandoff{Target: target}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.(*HandoffStarted)
+	return res.(*vnode.HandoffStarted)
 }
 
 // startPartition5 starts a vnode manager of node running a KV vnode for partition 5 over memory storage.
-func startPartition5(t *testing.T, sys *actor.ActorSystem, name, node string) *Manager {
+func startPartition5(t *testing.T, sys *actor.ActorSystem, name, node string) *vnode.Manager {
 	t.Helper()
-	m, err := StartManager(sys, ManagerConfig{Name: name, Node: node, Partitions: []int{5}, Factory: NewKV(DefaultKVConfig()), Store: storage.NewMemory()})
+	m, err := vnode.StartManager(sys, vnode.ManagerConfig{Name: name, Node: node, Partitions: []int{5}, Factory: kv.NewVnode(kv.DefaultConfig()), Store: storage.NewMemory()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,17 +59,17 @@ func startPartition5(t *testing.T, sys *actor.ActorSystem, name, node string) *M
 // of partition 5 (old owner A, new owner B) while writes keep arriving at A.
 func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 	sys := newSystem(t)
-	mk := func(name, node string) *Manager { return startPartition5(t, sys, name, node) }
+	mk := func(name, node string) *vnode.Manager { return startPartition5(t, sys, name, node) }
 	a, b := mk("sup-a", "a"), mk("sup-b", "b")
 	pa, pb := a.PID(5), b.PID(5)
 	for i := 0; i < 500; i++ {
 		putVia(t, sys, pa, fmt.Sprintf("old%d", i), "v")
 	}
-	res, err := actors.Request(context.Background(), sys, pa, &BeginHandoff{Target: pb}, 2*time.Second)
+	res, err := actors.Request(context.Background(), sys, pa, &vnode.BeginHandoff{Target: pb}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := res.(*HandoffStarted)
+	st := res.(*vnode.HandoffStarted)
 
 	// Writers hit the old owner during the fold: new keys and overwrites of folded ones. They start once the
 	// fold has its snapshot (its first item), so the fold sends exactly the 500 keys written before.
@@ -86,12 +88,12 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 	var seq uint64
 	send := func() {
 		seq++
-		r, err := actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: seq, Items: batch}, 5*time.Second)
+		r, err := actors.Request(context.Background(), sys, pb, &vnode.HandoffBatch{V: 1, Seq: seq, Items: batch}, 5*time.Second)
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		if ack := r.(*HandoffAck); ack.Err != "" || ack.Seq != seq {
+		if ack := r.(*vnode.HandoffAck); ack.Err != "" || ack.Seq != seq {
 			t.Errorf("ack %+v", ack)
 		}
 		batch = nil
@@ -117,11 +119,11 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 		send()
 	}
 	wg.Wait()
-	res, err = actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: st.Session}, 5*time.Second)
+	res, err = actors.Request(context.Background(), sys, pa, &vnode.FinishHandoff{Session: st.Session}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fl := res.(*HandoffFlushed); fl.Err != "" || fl.Forwarded != 600 {
+	if fl := res.(*vnode.HandoffFlushed); fl.Err != "" || fl.Forwarded != 600 {
 		t.Fatalf("flushed %+v, want 600 forwards", fl)
 	}
 	// The new owner holds exactly what the old one holds.
@@ -135,25 +137,25 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 		t.Fatalf("old0 at new owner: %q", got)
 	}
 	// A hinted handoff ends by dropping the data, once every forward is acknowledged.
-	res, err = actors.Request(context.Background(), sys, pa, &HandoffDrop{Session: st.Session}, 5*time.Second)
-	if err != nil || res.(*HandoffDropped).Err != "" {
+	res, err = actors.Request(context.Background(), sys, pa, &vnode.HandoffDrop{Session: st.Session}, 5*time.Second)
+	if err != nil || res.(*vnode.HandoffDropped).Err != "" {
 		t.Fatalf("drop: %v %v", res, err)
 	}
 	// The drop reports what had arrived since the vnode started: 500 + 600 puts and 6 gets, no handoff items.
-	if got := res.(*HandoffDropped).Arrived; got != (Arrivals{Requests: 1106}) {
+	if got := res.(*vnode.HandoffDropped).Arrived; got != (vnode.Arrivals{Requests: 1106}) {
 		t.Fatalf("arrived before the drop: %+v", got)
 	}
 	if getVia(t, sys, pa, "old0") != nil {
 		t.Fatal("old owner still holds data after the drop")
 	}
-	res, _ = actors.Request(context.Background(), sys, pa, &IsEmptyRequest{}, time.Second)
-	if !res.(*IsEmptyReply).Empty {
+	res, _ = actors.Request(context.Background(), sys, pa, &vnode.IsEmptyRequest{}, time.Second)
+	if !res.(*vnode.IsEmptyReply).Empty {
 		t.Fatal("old owner not empty after the drop")
 	}
 	// A drop outside a handoff is refused (nothing deleted).
 	putVia(t, sys, pa, "later", "x")
-	res, _ = actors.Request(context.Background(), sys, pa, &HandoffDrop{Session: st.Session}, time.Second)
-	if res.(*HandoffDropped).Err == "" || getVia(t, sys, pa, "later") == nil {
+	res, _ = actors.Request(context.Background(), sys, pa, &vnode.HandoffDrop{Session: st.Session}, time.Second)
+	if res.(*vnode.HandoffDropped).Err == "" || getVia(t, sys, pa, "later") == nil {
 		t.Fatal("a drop without a handoff must be refused")
 	}
 	if b.Metrics().HandoffItemsReceived() != 500 {
@@ -166,7 +168,7 @@ func TestHandoffMovesEverythingIncludingWritesDuringTheFold(t *testing.T) {
 // arrive after the fold's snapshot; the vnode must pass them on before its drop, or they are lost.
 func TestHandoffDataArrivingDuringAnOutgoingHandoffIsPassedOn(t *testing.T) {
 	sys := newSystem(t)
-	mk := func(name, node string) *Manager { return startPartition5(t, sys, name, node) }
+	mk := func(name, node string) *vnode.Manager { return startPartition5(t, sys, name, node) }
 	a, b, src := mk("sup-a", "a"), mk("sup-b", "b"), mk("sup-src", "src")
 	pa, pb, psrc := a.PID(5), b.PID(5), src.PID(5)
 	putVia(t, sys, pb, "b-own", "v")
@@ -179,22 +181,22 @@ func TestHandoffDataArrivingDuringAnOutgoingHandoffIsPassedOn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		it, err := (&KV{}).EncodeHandoffItem([]byte(key), raw)
+		it, err := (&kv.Vnode{}).EncodeHandoffItem([]byte(key), raw)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return it
 	}
-	res, err := actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: 1, Items: [][]byte{item("batched")}}, 2*time.Second)
-	if err != nil || res.(*HandoffAck).Err != "" {
+	res, err := actors.Request(context.Background(), sys, pb, &vnode.HandoffBatch{V: 1, Seq: 1, Items: [][]byte{item("batched")}}, 2*time.Second)
+	if err != nil || res.(*vnode.HandoffAck).Err != "" {
 		t.Fatalf("batch: %v %v", res, err)
 	}
-	res, err = actors.Request(context.Background(), sys, pb, &HandoffForward{V: 1, Seq: 1, Item: item("forwarded")}, 2*time.Second)
-	if err != nil || res.(*HandoffForwardAck).Err != "" {
+	res, err = actors.Request(context.Background(), sys, pb, &vnode.HandoffForward{V: 1, Seq: 1, Item: item("forwarded")}, 2*time.Second)
+	if err != nil || res.(*vnode.HandoffForwardAck).Err != "" {
 		t.Fatalf("forward: %v %v", res, err)
 	}
-	res, err = actors.Request(context.Background(), sys, pb, &HandoffDrop{Session: stb.Session}, 5*time.Second)
-	if err != nil || res.(*HandoffDropped).Err != "" {
+	res, err = actors.Request(context.Background(), sys, pb, &vnode.HandoffDrop{Session: stb.Session}, 5*time.Second)
+	if err != nil || res.(*vnode.HandoffDropped).Err != "" {
 		t.Fatalf("drop: %v %v", res, err)
 	}
 	for _, k := range []string{"batched", "forwarded"} {
@@ -209,13 +211,13 @@ func TestHandoffDataArrivingDuringAnOutgoingHandoffIsPassedOn(t *testing.T) {
 // items B sends must not circulate between the two for ever: B's flush must answer.
 func TestHandoffTwoVnodesHandingOffToEachOtherFinish(t *testing.T) {
 	sys := newSystem(t)
-	mk := func(name, node string) *Manager { return startPartition5(t, sys, name, node) }
+	mk := func(name, node string) *vnode.Manager { return startPartition5(t, sys, name, node) }
 	a, b := mk("sup-a", "a"), mk("sup-b", "b")
 	pa, pb := a.PID(5), b.PID(5)
 	putVia(t, sys, pa, "a-old", "v")
 	// A hands off to B and is flushed, but not dropped yet.
 	sta := begin(t, sys, pa, pb)
-	if res, err := actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: sta.Session}, 2*time.Second); err != nil || res.(*HandoffFlushed).Err != "" {
+	if res, err := actors.Request(context.Background(), sys, pa, &vnode.FinishHandoff{Session: sta.Session}, 2*time.Second); err != nil || res.(*vnode.HandoffFlushed).Err != "" {
 		t.Fatalf("A's flush: %v %v", res, err)
 	}
 	// B hands off to A: a batch of B's data, and a write during B's handoff.
@@ -229,15 +231,15 @@ func TestHandoffTwoVnodesHandingOffToEachOtherFinish(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := actors.Request(context.Background(), sys, pa, &HandoffBatch{V: 1, Seq: 1, Items: items}, 2*time.Second); err != nil || res.(*HandoffAck).Err != "" {
+	if res, err := actors.Request(context.Background(), sys, pa, &vnode.HandoffBatch{V: 1, Seq: 1, Items: items}, 2*time.Second); err != nil || res.(*vnode.HandoffAck).Err != "" {
 		t.Fatalf("batch: %v %v", res, err)
 	}
 	putVia(t, sys, pb, "b-during", "v")
-	res, err := actors.Request(context.Background(), sys, pb, &FinishHandoff{Session: st.Session}, 3*time.Second)
+	res, err := actors.Request(context.Background(), sys, pb, &vnode.FinishHandoff{Session: st.Session}, 3*time.Second)
 	if err != nil {
 		t.Fatalf("B's flush never answered: %v", err)
 	}
-	if fl := res.(*HandoffFlushed); fl.Err != "" {
+	if fl := res.(*vnode.HandoffFlushed); fl.Err != "" {
 		t.Fatalf("B's flush: %+v", fl)
 	}
 	for _, k := range []string{"a-old", "b-own", "b-during"} {
@@ -251,7 +253,7 @@ func TestHandoffTwoVnodesHandingOffToEachOtherFinish(t *testing.T) {
 type holeActor struct{ got chan uint64 }
 
 func (h *holeActor) Receive(ctx actor.Context) {
-	if m, ok := ctx.Message().(*HandoffForward); ok {
+	if m, ok := ctx.Message().(*vnode.HandoffForward); ok {
 		h.got <- m.Seq
 	}
 }
@@ -290,11 +292,11 @@ func TestHandoffLostAckFailsTheFlushAndARetryStartsClean(t *testing.T) {
 	s1 := begin(t, sys, pa, hole1)
 	putVia(t, sys, pa, "k1", "v")
 	f1 := recvSeq(t, got1)
-	res, err := actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: s1.Session, AckTimeout: 100 * time.Millisecond}, 5*time.Second)
+	res, err := actors.Request(context.Background(), sys, pa, &vnode.FinishHandoff{Session: s1.Session, AckTimeout: 100 * time.Millisecond}, 5*time.Second)
 	if err != nil {
 		t.Fatalf("flush with a lost ack must answer: %v", err)
 	}
-	if fl := res.(*HandoffFlushed); !strings.Contains(fl.Err, "not acknowledged within 100ms") {
+	if fl := res.(*vnode.HandoffFlushed); !strings.Contains(fl.Err, "not acknowledged within 100ms") {
 		t.Fatalf("flush with a lost ack: %+v", fl)
 	}
 
@@ -302,9 +304,9 @@ func TestHandoffLostAckFailsTheFlushAndARetryStartsClean(t *testing.T) {
 	s1 = begin(t, sys, pa, hole1)
 	putVia(t, sys, pa, "k1b", "v")
 	recvSeq(t, got1)
-	waiter := sys.Root.RequestFuture(pa, &FinishHandoff{Session: s1.Session, AckTimeout: time.Hour}, 5*time.Second)
+	waiter := sys.Root.RequestFuture(pa, &vnode.FinishHandoff{Session: s1.Session, AckTimeout: time.Hour}, 5*time.Second)
 	s2 := begin(t, sys, pa, hole2)
-	if res, err := waiter.Result(); err != nil || !strings.Contains(res.(*HandoffFlushed).Err, "superseded") {
+	if res, err := waiter.Result(); err != nil || !strings.Contains(res.(*vnode.HandoffFlushed).Err, "superseded") {
 		t.Fatalf("waiter of a superseded session: %v %v", res, err)
 	}
 	if s2.Session == s1.Session {
@@ -316,19 +318,19 @@ func TestHandoffLostAckFailsTheFlushAndARetryStartsClean(t *testing.T) {
 	if f2 == f1 {
 		t.Fatalf("forward ids reused across sessions: %d", f2)
 	}
-	sys.Root.Send(pa, &HandoffForwardAck{V: 1, Seq: f1})
+	sys.Root.Send(pa, &vnode.HandoffForwardAck{V: 1, Seq: f1})
 	// A cancel naming an old session changes nothing either.
-	sys.Root.Send(pa, &CancelHandoff{Session: s1.Session})
-	res, err = actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: s2.Session, AckTimeout: 200 * time.Millisecond}, 5*time.Second)
-	if err != nil || !strings.Contains(res.(*HandoffFlushed).Err, "not acknowledged") {
+	sys.Root.Send(pa, &vnode.CancelHandoff{Session: s1.Session})
+	res, err = actors.Request(context.Background(), sys, pa, &vnode.FinishHandoff{Session: s2.Session, AckTimeout: 200 * time.Millisecond}, 5*time.Second)
+	if err != nil || !strings.Contains(res.(*vnode.HandoffFlushed).Err, "not acknowledged") {
 		t.Fatalf("session 2 flushed though its forward was never acknowledged: %v %v", res, err)
 	}
-	if res, _ := actors.Request(context.Background(), sys, pa, &HandoffDrop{Session: s2.Session}, 5*time.Second); res.(*HandoffDropped).Err == "" {
+	if res, _ := actors.Request(context.Background(), sys, pa, &vnode.HandoffDrop{Session: s2.Session}, 5*time.Second); res.(*vnode.HandoffDropped).Err == "" {
 		t.Fatal("drop after a lost forward must be refused")
 	}
 
 	// The transfer's retry: cancel, begin towards a target that answers, fold, flush, drop.
-	sys.Root.Send(pa, &CancelHandoff{Session: s2.Session})
+	sys.Root.Send(pa, &vnode.CancelHandoff{Session: s2.Session})
 	s3 := begin(t, sys, pa, pb)
 	var items [][]byte
 	if err := s3.Fold(func(k, v []byte) error {
@@ -338,15 +340,15 @@ func TestHandoffLostAckFailsTheFlushAndARetryStartsClean(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: 1, Items: items}, 2*time.Second); err != nil || res.(*HandoffAck).Err != "" {
+	if res, err := actors.Request(context.Background(), sys, pb, &vnode.HandoffBatch{V: 1, Seq: 1, Items: items}, 2*time.Second); err != nil || res.(*vnode.HandoffAck).Err != "" {
 		t.Fatalf("batch: %v %v", res, err)
 	}
 	putVia(t, sys, pa, "k3", "v")
-	res, err = actors.Request(context.Background(), sys, pa, &FinishHandoff{Session: s3.Session, AckTimeout: time.Second}, 5*time.Second)
-	if err != nil || res.(*HandoffFlushed).Err != "" || res.(*HandoffFlushed).Forwarded != 1 {
+	res, err = actors.Request(context.Background(), sys, pa, &vnode.FinishHandoff{Session: s3.Session, AckTimeout: time.Second}, 5*time.Second)
+	if err != nil || res.(*vnode.HandoffFlushed).Err != "" || res.(*vnode.HandoffFlushed).Forwarded != 1 {
 		t.Fatalf("retry's flush: %v %v", res, err)
 	}
-	if res, err := actors.Request(context.Background(), sys, pa, &HandoffDrop{Session: s3.Session}, 5*time.Second); err != nil || res.(*HandoffDropped).Err != "" {
+	if res, err := actors.Request(context.Background(), sys, pa, &vnode.HandoffDrop{Session: s3.Session}, 5*time.Second); err != nil || res.(*vnode.HandoffDropped).Err != "" {
 		t.Fatalf("retry's drop: %v %v", res, err)
 	}
 	for _, k := range []string{"k1", "k1b", "k2", "k3"} {
@@ -366,35 +368,35 @@ func TestFoldAndDropRequests(t *testing.T) {
 	for _, k := range []string{"k1", "k2", "k3"} {
 		putVia(t, sys, pa, k, "v")
 	}
-	res, err := actors.Request(context.Background(), sys, pa, &FoldRequest{}, 2*time.Second)
+	res, err := actors.Request(context.Background(), sys, pa, &vnode.FoldRequest{}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := res.(*HandoffStarted)
+	st := res.(*vnode.HandoffStarted)
 	var keys, objs, items [][]byte
 	if err := st.Fold(func(k, v []byte) error {
 		item, err := st.Encode(k, v)
 		if err != nil {
 			return err
 		}
-		key, obj, err := DecodeHandoffItem(item)
+		key, obj, err := kv.DecodeHandoffItem(item)
 		keys, objs, items = append(keys, key), append(objs, obj), append(items, item)
 		return err
 	}); err != nil || len(keys) != 3 {
 		t.Fatalf("fold: %d keys, %v", len(keys), err)
 	}
 	// Not in handoff mode: FinishHandoff says so.
-	if r, err := actors.Request(context.Background(), sys, pa, &FinishHandoff{}, 2*time.Second); err != nil || r.(*HandoffFlushed).Err == "" {
+	if r, err := actors.Request(context.Background(), sys, pa, &vnode.FinishHandoff{}, 2*time.Second); err != nil || r.(*vnode.HandoffFlushed).Err == "" {
 		t.Fatalf("after FoldRequest the vnode is in handoff mode: %v %v", r, err)
 	}
 	// k2 changes after the fold: its drop must be refused; k3 is gone already.
 	putVia(t, sys, pa, "k2", "newer")
-	res, err = actors.Request(context.Background(), sys, pa, &DropRequest{Keys: keys[:1], Objects: objs[:1]}, 2*time.Second)
-	if err != nil || res.(*DropReply).Dropped != 1 || res.(*DropReply).Err != "" {
+	res, err = actors.Request(context.Background(), sys, pa, &kv.DropRequest{Keys: keys[:1], Objects: objs[:1]}, 2*time.Second)
+	if err != nil || res.(*kv.DropReply).Dropped != 1 || res.(*kv.DropReply).Err != "" {
 		t.Fatalf("drop k1: %v %v", res, err)
 	}
-	res, err = actors.Request(context.Background(), sys, pa, &DropRequest{Keys: keys, Objects: objs}, 2*time.Second)
-	if err != nil || res.(*DropReply).Err != "" {
+	res, err = actors.Request(context.Background(), sys, pa, &kv.DropRequest{Keys: keys, Objects: objs}, 2*time.Second)
+	if err != nil || res.(*kv.DropReply).Err != "" {
 		t.Fatalf("drop all: %v %v", res, err)
 	}
 	for i, k := range keys {
@@ -406,10 +408,10 @@ func TestFoldAndDropRequests(t *testing.T) {
 			t.Fatalf("%s still held after its drop (item %d)", k, i)
 		}
 	}
-	if got := res.(*DropReply).Dropped; got != 1 {
+	if got := res.(*kv.DropReply).Dropped; got != 1 {
 		t.Fatalf("dropped %d keys in the second request, want 1 (k3)", got)
 	}
-	if r, err := actors.Request(context.Background(), sys, pa, &DropRequest{Keys: keys}, 2*time.Second); err != nil || r.(*DropReply).Err == "" {
+	if r, err := actors.Request(context.Background(), sys, pa, &kv.DropRequest{Keys: keys}, 2*time.Second); err != nil || r.(*kv.DropReply).Err == "" {
 		t.Fatalf("mismatched drop request accepted: %v %v", r, err)
 	}
 
@@ -417,8 +419,8 @@ func TestFoldAndDropRequests(t *testing.T) {
 	if got := b.HandoffReceived(5); got != 0 {
 		t.Fatalf("received %d before any handoff", got)
 	}
-	r, err := actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: 1, Items: items}, 2*time.Second)
-	if err != nil || r.(*HandoffAck).Err != "" {
+	r, err := actors.Request(context.Background(), sys, pb, &vnode.HandoffBatch{V: 1, Seq: 1, Items: items}, 2*time.Second)
+	if err != nil || r.(*vnode.HandoffAck).Err != "" {
 		t.Fatalf("batch: %v %v", r, err)
 	}
 	if got := b.HandoffReceived(5); got != 3 {
@@ -427,8 +429,8 @@ func TestFoldAndDropRequests(t *testing.T) {
 	if err := b.Crash(5, "test"); err != nil {
 		t.Fatal(err)
 	}
-	r, err = actors.Request(context.Background(), sys, pb, &HandoffBatch{V: 1, Seq: 2, Items: items[:1]}, 2*time.Second)
-	if err != nil || r.(*HandoffAck).Err != "" {
+	r, err = actors.Request(context.Background(), sys, pb, &vnode.HandoffBatch{V: 1, Seq: 2, Items: items[:1]}, 2*time.Second)
+	if err != nil || r.(*vnode.HandoffAck).Err != "" {
 		t.Fatalf("batch after restart: %v %v", r, err)
 	}
 	if got := b.HandoffReceived(5); got != 4 {

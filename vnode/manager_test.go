@@ -1,4 +1,4 @@
-package vnode
+package vnode_test
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/storage"
+	"github.com/gokai-kv/gokai/vnode"
 )
 
 type tlog struct{ t *testing.T }
@@ -27,13 +29,13 @@ func newSystem(t *testing.T) *actor.ActorSystem {
 	return s
 }
 
-func startManager(t *testing.T, db storage.Backend, cfg ManagerConfig) *Manager {
+func startManager(t *testing.T, db storage.Backend, cfg vnode.ManagerConfig) *vnode.Manager {
 	t.Helper()
 	cfg.Node, cfg.Store = "n1", db
 	if cfg.Factory == nil {
-		cfg.Factory = NewKV(DefaultKVConfig())
+		cfg.Factory = kv.NewVnode(kv.DefaultConfig())
 	}
-	m, err := StartManager(newSystem(t), cfg)
+	m, err := vnode.StartManager(newSystem(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +47,9 @@ func startManager(t *testing.T, db storage.Backend, cfg ManagerConfig) *Manager 
 	return m
 }
 
-func ask(t *testing.T, m *Manager, p int, msg any) any {
+func ask(t *testing.T, m *vnode.Manager, p int, msg any) any {
 	t.Helper()
-	res, err := actors.Request(context.Background(), m.system, m.PID(p), msg, 2*time.Second)
+	res, err := actors.Request(context.Background(), m.System(), m.PID(p), msg, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +62,8 @@ func TestCrashedVnodeRestartsAloneAndKeepsItsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	m := startManager(t, db, ManagerConfig{Partitions: []int{0, 1, 2}})
-	rep := ask(t, m, 1, &PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply)
+	m := startManager(t, db, vnode.ManagerConfig{Partitions: []int{0, 1, 2}})
+	rep := ask(t, m, 1, &kv.PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*kv.PutReply)
 	if rep.Err != "" {
 		t.Fatal(rep.Err)
 	}
@@ -71,43 +73,43 @@ func TestCrashedVnodeRestartsAloneAndKeepsItsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The other vnodes serve throughout.
-	if got := ask(t, m, 0, &GetRequest{V: 1, Key: []byte("k")}).(*GetReply); got.Err != "" || got.Object != nil {
+	if got := ask(t, m, 0, &kv.GetRequest{V: 1, Key: []byte("k")}).(*kv.GetReply); got.Err != "" || got.Object != nil {
 		t.Fatalf("partition 0: %+v", got)
 	}
 	// The crashed one comes back under the same PID with its data and its actor id.
-	got := ask(t, m, 1, &GetRequest{V: 1, Key: []byte("k")}).(*GetReply)
+	got := ask(t, m, 1, &kv.GetRequest{V: 1, Key: []byte("k")}).(*kv.GetReply)
 	if got.Object == nil || string(got.Object.Siblings[0].Value) != "v" {
 		t.Fatalf("after restart: %+v", got)
 	}
 	if m.PID(1) != pid || m.Metrics().Restarts() != 1 {
 		t.Fatalf("pid changed or restarts=%d", m.Metrics().Restarts())
 	}
-	rep = ask(t, m, 1, &PutRequest{V: 1, Key: []byte("k2"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply)
+	rep = ask(t, m, 1, &kv.PutRequest{V: 1, Key: []byte("k2"), Coordinate: true, Blind: true, Value: []byte("v")}).(*kv.PutReply)
 	if a := rep.Object.Siblings[0].Dot.Actor; a != actor1 {
 		t.Fatalf("actor id changed across restart: %s -> %s", actor1, a)
 	}
-	if err := m.Crash(9, "nope"); !errors.Is(err, ErrUnknownPartition) {
+	if err := m.Crash(9, "nope"); !errors.Is(err, vnode.ErrUnknownPartition) {
 		t.Fatalf("crash of unknown partition: %v", err)
 	}
 }
 
 // failingInit always fails to start, as a vnode whose storage is broken would.
-type failingInit struct{ KV }
+type failingInit struct{ kv.Vnode }
 
-func (f *failingInit) Init(Env) error { return errors.New("disk unreadable") }
+func (f *failingInit) Init(vnode.Env) error { return errors.New("disk unreadable") }
 
 func TestVnodePastRestartLimitEscalates(t *testing.T) {
 	var escalated atomic.Value
-	kv := NewKV(DefaultKVConfig())
+	behaviour := kv.NewVnode(kv.DefaultConfig())
 	var n atomic.Int64
-	m := startManager(t, storage.NewMemory(), ManagerConfig{
+	m := startManager(t, storage.NewMemory(), vnode.ManagerConfig{
 		Partitions: []int{0, 1},
-		Factory: func() Behaviour {
+		Factory: func() vnode.Behaviour {
 			// Partition 1's vnode fails after its first start.
 			if n.Add(1) > 2 {
 				return &failingInit{}
 			}
-			return kv()
+			return behaviour()
 		},
 		MaxRestarts: 3, RestartWindow: time.Minute,
 		OnEscalate: func(err error) { escalated.Store(err) },
@@ -130,21 +132,21 @@ func TestVnodeStoppedUnexplainedStartsAgain(t *testing.T) {
 	}
 	defer db.Close()
 	var escalated atomic.Value
-	m := startManager(t, db, ManagerConfig{Partitions: []int{0, 1}, MaxRestarts: 3, RestartWindow: time.Minute,
+	m := startManager(t, db, vnode.ManagerConfig{Partitions: []int{0, 1}, MaxRestarts: 3, RestartWindow: time.Minute,
 		OnEscalate: func(err error) { escalated.Store(err) }})
-	if rep := ask(t, m, 1, &PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply); rep.Err != "" {
+	if rep := ask(t, m, 1, &kv.PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*kv.PutReply); rep.Err != "" {
 		t.Fatal(rep.Err)
 	}
 	for i := range 5 { // more stops than the restart limit: they are not crashes
-		if err := m.system.Root.StopFuture(m.PID(1)).Wait(); err != nil {
+		if err := m.System().Root.StopFuture(m.PID(1)).Wait(); err != nil {
 			t.Fatal(err)
 		}
 		eventually.NoError(t, 5*time.Second, fmt.Sprintf("stop %d: the vnode comes back with its data", i), func() error {
-			res, err := actors.Request(context.Background(), m.system, m.PID(1), &GetRequest{V: 1, Key: []byte("k")}, time.Second)
+			res, err := actors.Request(context.Background(), m.System(), m.PID(1), &kv.GetRequest{V: 1, Key: []byte("k")}, time.Second)
 			if err != nil {
 				return err
 			}
-			if got, ok := res.(*GetReply); ok && got.Object != nil && string(got.Object.Siblings[0].Value) == "v" {
+			if got, ok := res.(*kv.GetReply); ok && got.Object != nil && string(got.Object.Siblings[0].Value) == "v" {
 				return nil
 			}
 			return fmt.Errorf("got %+v", res)
@@ -158,115 +160,19 @@ func TestVnodeStoppedUnexplainedStartsAgain(t *testing.T) {
 	}
 }
 
-func TestKVHandoffRoundTripMergesWithoutLosingNewerVersions(t *testing.T) {
-	src, dst := storage.NewMemory(), storage.NewMemory()
-	now := func() time.Time { return time.Unix(1700000000, 0) }
-	a := NewKV(DefaultKVConfig())().(*KV)
-	b := NewKV(DefaultKVConfig())().(*KV)
-	if err := a.Init(Env{Node: "a", Partition: 3, Store: storage.Partition{Backend: src, ID: 3}, Logger: slog.Default(), Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Init(Env{Node: "b", Partition: 3, Store: storage.Partition{Backend: dst, ID: 3}, Logger: slog.Default(), Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	put := func(kv *KV, key, val string, ctx VClock) *Object {
-		rep := kv.HandleCommand(&PutRequest{V: 1, Key: []byte(key), Coordinate: true, Context: ctx, Blind: ctx == nil, Value: []byte(val)}, Sender{}).Reply().(*PutReply)
-		if rep.Err != "" {
-			t.Fatal(rep.Err)
-		}
-		return rep.Object
-	}
-	old := put(a, "x", "old", nil)
-	put(a, "y", "only-at-source", nil)
-	// The destination already has a newer version of x (it saw old and wrote over it).
-	b.HandleCommand(&PutRequest{V: 1, Key: []byte("x"), Object: old}, Sender{})
-	newer := put(b, "x", "newer", old.Clock)
-	if empty, _ := a.IsEmpty(); empty {
-		t.Fatal("source must not be empty")
-	}
-	err := a.HandoffFold(func(k, v []byte) error {
-		item, err := a.EncodeHandoffItem(k, v)
-		if err != nil {
-			return err
-		}
-		return b.HandleHandoffData(item)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := b.HandleCommand(&GetRequest{V: 1, Key: []byte("x")}, Sender{}).Reply().(*GetReply).Object
-	if !x.Equal(newer) {
-		t.Fatalf("handoff overwrote a newer version: %+v", x)
-	}
-	y := b.HandleCommand(&GetRequest{V: 1, Key: []byte("y")}, Sender{}).Reply().(*GetReply).Object
-	if y == nil || string(y.Siblings[0].Value) != "only-at-source" {
-		t.Fatalf("y not handed off: %+v", y)
-	}
-	if err := a.Delete(); err != nil {
-		t.Fatal(err)
-	}
-	if empty, _ := a.IsEmpty(); !empty {
-		t.Fatal("source not empty after Delete")
-	}
-	for _, bad := range [][]byte{nil, {0x92}, {0x92, 0xc4, 0xff}, {0x92, 0xc6, 0xff, 0xff, 0xff, 0xff}, {0x91, 0xc4, 0}} {
-		if err := b.HandleHandoffData(bad); err == nil {
-			t.Fatalf("bad handoff item %x accepted", bad)
-		}
-	}
-}
-
-func TestReapedKeyNeverReusesADot(t *testing.T) {
-	db := storage.NewMemory()
-	now := func() time.Time { return time.Unix(1700000000, 0) }
-	env := Env{Node: "a", Partition: 1, Store: storage.Partition{Backend: db, ID: 1}, Logger: slog.Default(), Now: now}
-	kv := NewKV(DefaultKVConfig())().(*KV)
-	if err := kv.Init(env); err != nil {
-		t.Fatal(err)
-	}
-	put := func(kv *KV, val string, ctx VClock, del bool) *Object {
-		rep := kv.HandleCommand(&PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Context: ctx, Blind: ctx == nil,
-			Value: []byte(val), Meta: Meta{Deleted: del}}, Sender{}).Reply().(*PutReply)
-		if rep.Err != "" {
-			t.Fatal(rep.Err)
-		}
-		return rep.Object
-	}
-	first := put(kv, "v1", nil, false)
-	tomb := put(kv, "", first.Clock, true)
-	// A replica elsewhere still holds the tombstone's clock (it missed the reap).
-	stale := tomb
-	kv.HandleCommand(&ReapRequest{V: 1, Key: []byte("k"), Clock: tomb.Clock}, Sender{})
-	if o := kv.HandleCommand(&GetRequest{V: 1, Key: []byte("k")}, Sender{}).Reply().(*GetReply).Object; o != nil {
-		t.Fatalf("not reaped: %v", o)
-	}
-	// The vnode restarts (fresh behaviour value, same storage) and takes a new blind write for the key.
-	kv2 := NewKV(DefaultKVConfig())().(*KV)
-	if err := kv2.Init(env); err != nil {
-		t.Fatal(err)
-	}
-	fresh := put(kv2, "v2", nil, false)
-	if stale.Clock.Covers(fresh.Siblings[0].Dot) {
-		t.Fatalf("new write's dot %v is covered by the old clock %v: it would be lost", fresh.Siblings[0].Dot, stale.Clock)
-	}
-	merged := Sync(stale, fresh, false)
-	if live := merged.Live(now().Unix()); len(live) != 1 || string(live[0].Value) != "v2" {
-		t.Fatalf("merge with the stale replica lost the new write: %v", live)
-	}
-}
-
 func TestRetireDropsThePartitionAndStopsOnlyThatVnode(t *testing.T) {
 	db := storage.NewMemory()
-	m := startManager(t, db, ManagerConfig{Partitions: []int{0, 1}})
-	if rep := ask(t, m, 0, &PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*PutReply); rep.Err != "" {
+	m := startManager(t, db, vnode.ManagerConfig{Partitions: []int{0, 1}})
+	if rep := ask(t, m, 0, &kv.PutRequest{V: 1, Key: []byte("k"), Coordinate: true, Blind: true, Value: []byte("v")}).(*kv.PutReply); rep.Err != "" {
 		t.Fatal(rep.Err)
 	}
 	var escalated atomic.Bool
-	m.cfg.OnEscalate = func(error) { escalated.Store(true) }
+	m.SetOnEscalate(func(error) { escalated.Store(true) })
 	// A vnode with data refuses: nothing is deleted and it keeps serving.
-	if err := m.Retire(context.Background(), 0); !errors.Is(err, ErrNotEmpty) {
+	if err := m.Retire(context.Background(), 0); !errors.Is(err, vnode.ErrNotEmpty) {
 		t.Fatalf("retire of a vnode with data: %v, want ErrNotEmpty", err)
 	}
-	if got := ask(t, m, 0, &GetRequest{V: 1, Key: []byte("k")}).(*GetReply); got.Object == nil {
+	if got := ask(t, m, 0, &kv.GetRequest{V: 1, Key: []byte("k")}).(*kv.GetReply); got.Object == nil {
 		t.Fatal("partition 0 lost its data")
 	}
 	// An empty one goes, with its metadata.
@@ -292,16 +198,16 @@ func TestRetireDropsThePartitionAndStopsOnlyThatVnode(t *testing.T) {
 // retire refuse.
 func TestRetireNeverDropsOrStrandsAWrite(t *testing.T) {
 	db := storage.NewMemory()
-	m := startManager(t, db, ManagerConfig{Partitions: []int{1, 2}})
-	put := &PutRequest{V: 1, Key: []byte("late"), Coordinate: true, Blind: true, Value: []byte("v")}
+	m := startManager(t, db, vnode.ManagerConfig{Partitions: []int{1, 2}})
+	put := &kv.PutRequest{V: 1, Key: []byte("late"), Coordinate: true, Blind: true, Value: []byte("v")}
 
 	// Behind: the retire is in the mailbox first.
 	pid := m.PID(1)
-	if _, err := actors.Request(context.Background(), m.system, m.pid, &retireVnode{pid: pid}, time.Second); err != nil {
+	if _, err := actors.Request(context.Background(), m.System(), m.SupervisorPID(), vnode.RetireVnodeNotice(pid), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	rf := m.system.Root.RequestFuture(pid, &retire{}, 5*time.Second)
-	pf := m.system.Root.RequestFuture(pid, put, 5*time.Second)
+	rf := m.System().Root.RequestFuture(pid, vnode.RetireCommand(), 5*time.Second)
+	pf := m.System().Root.RequestFuture(pid, put, 5*time.Second)
 	if res, err := rf.Result(); err != nil || res != (struct{}{}) {
 		t.Fatalf("retire: %v %v", res, err)
 	}
@@ -315,14 +221,14 @@ func TestRetireNeverDropsOrStrandsAWrite(t *testing.T) {
 
 	// Before: the write is applied, and the retire that follows refuses.
 	pid = m.PID(2)
-	pf = m.system.Root.RequestFuture(pid, put, 5*time.Second)
-	if err := m.Retire(context.Background(), 2); !errors.Is(err, ErrNotEmpty) {
+	pf = m.System().Root.RequestFuture(pid, put, 5*time.Second)
+	if err := m.Retire(context.Background(), 2); !errors.Is(err, vnode.ErrNotEmpty) {
 		t.Fatalf("retire after a write: %v, want ErrNotEmpty", err)
 	}
-	if res, err := pf.Result(); err != nil || res.(*PutReply).Err != "" {
+	if res, err := pf.Result(); err != nil || res.(*kv.PutReply).Err != "" {
 		t.Fatalf("the write before the retire: %v %v", res, err)
 	}
-	if got := ask(t, m, 2, &GetRequest{V: 1, Key: []byte("late")}).(*GetReply); got.Object == nil {
+	if got := ask(t, m, 2, &kv.GetRequest{V: 1, Key: []byte("late")}).(*kv.GetReply); got.Object == nil {
 		t.Fatal("the write before the retire is gone")
 	}
 }

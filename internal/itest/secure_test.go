@@ -20,9 +20,9 @@ import (
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/client"
 	"github.com/gokai-kv/gokai/internal/pki"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/ring"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
 // TestSecureClusterPassesClusterAndFailureTests runs cluster and failure tests with every node on
@@ -62,7 +62,7 @@ func rawTransport(ctx context.Context, addr string, creds credentials.TransportC
 // putEnvelope is a batch carrying a vnode write to partition p's vnode at addr, as a coordinator sends it.
 func putEnvelope(t *testing.T, addr string, p int, key string) *remote.MessageBatch {
 	t.Helper()
-	bv, err := actors.EncodeWire(&vnode.PutRequest{V: 1, Key: []byte(key), Coordinate: true, Blind: true, Value: []byte("stranger")})
+	bv, err := actors.EncodeWire(&kv.PutRequest{V: 1, Key: []byte(key), Coordinate: true, Blind: true, Value: []byte("stranger")})
 	if err != nil {
 		t.Fatal(err)
 	}

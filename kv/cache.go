@@ -1,4 +1,4 @@
-package vnode
+package kv
 
 // objectCache is a KV vnode's bounded write-through cache of decoded objects, so that a hot key is read
 // from memory instead of from storage and decoded again. Every replica of a get is read (R answer, the

@@ -1,4 +1,4 @@
-package vnode
+package kv
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ func FuzzUnmarshalObject(f *testing.F) {
 		var err error
 		objFuzzAllocBound(t, b, func() { o, err = UnmarshalObject(b) })
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "vnode: decode object: ") {
+			if !strings.HasPrefix(err.Error(), "kv: decode object: ") {
 				t.Fatalf("error without prefix: %v", err)
 			}
 			return
@@ -88,7 +88,7 @@ func FuzzUnmarshalVClock(f *testing.F) {
 		var err error
 		objFuzzAllocBound(t, b, func() { v, err = UnmarshalVClock(b) })
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "vnode: decode vclock: ") {
+			if !strings.HasPrefix(err.Error(), "kv: decode vclock: ") {
 				t.Fatalf("error without prefix: %v", err)
 			}
 			return

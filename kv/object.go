@@ -1,4 +1,4 @@
-package vnode
+package kv
 
 import (
 	"bytes"
@@ -74,7 +74,7 @@ type UpdateOptions struct {
 }
 
 // ErrTooManySiblings is returned (wrapped with the count) by Update when a write would exceed MaxSiblings.
-var ErrTooManySiblings = errors.New("vnode: too many siblings")
+var ErrTooManySiblings = errors.New("kv: too many siblings")
 
 // Update is the coordinating vnode's write (riak_object's update at the coordinator, with DVV). local is what
 // this vnode holds (nil if nothing), actor is this vnode's id, ctx is the client's context. With blind set, ctx
@@ -95,10 +95,10 @@ var ErrTooManySiblings = errors.New("vnode: too many siblings")
 // already superseded.
 func Update(local *Object, actor string, ctx VClock, blind bool, value []byte, meta Meta, now int64, opts UpdateOptions) (*Object, error) {
 	if actor == "" {
-		return nil, errors.New("vnode: update: empty actor")
+		return nil, errors.New("kv: update: empty actor")
 	}
 	if len(actor) > MaxActorLen {
-		return nil, fmt.Errorf("vnode: update: actor of %d bytes exceeds %d", len(actor), MaxActorLen)
+		return nil, fmt.Errorf("kv: update: actor of %d bytes exceeds %d", len(actor), MaxActorLen)
 	}
 	if err := opts.Prune.Validate(); err != nil {
 		return nil, err
@@ -111,7 +111,7 @@ func Update(local *Object, actor string, ctx VClock, blind bool, value []byte, m
 	if blind {
 		ctx = lclock
 	} else if err := ctx.Validate(); err != nil {
-		return nil, fmt.Errorf("vnode: update: context: %w", err)
+		return nil, fmt.Errorf("kv: update: context: %w", err)
 	}
 	base := max(lclock.Get(actor), ctx.Get(actor), opts.MinCounter)
 	if base == ^uint64(0) {
@@ -275,7 +275,7 @@ func collapse(sibs []Sibling) []Sibling {
 // empty one.
 func (o *Object) Equal(b *Object) bool {
 	if o == b {
-		return true // NB: common: replicas of one write share the object (KV.put), and objects are immutable
+		return true // NB: common: replicas of one write share the object (Vnode.put), and objects are immutable
 	}
 	var oc, bc VClock
 	var os, bs []Sibling
@@ -405,13 +405,13 @@ func (o *Object) Validate() error {
 	}
 	for i, s := range o.Siblings {
 		if s.Dot.Actor == "" || s.Dot.Counter == 0 {
-			return fmt.Errorf("vnode: sibling %d: invalid dot %s", i, s.Dot)
+			return fmt.Errorf("kv: sibling %d: invalid dot %s", i, s.Dot)
 		}
 		if !o.Clock.Covers(s.Dot) {
-			return fmt.Errorf("vnode: sibling %d: dot %s not covered by clock %s", i, s.Dot, o.Clock)
+			return fmt.Errorf("kv: sibling %d: dot %s not covered by clock %s", i, s.Dot, o.Clock)
 		}
 		if i > 0 && CompareDots(o.Siblings[i-1].Dot, s.Dot) >= 0 {
-			return fmt.Errorf("vnode: sibling %d: dot %s not sorted after %s", i, s.Dot, o.Siblings[i-1].Dot)
+			return fmt.Errorf("kv: sibling %d: dot %s not sorted after %s", i, s.Dot, o.Siblings[i-1].Dot)
 		}
 	}
 	return nil
@@ -458,7 +458,7 @@ func (o *Object) MarshalBinary() ([]byte, error) {
 		o = &Object{}
 	}
 	if err := o.Validate(); err != nil {
-		return nil, fmt.Errorf("vnode: encode object: %w", err)
+		return nil, fmt.Errorf("kv: encode object: %w", err)
 	}
 	e := getEncoder(o.Size())
 	defer putEncoder(e)
@@ -567,7 +567,7 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
-	return fmt.Sprintf("vnode: decode %s: at byte %d: %s", e.What, e.Offset, e.Reason)
+	return fmt.Sprintf("kv: decode %s: at byte %d: %s", e.What, e.Offset, e.Reason)
 }
 
 // encoder writes canonical msgpack into one preallocated slice with the msgpack library's Encoder. Errors are

@@ -1,4 +1,4 @@
-package vnode
+package kv
 
 import (
 	"errors"
@@ -398,7 +398,7 @@ func TestUnmarshalVClockRejects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := UnmarshalVClock(objHex(t, tc.hex))
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "vnode: decode vclock: ") {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "kv: decode vclock: ") {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 			var de *DecodeError

@@ -1,4 +1,4 @@
-package vnode
+package kv
 
 import (
 	"bytes"
@@ -11,10 +11,11 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gokai-kv/gokai/storage"
+	"github.com/gokai-kv/gokai/vnode"
 )
 
-// KVConfig configures the KV behaviour.
-type KVConfig struct {
+// Config configures the KV behaviour.
+type Config struct {
 	// LWW makes every key last-write-wins: one value survives, the one with the newest timestamp (ties by
 	// dot). Concurrent writes are then silently lost; use it only for data where that is acceptable.
 	// Default false (siblings).
@@ -30,21 +31,21 @@ type KVConfig struct {
 	CacheBytes int
 }
 
-// DefaultKVConfig returns the defaults documented on KVConfig.
-func DefaultKVConfig() KVConfig {
-	return KVConfig{MaxSiblings: 100, Prune: DefaultPruneConfig(), CacheBytes: 512 << 10}
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{MaxSiblings: 100, Prune: DefaultPruneConfig(), CacheBytes: 512 << 10}
 }
 
 // Validate reports the first invalid field.
-func (c KVConfig) Validate() error {
+func (c Config) Validate() error {
 	if c.MaxSiblings < 0 {
-		return fmt.Errorf("vnode: KVConfig.MaxSiblings %d < 0", c.MaxSiblings)
+		return fmt.Errorf("kv: Config.MaxSiblings %d < 0", c.MaxSiblings)
 	}
 	if c.CacheBytes < 0 {
-		return fmt.Errorf("vnode: KVConfig.CacheBytes %d < 0", c.CacheBytes)
+		return fmt.Errorf("kv: Config.CacheBytes %d < 0", c.CacheBytes)
 	}
 	if c.Prune.SmallVClock < 1 || c.Prune.BigVClock < c.Prune.SmallVClock {
-		return fmt.Errorf("vnode: KVConfig.Prune small=%d big=%d: need 1 <= small <= big", c.Prune.SmallVClock, c.Prune.BigVClock)
+		return fmt.Errorf("kv: Config.Prune small=%d big=%d: need 1 <= small <= big", c.Prune.SmallVClock, c.Prune.BigVClock)
 	}
 	return nil
 }
@@ -66,9 +67,9 @@ const counterLease = 1 << 16
 
 // KV is gokai's key/value behaviour: each key holds an Object (dotted version vectors, siblings,
 // tombstones). It implements Behaviour.
-type KV struct {
-	cfg   KVConfig
-	env   Env
+type Vnode struct {
+	cfg   Config
+	env   vnode.Env
 	actor string // this vnode's actor id in vector clocks
 	buf   []byte
 	cache *objectCache // nil when disabled
@@ -78,111 +79,111 @@ type KV struct {
 }
 
 var (
-	_ Behaviour        = (*KV)(nil)
-	_ HandoffCommander = (*KV)(nil)
-	_ HandoffMerger    = (*KV)(nil)
-	_ ConcurrentFold   = (*KV)(nil)
+	_ vnode.Behaviour        = (*Vnode)(nil)
+	_ vnode.HandoffCommander = (*Vnode)(nil)
+	_ vnode.HandoffMerger    = (*Vnode)(nil)
+	_ vnode.ConcurrentFold   = (*Vnode)(nil)
 )
 
 // ConcurrentFoldSafe: KV's fold reads a storage snapshot and its encoder is pure.
-func (kv *KV) ConcurrentFoldSafe() {}
+func (vn *Vnode) ConcurrentFoldSafe() {}
 
 // HandleHandoffCommand applies writes locally and forwards the resulting object to the new owner, so a
 // write that lands after the fold's snapshot still reaches it. Reads and reaps are handled locally only.
-func (kv *KV) HandleHandoffCommand(cmd any, from Sender) (Result, []byte) {
+func (vn *Vnode) HandleHandoffCommand(cmd any, from vnode.Sender) (vnode.Result, []byte) {
 	req, ok := cmd.(*PutRequest)
 	if !ok {
-		return kv.HandleCommand(cmd, from), nil
+		return vn.HandleCommand(cmd, from), nil
 	}
 	want := req.ReturnObject
 	r := *req
 	r.ReturnObject = true
-	rep := kv.put(&r)
+	rep := vn.put(&r)
 	if rep.Err != "" || rep.Object == nil {
-		return Reply(rep), nil
+		return vnode.Reply(rep), nil
 	}
 	raw, err := rep.Object.MarshalBinary()
 	if err != nil {
-		return Reply(rep), nil
+		return vnode.Reply(rep), nil
 	}
-	fwd, err := kv.EncodeHandoffItem(req.Key, raw)
+	fwd, err := vn.EncodeHandoffItem(req.Key, raw)
 	if err != nil {
-		return Reply(rep), nil
+		return vnode.Reply(rep), nil
 	}
 	if !want && !req.Coordinate {
 		out := *rep
 		out.Object = nil
 		rep = &out
 	}
-	return Reply(rep), fwd
+	return vnode.Reply(rep), fwd
 }
 
-// NewKV returns a Factory of KV behaviours with cfg.
-func NewKV(cfg KVConfig) Factory {
-	return func() Behaviour { return &KV{cfg: cfg} }
+// NewVnode returns a Factory of KV behaviours with cfg.
+func NewVnode(cfg Config) vnode.Factory {
+	return func() vnode.Behaviour { return &Vnode{cfg: cfg} }
 }
 
 // Init loads (or mints, on first use) the vnode's actor id. The id is node/partition/epoch, where the epoch
 // is random and persisted with the data: a vnode that lost its data mints a new epoch, so it can never
 // reissue a dot it issued before (which would make two different writes look identical).
-func (kv *KV) Init(env Env) error {
-	kv.env = env
-	kv.cache = newObjectCache(kv.cfg.CacheBytes)
+func (vn *Vnode) Init(env vnode.Env) error {
+	vn.env = env
+	vn.cache = newObjectCache(vn.cfg.CacheBytes)
 	id, err := env.Store.Get(metaVnodeID)
 	switch {
 	case err == nil:
-		kv.actor = string(id)
+		vn.actor = string(id)
 	case errors.Is(err, storage.ErrNotFound):
 		var epoch [4]byte
 		if _, err := rand.Read(epoch[:]); err != nil {
-			return fmt.Errorf("vnode: mint id: %w", err)
+			return fmt.Errorf("kv: mint id: %w", err)
 		}
-		kv.actor = fmt.Sprintf("%s/%d/%s", env.Node, env.Partition, hex.EncodeToString(epoch[:]))
-		if err := env.Store.Put(metaVnodeID, []byte(kv.actor)); err != nil {
-			return fmt.Errorf("vnode: store id: %w", err)
+		vn.actor = fmt.Sprintf("%s/%d/%s", env.Node, env.Partition, hex.EncodeToString(epoch[:]))
+		if err := env.Store.Put(metaVnodeID, []byte(vn.actor)); err != nil {
+			return fmt.Errorf("kv: store id: %w", err)
 		}
 	default:
-		return fmt.Errorf("vnode: load id: %w", err)
+		return fmt.Errorf("kv: load id: %w", err)
 	}
 	// Counters below the stored lease may have been issued before a crash: start above it.
 	raw, err := env.Store.Get(metaLease)
 	switch {
 	case err == nil && len(raw) == 8:
-		kv.seq = binary.BigEndian.Uint64(raw)
+		vn.seq = binary.BigEndian.Uint64(raw)
 	case err == nil:
-		return fmt.Errorf("vnode: counter lease of %d bytes", len(raw))
+		return fmt.Errorf("kv: counter lease of %d bytes", len(raw))
 	case !errors.Is(err, storage.ErrNotFound):
-		return fmt.Errorf("vnode: load counter lease: %w", err)
+		return fmt.Errorf("kv: load counter lease: %w", err)
 	}
-	return kv.extendLease()
+	return vn.extendLease()
 }
 
 // extendLease persists a new lease above seq.
-func (kv *KV) extendLease() error {
-	kv.lease = kv.seq + counterLease
+func (vn *Vnode) extendLease() error {
+	vn.lease = vn.seq + counterLease
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], kv.lease)
-	if err := kv.env.Store.Put(metaLease, b[:]); err != nil {
-		return fmt.Errorf("vnode: store counter lease: %w", err)
+	binary.BigEndian.PutUint64(b[:], vn.lease)
+	if err := vn.env.Store.Put(metaLease, b[:]); err != nil {
+		return fmt.Errorf("kv: store counter lease: %w", err)
 	}
 	return nil
 }
 
 // ActorID is the id this vnode writes into vector clocks.
-func (kv *KV) ActorID() string { return kv.actor }
+func (vn *Vnode) ActorID() string { return vn.actor }
 
-func (kv *KV) objectKey(key []byte) []byte {
-	kv.buf = append(append(kv.buf[:0], nsObject), key...)
-	return kv.buf
+func (vn *Vnode) objectKey(key []byte) []byte {
+	vn.buf = append(append(vn.buf[:0], nsObject), key...)
+	return vn.buf
 }
 
-func (kv *KV) load(key []byte) (*Object, error) {
-	if o, ok := kv.cache.get(key); ok {
+func (vn *Vnode) load(key []byte) (*Object, error) {
+	if o, ok := vn.cache.get(key); ok {
 		return o, nil
 	}
-	raw, err := kv.env.Store.Get(kv.objectKey(key))
+	raw, err := vn.env.Store.Get(vn.objectKey(key))
 	if errors.Is(err, storage.ErrNotFound) {
-		kv.cache.put(key, nil)
+		vn.cache.put(key, nil)
 		return nil, nil
 	}
 	if err != nil {
@@ -192,26 +193,26 @@ func (kv *KV) load(key []byte) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	kv.cache.put(key, o)
+	vn.cache.put(key, o)
 	return o, nil
 }
 
 // store writes o, which is then cached and shared: nobody may modify it afterwards.
-func (kv *KV) store(key []byte, o *Object) error {
+func (vn *Vnode) store(key []byte, o *Object) error {
 	raw, err := o.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	if err := kv.env.Store.Put(kv.objectKey(key), raw); err != nil {
+	if err := vn.env.Store.Put(vn.objectKey(key), raw); err != nil {
 		// NB: the write may or may not have reached storage: forget the key so the next read asks it.
-		kv.cache.drop(key)
+		vn.cache.drop(key)
 		return err
 	}
-	kv.cache.put(key, o)
+	vn.cache.put(key, o)
 	return nil
 }
 
-func (kv *KV) nowNanos() int64 { return kv.env.Now().UnixNano() }
+func (vn *Vnode) nowNanos() int64 { return vn.env.Now().UnixNano() }
 
 // storageCode is the reply code for a storage failure: CodeDiskFull when the disk is full (so coordinators
 // can tell clients so), else CodeStorage.
@@ -223,47 +224,47 @@ func storageCode(err error) string {
 }
 
 // HandleCommand serves GetRequest, PutRequest, ReapRequest, KeysRequest and DropRequest.
-func (kv *KV) HandleCommand(cmd any, _ Sender) Result {
+func (vn *Vnode) HandleCommand(cmd any, _ vnode.Sender) vnode.Result {
 	switch req := cmd.(type) {
 	case *GetRequest:
-		o, err := kv.load(req.Key)
-		rep := &GetReply{V: 1, Tag: req.Tag, Partition: kv.env.Partition, Object: o}
+		o, err := vn.load(req.Key)
+		rep := &GetReply{V: 1, Tag: req.Tag, Partition: vn.env.Partition, Object: o}
 		if err != nil {
 			rep.Code, rep.Err = storageCode(err), err.Error()
 		}
-		return Reply(rep)
+		return vnode.Reply(rep)
 	case *PutRequest:
-		return Reply(kv.put(req))
+		return vnode.Reply(vn.put(req))
 	case *ReapRequest:
-		kv.reap(req)
-		return NoReply()
+		vn.reap(req)
+		return vnode.NoReply()
 	case *KeysRequest:
-		return Reply(kv.keys(req))
+		return vnode.Reply(vn.keys(req))
 	case *DropRequest:
-		return Reply(kv.drop(req))
+		return vnode.Reply(vn.drop(req))
 	default:
-		kv.env.Logger.Warn("kv: unknown command", "type", fmt.Sprintf("%T", cmd))
-		return NoReply()
+		vn.env.Logger.Warn("kv: unknown command", "type", fmt.Sprintf("%T", cmd))
+		return vnode.NoReply()
 	}
 }
 
-func (kv *KV) put(req *PutRequest) *PutReply {
-	rep, _ := kv.apply(req)
+func (vn *Vnode) put(req *PutRequest) *PutReply {
+	rep, _ := vn.apply(req)
 	return rep
 }
 
 // apply carries out a PutRequest; stored reports whether it changed what storage holds.
-func (kv *KV) apply(req *PutRequest) (rep *PutReply, stored bool) {
-	rep = &PutReply{V: 1, Tag: req.Tag, Partition: kv.env.Partition}
-	local, err := kv.load(req.Key)
+func (vn *Vnode) apply(req *PutRequest) (rep *PutReply, stored bool) {
+	rep = &PutReply{V: 1, Tag: req.Tag, Partition: vn.env.Partition}
+	local, err := vn.load(req.Key)
 	if err != nil {
 		rep.Code, rep.Err = storageCode(err), err.Error()
 		return rep, false
 	}
 	var next *Object
 	if req.Coordinate {
-		next, err = Update(local, kv.actor, req.Context, req.Blind, req.Value, req.Meta, kv.nowNanos(),
-			UpdateOptions{LWW: kv.cfg.LWW, MaxSiblings: kv.cfg.MaxSiblings, Prune: kv.cfg.Prune, MinCounter: kv.seq})
+		next, err = Update(local, vn.actor, req.Context, req.Blind, req.Value, req.Meta, vn.nowNanos(),
+			UpdateOptions{LWW: vn.cfg.LWW, MaxSiblings: vn.cfg.MaxSiblings, Prune: vn.cfg.Prune, MinCounter: vn.seq})
 		if err != nil {
 			rep.Err = err.Error()
 			rep.Code = CodeBadRequest
@@ -273,24 +274,24 @@ func (kv *KV) apply(req *PutRequest) (rep *PutReply, stored bool) {
 			return rep, false
 		}
 		for _, sib := range next.Siblings {
-			if sib.Dot.Actor == kv.actor && sib.Dot.Counter > kv.seq {
-				kv.seq = sib.Dot.Counter
+			if sib.Dot.Actor == vn.actor && sib.Dot.Counter > vn.seq {
+				vn.seq = sib.Dot.Counter
 			}
 		}
 		// NB: the lease is persisted before the write is stored and acknowledged, so a counter in any
 		// stored object is always below the lease a restarted vnode starts from.
-		if kv.seq >= kv.lease {
-			if err := kv.extendLease(); err != nil {
+		if vn.seq >= vn.lease {
+			if err := vn.extendLease(); err != nil {
 				rep.Code, rep.Err = storageCode(err), err.Error()
 				return rep, false
 			}
 		}
 	} else {
 		if req.Object == nil {
-			rep.Code, rep.Err = CodeBadRequest, "vnode: replicate without object"
+			rep.Code, rep.Err = CodeBadRequest, "kv: replicate without object"
 			return rep, false
 		}
-		next = Sync(local, req.Object, kv.cfg.LWW)
+		next = Sync(local, req.Object, vn.cfg.LWW)
 		if next.Equal(req.Object) {
 			// Keep the incoming object itself (immutable, like every object), so that the replicas of one
 			// write share it and a read's comparison of their copies is a pointer comparison.
@@ -304,7 +305,7 @@ func (kv *KV) apply(req *PutRequest) (rep *PutReply, stored bool) {
 			return rep, false
 		}
 	}
-	if err := kv.store(req.Key, next); err != nil {
+	if err := vn.store(req.Key, next); err != nil {
 		rep.Code, rep.Err = storageCode(err), err.Error()
 		return rep, false
 	}
@@ -314,30 +315,30 @@ func (kv *KV) apply(req *PutRequest) (rep *PutReply, stored bool) {
 	return rep, true
 }
 
-func (kv *KV) reap(req *ReapRequest) {
-	local, err := kv.load(req.Key)
+func (vn *Vnode) reap(req *ReapRequest) {
+	local, err := vn.load(req.Key)
 	if err != nil || local == nil {
 		return
 	}
-	if !local.TombstoneOnly(kv.env.Now().Unix()) || !req.Clock.Descends(local.Clock) {
+	if !local.TombstoneOnly(vn.env.Now().Unix()) || !req.Clock.Descends(local.Clock) {
 		return
 	}
-	err = kv.env.Store.Delete(kv.objectKey(req.Key))
-	kv.cache.drop(req.Key)
+	err = vn.env.Store.Delete(vn.objectKey(req.Key))
+	vn.cache.drop(req.Key)
 	if err != nil {
-		kv.env.Logger.Warn("kv: reap failed", "err", err)
+		vn.env.Logger.Warn("kv: reap failed", "err", err)
 	}
 }
 
 // drop removes the keys whose stored bytes are still the ones given (see DropRequest).
-func (kv *KV) drop(req *DropRequest) *DropReply {
+func (vn *Vnode) drop(req *DropRequest) *DropReply {
 	rep := &DropReply{}
 	if len(req.Keys) != len(req.Objects) {
-		rep.Err = fmt.Sprintf("vnode: drop: %d keys, %d objects", len(req.Keys), len(req.Objects))
+		rep.Err = fmt.Sprintf("kv: drop: %d keys, %d objects", len(req.Keys), len(req.Objects))
 		return rep
 	}
 	for i, key := range req.Keys {
-		raw, err := kv.env.Store.Get(kv.objectKey(key))
+		raw, err := vn.env.Store.Get(vn.objectKey(key))
 		if errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -348,8 +349,8 @@ func (kv *KV) drop(req *DropRequest) *DropReply {
 		if !bytes.Equal(raw, req.Objects[i]) {
 			continue // written since the fold read it: keep it (a later scan moves the new version)
 		}
-		err = kv.env.Store.Delete(kv.objectKey(key))
-		kv.cache.drop(key)
+		err = vn.env.Store.Delete(vn.objectKey(key))
+		vn.cache.drop(key)
 		if err != nil {
 			rep.Err = err.Error()
 			return rep
@@ -359,9 +360,9 @@ func (kv *KV) drop(req *DropRequest) *DropReply {
 	return rep
 }
 
-func (kv *KV) keys(req *KeysRequest) *KeysReply {
-	rep := &KeysReply{V: 1, Partition: kv.env.Partition}
-	err := kv.HandoffFold(func(k, _ []byte) error {
+func (vn *Vnode) keys(req *KeysRequest) *KeysReply {
+	rep := &KeysReply{V: 1, Partition: vn.env.Partition}
+	err := vn.HandoffFold(func(k, _ []byte) error {
 		rep.Keys = append(rep.Keys, bytes.Clone(k))
 		if req.Limit > 0 && len(rep.Keys) >= req.Limit {
 			return storage.ErrStopFold
@@ -375,8 +376,8 @@ func (kv *KV) keys(req *KeysRequest) *KeysReply {
 }
 
 // HandoffFold visits every stored object as (user key, encoded object).
-func (kv *KV) HandoffFold(fn func(key, value []byte) error) error {
-	return kv.env.Store.Fold(func(k, v []byte) error {
+func (vn *Vnode) HandoffFold(fn func(key, value []byte) error) error {
+	return vn.env.Store.Fold(func(k, v []byte) error {
 		if len(k) == 0 || k[0] != nsObject {
 			return nil
 		}
@@ -385,7 +386,7 @@ func (kv *KV) HandoffFold(fn func(key, value []byte) error) error {
 }
 
 // EncodeHandoffItem frames one folded item: a msgpack array [key, encoded object].
-func (kv *KV) EncodeHandoffItem(key, value []byte) ([]byte, error) {
+func (vn *Vnode) EncodeHandoffItem(key, value []byte) ([]byte, error) {
 	out := make([]byte, 0, len(key)+len(value)+16)
 	w := bytes.NewBuffer(out)
 	enc := msgpack.NewEncoder(w)
@@ -405,17 +406,17 @@ func (kv *KV) EncodeHandoffItem(key, value []byte) ([]byte, error) {
 // bytes present before using it.
 func DecodeHandoffItem(data []byte) (key, object []byte, err error) {
 	if len(data) < 1 || data[0] != 0x92 {
-		return nil, nil, errors.New("vnode: handoff item: not a 2-element array")
+		return nil, nil, errors.New("kv: handoff item: not a 2-element array")
 	}
 	rest := data[1:]
 	if key, rest, err = readBin(rest); err != nil {
-		return nil, nil, fmt.Errorf("vnode: handoff item key: %w", err)
+		return nil, nil, fmt.Errorf("kv: handoff item key: %w", err)
 	}
 	if object, rest, err = readBin(rest); err != nil {
-		return nil, nil, fmt.Errorf("vnode: handoff item object: %w", err)
+		return nil, nil, fmt.Errorf("kv: handoff item object: %w", err)
 	}
 	if len(rest) != 0 {
-		return nil, nil, errors.New("vnode: handoff item: trailing bytes")
+		return nil, nil, errors.New("kv: handoff item: trailing bytes")
 	}
 	return key, object, nil
 }
@@ -452,14 +453,14 @@ func readBin(b []byte) (v, rest []byte, err error) {
 }
 
 // HandleHandoffData merges one handed-off item into this vnode's copy, never overwriting a newer version.
-func (kv *KV) HandleHandoffData(data []byte) error {
-	_, err := kv.MergeHandoffData(data)
+func (vn *Vnode) HandleHandoffData(data []byte) error {
+	_, err := vn.MergeHandoffData(data)
 	return err
 }
 
 // MergeHandoffData is HandleHandoffData; changed is false when the vnode's copy already held everything
 // the item carries (nothing was stored).
-func (kv *KV) MergeHandoffData(data []byte) (changed bool, err error) {
+func (vn *Vnode) MergeHandoffData(data []byte) (changed bool, err error) {
 	key, raw, err := DecodeHandoffItem(data)
 	if err != nil {
 		return false, err
@@ -468,7 +469,7 @@ func (kv *KV) MergeHandoffData(data []byte) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	rep, stored := kv.apply(&PutRequest{V: 1, Key: key, Object: in})
+	rep, stored := vn.apply(&PutRequest{V: 1, Key: key, Object: in})
 	if rep.Err != "" {
 		return false, errors.New(rep.Err)
 	}
@@ -476,9 +477,9 @@ func (kv *KV) MergeHandoffData(data []byte) (changed bool, err error) {
 }
 
 // IsEmpty reports whether the vnode holds no objects.
-func (kv *KV) IsEmpty() (bool, error) {
+func (vn *Vnode) IsEmpty() (bool, error) {
 	empty := true
-	err := kv.HandoffFold(func(_, _ []byte) error {
+	err := vn.HandoffFold(func(_, _ []byte) error {
 		empty = false
 		return storage.ErrStopFold
 	})
@@ -486,10 +487,10 @@ func (kv *KV) IsEmpty() (bool, error) {
 }
 
 // Delete drops the partition's data, including the vnode id (a later vnode here mints a new epoch).
-func (kv *KV) Delete() error {
-	kv.cache.clear()
-	return kv.env.Store.Drop()
+func (vn *Vnode) Delete() error {
+	vn.cache.clear()
+	return vn.env.Store.Drop()
 }
 
 // Terminate has nothing to release: all state is in storage.
-func (kv *KV) Terminate(any) {}
+func (vn *Vnode) Terminate(any) {}

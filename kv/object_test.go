@@ -1,4 +1,4 @@
-package vnode
+package kv
 
 import (
 	"bufio"
@@ -719,7 +719,7 @@ func TestObjectMarshalRoundTrip(t *testing.T) {
 		t.Fatalf("nil object encodes as %x, %v", b, err)
 	}
 	bad := &Object{Clock: VClock{{"A", 1, 0}}, Siblings: []Sibling{{Dot: Dot{"A", 2}}}}
-	if _, err := bad.MarshalBinary(); err == nil || !strings.Contains(err.Error(), "vnode: encode object: ") {
+	if _, err := bad.MarshalBinary(); err == nil || !strings.Contains(err.Error(), "kv: encode object: ") {
 		t.Fatalf("MarshalBinary of an invalid object = %v", err)
 	}
 }
@@ -771,7 +771,7 @@ func TestUnmarshalObjectRejects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := UnmarshalObject(objHex(t, tc.hex))
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "vnode: decode object: ") {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "kv: decode object: ") {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})

@@ -1,4 +1,4 @@
-package vnode
+package kv
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package vnode
+package kv
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/storage"
+	"github.com/gokai-kv/gokai/vnode"
 )
 
 // TestObjectCacheAgainstModel runs random operations against the cache and a plain map: every hit must
@@ -141,17 +142,17 @@ func TestKVCacheIsTransparent(t *testing.T) {
 func testKVCacheIsTransparent(t *testing.T, cacheBytes int) {
 	now := time.Unix(1700000000, 0)
 	clock := func() time.Time { return now }
-	open := func(cache int) (*KV, storage.Partition) {
+	open := func(cache int) (*Vnode, storage.Partition) {
 		db, err := storage.OpenLevelDB(storage.DefaultLevelDBConfig(t.TempDir()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		cfg := DefaultKVConfig()
+		cfg := DefaultConfig()
 		cfg.CacheBytes = cache
-		kv := NewKV(cfg)().(*KV)
+		kv := NewVnode(cfg)().(*Vnode)
 		st := storage.Partition{Backend: db, ID: 5}
-		if err := kv.Init(Env{Node: "n", Partition: 5, Store: st, Logger: slog.Default(), Now: clock}); err != nil {
+		if err := kv.Init(vnode.Env{Node: "n", Partition: 5, Store: st, Logger: slog.Default(), Now: clock}); err != nil {
 			t.Fatal(err)
 		}
 		kv.actor = "n/5/fixed" // both vnodes issue the same dots
@@ -164,11 +165,8 @@ func testKVCacheIsTransparent(t *testing.T, cacheBytes int) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	peer := map[string]*Object{} // objects "from another replica", for replication and repair writes
-	do := func(kv *KV, cmd any) any {
-		if r := kv.HandleCommand(cmd, Sender{}); r.hasReply {
-			return r.Reply()
-		}
-		return nil
+	do := func(kv *Vnode, cmd any) any {
+		return kv.HandleCommand(cmd, vnode.Sender{}).Reply() // nil for NoReply
 	}
 	for i := range 3000 {
 		key := []byte(fmt.Sprintf("key-%d", rng.IntN(40)))
@@ -245,22 +243,22 @@ func BenchmarkKVGet(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			cfg := DefaultKVConfig()
+			cfg := DefaultConfig()
 			cfg.CacheBytes = tc.cache
-			kv := NewKV(cfg)().(*KV)
+			kv := NewVnode(cfg)().(*Vnode)
 			now := func() time.Time { return time.Unix(1700000000, 0) }
-			if err := kv.Init(Env{Node: "n", Partition: 1, Store: storage.Partition{Backend: db, ID: 1}, Logger: slog.Default(), Now: now}); err != nil {
+			if err := kv.Init(vnode.Env{Node: "n", Partition: 1, Store: storage.Partition{Backend: db, ID: 1}, Logger: slog.Default(), Now: now}); err != nil {
 				b.Fatal(err)
 			}
 			keys := make([][]byte, 1000)
 			for i := range keys {
 				keys[i] = []byte(fmt.Sprintf("key-%d", i))
-				kv.HandleCommand(&PutRequest{V: 1, Key: keys[i], Coordinate: true, Blind: true, Value: make([]byte, 100)}, Sender{})
+				kv.HandleCommand(&PutRequest{V: 1, Key: keys[i], Coordinate: true, Blind: true, Value: make([]byte, 100)}, vnode.Sender{})
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				rep := kv.HandleCommand(&GetRequest{V: 1, Key: keys[i%len(keys)]}, Sender{}).Reply().(*GetReply)
+				rep := kv.HandleCommand(&GetRequest{V: 1, Key: keys[i%len(keys)]}, vnode.Sender{}).Reply().(*GetReply)
 				if rep.Object == nil {
 					b.Fatal("key not found")
 				}

@@ -1,4 +1,4 @@
-package vnode
+package kv
 
 import (
 	"cmp"
@@ -56,7 +56,7 @@ const (
 )
 
 // ErrCounterOverflow is returned when a clock counter would wrap around (only reachable with a forged context).
-var ErrCounterOverflow = errors.New("vnode: clock counter overflow")
+var ErrCounterOverflow = errors.New("kv: clock counter overflow")
 
 // find returns the index of actor in v, or the index where it would be inserted.
 func (v VClock) find(actor string) (int, bool) {
@@ -142,13 +142,13 @@ func (v VClock) String() string {
 func (v VClock) Validate() error {
 	for i, e := range v {
 		if e.Actor == "" {
-			return fmt.Errorf("vnode: clock entry %d: empty actor", i)
+			return fmt.Errorf("kv: clock entry %d: empty actor", i)
 		}
 		if e.Counter == 0 {
-			return fmt.Errorf("vnode: clock entry %d (%q): zero counter", i, e.Actor)
+			return fmt.Errorf("kv: clock entry %d (%q): zero counter", i, e.Actor)
 		}
 		if i > 0 && v[i-1].Actor >= e.Actor {
-			return fmt.Errorf("vnode: clock entry %d (%q): not sorted after %q", i, e.Actor, v[i-1].Actor)
+			return fmt.Errorf("kv: clock entry %d (%q): not sorted after %q", i, e.Actor, v[i-1].Actor)
 		}
 	}
 	return nil
@@ -219,7 +219,7 @@ func (v VClock) Increment(actor string, now int64) (VClock, Dot) {
 	i, ok := v.find(actor)
 	if ok {
 		if v[i].Counter == math.MaxUint64 {
-			panic("vnode: VClock.Increment: counter overflow for " + actor)
+			panic("kv: VClock.Increment: counter overflow for " + actor)
 		}
 		out := slices.Clone(v)
 		out[i].Counter++
@@ -257,13 +257,13 @@ func DefaultPruneConfig() PruneConfig {
 func (p PruneConfig) Validate() error {
 	switch {
 	case p.SmallVClock < 0:
-		return fmt.Errorf("vnode: PruneConfig.SmallVClock = %d: must be >= 0", p.SmallVClock)
+		return fmt.Errorf("kv: PruneConfig.SmallVClock = %d: must be >= 0", p.SmallVClock)
 	case p.BigVClock < 0:
-		return fmt.Errorf("vnode: PruneConfig.BigVClock = %d: must be >= 0", p.BigVClock)
+		return fmt.Errorf("kv: PruneConfig.BigVClock = %d: must be >= 0", p.BigVClock)
 	case p.YoungVClock < 0:
-		return fmt.Errorf("vnode: PruneConfig.YoungVClock = %s: must be >= 0", p.YoungVClock)
+		return fmt.Errorf("kv: PruneConfig.YoungVClock = %s: must be >= 0", p.YoungVClock)
 	case p.OldVClock < 0:
-		return fmt.Errorf("vnode: PruneConfig.OldVClock = %s: must be >= 0", p.OldVClock)
+		return fmt.Errorf("kv: PruneConfig.OldVClock = %s: must be >= 0", p.OldVClock)
 	}
 	return nil
 }
@@ -398,7 +398,7 @@ func (v VClock) MarshalBinary() ([]byte, error) {
 		return []byte{}, nil
 	}
 	if err := v.Validate(); err != nil {
-		return nil, fmt.Errorf("vnode: encode vclock: %w", err)
+		return nil, fmt.Errorf("kv: encode vclock: %w", err)
 	}
 	e := getEncoder(1 + 1 + clockSize(v))
 	defer putEncoder(e)
