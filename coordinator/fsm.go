@@ -4,13 +4,13 @@ import (
 	"errors"
 	"time"
 
-	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/ring"
 )
 
 // The request FSMs are pure state machines in the style of etcd/raft: no actors, no clock, no I/O. The
 // request actor feeds them inputs (Start, a replica's reply, a timer firing) and carries out the Effects they
-// return, in order.
+// return, in order. They are generic over the service's value type V and learn what they need about values
+// from a Values[V] (not found, equal, merge), which must be pure too.
 
 // Target is one replica of a request: a vnode (partition on node) from the key's preference list.
 type Target struct {
@@ -25,26 +25,28 @@ type Effect interface{ isEffect() }
 // SendGet asks target Target for its copy of the key.
 type SendGet struct{ Target int }
 
-// SendPut sends a write to Target: the client's write when Coordinate, else Object to merge.
-type SendPut struct {
+// SendPut sends a write to Target: the client's write (the request's command) when Coordinate, else Value,
+// which the replica merges with what it holds (replication).
+type SendPut[V any] struct {
 	Target     int
 	Coordinate bool
-	Object     *kv.Object
+	Value      V
 }
 
-// SendReap asks every target to drop the key's tombstone if it is still what Clock describes.
-type SendReap struct{ Clock kv.VClock }
+// SendReap sends every target the request's reap command for Value, the written value (KV: drop the key's
+// tombstone if it is still what Value's clock describes).
+type SendReap[V any] struct{ Value V }
 
 // Answer gives the client its result. Exactly one Answer is emitted per request.
-type Answer struct {
-	Object *kv.Object // get: the reconciled object (nil = not found); put: the written object
-	Err    error
+type Answer[V any] struct {
+	Value V // get: the merged value (the zero V when no replica holds the key); put: the written value
+	Err   error
 }
 
-// Repair writes the reconciled object to a replica that answered stale or not found (read repair).
-type Repair struct {
+// Repair writes the merged value to a replica that answered with less, or not found (read repair).
+type Repair[V any] struct {
 	Target int
-	Object *kv.Object
+	Value  V
 }
 
 // StartTimer asks for Fire(Timer) after After.
@@ -66,10 +68,10 @@ type Silent struct{ Target int }
 type Done struct{}
 
 func (SendGet) isEffect()      {}
-func (SendPut) isEffect()      {}
-func (SendReap) isEffect()     {}
-func (Answer) isEffect()       {}
-func (Repair) isEffect()       {}
+func (SendPut[V]) isEffect()   {}
+func (SendReap[V]) isEffect()  {}
+func (Answer[V]) isEffect()    {}
+func (Repair[V]) isEffect()    {}
 func (StartTimer) isEffect()   {}
 func (Done) isEffect()         {}
 func (Silent) isEffect()       {}
@@ -181,19 +183,19 @@ func (q *quorum) allIn() bool {
 	return true
 }
 
-// settle answers once: with obj when the quorum is met, with the quorum error as soon as it is out of
+// settle answers once: with v when the quorum is met, with the quorum error as soon as it is out of
 // reach; either way the linger starts. It does nothing while undecided or after the answer.
-func (q *quorum) settle(answered *bool, op string, obj *kv.Object, linger time.Duration) []Effect {
+func settle[V any](q *quorum, answered *bool, op string, v V, linger time.Duration) []Effect {
 	if *answered {
 		return nil
 	}
 	if q.met() {
 		*answered = true
-		return []Effect{Answer{Object: obj}, StartTimer{Timer: TimerLinger, After: linger}}
+		return []Effect{Answer[V]{Value: v}, StartTimer{Timer: TimerLinger, After: linger}}
 	}
 	if bad, _ := q.unreachable(); bad {
 		*answered = true
-		return []Effect{Answer{Err: q.failErr(op)}, StartTimer{Timer: TimerLinger, After: linger}}
+		return []Effect{Answer[V]{Err: q.failErr(op)}, StartTimer{Timer: TimerLinger, After: linger}}
 	}
 	return nil
 }
@@ -215,12 +217,26 @@ func (q *quorum) failErr(op string) *QuorumError {
 	return e
 }
 
+// Values is what the request FSMs need to know about a service's values. Its methods must be pure (no I/O,
+// no clock) and must not modify their arguments: values are shared between replies, the merge and the
+// repairs. They are called from request actors, concurrently for different requests.
+type Values[V any] interface {
+	// Missing reports whether v is a replica's "not found" (KV: a nil object). The FSMs never pass a
+	// missing value to Merge.
+	Missing(v V) bool
+	// Equal reports whether a and b hold the same data; either may be missing. A replica whose value is not
+	// Equal to the merged one is repaired.
+	Equal(a, b V) bool
+	// Merge reconciles two values that are not missing (KV: Sync). It must be commutative, associative and
+	// idempotent, so that replies and repairs may be merged in any order, any number of times.
+	Merge(a, b V) V
+}
+
 // GetParams configures one read.
 type GetParams struct {
 	R, PR   int           // replies needed, of which primaries
 	Timeout time.Duration // deadline for the answer
 	Linger  time.Duration // how long after the answer to wait for late replies before repairing
-	LWW     bool          // reconcile last-write-wins
 	// NotFoundOK lets R "not found" replies answer "not found" at once (riak's notfound_ok=true). Without
 	// it (the default) a read answers "not found" only once every replica answered (or failed), or at the
 	// deadline with R replies in: a replica that does hold the key, and answers later than R others that
@@ -235,42 +251,44 @@ type GetParams struct {
 //	Start ──► waiting ──(R ok)──► answered ──(all in | linger)──► repair ──► Done
 //	             │ (quorum unreachable | deadline)                  ▲
 //	             └──────────────── answer error ───────────────────┘
-type GetFSM struct {
+type GetFSM[V any] struct {
 	p        GetParams
+	vals     Values[V]
 	q        quorum
-	objects  []*kv.Object // per target, for replied targets (nil = not found)
-	merged   *kv.Object
+	values   []V // per target, for replied targets (possibly missing)
+	merged   V   // the merge of the values that are not missing; valid when found
+	found    bool
 	answered bool
 	done     bool
 	repairs  int
 	// The per-target slices live here when there are at most maxInline targets.
-	objBuf   [maxInline]*kv.Object
+	valBuf   [maxInline]V
 	stateBuf [maxInline]replyState
 }
 
 // NewGetFSM makes a read FSM over targets.
-func NewGetFSM(p GetParams, targets []Target) *GetFSM {
-	f := &GetFSM{}
-	f.init(p, targets)
+func NewGetFSM[V any](vals Values[V], p GetParams, targets []Target) *GetFSM[V] {
+	f := &GetFSM[V]{}
+	f.init(vals, p, targets)
 	return f
 }
 
 // init makes f a fresh read FSM over targets (NewGetFSM in place).
-func (f *GetFSM) init(p GetParams, targets []Target) {
-	*f = GetFSM{p: p, q: quorum{targets: targets, need: p.R, needPrimary: p.PR}}
+func (f *GetFSM[V]) init(vals Values[V], p GetParams, targets []Target) {
+	*f = GetFSM[V]{p: p, vals: vals, q: quorum{targets: targets, need: p.R, needPrimary: p.PR}}
 	if len(targets) <= maxInline {
-		f.objects, f.q.state = f.objBuf[:len(targets)], f.stateBuf[:len(targets)]
+		f.values, f.q.state = f.valBuf[:len(targets)], f.stateBuf[:len(targets)]
 	} else {
-		f.objects, f.q.state = make([]*kv.Object, len(targets)), make([]replyState, len(targets))
+		f.values, f.q.state = make([]V, len(targets)), make([]replyState, len(targets))
 	}
 }
 
 // Start returns the fan-out.
-func (f *GetFSM) Start() []Effect {
+func (f *GetFSM[V]) Start() []Effect {
 	eff := make([]Effect, 0, len(f.q.targets)+2)
 	if bad, _ := f.q.unreachable(); bad {
 		f.answered = true
-		return append(eff, Answer{Err: f.q.failErr("get")}, Done{})
+		return append(eff, Answer[V]{Err: f.q.failErr("get")}, Done{})
 	}
 	for i := range f.q.targets {
 		eff = append(eff, SendGet{Target: i})
@@ -278,25 +296,25 @@ func (f *GetFSM) Start() []Effect {
 	return append(eff, StartTimer{Timer: TimerRequest, After: f.p.Timeout})
 }
 
-// Reply feeds target i's answer: obj (nil = not found) or err.
-func (f *GetFSM) Reply(i int, obj *kv.Object, err error) []Effect {
+// Reply feeds target i's answer: v (possibly missing: not found) or err.
+func (f *GetFSM[V]) Reply(i int, v V, err error) []Effect {
 	if f.done || !f.q.record(i, err) {
 		return nil
 	}
 	if err == nil {
-		f.objects[i] = obj
+		f.values[i] = v
 		switch {
-		case obj == nil:
-		case f.merged == nil:
-			f.merged = obj
-		case !f.merged.Equal(obj):
-			// NB: replicas usually agree; Sync (which allocates) only runs when they differ.
-			f.merged = kv.Sync(f.merged, obj, f.p.LWW)
+		case f.vals.Missing(v):
+		case !f.found:
+			f.merged, f.found = v, true
+		case !f.vals.Equal(f.merged, v):
+			// NB: replicas usually agree; Merge (which may allocate) only runs when they differ.
+			f.merged = f.vals.Merge(f.merged, v)
 		}
 	}
 	var eff []Effect
-	if f.merged != nil || f.p.NotFoundOK || f.q.allIn() || !f.q.met() {
-		eff = f.q.settle(&f.answered, "get", f.merged, f.p.Linger)
+	if f.found || f.p.NotFoundOK || f.q.allIn() || !f.q.met() {
+		eff = settle(&f.q, &f.answered, "get", f.merged, f.p.Linger)
 	}
 	// NB: otherwise R replies said "not found": wait for the others (notfound_ok off).
 	if f.answered && f.q.allIn() {
@@ -306,7 +324,7 @@ func (f *GetFSM) Reply(i int, obj *kv.Object, err error) []Effect {
 }
 
 // Fire feeds a timer.
-func (f *GetFSM) Fire(t Timer) []Effect {
+func (f *GetFSM[V]) Fire(t Timer) []Effect {
 	if f.done {
 		return nil
 	}
@@ -314,9 +332,9 @@ func (f *GetFSM) Fire(t Timer) []Effect {
 	case TimerRequest:
 		if !f.answered {
 			f.answered = true
-			ans := Answer{Err: f.q.err("get", true)}
+			ans := Answer[V]{Err: f.q.err("get", true)}
 			if f.q.met() {
-				ans = Answer{Object: f.merged} // R replies, all "not found": the others stayed silent
+				ans = Answer[V]{Value: f.merged} // R replies, all "not found": the others stayed silent
 			}
 			return f.q.silent([]Effect{ans, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
 		}
@@ -326,14 +344,14 @@ func (f *GetFSM) Fire(t Timer) []Effect {
 	return nil
 }
 
-// finish read-repairs every replica that answered with less than the reconciled object.
-func (f *GetFSM) finish() []Effect {
+// finish read-repairs every replica that answered with less than the merged value.
+func (f *GetFSM[V]) finish() []Effect {
 	f.done = true
 	var eff []Effect
-	if f.merged != nil {
+	if f.found {
 		for i, s := range f.q.state {
-			if s == replied && !f.merged.Equal(f.objects[i]) {
-				eff = append(eff, Repair{Target: i, Object: f.merged})
+			if s == replied && !f.vals.Equal(f.merged, f.values[i]) {
+				eff = append(eff, Repair[V]{Target: i, Value: f.merged})
 				f.repairs++
 			}
 		}
@@ -342,7 +360,7 @@ func (f *GetFSM) finish() []Effect {
 }
 
 // Repairs is the number of read repairs the FSM issued.
-func (f *GetFSM) Repairs() int { return f.repairs }
+func (f *GetFSM[V]) Repairs() int { return f.repairs }
 
 // PutParams configures one write (or delete: a write of a tombstone).
 type PutParams struct {
@@ -360,11 +378,13 @@ type PutParams struct {
 //
 //	Start ─► coordinate ─(coord ok)─► replicate ─(W ok)─► answered ─(all in | linger)─► [reap wait] ─► Done
 //	              │ coord failed / quorum unreachable / deadline: answer error ───────────────┘
-type PutFSM struct {
+type PutFSM[V any] struct {
 	p        PutParams
+	vals     Values[V]
 	q        quorum
 	coord    int
-	obj      *kv.Object
+	value    V    // the coordinating vnode's result, replicated to the others
+	written  bool // the coordinating vnode answered with a value (not missing)
 	answered bool
 	reaping  bool
 	lingered bool // the first linger ended: silent replicas were given fallbacks
@@ -372,21 +392,21 @@ type PutFSM struct {
 }
 
 // NewPutFSM makes a write FSM over targets; coord is the index of the coordinating target.
-func NewPutFSM(p PutParams, targets []Target, coord int) *PutFSM {
-	return &PutFSM{p: p, q: newQuorum(targets, p.W, p.PW), coord: coord}
+func NewPutFSM[V any](vals Values[V], p PutParams, targets []Target, coord int) *PutFSM[V] {
+	return &PutFSM[V]{p: p, vals: vals, q: newQuorum(targets, p.W, p.PW), coord: coord}
 }
 
 // Start sends the write to the coordinating vnode.
-func (f *PutFSM) Start() []Effect {
+func (f *PutFSM[V]) Start() []Effect {
 	if bad, _ := f.q.unreachable(); bad || f.coord < 0 || f.coord >= len(f.q.targets) {
 		f.answered, f.done = true, true
-		return []Effect{Answer{Err: f.q.failErr("put")}, Done{}}
+		return []Effect{Answer[V]{Err: f.q.failErr("put")}, Done{}}
 	}
-	return []Effect{SendPut{Target: f.coord, Coordinate: true}, StartTimer{Timer: TimerRequest, After: f.p.Timeout}}
+	return []Effect{SendPut[V]{Target: f.coord, Coordinate: true}, StartTimer{Timer: TimerRequest, After: f.p.Timeout}}
 }
 
-// Reply feeds target i's acknowledgement; obj is the coordinating vnode's result.
-func (f *PutFSM) Reply(i int, obj *kv.Object, err error) []Effect {
+// Reply feeds target i's acknowledgement; v is the coordinating vnode's result.
+func (f *PutFSM[V]) Reply(i int, v V, err error) []Effect {
 	if f.done || !f.q.record(i, err) {
 		return nil
 	}
@@ -399,16 +419,16 @@ func (f *PutFSM) Reply(i int, obj *kv.Object, err error) []Effect {
 		if err != nil {
 			// The write was not applied anywhere: nothing to replicate.
 			f.answered, f.done = true, true
-			return []Effect{Answer{Err: err}, Done{}}
+			return []Effect{Answer[V]{Err: err}, Done{}}
 		}
-		f.obj = obj
+		f.value, f.written = v, !f.vals.Missing(v)
 		for j := range f.q.targets {
 			if j != f.coord {
-				eff = append(eff, SendPut{Target: j, Object: obj})
+				eff = append(eff, SendPut[V]{Target: j, Value: v})
 			}
 		}
 	}
-	eff = append(eff, f.q.settle(&f.answered, "put", f.obj, f.p.Linger)...)
+	eff = append(eff, settle(&f.q, &f.answered, "put", f.value, f.p.Linger)...)
 	if f.answered && f.q.allIn() {
 		eff = append(eff, f.finish()...)
 	}
@@ -416,7 +436,7 @@ func (f *PutFSM) Reply(i int, obj *kv.Object, err error) []Effect {
 }
 
 // Fire feeds a timer.
-func (f *PutFSM) Fire(t Timer) []Effect {
+func (f *PutFSM[V]) Fire(t Timer) []Effect {
 	if f.done {
 		return nil
 	}
@@ -424,13 +444,13 @@ func (f *PutFSM) Fire(t Timer) []Effect {
 	case TimerRequest:
 		if !f.answered {
 			f.answered = true
-			return f.q.silent([]Effect{Answer{Err: f.q.err("put", true)}, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
+			return f.q.silent([]Effect{Answer[V]{Err: f.q.err("put", true)}, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
 		}
 	case TimerLinger:
 		if f.reaping {
 			return nil
 		}
-		if !f.lingered && f.obj != nil {
+		if !f.lingered && f.written {
 			// Replicas that never answered get a fallback too, and one more linger for its ack.
 			f.lingered = true
 			var eff []Effect
@@ -448,7 +468,7 @@ func (f *PutFSM) Fire(t Timer) []Effect {
 		return append(f.q.silent(nil), f.finish()...)
 	case TimerReap:
 		f.done = true
-		return []Effect{SendReap{Clock: f.obj.Clock}, Done{}}
+		return []Effect{SendReap[V]{Value: f.value}, Done{}}
 	}
 	return nil
 }
@@ -456,26 +476,26 @@ func (f *PutFSM) Fire(t Timer) []Effect {
 // errNoReply marks a replica that did not answer before the linger ended.
 var errNoReply = errors.New("coordinator: replica did not answer")
 
-// AddFallback adds t, a fallback standing in for a failed replica, and sends it the written object; its
+// AddFallback adds t, a fallback standing in for a failed replica, and sends it the written value; its
 // acknowledgement counts toward W (and never toward PW).
-func (f *PutFSM) AddFallback(t Target) []Effect {
-	if f.done || f.obj == nil {
+func (f *PutFSM[V]) AddFallback(t Target) []Effect {
+	if f.done || !f.written {
 		return nil
 	}
 	t.Primary = false
 	f.q.extra = max(0, f.q.extra-1)
 	f.q.targets = append(f.q.targets, t)
 	f.q.state = append(f.q.state, pending)
-	return []Effect{SendPut{Target: len(f.q.targets) - 1, Object: f.obj}}
+	return []Effect{SendPut[V]{Target: len(f.q.targets) - 1, Value: f.value}}
 }
 
 // NoFallback tells the FSM a NeedFallback found no stand-in.
-func (f *PutFSM) NoFallback() []Effect {
+func (f *PutFSM[V]) NoFallback() []Effect {
 	if f.done {
 		return nil
 	}
 	f.q.extra = max(0, f.q.extra-1)
-	eff := f.q.settle(&f.answered, "put", f.obj, f.p.Linger)
+	eff := settle(&f.q, &f.answered, "put", f.value, f.p.Linger)
 	if f.answered && f.q.allIn() {
 		eff = append(eff, f.finish()...)
 	}
@@ -483,12 +503,12 @@ func (f *PutFSM) NoFallback() []Effect {
 }
 
 // Targets is the FSM's current replica list (fallbacks included).
-func (f *PutFSM) Targets() []Target { return f.q.targets }
+func (f *PutFSM[V]) Targets() []Target { return f.q.targets }
 
-func (f *PutFSM) finish() []Effect {
+func (f *PutFSM[V]) finish() []Effect {
 	// A tombstone is reaped only when every target stored it: a replica that missed it could otherwise
 	// resurrect the deleted value through read repair.
-	if f.p.Reap && f.obj != nil && f.q.ok == len(f.q.targets) && f.q.okPrim == len(f.q.targets) {
+	if f.p.Reap && f.written && f.q.ok == len(f.q.targets) && f.q.okPrim == len(f.q.targets) {
 		f.reaping = true
 		return []Effect{StartTimer{Timer: TimerReap, After: f.p.ReapDelay}}
 	}

@@ -10,16 +10,29 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
-	"github.com/gokai-kv/gokai/kv"
 )
+
+// liveEntry is a request's place on the Service's live list (the coordinators Stop must stop, from admission
+// until Stopped). It is not generic, so one list holds the requests of every service and value type.
+type liveEntry struct {
+	// REQUIRES: Service.liveMu held for prev and next.
+	prev, next *liveEntry
+	// pid is set once the actor started; stopReq when Stop asked this request to stop (see Service.Stop).
+	pid     atomic.Pointer[actor.PID]
+	stopReq atomic.Bool
+}
 
 // requestActor is the thin shell around one request's FSM: it sends what the FSM asks, feeds it replies and
 // timers, answers the caller once, and stops when the FSM is done. One actor per request ("every request is
-// a process"); all its state lives inside Receive.
-type requestActor struct {
+// a process"); all its state lives inside Receive. V is the service's value type, O its op type (held by
+// value, so the op's commands can live in this one allocation).
+type requestActor[V, O any, PO OpPtr[V, O]] struct {
+	live    liveEntry
 	disp    actors.InlineFirst // this actor's dispatcher (Service.run)
 	props   actor.Props        // this actor's props (a copy of Service.props)
 	svc     *Service
+	proto   Protocol[V]
+	op      O
 	key     []byte
 	targets []Target
 	pids    []*actor.PID
@@ -28,22 +41,13 @@ type requestActor struct {
 	// The answer reaches the caller through result when it comes during the first run (inline, before
 	// Spawn returns), else through the waiter's channel. REQUIRES: mu held for result, settled, waiter.
 	mu      sync.Mutex
-	result  outcome
+	result  outcome[V]
 	settled bool
-	waiter  chan outcome
+	waiter  chan outcome[V]
 
-	// The live list of the coordinators Service.Stop must stop (from admission until Stopped).
-	// REQUIRES: Service.liveMu held for prev and next. pid is set once the actor started; stopReq when
-	// Stop asked this request to stop (see Service.Stop).
-	prev, next *requestActor
-	pid        atomic.Pointer[actor.PID]
-	stopReq    atomic.Bool
-
-	get     *GetFSM
-	getFSM  GetFSM           // get points here: one allocation for the actor and its FSM
-	getReqs [4]kv.GetRequest // the fan-out's messages, in the actor's own allocation (N is usually <= 4)
-	put     *PutFSM
-	putReq  kv.PutRequest
+	get    *GetFSM[V]
+	getFSM GetFSM[V] // get points here: one allocation for the actor and its FSM
+	put    *PutFSM[V]
 
 	timers   []*time.Timer
 	answered bool
@@ -61,6 +65,12 @@ type requestActor struct {
 	deferRounds int
 }
 
+// outcome is what a coordinator hands back to the waiting caller.
+type outcome[V any] struct {
+	v   V
+	err error
+}
+
 // armTimers ends the deferral of timers (see requestActor.deferred).
 type armTimers struct{}
 
@@ -75,13 +85,13 @@ type replicaUnreachable struct {
 
 var errNoVnode = errors.New("coordinator: replica unreachable")
 
-func (a *requestActor) Receive(ctx actor.Context) {
+func (a *requestActor[V, O, PO]) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		a.pid.Store(ctx.Self())
-		if a.stopReq.Load() {
+		a.live.pid.Store(ctx.Self())
+		if a.live.stopReq.Load() {
 			// Stop ran before it could know this actor's pid: nothing was sent yet, stop at once.
-			a.answer(outcome{err: ErrShuttingDown})
+			a.answer(outcome[V]{err: ErrShuttingDown})
 			a.stopping = true
 			ctx.Stop(ctx.Self())
 			return
@@ -113,24 +123,6 @@ func (a *requestActor) Receive(ctx actor.Context) {
 			}
 		}
 		a.deferred = nil
-	case *kv.GetReply:
-		if a.get == nil {
-			return
-		}
-		err := replyErr(msg.Code, msg.Err)
-		if err != nil {
-			a.reportFailure(int(msg.Tag))
-		}
-		a.apply(ctx, a.get.Reply(int(msg.Tag), msg.Object, err))
-	case *kv.PutReply:
-		err := replyErr(msg.Code, msg.Err)
-		if a.get != nil {
-			return // acknowledgement of a read repair: nothing to do
-		}
-		if err != nil {
-			a.reportFailure(int(msg.Tag))
-		}
-		a.apply(ctx, a.put.Reply(int(msg.Tag), msg.Object, err))
 	case *replicaUnreachable:
 		a.unreachable(ctx, msg.i, msg.err)
 	case *actor.DeadLetterResponse:
@@ -155,31 +147,45 @@ func (a *requestActor) Receive(ctx actor.Context) {
 		}
 		if !a.answered {
 			// Crashed or stopped by a shutdown before answering: never leave a caller hanging.
-			a.answer(outcome{err: ErrCoordinatorCrashed})
+			a.answer(outcome[V]{err: ErrCoordinatorCrashed})
 		}
-		a.svc.untrack(a)
+		a.svc.untrack(&a.live)
 		a.svc.active.Add(-1)
+	default:
+		r, ok := a.proto.Decode(msg)
+		if !ok || r.Write != (a.get == nil) {
+			return // not a reply, or the acknowledgement of a read repair: nothing to do
+		}
+		if r.Err != nil {
+			a.reportFailure(int(r.Tag))
+		}
+		if a.get != nil {
+			a.apply(ctx, a.get.Reply(int(r.Tag), r.Value, r.Err))
+		} else {
+			a.apply(ctx, a.put.Reply(int(r.Tag), r.Value, r.Err))
+		}
 	}
 }
 
 // unreachable feeds target i's failure to reach it.
-func (a *requestActor) unreachable(ctx actor.Context, i int, err error) {
+func (a *requestActor[V, O, PO]) unreachable(ctx actor.Context, i int, err error) {
 	a.reportFailure(i)
+	var none V
 	if a.get != nil {
-		a.apply(ctx, a.get.Reply(i, nil, err))
+		a.apply(ctx, a.get.Reply(i, none, err))
 	} else {
-		a.apply(ctx, a.put.Reply(i, nil, err))
+		a.apply(ctx, a.put.Reply(i, none, err))
 	}
 }
 
-func (a *requestActor) reportFailure(i int) {
+func (a *requestActor[V, O, PO]) reportFailure(i int) {
 	if i >= 0 && i < len(a.targets) && a.targets[i].Node != a.svc.cfg.Node {
 		a.svc.router.ReportFailure(a.targets[i].Node)
 	}
 }
 
 // fallback finds a stand-in for failed write target i and adds it to the write (sloppy quorum).
-func (a *requestActor) fallback(ctx actor.Context, i int) {
+func (a *requestActor[V, O, PO]) fallback(ctx actor.Context, i int) {
 	ts := a.put.Targets()
 	if i < 0 || i >= len(ts) {
 		return
@@ -206,25 +212,12 @@ func (a *requestActor) fallback(ctx actor.Context, i int) {
 }
 
 // arm starts timer e.
-func (a *requestActor) arm(ctx actor.Context, e StartTimer) {
+func (a *requestActor[V, O, PO]) arm(ctx actor.Context, e StartTimer) {
 	self, sys, t := ctx.Self(), ctx.ActorSystem(), e.Timer
 	a.timers = append(a.timers, time.AfterFunc(e.After, func() { sys.Root.Send(self, &timerFired{t: t}) }))
 }
 
-func replyErr(code, msg string) error {
-	switch {
-	case code == kv.CodeOK && msg == "":
-		return nil
-	case code == kv.CodeTooManySiblings:
-		return fmt.Errorf("%w: %s", kv.ErrTooManySiblings, msg)
-	case code == kv.CodeDiskFull:
-		return fmt.Errorf("coordinator: replica: %w: %s", kv.ErrDiskFull, msg)
-	default:
-		return fmt.Errorf("coordinator: replica: %s", msg)
-	}
-}
-
-func (a *requestActor) answer(o outcome) {
+func (a *requestActor[V, O, PO]) answer(o outcome[V]) {
 	a.answered = true
 	a.svc.pending.Add(-1)
 	a.mu.Lock()
@@ -236,7 +229,7 @@ func (a *requestActor) answer(o outcome) {
 	a.mu.Unlock()
 }
 
-func (a *requestActor) send(ctx actor.Context, i int, msg any) {
+func (a *requestActor[V, O, PO]) send(ctx actor.Context, i int, msg any) {
 	a.sentInDefer = a.deferring
 	if pid := a.pids[i]; pid != nil {
 		ctx.Request(pid, msg)
@@ -245,35 +238,29 @@ func (a *requestActor) send(ctx actor.Context, i int, msg any) {
 	ctx.Send(ctx.Self(), &replicaUnreachable{i: i, err: fmt.Errorf("%w: partition %d on %s", errNoVnode, a.targets[i].Partition, a.targets[i].Node)})
 }
 
-func (a *requestActor) apply(ctx actor.Context, effects []Effect) {
+func (a *requestActor[V, O, PO]) apply(ctx actor.Context, effects []Effect) {
+	op := PO(&a.op)
 	for _, e := range effects {
 		switch e := e.(type) {
 		case SendGet:
-			var req *kv.GetRequest
-			if e.Target < len(a.getReqs) {
-				req = &a.getReqs[e.Target] // NB: one fan-out per request: each slot is sent once
-			} else {
-				req = new(kv.GetRequest)
-			}
-			*req = kv.GetRequest{V: 1, Tag: uint32(e.Target), Key: a.key}
-			a.send(ctx, e.Target, req)
-		case SendPut:
+			a.send(ctx, e.Target, op.Command(a.key, uint32(e.Target)))
+		case SendPut[V]:
 			if e.Coordinate {
-				req := a.putReq
-				req.Tag = uint32(e.Target)
-				a.send(ctx, e.Target, &req)
+				a.send(ctx, e.Target, op.Command(a.key, uint32(e.Target)))
 			} else {
-				a.send(ctx, e.Target, &kv.PutRequest{V: 1, Tag: uint32(e.Target), Key: a.key, Object: e.Object})
+				a.send(ctx, e.Target, op.Replicate(a.key, uint32(e.Target), e.Value))
 			}
-		case Repair:
+		case Repair[V]:
 			a.svc.repairs.Add(1)
 			if pid := a.pids[e.Target]; pid != nil {
-				ctx.Request(pid, &kv.PutRequest{V: 1, Tag: uint32(e.Target), Key: a.key, Object: e.Object})
+				ctx.Request(pid, op.Replicate(a.key, uint32(e.Target), e.Value))
 			}
-		case SendReap:
-			for _, pid := range a.pids {
-				if pid != nil {
-					ctx.Send(pid, &kv.ReapRequest{V: 1, Key: a.key, Clock: e.Clock})
+		case SendReap[V]:
+			if msg := op.Reap(a.key, e.Value); msg != nil {
+				for _, pid := range a.pids {
+					if pid != nil {
+						ctx.Send(pid, msg)
+					}
 				}
 			}
 		case StartTimer:
@@ -286,9 +273,9 @@ func (a *requestActor) apply(ctx actor.Context, effects []Effect) {
 			a.fallback(ctx, e.Target)
 		case Silent:
 			a.reportFailure(e.Target)
-		case Answer:
+		case Answer[V]:
 			if !a.answered {
-				a.answer(outcome{obj: e.Object, err: e.Err})
+				a.answer(outcome[V]{v: e.Value, err: e.Err})
 			}
 		case Done:
 			if !a.stopping {

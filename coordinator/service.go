@@ -12,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
-	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/ring"
 )
 
@@ -30,16 +29,6 @@ type Router interface {
 	// it besides membership's view).
 	ReportFailure(node ring.NodeID)
 }
-
-// DeleteMode says what happens to tombstones.
-type DeleteMode string
-
-const (
-	// DeleteKeep keeps tombstones forever (safest; costs space per deleted key).
-	DeleteKeep DeleteMode = "keep"
-	// DeleteReap removes a tombstone ReapDelay after every replica acknowledged it.
-	DeleteReap DeleteMode = "reap"
-)
 
 // Config configures the coordinators of one node.
 type Config struct {
@@ -61,12 +50,9 @@ type Config struct {
 	// bound fails at once with ErrOverload. Default 10000.
 	MaxInFlight int
 
-	LWW bool // reconcile reads last-write-wins (must match the vnodes' kv.Config.LWW)
 	// NotFoundOK lets a read answer "not found" once R replicas said so (riak's notfound_ok). Default false:
 	// "not found" only when every replica answered, or at the deadline (GetParams.NotFoundOK).
 	NotFoundOK bool
-	DeleteMode DeleteMode    // default DeleteKeep
-	ReapDelay  time.Duration // DeleteReap only; default 3s
 
 	// Dispatcher runs the request actors' mailboxes; nil means protoactor's default.
 	Dispatcher actor.Dispatcher
@@ -78,7 +64,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig(node ring.NodeID) Config {
 	return Config{Node: node, N: 3, R: 2, W: 2, Timeout: 5 * time.Second, Linger: time.Second,
-		MaxInFlight: 10000, DeleteMode: DeleteKeep, ReapDelay: 3 * time.Second}
+		MaxInFlight: 10000}
 }
 
 // Validate reports the first invalid field.
@@ -102,10 +88,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("coordinator: Config.Linger %s must be >= 0", c.Linger)
 	case c.MaxInFlight < 1:
 		return fmt.Errorf("coordinator: Config.MaxInFlight %d must be >= 1", c.MaxInFlight)
-	case c.DeleteMode != DeleteKeep && c.DeleteMode != DeleteReap:
-		return fmt.Errorf("coordinator: Config.DeleteMode %q: want keep or reap", c.DeleteMode)
-	case c.DeleteMode == DeleteReap && c.ReapDelay <= 0:
-		return fmt.Errorf("coordinator: Config.ReapDelay %s must be > 0", c.ReapDelay)
 	}
 	return nil
 }
@@ -122,18 +104,21 @@ type ReadOptions struct {
 type WriteOptions struct {
 	W, PW   int
 	Timeout time.Duration
+	// ReapAfter, when > 0, sends the op's Reap command to every replica ReapAfter after all of them
+	// acknowledged the write, provided the preference list held N primaries and all of them stored it (a
+	// replica that missed a tombstone could otherwise bring the deleted value back by read repair). Set by
+	// a service (KV: deletes in reap mode), never from a client's options.
+	ReapAfter time.Duration
 }
 
-// Stats are the coordinators' counters since start.
+// Stats are the coordinators' counters since start, for every service's requests.
 type Stats struct {
-	Gets, Puts, Deletes int64
-	SiblingsSeen        int64 // reads whose answer held more than one live sibling
-	ReadRepairs         int64 // repair writes sent to stale or missing replicas
-	Timeouts            int64 // requests answered with a timeout
-	QuorumFailures      int64 // requests answered with a quorum error (timeouts excluded)
-	Overloads           int64 // requests refused with ErrOverload
-	Fallbacks           int64 // writes sent to a fallback because a replica failed or did not answer
-	Active              int64 // coordinators alive now (answered-but-lingering included)
+	ReadRepairs    int64 // repair writes sent to stale or missing replicas
+	Timeouts       int64 // requests answered with a timeout
+	QuorumFailures int64 // requests answered with a quorum error (timeouts excluded)
+	Overloads      int64 // requests refused with ErrOverload
+	Fallbacks      int64 // writes sent to a fallback because a replica failed or did not answer
+	Active         int64 // coordinators alive now (answered-but-lingering included)
 }
 
 // Service runs the per-request coordinators of one node. Each request spawns a coordinator actor,
@@ -152,7 +137,7 @@ type Service struct {
 	// spawned, under the same lock that Stop takes to set closing: a request is either refused or seen
 	// by Stop, whatever the interleaving.
 	liveMu   sync.Mutex
-	liveHead *requestActor // REQUIRES: liveMu held
+	liveHead *liveEntry // REQUIRES: liveMu held
 	// props is the template of every request actor's props (wire middleware built once); each spawn
 	// copies it and sets the producer and dispatcher.
 	props actor.Props
@@ -164,7 +149,7 @@ type Service struct {
 	closing  atomic.Bool
 	stopOnce sync.Once
 
-	gets, puts, deletes, siblings, repairs, timeouts, quorumFails, overloads, fallbacks atomic.Int64
+	repairs, timeouts, quorumFails, overloads, fallbacks atomic.Int64
 }
 
 // coordinatorPrefix starts every request actor's name; replicas on other nodes answer to it.
@@ -200,22 +185,15 @@ func (s *Service) Config() Config { return s.cfg }
 
 // Stats returns a snapshot of the counters.
 func (s *Service) Stats() Stats {
-	return Stats{Gets: s.gets.Load(), Puts: s.puts.Load(), Deletes: s.deletes.Load(),
-		SiblingsSeen: s.siblings.Load(), ReadRepairs: s.repairs.Load(), Timeouts: s.timeouts.Load(),
+	return Stats{ReadRepairs: s.repairs.Load(), Timeouts: s.timeouts.Load(),
 		QuorumFailures: s.quorumFails.Load(), Overloads: s.overloads.Load(), Fallbacks: s.fallbacks.Load(),
 		Active: s.active.Load()}
-}
-
-// outcome is what a coordinator hands back to the waiting caller.
-type outcome struct {
-	obj *kv.Object
-	err error
 }
 
 // admit lets request a in, or refuses it with ErrShuttingDown (after Drain or Stop) or ErrOverload. An
 // admitted request is on the live list from here on, before its actor exists: Stop stops it (see
 // requestActor's Started handler), and run must spawn it or unlink it.
-func (s *Service) admit(a *requestActor) error {
+func (s *Service) admit(a *liveEntry) error {
 	if s.closing.Load() {
 		return ErrShuttingDown
 	}
@@ -249,7 +227,9 @@ func (s *Service) targets(key []byte) []Target {
 	return ts
 }
 
-func (s *Service) run(ctx context.Context, req *requestActor) (*kv.Object, error) {
+// run spawns req's actor and waits for its answer, or ctx. req was admitted; its FSM and op are set.
+func run[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, req *requestActor[V, O, PO]) (V, error) {
+	var none V
 	req.svc = s
 	req.props = s.props
 	req.props.Configure(actor.WithProducer(func() actor.Actor { return req }))
@@ -258,10 +238,10 @@ func (s *Service) run(ctx context.Context, req *requestActor) (*kv.Object, error
 		req.props.Configure(actor.WithDispatcher(&req.disp))
 	}
 	if _, err := s.root.SpawnNamed(&req.props, coordinatorPrefix+s.system.ProcessRegistry.NextId()); err != nil {
-		s.untrack(req)
+		s.untrack(&req.live)
 		s.active.Add(-1)
 		s.pending.Add(-1)
-		return nil, fmt.Errorf("coordinator: spawn: %w", err)
+		return none, fmt.Errorf("coordinator: spawn: %w", err)
 	}
 	req.mu.Lock()
 	if req.settled {
@@ -269,23 +249,23 @@ func (s *Service) run(ctx context.Context, req *requestActor) (*kv.Object, error
 		o := req.result
 		req.mu.Unlock()
 		s.count(o.err)
-		return o.obj, o.err
+		return o.v, o.err
 	}
-	ch := make(chan outcome, 1)
+	ch := make(chan outcome[V], 1)
 	req.waiter = ch
 	req.mu.Unlock()
 	select {
 	case o := <-ch:
 		s.count(o.err)
-		return o.obj, o.err
+		return o.v, o.err
 	case <-ctx.Done():
 		// The coordinator carries on (and repairs); only this caller stops waiting.
-		return nil, fmt.Errorf("coordinator: %w", ctx.Err())
+		return none, fmt.Errorf("coordinator: %w", ctx.Err())
 	}
 }
 
 // untrack removes a stopped (or never spawned) coordinator from the live list.
-func (s *Service) untrack(a *requestActor) {
+func (s *Service) untrack(a *liveEntry) {
 	s.liveMu.Lock()
 	if a.prev != nil {
 		a.prev.next = a.next
@@ -324,63 +304,61 @@ func pickDur(v, def time.Duration) time.Duration {
 	return v
 }
 
-// Get reads key at R replicas (opts may override R, PR, Timeout) and returns the reconciled object,
-// tombstones and expired siblings included (nil if no replica holds the key). Callers show
-// Object.Live(now) to clients.
-func (s *Service) Get(ctx context.Context, key []byte, opts ReadOptions) (*kv.Object, error) {
+// Read sends op's command to every replica of key: the key's preference list for N replicas (the
+// primaries, and fallbacks standing in for primaries that are down), each command tagged with the replica's
+// index. It answers once R replicas replied (PR of them primaries, for a strict quorum), with the Merge of
+// their values that are not missing (the zero V when none holds the key: with notfound_ok off, only once
+// every replica answered), or with a *QuorumError as soon as R is out of reach or at the deadline. The
+// request's actor then lingers for the late replies (until all are in or Linger passed) and sends op's
+// Replicate command, with the merged value, to every replica that answered with less (read repair). Replicas
+// that fail or stay silent are reported to the Router.
+//
+// opts may override R, PR, Timeout and NotFoundOK; the others come from the Service's Config. It blocks
+// until the answer or ctx (the request carries on without its caller). Errors: ErrBadRequest (R or PR out of
+// range), ErrOverload, ErrShuttingDown, ErrCoordinatorCrashed, *QuorumError, or ctx's error.
+func Read[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, proto Protocol[V], key []byte, opts ReadOptions, op O) (V, error) {
+	var none V
 	r, pr := pick(opts.R, s.cfg.R), pick(opts.PR, s.cfg.PR)
 	if r < 1 || r > s.cfg.N || pr < 0 || pr > r {
-		return nil, fmt.Errorf("%w: r=%d pr=%d with n=%d", ErrBadRequest, r, pr, s.cfg.N)
+		return none, fmt.Errorf("%w: r=%d pr=%d with n=%d", ErrBadRequest, r, pr, s.cfg.N)
 	}
-	req := &requestActor{key: key}
-	if err := s.admit(req); err != nil {
-		return nil, err
+	req := &requestActor[V, O, PO]{key: key, proto: proto, op: op}
+	if err := s.admit(&req.live); err != nil {
+		return none, err
 	}
-	s.gets.Add(1)
 	ts := s.targets(key)
 	req.targets = ts
 	nfOK := s.cfg.NotFoundOK
 	if opts.NotFoundOK != nil {
 		nfOK = *opts.NotFoundOK
 	}
-	req.getFSM.init(GetParams{R: r, PR: pr, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger,
-		LWW: s.cfg.LWW, NotFoundOK: nfOK}, ts)
+	req.getFSM.init(proto, GetParams{R: r, PR: pr, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger,
+		NotFoundOK: nfOK}, ts)
 	req.get = &req.getFSM
-	obj, err := s.run(ctx, req)
-	if err == nil && obj != nil && obj.LiveCount(s.cfg.Now().Unix()) > 1 {
-		s.siblings.Add(1)
-	}
-	return obj, err
+	return run(ctx, s, req)
 }
 
-// Put writes value under key. vctx is the causal context from an earlier read (the write supersedes exactly
-// the siblings that read returned); a nil vctx supersedes nothing (the write becomes a sibling of whatever
-// the key holds). With blind, vctx is ignored and the context is whatever the coordinating vnode holds (the
-// write supersedes that replica's siblings, seen by the writer or not): callers ask for it only on a
-// client's explicit request (memcache set, msgpack-RPC {"blind": true}). It returns the written object.
-func (s *Service) Put(ctx context.Context, key, value []byte, meta kv.Meta, vctx kv.VClock, blind bool, opts WriteOptions) (*kv.Object, error) {
-	s.puts.Add(1)
-	return s.write(ctx, key, value, meta, vctx, blind, opts, false)
-}
-
-// Delete writes a tombstone for key under vctx (or blind), W/PW as for Put. In DeleteReap mode the tombstone
-// is removed ReapDelay after every replica stored it.
-func (s *Service) Delete(ctx context.Context, key []byte, vctx kv.VClock, blind bool, opts WriteOptions) error {
-	s.deletes.Add(1)
-	_, err := s.write(ctx, key, nil, kv.Meta{Deleted: true}, vctx, blind, opts, true)
-	return err
-}
-
-func (s *Service) write(ctx context.Context, key, value []byte, meta kv.Meta, vctx kv.VClock, blind bool, opts WriteOptions, del bool) (*kv.Object, error) {
+// Write sends op's command to a coordinating replica of key (the first replica of the key's preference list
+// on this node, else the first), which applies it and answers with the value written; that value is then
+// sent, with op's Replicate command, to the other replicas of the list. It answers with the written value
+// once W replicas acknowledged (PW of them primaries, for a strict quorum; the coordinating one counts), or
+// with an error as soon as W is out of reach (the coordinating replica's own error when it failed) or at the
+// deadline. A replica that fails, or is still silent when the linger ends, is replaced by a fallback
+// (Router.Fallback) which gets the value too and counts toward W, never toward PW (sloppy quorum). With
+// opts.ReapAfter, op's Reap command follows once every replica stored the value.
+//
+// opts may override W, PW and Timeout; the others come from the Service's Config. It blocks until the answer
+// or ctx. Errors as for Read.
+func Write[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, proto Protocol[V], key []byte, opts WriteOptions, op O) (V, error) {
+	var none V
 	w, pw := pick(opts.W, s.cfg.W), pick(opts.PW, s.cfg.PW)
 	if w < 1 || w > s.cfg.N || pw < 0 || pw > w {
-		return nil, fmt.Errorf("%w: w=%d pw=%d with n=%d", ErrBadRequest, w, pw, s.cfg.N)
+		return none, fmt.Errorf("%w: w=%d pw=%d with n=%d", ErrBadRequest, w, pw, s.cfg.N)
 	}
-	req := &requestActor{key: key}
-	if err := s.admit(req); err != nil {
-		return nil, err
+	req := &requestActor[V, O, PO]{key: key, proto: proto, op: op}
+	if err := s.admit(&req.live); err != nil {
+		return none, err
 	}
-	meta.LastMod = s.cfg.Now().UnixNano()
 	ts := s.targets(key)
 	coord := -1
 	for i, t := range ts {
@@ -393,12 +371,11 @@ func (s *Service) write(ctx context.Context, key, value []byte, meta kv.Meta, vc
 		coord = 0
 	}
 	p := PutParams{W: w, PW: pw, Timeout: pickDur(opts.Timeout, s.cfg.Timeout), Linger: s.cfg.Linger}
-	if del && s.cfg.DeleteMode == DeleteReap && len(ts) == s.cfg.N {
-		p.Reap, p.ReapDelay = true, s.cfg.ReapDelay
+	if opts.ReapAfter > 0 && len(ts) == s.cfg.N {
+		p.Reap, p.ReapDelay = true, opts.ReapAfter
 	}
-	req.targets, req.put = ts, NewPutFSM(p, ts, coord)
-	req.putReq = kv.PutRequest{V: 1, Key: key, Coordinate: true, Context: vctx, Blind: blind, Value: value, Meta: meta}
-	return s.run(ctx, req)
+	req.targets, req.put = ts, NewPutFSM(proto, p, ts, coord)
+	return run(ctx, s, req)
 }
 
 // Drain stops taking requests and waits until every admitted request was answered and every coordinator

@@ -1,6 +1,7 @@
-// Package kv is gokai's key/value service: the first service on the vnode runtime, built like any other. It
-// owns the KV object model, the KV vnode behaviour, the messages between KV coordinators and KV vnodes (and
-// their wire codes), and the coordination of KV's get, put and delete.
+// Package kv is gokai's key/value service: the first service on the vnode runtime, built like any other
+// (the runtime packages vnode, coordinator and handoff never import it). It owns the KV object model, the
+// KV vnode behaviour, the messages between KV coordinators and KV vnodes (and their wire codes), and KV's
+// get, put and delete.
 //
 // Object model (object.go, vclock.go; pure, no clock, no I/O): an Object is a set of siblings plus a causal
 // context (a version vector of vnode actor ids). Each sibling carries a dot, the (actor, counter) event that
@@ -17,11 +18,20 @@
 // Messages (messages.go, wire.go): GetRequest, PutRequest, ReapRequest and KeysRequest with their replies
 // cross the node-to-node transport under the wire codes 1..7; DropRequest is local only (the node's re-home).
 //
-// It does not own: the vnode actors, their supervision and the handoff protocol (vnode), where replicas are
-// (ring, membership), nor the storage engine (storage).
+// Coordination (coordinator.go): Coordinator's Get, Put and Delete are thin functions over the generic
+// coordinators (coordinator.Read and coordinator.Write): KV's protocol merges replicas with Sync and reads
+// GetReply and PutReply; a read's op sends GetRequests (kept in the request actor's own allocation), a
+// write's op sends the client's write to the coordinating vnode (Coordinate: it mints the new dot), then
+// the resulting object to the others, and read repair sends the merged object. A delete is a write of a
+// tombstone; with DeleteReap a ReapRequest follows once every replica stored it.
 //
-// Concurrency: a Vnode is called by its vnode actor only, one message at a time. The object model functions
-// are pure and never mutate their arguments. Objects are immutable once made: a vnode's replies and its cache
-// share them, so no caller may modify an Object (or its Value and Clock slices) it received; derive a new one
-// (Update, Sync, Clone) instead.
+// It does not own: the vnode actors, their supervision and the handoff protocol (vnode), quorums, timers,
+// fallbacks and the request actors (coordinator), where replicas are (ring, membership), nor the storage
+// engine (storage).
+//
+// Concurrency: a Vnode is called by its vnode actor only, one message at a time. Coordinator methods are
+// safe for concurrent use and block until the answer or ctx. The object model functions are pure and never
+// mutate their arguments. Objects are immutable once made: a vnode's replies and its cache share them, so no
+// caller may modify an Object (or its Value and Clock slices) it received; derive a new one (Update, Sync,
+// Clone) instead.
 package kv

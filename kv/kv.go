@@ -14,42 +14,6 @@ import (
 	"github.com/gokai-kv/gokai/vnode"
 )
 
-// Config configures the KV behaviour.
-type Config struct {
-	// LWW makes every key last-write-wins: one value survives, the one with the newest timestamp (ties by
-	// dot). Concurrent writes are then silently lost; use it only for data where that is acceptable.
-	// Default false (siblings).
-	LWW bool
-	// MaxSiblings caps the siblings of one key; a write that would exceed it fails with
-	// ErrTooManySiblings. 0 = unlimited. Default 100.
-	MaxSiblings int
-	// Prune bounds the size of vector clocks (riak's small/big/young/old vclock).
-	Prune PruneConfig
-	// CacheBytes bounds each vnode's write-through cache of decoded objects (hot keys are then read from
-	// memory, not storage). 0 disables it. Default 512 KiB (the node divides its object-cache budget
-	// among its vnodes).
-	CacheBytes int
-}
-
-// DefaultConfig returns the defaults documented on Config.
-func DefaultConfig() Config {
-	return Config{MaxSiblings: 100, Prune: DefaultPruneConfig(), CacheBytes: 512 << 10}
-}
-
-// Validate reports the first invalid field.
-func (c Config) Validate() error {
-	if c.MaxSiblings < 0 {
-		return fmt.Errorf("kv: Config.MaxSiblings %d < 0", c.MaxSiblings)
-	}
-	if c.CacheBytes < 0 {
-		return fmt.Errorf("kv: Config.CacheBytes %d < 0", c.CacheBytes)
-	}
-	if c.Prune.SmallVClock < 1 || c.Prune.BigVClock < c.Prune.SmallVClock {
-		return fmt.Errorf("kv: Config.Prune small=%d big=%d: need 1 <= small <= big", c.Prune.SmallVClock, c.Prune.BigVClock)
-	}
-	return nil
-}
-
 // Storage layout of a KV vnode inside its partition's key space: one byte of namespace, then the rest.
 // NB: append-only; changing these orphans stored data.
 const (

@@ -36,7 +36,7 @@ type inprocCluster struct {
 	names  []ring.NodeID
 	stores map[ring.NodeID]*storage.Memory
 	vnodes map[ring.NodeID]*vnode.Manager
-	coords map[ring.NodeID]*coordinator.Service
+	coords map[ring.NodeID]*kv.Coordinator
 }
 
 // inprocRouter serves every coordinator of the cluster. Its maps are written before the first request and
@@ -70,7 +70,7 @@ func startInprocCluster(t *testing.T) *inprocCluster {
 	}
 	c := &inprocCluster{system: actors.NewSystem(logger), ring: rg, names: names,
 		stores: map[ring.NodeID]*storage.Memory{}, vnodes: map[ring.NodeID]*vnode.Manager{},
-		coords: map[ring.NodeID]*coordinator.Service{}}
+		coords: map[ring.NodeID]*kv.Coordinator{}}
 	disp := actors.NewDispatcher(4, 300)
 	all := make([]int, q)
 	for p := range all {
@@ -94,16 +94,18 @@ func startInprocCluster(t *testing.T) *inprocCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.coords[name] = svc
+		if c.coords[name], err = kv.NewCoordinator(svc, kv.DefaultConfig()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for _, name := range names {
-			if err := c.coords[name].Drain(ctx); err != nil {
+			if err := c.coords[name].Service().Drain(ctx); err != nil {
 				t.Error(err)
 			}
-			_ = c.coords[name].Stop(ctx)
+			_ = c.coords[name].Service().Stop(ctx)
 		}
 		for _, name := range names {
 			_ = c.vnodes[name].Stop(ctx)

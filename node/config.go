@@ -168,7 +168,6 @@ func (c Config) coordinatorConfig() coordinator.Config {
 	cc.Node = nodeID(c.Name)
 	cc.N, cc.R, cc.W, cc.PR, cc.PW = c.N, c.R, c.W, c.PR, c.PW
 	cc.Timeout, cc.Linger, cc.MaxInFlight = c.Timeout, c.Linger, c.MaxInFlight
-	cc.LWW, cc.DeleteMode, cc.ReapDelay = c.LWW, coordinator.DeleteMode(c.DeleteMode), c.ReapDelay
 	cc.NotFoundOK = c.NotFoundOK
 	return cc
 }
@@ -177,7 +176,8 @@ func (c Config) kvConfig() kv.Config {
 	return kv.Config{LWW: c.LWW, MaxSiblings: c.MaxSiblings, Prune: kv.PruneConfig{
 		SmallVClock: c.VclockSmall, BigVClock: c.VclockBig, YoungVClock: c.VclockYoung, OldVClock: c.VclockOld},
 		// A member runs a vnode for every partition, so the node's budget is split Q ways.
-		CacheBytes: c.ObjectCacheMiB << 20 / max(c.Q, 1)}
+		CacheBytes: c.ObjectCacheMiB << 20 / max(c.Q, 1),
+		DeleteMode: kv.DeleteMode(c.DeleteMode), ReapDelay: c.ReapDelay}
 }
 
 // Bind registers one flag per field on fs, writing into c (whose values are the flag defaults).

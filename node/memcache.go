@@ -15,7 +15,7 @@ import (
 // memcacheStore is the memcache face's view of the node: every call runs one coordinator. Get, Set and
 // Delete need only the coordinators and the clock; FlushAll and Stats need the whole node.
 type memcacheStore struct {
-	coord *coordinator.Service
+	coord *kv.Coordinator
 	now   func() time.Time
 	n     *Node // FlushAll and Stats only
 }

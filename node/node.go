@@ -52,7 +52,8 @@ type Node struct {
 	backend storage.Backend
 	cl      *cluster
 	vnodes  *vnode.Manager
-	coord   *coordinator.Service
+	coords  *coordinator.Service // the coordinators every service's requests run on
+	coord   *kv.Coordinator      // KV's get, put and delete over coords
 
 	mc   *memcache.Server
 	mcLn net.Listener
@@ -157,11 +158,11 @@ func (n *Node) TransportAddr() string {
 }
 
 // Coordinator, Vnodes, Backend, Ring and System expose the node's parts to tools and tests.
-func (n *Node) Coordinator() *coordinator.Service { return n.coord }
-func (n *Node) Vnodes() *vnode.Manager            { return n.vnodes }
-func (n *Node) Backend() storage.Backend          { return n.backend }
-func (n *Node) Ring() *ring.Ring                  { return n.state().Ring }
-func (n *Node) System() *actor.ActorSystem        { return n.system }
+func (n *Node) Coordinator() *kv.Coordinator { return n.coord }
+func (n *Node) Vnodes() *vnode.Manager       { return n.vnodes }
+func (n *Node) Backend() storage.Backend     { return n.backend }
+func (n *Node) Ring() *ring.Ring             { return n.state().Ring }
+func (n *Node) System() *actor.ActorSystem   { return n.system }
 
 func (n *Node) startStorage(context.Context) error {
 	switch n.cfg.Backend {
@@ -299,7 +300,12 @@ func (n *Node) startCoordinators(context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.coord = s
+	c, err := kv.NewCoordinator(s, n.cfg.kvConfig())
+	if err != nil {
+		_ = s.Stop(context.Background())
+		return err
+	}
+	n.coords, n.coord = s, c
 	return nil
 }
 
@@ -307,11 +313,11 @@ func (n *Node) stopCoordinators(ctx context.Context) error {
 	// Lingering coordinators get a bounded grace for their read repairs, then are stopped.
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.Linger+time.Second)
 	defer cancel()
-	derr := n.coord.Drain(dctx)
+	derr := n.coords.Drain(dctx)
 	if derr != nil {
 		n.logger.Warn("coordinators did not drain", "err", derr)
 	}
-	return n.coord.Stop(ctx)
+	return n.coords.Stop(ctx)
 }
 
 // bind opens the client listening sockets.

@@ -1,4 +1,4 @@
-package coordinator
+package kv
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/gokai-kv/gokai/kv"
+	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/ring"
 )
 
@@ -42,19 +42,20 @@ func (r ghostRouter) ReportFailure(n ring.NodeID) {
 	}
 }
 
-func startGhostNode(t *testing.T, silent bool, mod func(*Config)) (*testNode, chan ring.NodeID) {
+func startGhostNode(t *testing.T, silent bool, mod func(*coordinator.Config)) (*testNode, chan ring.NodeID) {
 	t.Helper()
-	n := startTestNode(t, nil, mod)
-	pid := n.system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
-		if c.Sender() != nil {
-			c.Respond(&actor.DeadLetterResponse{Target: c.Self()})
-		}
-	}))
-	if silent {
-		pid = n.system.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {})) // takes requests, never answers
-	}
 	reported := make(chan ring.NodeID, 64)
-	n.svc.router = ghostRouter{testRouter: testRouter{n}, pid: pid, reported: reported}
+	n := startNodeDispatch(t, testLogger(t), nil, mod, false, func(n *testNode) coordinator.Router {
+		pid := n.system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+			if c.Sender() != nil {
+				c.Respond(&actor.DeadLetterResponse{Target: c.Self()})
+			}
+		}))
+		if silent {
+			pid = n.system.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {})) // takes requests, never answers
+		}
+		return ghostRouter{testRouter: testRouter{n}, pid: pid, reported: reported}
+	})
 	return n, reported
 }
 
@@ -62,11 +63,11 @@ func startGhostNode(t *testing.T, silent bool, mod func(*Config)) (*testNode, ch
 // silence until the deadline: a write that needs it fails with a quorum error well before its timeout, and
 // its node is reported.
 func TestRefusedReplicaFailsAtOnce(t *testing.T) {
-	n, reported := startGhostNode(t, false, func(c *Config) { c.Timeout = time.Hour })
+	n, reported := startGhostNode(t, false, func(c *coordinator.Config) { c.Timeout = time.Hour })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := n.svc.Put(ctx, []byte("k"), []byte("v"), kv.Meta{}, nil, true, WriteOptions{W: 3})
-	if !errors.Is(err, ErrQuorum) || errors.Is(err, ErrTimeout) {
+	_, err := n.kv.Put(ctx, []byte("k"), []byte("v"), Meta{}, nil, true, coordinator.WriteOptions{W: 3})
+	if !errors.Is(err, coordinator.ErrQuorum) || errors.Is(err, coordinator.ErrTimeout) {
 		t.Fatalf("put err = %v, want a quorum error that is not a timeout", err)
 	}
 	if got := <-reported; got != "n2" {
@@ -77,10 +78,10 @@ func TestRefusedReplicaFailsAtOnce(t *testing.T) {
 // TestSilentReplicaIsReported: a replica that never answers is reported when the request's deadline passes
 // (a read that needed it) and when the linger ends (a read that did not).
 func TestSilentReplicaIsReported(t *testing.T) {
-	n, reported := startGhostNode(t, true, func(c *Config) { c.Timeout = 300 * time.Millisecond; c.Linger = 50 * time.Millisecond })
+	n, reported := startGhostNode(t, true, func(c *coordinator.Config) { c.Timeout = 300 * time.Millisecond; c.Linger = 50 * time.Millisecond })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := n.svc.Get(ctx, []byte("k"), ReadOptions{R: 3}); !errors.Is(err, ErrTimeout) {
+	if _, err := n.kv.Get(ctx, []byte("k"), coordinator.ReadOptions{R: 3}); !errors.Is(err, coordinator.ErrTimeout) {
 		t.Fatalf("R=3 get err = %v, want a timeout", err)
 	}
 	select {
@@ -91,7 +92,7 @@ func TestSilentReplicaIsReported(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the silent replica's node was not reported after the deadline")
 	}
-	if _, err := n.svc.Get(ctx, []byte("k"), ReadOptions{R: 2}); err != nil {
+	if _, err := n.kv.Get(ctx, []byte("k"), coordinator.ReadOptions{R: 2}); err != nil {
 		t.Fatalf("R=2 get: %v", err)
 	}
 	select {

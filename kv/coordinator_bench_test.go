@@ -1,19 +1,21 @@
-package coordinator
+package kv
 
 import (
 	"context"
 	"fmt"
 	"testing"
 
-	"github.com/gokai-kv/gokai/kv"
+	"github.com/gokai-kv/gokai/coordinator"
 )
 
+// BenchmarkGetFSMStep measures the pure read FSM over KV objects: three replicas answer the same object.
 func BenchmarkGetFSMStep(b *testing.B) {
-	o, _ := kv.Update(nil, "a/1/x", nil, true, make([]byte, 100), kv.Meta{}, 1, kv.UpdateOptions{})
-	ts := targets3()
+	o, _ := Update(nil, "a/1/x", nil, true, make([]byte, 100), Meta{}, 1, UpdateOptions{})
+	ts := []coordinator.Target{{Partition: 1, Node: "a", Primary: true}, {Partition: 2, Node: "a", Primary: true}, {Partition: 3, Node: "a", Primary: true}}
+	var vals coordinator.Values[*Object] = &protocol{}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		f := NewGetFSM(GetParams{R: 2, Timeout: 1, Linger: 1}, ts)
+		f := coordinator.NewGetFSM(vals, coordinator.GetParams{R: 2, Timeout: 1, Linger: 1}, ts)
 		f.Start()
 		f.Reply(0, o, nil)
 		f.Reply(1, o, nil)
@@ -27,7 +29,7 @@ func BenchmarkServiceGet(b *testing.B) {
 	n := startBenchNode(b)
 	ctx := context.Background()
 	for i := 0; i < 1000; i++ {
-		if _, err := n.svc.Put(ctx, []byte(fmt.Sprintf("key%d", i)), make([]byte, 100), kv.Meta{}, nil, true, WriteOptions{}); err != nil {
+		if _, err := n.kv.Put(ctx, []byte(fmt.Sprintf("key%d", i)), make([]byte, 100), Meta{}, nil, true, coordinator.WriteOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -37,7 +39,7 @@ func BenchmarkServiceGet(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			i++
-			if _, err := n.svc.Get(ctx, []byte(fmt.Sprintf("key%d", i%1000)), ReadOptions{}); err != nil {
+			if _, err := n.kv.Get(ctx, []byte(fmt.Sprintf("key%d", i%1000)), coordinator.ReadOptions{}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -56,7 +58,7 @@ func BenchmarkServicePut(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			i++
-			if _, err := n.svc.Put(ctx, []byte(fmt.Sprintf("key%d", i%1000)), val, kv.Meta{}, nil, true, WriteOptions{}); err != nil {
+			if _, err := n.kv.Put(ctx, []byte(fmt.Sprintf("key%d", i%1000)), val, Meta{}, nil, true, coordinator.WriteOptions{}); err != nil {
 				b.Error(err)
 				return
 			}
