@@ -1,12 +1,12 @@
 // Package node assembles one gokai node: its configuration (flags and config file), its supervision tree
-// (storage → ring → vnode supervisor → coordinator supervisor → listeners), and the adapters between the
-// protocol faces and the coordinators. cmd/gokai is a thin shell over it; integration tests start real nodes
+// (storage → ring → vnode supervisor → coordinator supervisor → listeners), the KV service on that runtime
+// (kv's vnodes and kv.Coordinator), and the adapters between the protocol faces and KV. cmd/gokai is a thin shell over it; integration tests start real nodes
 // through it or through the gokai binary. Its cluster watch (cluster.go) reconciles vnodes and transfers
 // with each cluster state, hands hints to their owners, and re-homes keys whose preference list no longer
 // names the partition holding them (rehome.go, on its own goroutine, one pass at a time).
 //
-// It does not own: the ring algorithm (membership), storage formats (storage, vnode), the request FSMs
-// (coordinator), wire protocols (protocol/...).
+// It does not own: the ring algorithm (ring), the cluster state (membership), storage formats (storage,
+// kv), the request FSMs (coordinator), the KV service (kv), wire protocols (protocol/...).
 //
 // Concurrency: New, Start and Stop are called by one goroutine; the accessors are safe from any goroutine
 // once Start returned.
