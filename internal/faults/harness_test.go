@@ -55,7 +55,9 @@ type fnode struct {
 	dataDir string
 	logPath string
 	certs   string // its certs dir
-	admin   *client.Client
+	// admin is set once, when the node first answers; the test goroutine reads it directly, others
+	// (the view sampler) through adminClient.
+	admin *client.Client
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -292,7 +294,10 @@ func (h *harness) launch(n *fnode) {
 		h.t.Fatalf("%s not listening after %v: %v\n%s", n.short, startBound, dialErr, tail(n.logPath, 40))
 	}
 	if n.admin == nil {
-		n.admin = h.rpcClient(n, adminCall)
+		c := h.rpcClient(n, adminCall)
+		n.mu.Lock()
+		n.admin = c
+		n.mu.Unlock()
 	}
 	eventually.NoError(h.t, startBound, n.short+" answers ping", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), adminCall)
@@ -526,11 +531,23 @@ func shortName(name string) string {
 	return name
 }
 
+// adminClient is n's admin client, nil until the node first answered (a node the view sampler sees
+// running may still be starting).
+func (n *fnode) adminClient() *client.Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.admin
+}
+
 func (h *harness) status(n *fnode) (*cStatus, error) {
+	admin := n.adminClient()
+	if admin == nil {
+		return nil, fmt.Errorf("%s: starting, no admin client yet", n.short)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminCall)
 	defer cancel()
 	var st cStatus
-	if err := n.admin.Call(ctx, "cluster_status", nil, &st, true); err != nil {
+	if err := admin.Call(ctx, "cluster_status", nil, &st, true); err != nil {
 		return nil, err
 	}
 	return &st, nil
