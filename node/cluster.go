@@ -261,7 +261,7 @@ func (n *Node) remoteVnode(node ring.NodeID, p int) *actor.PID {
 func (n *Node) startHandoff(context.Context) error {
 	// NB: a batch is at most 1 MiB on loopback or a LAN: 5 s per step is generous, and a receiver that
 	// died mid-transfer is given up on (and the move retried) after that, not after the 30 s default.
-	hm, err := handoff.New(handoff.Config{Self: n.self(), Concurrency: n.cfg.HandoffConcurrency, Timeout: 5 * time.Second,
+	hm, err := handoff.New(handoff.Config{Self: n.self(), Services: []string{kvService}, Concurrency: n.cfg.HandoffConcurrency, Timeout: 5 * time.Second,
 		Resolver: handoffResolver{n}, System: n.system, Report: n.reportTransfer, Logger: n.logger.With("component", "handoff"), Now: n.now})
 	if err != nil {
 		return err
@@ -280,8 +280,8 @@ func (n *Node) stopHandoff(context.Context) error {
 
 type handoffResolver struct{ n *Node }
 
-func (r handoffResolver) LocalVnode(p int) *actor.PID { return r.n.vnodes.PID(p) }
-func (r handoffResolver) VnodePID(node ring.NodeID, p int) *actor.PID {
+func (r handoffResolver) LocalVnode(_ string, p int) *actor.PID { return r.n.vnodes.PID(p) }
+func (r handoffResolver) VnodePID(_ string, node ring.NodeID, p int) *actor.PID {
 	return router{r.n}.VnodePID(node, p)
 }
 
@@ -365,7 +365,7 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 		}
 		if t.From == self {
 			outgoing[t.Partition] = true
-			moves = append(moves, handoff.Move{Partition: t.Partition, From: t.From, To: t.To})
+			moves = append(moves, handoff.Move{Service: kvService, Partition: t.Partition, From: t.From, To: t.To})
 		}
 	}
 	if member {
@@ -402,7 +402,7 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 		if owner == self || incoming[p] || outgoing[p] || n.isDropping(p) {
 			continue
 		}
-		if _, done := n.cl.handoff.OwnershipDone(p); done {
+		if _, done := n.cl.handoff.OwnershipDone(kvService, p); done {
 			continue // settleMoved drops it
 		}
 		rep, err := n.vnodeIsEmpty(ctx, p)
@@ -418,7 +418,7 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 		empty := rep.Empty
 		switch {
 		case !empty && n.isUp(owner):
-			hinted = append(hinted, handoff.Move{Partition: p, From: self, To: owner, Hinted: true})
+			hinted = append(hinted, handoff.Move{Service: kvService, Partition: p, From: self, To: owner, Hinted: true})
 		case empty && !member:
 			if err := n.vnodes.Retire(ctx, p); errors.Is(err, vnode.ErrNotEmpty) {
 				n.logger.Debug("cluster: retire refused: data arrived; it is handed on at the next scan", "partition", p)
@@ -440,19 +440,19 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 func (n *Node) settleMoved(ctx context.Context, s *membership.ClusterState, incoming, outgoing map[int]bool) {
 	self := n.self()
 	for _, p := range n.vnodes.Partitions() {
-		session, done := n.cl.handoff.OwnershipDone(p)
+		session, done := n.cl.handoff.OwnershipDone(kvService, p)
 		switch {
 		case !done || outgoing[p]:
 			// NB: while our state still lists the move as waiting, the claimant's completion has not reached
 			// us yet: wait for it. (A new move of p supersedes the session when its transfer begins.)
 		case s.Ring.Owner(p) == self || incoming[p]:
-			n.cl.handoff.ForgetOwnership(p)
+			n.cl.handoff.ForgetOwnership(kvService, p)
 			if pid := n.vnodes.PID(p); pid != nil {
 				n.system.Root.Send(pid, &vnode.CancelHandoff{Session: session})
 			}
 			n.logger.Info("partition moved back before its leftover was dropped: handoff mode ended, data kept", "partition", p)
 		case n.startDrop(p):
-			n.cl.handoff.ForgetOwnership(p)
+			n.cl.handoff.ForgetOwnership(kvService, p)
 			go n.dropLeftover(ctx, p, session)
 		}
 	}
@@ -521,6 +521,9 @@ func (n *Node) dropLeftover(ctx context.Context, p int, session uint64) {
 		n.logger.Info("partition moved away: data dropped", "partition", p)
 	}
 }
+
+// kvService is the one service a node runs today.
+const kvService = "kv"
 
 // dropAckTimeout bounds how long a drop waits for a forward's acknowledgement.
 const dropAckTimeout = 10 * time.Second
