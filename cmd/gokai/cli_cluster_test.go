@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/node"
 )
 
@@ -184,7 +185,7 @@ func startNamedNode(t *testing.T, name string) string {
 	cfg.MemcacheListen, cfg.RPCListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.GossipListen, cfg.TransportListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Q = 16
-	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, node.WithService(kv.Service(kv.DefaultOptions())))
 	if err != nil {
 		t.Fatal(err)
 	}
