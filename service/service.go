@@ -98,8 +98,9 @@ type Instance struct {
 	// Methods are the service's msgpack-RPC methods, by name within its name space ("incr" is served as
 	// "counter.incr"; for the default service as "incr" too). Names follow the rules of Service.Name.
 	Methods map[string]Method
-	// Memcache serves the memcache face; only the default service's is used, and a node whose default
-	// service has none serves no memcache.
+	// Memcache serves the memcache face; only the default service's is used. A node without a default
+	// service serves no memcache; one whose default service has no Memcache refuses to start while
+	// memcache-listen is set (set it to "").
 	Memcache memcache.Store
 	// Stats are the service's counters, appended to the node's (names must be unique in the node: prefix
 	// them, "gokai_<service>_..."); optional.
