@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/kv"
+	"github.com/gokai-kv/gokai/service"
 	"github.com/gokai-kv/gokai/storage"
 )
 
@@ -172,4 +174,57 @@ func liveValues(o *kv.Object) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestNewChecksServices: a node needs a service, services whose wire codes collide are refused when the
+// node is built, and a service's methods may not shadow the node's own or each other.
+func TestNewChecksServices(t *testing.T) {
+	cfg := Default()
+	cfg.DataDir = t.TempDir()
+	if _, err := New(cfg, nil, nil); err == nil || !strings.Contains(err.Error(), "at least one service") {
+		t.Fatalf("New without a service: %v", err)
+	}
+	clash := regService()
+	clash.Name, clash.ID = "clash", 8
+	clash.Wire = []service.Wire{{Code: 65200, New: func() any { return &regWrite{} }}} // reg's read has 65200
+	if _, err := New(cfg, nil, nil, WithService(regService()), WithService(clash)); err == nil || !strings.Contains(err.Error(), "65200") {
+		t.Fatalf("colliding wire codes: %v", err)
+	}
+
+	noop := service.Method{Call: func(context.Context, []any) (any, error) { return nil, nil }}
+	inst := func(names ...string) *service.Instance {
+		m := map[string]service.Method{}
+		for _, n := range names {
+			m[n] = noop
+		}
+		return &service.Instance{Methods: m}
+	}
+	methods := map[string]service.Method{}
+	if err := addMethods(methods, service.Service{Name: "kv", Default: true}, inst("get", "put")); err != nil {
+		t.Fatal(err)
+	}
+	if err := addMethods(methods, service.Service{Name: "reg"}, inst("get")); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range methods {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if want := []string{"get", "kv.get", "kv.put", "put", "reg.get"}; !slices.Equal(names, want) {
+		t.Fatalf("methods %v, want %v", names, want)
+	}
+	for _, tc := range []struct {
+		svc  service.Service
+		inst *service.Instance
+		want string
+	}{
+		{service.Service{Name: "x", Default: true}, inst("stats"), "one of the node's"},
+		{service.Service{Name: "y", Default: true}, inst("get"), "twice"},
+		{service.Service{Name: "z"}, inst("Bad.Name"), "valid name"},
+	} {
+		if err := addMethods(map[string]service.Method{"get": noop}, tc.svc, tc.inst); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.svc.Name, err, tc.want)
+		}
+	}
 }
