@@ -68,16 +68,16 @@ type vnodeActor struct {
 
 func (a *vnodeActor) Receive(ctx actor.Context) {
 	if a.inc != nil {
-		a.inc.ctx = ctx
+		a.inc.enter(ctx)
 		// NB: a.inc, not the value above: a drop may replace the incarnation meanwhile.
-		defer func() { a.inc.ctx = nil }()
+		defer func() { a.inc.leave() }()
 	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.streams = map[uint64]*coverageStream{}
 		a.startBehaviour(ctx)
 		a.shared.metrics.starts.Add(1)
-		a.inc.ctx = nil
+		a.inc.leave()
 	case *actor.Restarting:
 		a.shared.metrics.restarts.Add(1)
 		a.stopBehaviour("restart")
@@ -128,7 +128,7 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 // startBehaviour makes a Behaviour value of a new incarnation and initialises it.
 func (a *vnodeActor) startBehaviour(ctx actor.Context) {
 	a.inc = newIncarnation(ctx.ActorSystem(), ctx.Self())
-	a.inc.ctx = ctx
+	a.inc.enter(ctx)
 	a.ended = false
 	env := a.env
 	env.Self = Self{inc: a.inc}
@@ -169,7 +169,7 @@ func (a *vnodeActor) replaceBehaviour(ctx actor.Context, reason any) {
 		delete(old.watched, k) // NB: their ends, still to come, are not the new behaviour's business
 	}
 	a.b.Terminate(reason)
-	old.ctx = nil
+	old.leave()
 	a.startBehaviour(ctx)
 }
 

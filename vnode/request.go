@@ -12,6 +12,10 @@ import (
 	"github.com/gokai-kv/gokai/actors"
 )
 
+// CoverageReceiverPrefix names the actors RequestCoverage spawns to receive a vnode's chunks; other nodes
+// may address them (actors.AllowRemoteTarget).
+const CoverageReceiverPrefix = "vnode-coverage-"
+
 // RequestCoverage sends req to one vnode and blocks until its answer is complete: for a stream it calls
 // onChunk with the items of every chunk, in order, and acknowledges a chunk only once onChunk returned (so
 // a slow onChunk slows the vnode's fold, and at most req.Window chunks wait in between); for a command the
@@ -36,7 +40,8 @@ func RequestCoverage(ctx context.Context, system *actor.ActorSystem, pid *actor.
 	}
 	// NB: the receiver's buffer holds what the vnode may send unacknowledged: window chunks plus the last.
 	in := make(chan any, window+2)
-	recv := system.Root.Spawn(actors.WireProps(actor.PropsFromFunc(func(c actor.Context) {
+	// NB: under CoverageReceiverPrefix, so that chunks from another node's vnode pass the transport's guard.
+	recv := system.Root.SpawnPrefix(actors.WireProps(actor.PropsFromFunc(func(c actor.Context) {
 		switch m := c.Message().(type) {
 		case actor.SystemMessage, actor.AutoReceiveMessage:
 		default:
@@ -45,7 +50,7 @@ func RequestCoverage(ctx context.Context, system *actor.ActorSystem, pid *actor.
 			default: // more than the window allows: a confused vnode; the sequence check fails the request
 			}
 		}
-	})))
+	})), CoverageReceiverPrefix)
 	defer system.Root.Stop(recv)
 	cancel := func() { system.Root.Send(pid, &CoverageCancel{V: 1, ID: r.ID}) }
 	system.Root.RequestWithCustomSender(pid, &r, recv)

@@ -2,6 +2,7 @@ package vnode
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,9 +27,23 @@ type incarnation struct {
 	nextID uint64                 // REQUIRES: mu held
 	dead   bool                   // REQUIRES: mu held
 
+	// inCall is true while the vnode actor handles a message (a Behaviour method may run), with ctx its
+	// context. NB: checked first, atomically, so a misplaced Spawn panics instead of racing on ctx.
+	inCall atomic.Bool
 	// Used by the vnode actor only (inside Receive).
-	ctx     actor.Context   // the actor's context while a Behaviour method runs; nil otherwise
+	ctx     actor.Context
 	watched map[string]bool // actors spawned or watched by this incarnation, by pidKey
+}
+
+// enter and leave bracket the vnode actor's handling of a message.
+func (c *incarnation) enter(ctx actor.Context) {
+	c.ctx = ctx
+	c.inCall.Store(true)
+}
+
+func (c *incarnation) leave() {
+	c.inCall.Store(false)
+	c.ctx = nil
 }
 
 func newIncarnation(system *actor.ActorSystem, pid *actor.PID) *incarnation {
@@ -140,7 +155,7 @@ func (c *incarnation) kill() {
 // callCtx is the actor context of the Behaviour method running now; it panics outside one.
 func (s Self) callCtx(what string) (*incarnation, actor.Context) {
 	c := s.inc
-	if c == nil || c.ctx == nil {
+	if c == nil || !c.inCall.Load() || c.ctx == nil {
 		panic("vnode: Self." + what + " called outside a Behaviour method of a running vnode")
 	}
 	return c, c.ctx

@@ -108,7 +108,8 @@ func TestExits(t *testing.T) {
 func TestSelfOutsideACallbackPanics(t *testing.T) {
 	sys := newSystem(t)
 	j := newJournal()
-	startProbe(t, sys, "sup", j, vnode.ManagerConfig{})
+	m := startProbe(t, sys, "sup", j, vnode.ManagerConfig{})
+	req(t, sys, m.PID(5), &hasElem{Elem: "x"}) // NB: Init done, the vnode idle
 	defer func() {
 		if recover() == nil {
 			t.Fatal("Self.Spawn outside a Behaviour method did not panic")

@@ -30,4 +30,6 @@ func init() {
 	actors.RegisterWire(WireCoverageCancel, func() any { return &CoverageCancel{} })
 	// Other nodes' coordinators and handoffs address vnodes (and vnodes each other, for forwards).
 	actors.AllowRemoteTarget(actors.VnodeSupervisorName + "/")
+	// Coverage chunks from other nodes' vnodes reach RequestCoverage's receivers.
+	actors.AllowRemoteTarget(CoverageReceiverPrefix)
 }
