@@ -7,7 +7,7 @@ import (
 )
 
 // Wire type codes of the KV messages (actors.RegisterWire). Append-only: they are on the wire between nodes,
-// and they keep the codes they had when these messages lived in package vnode. KV owns 1..7.
+// and they keep the codes they had when these messages lived in package vnode. KV owns 1..7 and 64..71.
 const (
 	WireGetRequest  actors.WireType = 1
 	WireGetReply    actors.WireType = 2
@@ -16,6 +16,10 @@ const (
 	WireReapRequest actors.WireType = 5
 	WireKeysRequest actors.WireType = 6
 	WireKeysReply   actors.WireType = 7
+
+	WireCoverKeysRequest actors.WireType = 64
+	WireCountKeysRequest actors.WireType = 65
+	WireCountKeysReply   actors.WireType = 66
 )
 
 func init() {
@@ -26,6 +30,9 @@ func init() {
 	actors.RegisterWire(WireReapRequest, func() any { return &ReapRequest{} })
 	actors.RegisterWire(WireKeysRequest, func() any { return &KeysRequest{} })
 	actors.RegisterWire(WireKeysReply, func() any { return &KeysReply{} })
+	actors.RegisterWire(WireCoverKeysRequest, func() any { return &CoverKeysRequest{} })
+	actors.RegisterWire(WireCountKeysRequest, func() any { return &CountKeysRequest{} })
+	actors.RegisterWire(WireCountKeysReply, func() any { return &CountKeysReply{} })
 }
 
 // Objects and clocks inside wire messages travel as msgpack bin holding their own hardened encoding
