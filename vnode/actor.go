@@ -176,7 +176,7 @@ func (a *vnodeActor) replaceBehaviour(ctx actor.Context, reason any) {
 // selfMessage delivers a timer's or Self.Send's message to HandleInfo, if it belongs to the current
 // incarnation (and a timer was not stopped meanwhile).
 func (a *vnodeActor) selfMessage(m *selfMessage) {
-	if m.inc != a.inc || a.ended || (m.timer != 0 && !a.inc.take(m.timer)) {
+	if m.inc != a.inc || a.ended || a.retired || (m.timer != 0 && !a.inc.take(m.timer)) {
 		return
 	}
 	if ih, ok := a.b.(InfoHandler); ok {
@@ -231,6 +231,7 @@ func (a *vnodeActor) busy(ctx actor.Context, res Result, from Sender) {
 	if res.hasBusy && from.pid != nil && res.busy != nil {
 		ctx.Send(from.pid, res.busy)
 	}
+	a.shared.metrics.asyncRefused.Add(1)
 	a.shared.busyLog.Warn(a.env.Logger, "vnode: worker pool busy: async work refused")
 }
 

@@ -22,6 +22,9 @@ func TestAsyncWork(t *testing.T) {
 	if got := req(t, sys, pid, &asyncBusy{Tag: "third"}).(*done).Tag; got != "third busy" {
 		t.Fatalf("a third job on a full pool: %q", got)
 	}
+	if n := m.Metrics().AsyncRefused(); n != 1 {
+		t.Fatalf("AsyncRefused %d, want 1", n)
+	}
 	// The vnode serves commands while its work runs.
 	if rep := addVia(t, sys, pid, "meanwhile"); rep.Err != "" {
 		t.Fatal(rep.Err)

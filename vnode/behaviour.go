@@ -42,7 +42,8 @@ type Behaviour interface {
 	Init(env Env) error
 	// HandleCommand handles one message sent to the vnode and returns what the framework should do.
 	// During a handoff it is not called for behaviours without HandoffCommander: the command goes to the
-	// new owner instead (see HandoffCommander).
+	// new owner instead (see HandoffCommander), unless the session failed already. Every message that is
+	// not the framework's arrives here, replies to requests the behaviour sent included.
 	HandleCommand(cmd any, from Sender) Result
 	// HandoffFold visits every item the vnode holds, for handoff to another node.
 	HandoffFold(fn func(key, value []byte) error) error

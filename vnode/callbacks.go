@@ -62,8 +62,10 @@ type ExitHandler interface {
 // requester sees them twice.
 //
 // The result may be Reply (a small answer, computed in the actor), Async (one answer computed on the
-// worker pool: a count), or Stream (items sent in chunks with acknowledgement: a key listing). Coverage
-// commands are served locally during a handoff too, never forwarded.
+// worker pool: a count), or Stream (items sent in chunks with acknowledgement: a key listing). NoReply
+// leaves the requester waiting until its own timeout. Coverage commands are served locally during a
+// handoff too, never forwarded (for a behaviour without HandoffCommander, the commands forwarded since
+// the session began are at the new owner, not here).
 type CoverageHandler interface {
 	HandleCoverage(cmd any, filter Filter, from Sender) Result
 }

@@ -269,7 +269,8 @@ func (a *vnodeActor) coverage(ctx actor.Context, m *CoverageRequest) {
 		},
 	})
 	if !ok {
-		if res.hasBusy {
+		a.shared.metrics.asyncRefused.Add(1)
+		if res.hasBusy && res.busy != nil {
 			ctx.Send(to, res.busy)
 		} else {
 			refuse(fmt.Sprintf("vnode: partition %d: worker pool busy", a.env.Partition))

@@ -99,7 +99,11 @@ type Metrics struct {
 	starts       atomic.Int64
 	restarts     atomic.Int64
 	handoffItems atomic.Int64
+	asyncRefused atomic.Int64
 }
+
+// AsyncRefused counts async work and coverage streams refused because the worker pool's queue was full.
+func (m *Metrics) AsyncRefused() int64 { return m.asyncRefused.Load() }
 
 // HandoffItemsReceived counts items merged from handoff batches.
 func (m *Metrics) HandoffItemsReceived() int64 { return m.handoffItems.Load() }
