@@ -41,11 +41,11 @@ func BenchmarkParseCommand(b *testing.B) {
 // round-trip benchmark measures the server.
 type fixedStore struct{ e Entry }
 
-func (s *fixedStore) Get(context.Context, []byte) (Entry, error)          { return s.e, nil }
-func (s *fixedStore) Set(context.Context, []byte, Value, Supersede) error { return nil }
-func (s *fixedStore) Delete(context.Context, []byte, Supersede) error     { return nil }
-func (s *fixedStore) FlushAll(context.Context) error                      { return nil }
-func (s *fixedStore) Stats() []Stat                                       { return nil }
+func (s *fixedStore) Get(context.Context, []byte) (Entry, error)                    { return s.e, nil }
+func (s *fixedStore) Set(context.Context, []byte, Value, Supersede) (uint64, error) { return 1, nil }
+func (s *fixedStore) Delete(context.Context, []byte, Supersede) error               { return nil }
+func (s *fixedStore) FlushAll(context.Context) error                                { return nil }
+func (s *fixedStore) Stats() []Stat                                                 { return nil }
 
 func BenchmarkServerRoundTrip(b *testing.B) {
 	value := strings.Repeat("v", 100)
