@@ -63,6 +63,10 @@ type Config struct {
 	MemcacheIdle        time.Duration // close idle connections after; default 0 (never)
 	MemcacheReadTimeout time.Duration // the rest of a started request must come within; default 30s; 0 = none
 	MemcacheFlushAll    bool          // allow flush_all; default false
+	// MemcacheAuthFile is memcached's user file (lines of "user:password", its -Y authfile and SASL
+	// password database format): when set, memcache clients must log in, binary ones with SASL PLAIN
+	// (memcached's -S), text and meta ones with memcached's -Y token. Read at start. Default "" (no login).
+	MemcacheAuthFile string
 
 	RPCListen      string        // msgpack-RPC listen address; default "127.0.0.1:11011"; "" disables
 	RPCMaxConns    int           // default 1024
@@ -216,6 +220,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MemcacheIdle, "memcache-idle-timeout", c.MemcacheIdle, "close idle memcache connections (0 = never)")
 	fs.DurationVar(&c.MemcacheReadTimeout, "memcache-read-timeout", c.MemcacheReadTimeout, "the rest of a started memcache request must come within this (0 = no limit)")
 	fs.BoolVar(&c.MemcacheFlushAll, "memcache-flush-all", c.MemcacheFlushAll, "allow flush_all")
+	fs.StringVar(&c.MemcacheAuthFile, "memcache-auth-file", c.MemcacheAuthFile, "memcache clients log in as a user of this file of user:password lines (binary: SASL PLAIN; text: a set of \"user password\"); \"\" = no login")
 	fs.StringVar(&c.RPCListen, "rpc-listen", c.RPCListen, "msgpack-RPC listen address (\"\" disables)")
 	fs.IntVar(&c.RPCMaxConns, "rpc-max-conns", c.RPCMaxConns, "msgpack-RPC connections")
 	fs.DurationVar(&c.RPCIdle, "rpc-idle-timeout", c.RPCIdle, "close msgpack-RPC connections idle this long (0 = never)")
