@@ -358,6 +358,7 @@ func (n *Node) startMemcache(context.Context) error {
 	mcfg.MaxValueBytes, mcfg.MaxConns, mcfg.IdleTimeout = n.cfg.MemcacheMaxValue, n.cfg.MemcacheMaxConns, n.cfg.MemcacheIdle
 	mcfg.FlushAllEnabled, mcfg.Version, mcfg.Now = n.cfg.MemcacheFlushAll, memcache.CompatVersion(Version), n.now
 	mcfg.ReadTimeout, mcfg.Memory = orNone(n.cfg.MemcacheReadTimeout), n.mem
+	mcfg.Protocols = n.cfg.MemcacheProtocol
 	if n.cfg.MemcacheAuthFile != "" {
 		users, err := memcache.LoadUsers(n.cfg.MemcacheAuthFile)
 		if err != nil {

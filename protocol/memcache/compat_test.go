@@ -107,3 +107,29 @@ func TestCompatFlushAllNotAllowed(t *testing.T) {
 	c.do("flush_all noreply\r\n", "")
 	c.inSync()
 }
+
+// issue_50.t and memcached's -B: a binary-only server closes a connection that speaks text; a text-only
+// one reads a binary packet as a text line.
+func TestCompatProtocolsBinding(t *testing.T) {
+	bin := startServer(t, Config{Protocols: "binary"})
+	c := bin.dial()
+	c.send("Here's a bunch of garbage that doesn't look like the bin prot.")
+	c.expectClosed()
+	c = bin.dial()
+	c.doBin(binReq{op: binNoop}, binStatusOK)
+
+	ascii := startServer(t, Config{Protocols: "ascii"})
+	c = ascii.dial()
+	c.send(string(binReq{op: binGet, key: "k"}.bytes()) + "\r\n")
+	c.expect("ERROR\r\n")
+	c.inSync()
+	c.do("stats settings\r\n", "")
+	for line := c.readLine(); line != "END"; line = c.readLine() {
+		if strings.HasPrefix(line, "STAT binding_protocol ") && line != "STAT binding_protocol ascii" {
+			t.Fatalf("settings: %q", line)
+		}
+	}
+	if err := (Config{Protocols: "http"}).Validate(); err == nil {
+		t.Fatal("Protocols http accepted")
+	}
+}

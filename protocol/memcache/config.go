@@ -63,6 +63,11 @@ type Config struct {
 	// "0.0.0". Clients parse it as memcached's major.minor.patch and choose behaviour by it (libmemcached
 	// treats anything below 1.4 as an old server): CompatVersion makes a string they accept.
 	Version string
+	// Protocols is which protocols clients may speak, memcached's -B: "auto" (text and meta, or binary,
+	// chosen per connection by its first byte), "ascii" (text and meta only: a binary packet is read as a
+	// text line) or "binary" (binary only: a connection that does not start with the binary magic is
+	// closed). Default "auto".
+	Protocols string
 	// Users, when set, requires every connection to log in before it runs a command: binary clients with
 	// SASL PLAIN (SASL_LIST_MECHS answers "PLAIN"), text and meta clients with memcached's -Y token, a set
 	// whose data block is "user password" ("STORED", or "CLIENT_ERROR authentication failure"; any other
@@ -94,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("memcache: Config.MaxConns = %d, want >= 1 (0 = default %d)", c.MaxConns, DefaultMaxConns)
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("memcache: Config.IdleTimeout = %v, want >= 0 (0 = none)", c.IdleTimeout)
+	case c.Protocols != "" && c.Protocols != "auto" && c.Protocols != "ascii" && c.Protocols != "binary":
+		return fmt.Errorf("memcache: Config.Protocols = %q, want auto, ascii or binary", c.Protocols)
 	case len(c.Version) > 200 || !printable(c.Version):
 		return fmt.Errorf("memcache: Config.Version = %q, want at most 200 printable bytes without spaces", c.Version)
 	}
@@ -119,6 +126,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Version == "" {
 		c.Version = DefaultVersion
+	}
+	if c.Protocols == "" {
+		c.Protocols = "auto"
 	}
 	if c.Now == nil {
 		c.Now = time.Now

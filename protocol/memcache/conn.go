@@ -249,13 +249,21 @@ func (c *conn) now() time.Time {
 }
 
 // handle reads and executes one request. It returns false when the connection must close. The first
-// request picks the connection's protocol: binary if its first byte is the binary magic, else text.
+// request picks the connection's protocol (Config.Protocols): binary if its first byte is the binary
+// magic, else text.
 func (c *conn) handle() bool {
 	c.haveTime = false
 	if c.proto == protoUnknown {
-		c.proto = protoText
-		if b, err := c.br.Peek(1); err == nil && b[0] == binReqMagic {
-			c.proto = protoBinary
+		switch c.s.cfg.Protocols {
+		case "ascii":
+			c.proto = protoText
+		case "binary":
+			c.proto = protoBinary // NB: a first byte other than the magic fails the header check: closed
+		default:
+			c.proto = protoText
+			if b, err := c.br.Peek(1); err == nil && b[0] == binReqMagic {
+				c.proto = protoBinary
+			}
 		}
 	}
 	if c.proto == protoBinary {

@@ -115,11 +115,19 @@ func (s *Server) settingsStats() []Stat {
 		{"evictions", "off"},
 		{"auth_enabled_sasl", b(s.cfg.Users != nil)},
 		{"auth_enabled_ascii", b(s.cfg.Users != nil)},
-		{"binding_protocol", "auto-negotiate"},
+		{"binding_protocol", bindingProtocol(s.cfg.Protocols)},
 		{"domain_socket", "NULL"},
 		{"detail_enabled", b(s.detail.on.Load())},
 		{"item_state_max_bytes", strconv.Itoa(defaultItemStateBytes)},
 	}
+}
+
+// bindingProtocol is memcached's name for a Config.Protocols value.
+func bindingProtocol(p string) string {
+	if p == "auto" {
+		return "auto-negotiate"
+	}
+	return p
 }
 
 // appendStatName appends a stat name made one token: CR and LF become spaces, spaces underscores; an empty
