@@ -320,3 +320,45 @@ func TestMetaSiblings(t *testing.T) {
 		t.Fatalf("%d siblings after ms with the set's cas", n)
 	}
 }
+
+// TestMetaOneWinnerPerNode: readers racing for the win token of a stale item on one node: exactly one
+// gets W, even when every one of them read the item before any took the token.
+func TestMetaOneWinnerPerNode(t *testing.T) {
+	ts := startServer(t, Config{})
+	c := ts.dial()
+	for round := range 5 {
+		key := "race" + strconv.Itoa(round)
+		c.do("ms "+key+" 1\r\nx\r\n", "HD\r\n")
+		c.do("md "+key+" I\r\n", "HD\r\n")
+		const readers = 8
+		hold, held := make(chan struct{}), make(chan struct{}, readers)
+		ts.store.mu.Lock()
+		ts.store.hold, ts.store.held = hold, held
+		ts.store.mu.Unlock()
+		wins := make(chan bool, readers)
+		for range readers {
+			rc := ts.dial()
+			go func() {
+				rc.send("mg " + key + " c\r\n")
+				line, err := rc.br.ReadString('\n')
+				wins <- err == nil && strings.Contains(line, " W")
+			}()
+		}
+		for range readers {
+			<-held // every reader has read the stale item, none has answered
+		}
+		ts.store.mu.Lock()
+		ts.store.hold, ts.store.held = nil, nil
+		ts.store.mu.Unlock()
+		close(hold)
+		n := 0
+		for range readers {
+			if <-wins {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("round %d: %d winners", round, n)
+		}
+	}
+}

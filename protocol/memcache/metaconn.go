@@ -171,15 +171,19 @@ func (c *conn) metaGet() {
 		c.s.states.move(key, cas, newCas, nil)
 		cas = newCas
 	}
-	won := created
-	if m.HasRecache && !before.tokenSent && !created && v.Expiry != 0 && v.Expiry < ExpiryAt(m.Recache, nowSec) {
-		won = true
-	}
-	if before.stale && !before.tokenSent {
-		won = true
-	}
-	if won && !created {
-		c.s.states.update(key, cas, func(b *itemBits) { b.tokenSent = true })
+	// The win token: the creator of the item has it; else a client wins it when the item is stale or its
+	// TTL is below R, if no one has it yet. NB: tested and taken under the table's lock, so of racing
+	// readers on this node exactly one wins.
+	won, tokenSent := created, before.tokenSent
+	recache := m.HasRecache && v.Expiry != 0 && v.Expiry < ExpiryAt(m.Recache, nowSec)
+	if !created && (recache || before.stale) {
+		c.s.states.update(key, cas, func(b *itemBits) {
+			if b.tokenSent {
+				tokenSent = true
+				return
+			}
+			b.tokenSent, won = true, true
+		})
 	}
 
 	b := c.out[:0]
@@ -218,7 +222,7 @@ func (c *conn) metaGet() {
 			b = c.appendMetaKey(b)
 		}
 	}
-	if before.tokenSent {
+	if tokenSent {
 		b = append(b, " Z"...)
 	}
 	if before.stale {
