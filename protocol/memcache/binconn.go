@@ -193,8 +193,7 @@ func (c *conn) binGet(ext, key []byte) {
 		}
 		e, v, cas = tc.e, tc.v, tc.cas
 		if out == outDone {
-			now := c.now().Unix()
-			c.s.states.update(k, cas, func(b *itemBits) { b.fetched, b.lastAccess = true, now })
+			c.s.states.markFetched(k, cas, c.now().Unix())
 		}
 		c.s.detail.record(k, detailGet, out == outDone)
 	} else {

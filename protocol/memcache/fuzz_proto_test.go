@@ -235,3 +235,33 @@ func TestPrefixStats(t *testing.T) {
 		t.Fatalf("after reset %q", got)
 	}
 }
+
+// TestMarkFetchedIsUpdate: markFetched (the allocation-free read path) does what update with the fetched
+// bit does, on random histories of reads, writes (new cas) and marks.
+func TestMarkFetchedIsUpdate(t *testing.T) {
+	a, b := newItemStates(6*(itemEntryOverhead+2)), newItemStates(6*(itemEntryOverhead+2))
+	r := uint64(1)
+	next := func(n uint64) uint64 { r = r*6364136223846793005 + 1442695040888963407; return (r >> 33) % n }
+	for i := range 5000 {
+		key := []byte{'k', byte('0' + next(9))}
+		cas, now := next(3)+1, int64(i)
+		switch next(4) {
+		case 0:
+			ba := a.markFetched(key, cas, now)
+			bb := b.update(key, cas, func(x *itemBits) { x.fetched, x.lastAccess = true, now })
+			if ba != bb {
+				t.Fatalf("step %d: markFetched %+v, update %+v", i, ba, bb)
+			}
+		case 1:
+			a.claim(key)
+			b.claim(key)
+		case 2:
+			a.update(key, cas, func(x *itemBits) { x.stale = true })
+			b.update(key, cas, func(x *itemBits) { x.stale = true })
+		default:
+			if a.get(key, cas) != b.get(key, cas) {
+				t.Fatalf("step %d: tables differ on %s", i, key)
+			}
+		}
+	}
+}

@@ -238,8 +238,7 @@ func (c *conn) getAndTouchKey(key []byte) bool {
 		return true
 	}
 	c.s.detail.record(k, detailGet, true)
-	now := c.now().Unix()
-	c.s.states.update(k, tc.cas, func(b *itemBits) { b.fetched, b.lastAccess = true, now })
+	c.s.states.markFetched(k, tc.cas, c.now().Unix())
 	if !c.reserveReply(len(tc.v.Data)) {
 		return false
 	}

@@ -92,6 +92,28 @@ func (t *itemStates) update(key []byte, cas uint64, fn func(*itemBits)) (before 
 	return before
 }
 
+// markFetched records a read of key at cas at now (unix seconds) and returns the bits as they were before:
+// update with the fetched bit and last access set, without a closure (the read path of every get).
+func (t *itemStates) markFetched(key []byte, cas uint64, now int64) (before itemBits) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if el, ok := t.m[string(key)]; ok {
+		e := el.Value.(*itemEntry)
+		switch {
+		case e.pending:
+			e.cas, e.pending = cas, false
+		case e.cas != cas:
+			e.bits, e.cas = itemBits{}, cas
+		}
+		before = e.bits
+		e.bits.fetched, e.bits.lastAccess = true, now
+		t.lru.MoveToFront(el)
+		return before
+	}
+	t.insertLocked(&itemEntry{key: string(key), cas: cas, bits: itemBits{fetched: true, lastAccess: now}})
+	return itemBits{}
+}
+
 // get returns the bits of key at cas without changing anything (not even the recency).
 func (t *itemStates) get(key []byte, cas uint64) itemBits {
 	t.mu.Lock()

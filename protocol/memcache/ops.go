@@ -335,7 +335,5 @@ func (c *conn) fetch(key []byte, bump bool) (e Entry, before itemBits, err error
 	if !bump {
 		return e, c.s.states.get(key, e.Cas), nil
 	}
-	now := c.now().Unix()
-	before = c.s.states.update(key, e.Cas, func(b *itemBits) { b.fetched, b.lastAccess = true, now })
-	return e, before, nil
+	return e, c.s.states.markFetched(key, e.Cas, c.now().Unix()), nil
 }
