@@ -358,19 +358,29 @@ func (c *conn) binStats(group []byte) {
 	case "detail on", "detail off":
 		c.s.detail.on.Store(string(group) == "detail on")
 	case "detail dump":
-		lines = []Stat{{Name: "detailed", Value: string(c.s.detail.appendDump(nil))}}
+		// One stat holds the whole dump (memcached's "detailed"): its bytes are reserved first.
+		snap := c.s.detail.snapshot()
+		n := dumpLen(snap)
+		if !c.acct.Reserve(n) {
+			c.noMemory("a stats dump")
+			c.binError(binStatusNoMemory, "")
+			return
+		}
+		dump := make([]byte, 0, n)
+		for _, l := range snap {
+			dump = l.appendLine(dump)
+		}
+		dump = append(dump, replyEnd...)
+		c.binReplyAlways(nil, []byte("detailed"), dump, 0)
+		c.acct.Release(n)
 	case "items", "slabs", "sizes", "conns":
 	default:
 		c.binError(binStatusKeyNotFound, "")
 		return
 	}
 	for _, st := range lines {
-		// NB: binary stats carry any bytes; only the name is kept to one token, as in text.
-		name := []byte(st.Name)
-		if st.Name != "detailed" {
-			name = appendStatName(nil, st.Name)
-		}
-		c.binReplyAlways(nil, name, []byte(st.Value), 0)
+		// NB: binary stats carry any bytes; the name is kept to one token, as in text.
+		c.binReplyAlways(nil, appendStatName(nil, st.Name), []byte(st.Value), 0)
 	}
 	c.binReplyAlways(nil, nil, nil, 0)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -79,29 +80,53 @@ func (p *prefixStats) reset() {
 	p.dropped.Store(0)
 }
 
-// appendDump appends memcached's dump: "PREFIX <prefix> get <n> hit <n> set <n> del <n>\r\n" per prefix, in
-// byte order of the prefixes, then "END\r\n".
-func (p *prefixStats) appendDump(dst []byte) []byte {
+// prefixLine is one prefix's counts, copied out of the table.
+type prefixLine struct {
+	name string
+	prefixCounts
+}
+
+// snapshot copies the counts out, sorted by prefix, so that a dump is written without holding the lock.
+func (p *prefixStats) snapshot() []prefixLine {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	names := make([]string, 0, len(p.m))
-	for k := range p.m {
-		names = append(names, k)
+	out := make([]prefixLine, 0, len(p.m))
+	for k, pc := range p.m {
+		out = append(out, prefixLine{k, *pc})
 	}
-	slices.Sort(names)
-	for _, k := range names {
-		pc := p.m[k]
-		dst = append(dst, "PREFIX "...)
-		dst = append(dst, k...)
-		dst = append(dst, " get "...)
-		dst = strconv.AppendUint(dst, pc.get, 10)
-		dst = append(dst, " hit "...)
-		dst = strconv.AppendUint(dst, pc.hit, 10)
-		dst = append(dst, " set "...)
-		dst = strconv.AppendUint(dst, pc.set, 10)
-		dst = append(dst, " del "...)
-		dst = strconv.AppendUint(dst, pc.del, 10)
-		dst = append(dst, crlf...)
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b prefixLine) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// appendLine appends memcached's dump line for l: "PREFIX <prefix> get <n> hit <n> set <n> del <n>\r\n".
+func (l prefixLine) appendLine(dst []byte) []byte {
+	dst = append(dst, "PREFIX "...)
+	dst = append(dst, l.name...)
+	dst = append(dst, " get "...)
+	dst = strconv.AppendUint(dst, l.get, 10)
+	dst = append(dst, " hit "...)
+	dst = strconv.AppendUint(dst, l.hit, 10)
+	dst = append(dst, " set "...)
+	dst = strconv.AppendUint(dst, l.set, 10)
+	dst = append(dst, " del "...)
+	dst = strconv.AppendUint(dst, l.del, 10)
+	return append(dst, crlf...)
+}
+
+// dumpLen is the length of the dump of lines (END included).
+func dumpLen(lines []prefixLine) int {
+	n := len(replyEnd)
+	var scratch [128]byte
+	for _, l := range lines {
+		n += len(l.appendLine(scratch[:0]))
+	}
+	return n
+}
+
+// appendDump appends memcached's dump: one line per prefix, in byte order of the prefixes, then "END\r\n".
+func (p *prefixStats) appendDump(dst []byte) []byte {
+	for _, l := range p.snapshot() {
+		dst = l.appendLine(dst)
 	}
 	return append(dst, replyEnd...)
 }

@@ -392,8 +392,12 @@ func (c *conn) statsDetail() {
 		c.s.detail.on.Store(sub == "on")
 		c.bw.Write(replyOK)
 	case "dump":
-		c.out = c.s.detail.appendDump(c.out[:0])
-		c.bw.Write(c.out)
+		// NB: line by line: a dump of many prefixes is never held whole.
+		for _, l := range c.s.detail.snapshot() {
+			c.out = l.appendLine(c.out[:0])
+			c.bw.Write(c.out)
+		}
+		c.bw.Write(replyEnd)
 	default:
 		c.writeError(ReplyClientError, msgDetailUsage)
 	}
