@@ -24,10 +24,13 @@ const WireVersion = 1
 //
 //	0            invalid
 //	1..7         kv (GetRequest=1 ... KeysReply=7)
-//	8..31        vnode (HandoffBatch=8 ... HandoffForwardAck=11; 12..31 reserved for vnode)
+//	8..31        vnode (HandoffBatch=8 ... HandoffForwardAck=11, HandoffCommand=12, CoverageRequest=13 ...
+//	             CoverageCancel=16; 17..31 reserved for vnode)
 //	32..39       actors (Ping=32, Pong=33)
 //	40..47       node (ControlRequest=40, ControlReply=41)
-//	48..1023     free, for gokai's own packages
+//	48..63       free, for gokai's own packages
+//	64..71       kv (CoverKeysRequest=64, CountKeysRequest=65, CountKeysReply=66)
+//	72..1023     free, for gokai's own packages
 //	1024..65535  services built on gokai (examples, applications): each claims a block and lists its
 //	             messages in its service.Service (the node registers them with EnsureWire)
 type WireType uint16

@@ -7,7 +7,8 @@
 // mode, forwarding their writes to the new owner, meanwhile. Each transfer puts the local vnode in handoff mode (a session
 // named by the vnode), folds its partition into batches sent to the target vnode (one batch in flight:
 // backpressure), waits until the writes forwarded during the fold are acknowledged, and then reports the
-// ownership move done or drops the hints. A failed transfer is retried from the start in a new session after
+// ownership move done or drops the hints. A vnode whose behaviour refuses the handoff (vnode.HandoffStarter)
+// fails the attempt before any session begins. A failed transfer is retried from the start in a new session after
 // a backoff (items merge by version, so repeats are harmless; nothing of the failed session is waited for); a
 // transfer whose move is no longer pending is cancelled. A hinted move runs again only when a scan finds data
 // again, and not at all when the hints are gone by the time it starts.

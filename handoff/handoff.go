@@ -553,13 +553,17 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 	if dst == nil {
 		return fmt.Errorf("handoff: %s unreachable", mv.To)
 	}
-	res, err := actors.Request(ctx, sys, src, &vnode.BeginHandoff{Target: dst}, m.cfg.Timeout)
+	res, err := actors.Request(ctx, sys, src, &vnode.BeginHandoff{Target: dst, Node: string(mv.To), Hinted: mv.Hinted}, m.cfg.Timeout)
 	if err != nil {
 		return fmt.Errorf("handoff: begin: %w", err)
 	}
 	st, ok := res.(*vnode.HandoffStarted)
 	if !ok {
 		return fmt.Errorf("handoff: begin: unexpected reply %T", res)
+	}
+	if st.Refused != "" {
+		// The behaviour is not ready (vnode.HandoffStarter): no session began; retry later.
+		return fmt.Errorf("handoff: begin: %s", st.Refused)
 	}
 	m.attempts.Add(1)
 	if !mv.Hinted {

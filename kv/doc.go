@@ -15,8 +15,14 @@
 // write-through cache of decoded objects (cache.go), so a hot key costs neither a storage read nor a decode.
 // During a handoff it forwards the result of every write to the new owner.
 //
+// Coverage (coverage.go): the behaviour serves two coverage commands (vnode.CoverageHandler), folding a
+// storage snapshot on the vnode worker pool, never in the vnode actor: CoverKeysRequest streams the live
+// keys (not only tombstones, not expired) of the request's hash partitions with a prefix, in byte order;
+// CountKeysRequest counts them.
+//
 // Messages (messages.go, wire.go): GetRequest, PutRequest, ReapRequest and KeysRequest with their replies
-// cross the node-to-node transport under the wire codes 1..7; DropRequest is local only (the node's re-home).
+// cross the node-to-node transport under the wire codes 1..7, CoverKeysRequest, CountKeysRequest and
+// CountKeysReply under 64..66; DropRequest is local only (the node's re-home).
 //
 // Coordination (coordinator.go): Coordinator's Get, Put and Delete are thin functions over the generic
 // coordinators (coordinator.Read and coordinator.Write): KV's protocol merges replicas with Sync and reads

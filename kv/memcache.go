@@ -24,12 +24,13 @@ type memcacheStore struct {
 	vnodes  *vnode.Manager
 	timeout time.Duration
 	stats   func() []service.Stat
+	version string
 }
 
 var _ memcache.Store = (*memcacheStore)(nil)
 
 func newMemcacheStore(c *Coordinator, h service.Host) *memcacheStore {
-	return &memcacheStore{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout, stats: h.Stats}
+	return &memcacheStore{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout, stats: h.Stats, version: h.Version}
 }
 
 // ToEntry turns a reconciled object into what memcache shows: the live siblings, the one plain `get`
@@ -87,13 +88,47 @@ func writeContext(over memcache.Supersede) (vc VClock, blind bool, err error) {
 	return vc, false, nil
 }
 
-func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, over memcache.Supersede) error {
+func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, over memcache.Supersede) (uint64, error) {
 	vc, blind, err := writeContext(over)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = s.coord.Put(ctx, key, v.Data, Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
-	return memcacheError(err)
+	o, err := s.coord.Put(ctx, key, v.Data, Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
+	if err != nil {
+		return 0, memcacheError(err)
+	}
+	return WrittenCas(o), nil
+}
+
+// WrittenCas is the cas unique a memcache write hands back for o, the object it left on the coordinating
+// replica: the Entry.Cas a later read of the same object shows (o.Clock.Hash()) when the written value is
+// its only sibling that is not a tombstone; otherwise (the write became a sibling of values its writer did
+// not see, expired ones included) the hash with its bits mixed, which no read returns but by a 64-bit
+// collision, so a cas with it answers EXISTS rather than superseding siblings the writer never saw.
+func WrittenCas(o *Object) uint64 {
+	if o == nil {
+		return unseenCas(0)
+	}
+	values := 0
+	for _, s := range o.Siblings {
+		if !s.Meta.Deleted {
+			values++
+		}
+	}
+	h := o.Clock.Hash()
+	if values <= 1 {
+		return h
+	}
+	return unseenCas(h)
+}
+
+// unseenCas maps a clock hash to a cas unique no read hands out (never 0).
+func unseenCas(h uint64) uint64 {
+	h = (h ^ 0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 func (s *memcacheStore) Delete(ctx context.Context, key []byte, over memcache.Supersede) error {
@@ -143,9 +178,10 @@ func (s *memcacheStore) flushAll(ctx context.Context) error {
 
 func (s *memcacheStore) Stats() []memcache.Stat {
 	st := s.stats()
-	out := make([]memcache.Stat, len(st))
-	for i, x := range st {
-		out[i] = memcache.Stat{Name: x.Name, Value: fmt.Sprint(x.Value)}
+	out := make([]memcache.Stat, 0, len(st)+1)
+	out = append(out, memcache.Stat{Name: "gokai_version", Value: s.version})
+	for _, x := range st {
+		out = append(out, memcache.Stat{Name: x.Name, Value: fmt.Sprint(x.Value)})
 	}
 	return out
 }

@@ -216,12 +216,12 @@ func (g *gatedStore) Get(ctx context.Context, key []byte) (memcache.Entry, error
 	return e, g.reads.arrive(ctx)
 }
 
-func (g *gatedStore) Set(ctx context.Context, key []byte, v memcache.Value, over memcache.Supersede) error {
+func (g *gatedStore) Set(ctx context.Context, key []byte, v memcache.Value, over memcache.Supersede) (uint64, error) {
 	if g.gate != nil {
 		select {
 		case <-g.gate:
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 	return g.memcacheStore.Set(ctx, key, v, over)

@@ -101,3 +101,26 @@ type KeysReply struct {
 	Keys      [][]byte `msgpack:"k"`
 	Err       string   `msgpack:"e"`
 }
+
+// CoverKeysRequest is a coverage command (the Cmd of a vnode.CoverageRequest): the vnode streams the keys it
+// holds, within the request's filter, that start with Prefix and hold a live value (keys whose siblings
+// are all tombstones or expired are left out), in ascending byte order, one key per chunk item.
+type CoverKeysRequest struct {
+	V      uint8  `msgpack:"v"`
+	Prefix []byte `msgpack:"p"`
+}
+
+// CountKeysRequest is a coverage command: the vnode counts the keys a CoverKeysRequest with Prefix would
+// stream. The reply is *CountKeysReply.
+type CountKeysRequest struct {
+	V      uint8  `msgpack:"v"`
+	Prefix []byte `msgpack:"p"`
+}
+
+// CountKeysReply answers CountKeysRequest; Err is set when the count is not complete.
+type CountKeysReply struct {
+	V         uint8  `msgpack:"v"`
+	Partition int    `msgpack:"p"`
+	Count     uint64 `msgpack:"n"`
+	Err       string `msgpack:"e"`
+}

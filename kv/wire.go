@@ -8,7 +8,7 @@ import (
 )
 
 // Wire type codes of the KV messages (actors.RegisterWire). Append-only: they are on the wire between nodes,
-// and they keep the codes they had when these messages lived in package vnode. KV owns 1..7.
+// and they keep the codes they had when these messages lived in package vnode. KV owns 1..7 and 64..71.
 const (
 	WireGetRequest  actors.WireType = 1
 	WireGetReply    actors.WireType = 2
@@ -17,6 +17,10 @@ const (
 	WireReapRequest actors.WireType = 5
 	WireKeysRequest actors.WireType = 6
 	WireKeysReply   actors.WireType = 7
+
+	WireCoverKeysRequest actors.WireType = 64
+	WireCountKeysRequest actors.WireType = 65
+	WireCountKeysReply   actors.WireType = 66
 )
 
 // wireMessages are KV's messages on the transport, by code: registered at init (so every process that links
@@ -29,6 +33,9 @@ var wireMessages = []service.Wire{
 	{Code: WireReapRequest, New: func() any { return &ReapRequest{} }},
 	{Code: WireKeysRequest, New: func() any { return &KeysRequest{} }},
 	{Code: WireKeysReply, New: func() any { return &KeysReply{} }},
+	{Code: WireCoverKeysRequest, New: func() any { return &CoverKeysRequest{} }},
+	{Code: WireCountKeysRequest, New: func() any { return &CountKeysRequest{} }},
+	{Code: WireCountKeysReply, New: func() any { return &CountKeysReply{} }},
 }
 
 func init() {

@@ -68,6 +68,9 @@ func TestWireRoundTripEveryMessage(t *testing.T) {
 		&KeysRequest{V: 1, Limit: 10},
 		&KeysReply{V: 1, Partition: 5, Keys: [][]byte{[]byte("a"), {}, []byte("ccc")}, Err: ""},
 		&KeysReply{V: 1, Partition: 5},
+		&CoverKeysRequest{V: 1, Prefix: []byte("user:")},
+		&CountKeysRequest{V: 1, Prefix: []byte("p")},
+		&CountKeysReply{V: 1, Partition: 9, Count: 1 << 40, Err: "x"},
 	}
 	for _, m := range msgs {
 		got := wireRoundTrip(t, m)
@@ -172,6 +175,7 @@ func TestWireRegistrationsFixed(t *testing.T) {
 	for code, m := range map[actors.WireType]any{
 		1: &GetRequest{}, 2: &GetReply{}, 3: &PutRequest{}, 4: &PutReply{},
 		5: &ReapRequest{}, 6: &KeysRequest{}, 7: &KeysReply{},
+		64: &CoverKeysRequest{}, 65: &CountKeysRequest{}, 66: &CountKeysReply{},
 	} {
 		if got, ok := actors.WireTypeOf(m); !ok || got != code {
 			t.Errorf("%T: wire type %d, %v; want %d", m, got, ok, code)

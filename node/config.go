@@ -53,6 +53,13 @@ type Config struct {
 	MemcacheIdle        time.Duration // close idle connections after; default 0 (never)
 	MemcacheReadTimeout time.Duration // the rest of a started request must come within; default 30s; 0 = none
 	MemcacheFlushAll    bool          // allow flush_all; default false
+	// MemcacheAuthFile is memcached's user file (lines of "user:password", its -Y authfile and SASL
+	// password database format): when set, memcache clients must log in, binary ones with SASL PLAIN
+	// (memcached's -S), text and meta ones with memcached's -Y token. Read at start. Default "" (no login).
+	MemcacheAuthFile string
+	// MemcacheProtocol is which memcache protocols clients may speak: auto (text, meta or binary, chosen
+	// per connection by its first byte), ascii (text and meta) or binary; memcached's -B. Default auto.
+	MemcacheProtocol string
 
 	RPCListen      string        // msgpack-RPC listen address; default "127.0.0.1:11011"; "" disables
 	RPCMaxConns    int           // default 1024
@@ -86,7 +93,7 @@ func Default() Config {
 		Q: 64, N: 3, R: 2, W: 2, Timeout: 5 * time.Second, Linger: time.Second, MaxInFlight: 10000,
 		VnodeMaxRestarts: 10, VnodeRestartWin: 10 * time.Second,
 		ClientMemoryMiB: 256,
-		MemcacheListen:  "127.0.0.1:11211", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20, MemcacheReadTimeout: 30 * time.Second,
+		MemcacheListen:  "127.0.0.1:11211", MemcacheProtocol: "auto", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20, MemcacheReadTimeout: 30 * time.Second,
 		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024, RPCReadTimeout: 30 * time.Second, RPCMaxConnMiB: 64,
 		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
 		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 2 * time.Second, FailureProbe: 500 * time.Millisecond,
@@ -107,6 +114,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: q %d: want a power of two in 1..65536", c.Q)
 	case c.N > c.Q:
 		return fmt.Errorf("config: n %d > q %d", c.N, c.Q)
+	case c.MemcacheProtocol != "auto" && c.MemcacheProtocol != "ascii" && c.MemcacheProtocol != "binary":
+		return fmt.Errorf("config: memcache-protocol %q: want auto, ascii or binary", c.MemcacheProtocol)
 	case c.MemcacheMaxConns < 1:
 		return fmt.Errorf("config: memcache-max-conns %d: want >= 1", c.MemcacheMaxConns)
 	case c.MemcacheMaxValue < 1:
@@ -186,6 +195,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MemcacheIdle, "memcache-idle-timeout", c.MemcacheIdle, "close idle memcache connections (0 = never)")
 	fs.DurationVar(&c.MemcacheReadTimeout, "memcache-read-timeout", c.MemcacheReadTimeout, "the rest of a started memcache request must come within this (0 = no limit)")
 	fs.BoolVar(&c.MemcacheFlushAll, "memcache-flush-all", c.MemcacheFlushAll, "allow flush_all")
+	fs.StringVar(&c.MemcacheProtocol, "memcache-protocol", c.MemcacheProtocol, "memcache protocols served: auto (chosen per connection), ascii (text and meta) or binary")
+	fs.StringVar(&c.MemcacheAuthFile, "memcache-auth-file", c.MemcacheAuthFile, "memcache clients log in as a user of this file of user:password lines (binary: SASL PLAIN; text: a set of \"user password\"); \"\" = no login")
 	fs.StringVar(&c.RPCListen, "rpc-listen", c.RPCListen, "msgpack-RPC listen address (\"\" disables)")
 	fs.IntVar(&c.RPCMaxConns, "rpc-max-conns", c.RPCMaxConns, "msgpack-RPC connections")
 	fs.DurationVar(&c.RPCIdle, "rpc-idle-timeout", c.RPCIdle, "close msgpack-RPC connections idle this long (0 = never)")

@@ -296,8 +296,16 @@ func (n *Node) startMemcache(context.Context) error {
 	ln := n.mcLn
 	var mcfg memcache.Config
 	mcfg.MaxValueBytes, mcfg.MaxConns, mcfg.IdleTimeout = n.cfg.MemcacheMaxValue, n.cfg.MemcacheMaxConns, n.cfg.MemcacheIdle
-	mcfg.FlushAllEnabled, mcfg.Version, mcfg.Now = n.cfg.MemcacheFlushAll, Version, n.now
+	mcfg.FlushAllEnabled, mcfg.Version, mcfg.Now = n.cfg.MemcacheFlushAll, memcache.CompatVersion(Version), n.now
 	mcfg.ReadTimeout, mcfg.Memory = orNone(n.cfg.MemcacheReadTimeout), n.mem
+	mcfg.Protocols = n.cfg.MemcacheProtocol
+	if n.cfg.MemcacheAuthFile != "" {
+		users, err := memcache.LoadUsers(n.cfg.MemcacheAuthFile)
+		if err != nil {
+			return err
+		}
+		mcfg.Users = users
+	}
 	if err := mcfg.Validate(); err != nil {
 		return err
 	}

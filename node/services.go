@@ -84,7 +84,7 @@ func (n *Node) serviceNames() []string {
 }
 
 func (n *Node) nodeInfo(rt *svcRuntime) service.NodeInfo {
-	return service.NodeInfo{Name: n.cfg.Name, Q: n.cfg.Q, N: n.cfg.N, Logger: rt.logger, Now: n.now}
+	return service.NodeInfo{Name: n.cfg.Name, Version: Version, Q: n.cfg.Q, N: n.cfg.N, Logger: rt.logger, Now: n.now}
 }
 
 // startVnodes starts rt's vnode supervisor with a vnode for every partition when this node is a member

@@ -71,7 +71,8 @@ type Rehome struct {
 
 // NodeInfo is what a service learns about the node it runs on.
 type NodeInfo struct {
-	Name   string       // the node's id
+	Name    string       // the node's id
+	Version string       // gokai's version (node.Version)
 	Q, N   int          // ring partitions; replicas per key
 	Logger *slog.Logger // carries the node and the service
 	Now    func() time.Time

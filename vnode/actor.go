@@ -1,6 +1,7 @@
 package vnode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/internal/ratelog"
 )
 
 // Crash makes a vnode actor panic. It exists for fault-injection tests and operators' drills: the vnode
@@ -24,13 +26,34 @@ type retire struct{}
 // errNotEmpty refuses a retire: the vnode holds data.
 var errNotEmpty = errors.New("vnode: not empty")
 
+// jobDone tells a vnode that one of its partition's async jobs ended (a waiting drop may proceed).
+type jobDone struct{}
+
+// shared is what a manager's vnodes share.
+type shared struct {
+	metrics *Metrics
+	pool    *workerPool
+	busyLog ratelog.Limiter // "worker pool busy"
+}
+
+// partitionCounters outlive a partition's vnode actors (restarts, retirement): they belong to the Manager.
+type partitionCounters struct {
+	// received counts the handoff items this partition's vnode took (batches and forwards).
+	received atomic.Int64
+	// jobs counts the partition's async work running or queued, whichever vnode incarnation started it.
+	jobs atomic.Int64
+}
+
 // vnodeActor hosts one Behaviour for one partition. All Behaviour calls happen inside Receive.
 type vnodeActor struct {
-	env     Env
+	env     Env // without Self: each incarnation gets its own
 	factory Factory
 	b       Behaviour
-	metrics *Metrics
+	inc     *incarnation // the Behaviour value's timers, messages and watched actors
+	ended   bool         // Terminate was called (restarting or stopping)
+	shared  *shared
 	handoff *handoffState // nil unless a handoff is under way
+	streams map[uint64]*coverageStream
 	// ringSeen is the newest cluster-state version of the transfers that sent this vnode data.
 	ringSeen uint64
 	// arrived counts what reached the vnode since its data was last dropped (HandoffDropped.Arrived).
@@ -38,31 +61,30 @@ type vnodeActor struct {
 	// retired: the vnode accepted a retire and is about to be stopped; commands still queued are refused
 	// (a dead-letter answer: the coordinator counts the replica as failed at once), never applied to a
 	// partition nobody will hand off.
-	retired bool
-	// received counts the handoff items this partition's vnode took (batches and forwards), across
-	// restarts: the counter belongs to the Manager (Manager.HandoffReceived).
-	received *atomic.Int64
+	retired  bool
+	received *atomic.Int64 // partitionCounters.received
+	jobs     *atomic.Int64 // partitionCounters.jobs
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {
+	if a.inc != nil {
+		a.inc.enter(ctx)
+		// NB: a.inc, not the value above: a drop may replace the incarnation meanwhile.
+		defer func() { a.inc.leave() }()
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		a.b = a.factory()
-		if err := a.b.Init(a.env); err != nil {
-			// NB: a panic hands the failure to the vnode supervisor, which restarts this vnode within its
-			// restart limits or stops it (and the manager escalates).
-			panic(fmt.Errorf("vnode: init partition %d: %w", a.env.Partition, err))
-		}
-		a.metrics.starts.Add(1)
+		a.streams = map[uint64]*coverageStream{}
+		a.startBehaviour(ctx)
+		a.shared.metrics.starts.Add(1)
+		a.inc.leave()
 	case *actor.Restarting:
-		a.metrics.restarts.Add(1)
-		if a.b != nil {
-			a.b.Terminate("restart")
-		}
+		a.shared.metrics.restarts.Add(1)
+		a.stopBehaviour("restart")
 	case *actor.Stopping:
-		if a.b != nil {
-			a.b.Terminate(nil)
-		}
+		a.stopBehaviour(nil)
+	case *actor.Terminated:
+		a.exit(msg)
 	case *actor.Stopped, *actor.ReceiveTimeout:
 	case *retire:
 		// NB: emptiness is checked here, in the actor, so nothing that arrived since the caller's IsEmpty
@@ -78,6 +100,12 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 		ctx.Respond(struct{}{}) // the manager then stops this vnode and waits for it
 	case *Crash:
 		panic(fmt.Sprintf("vnode: partition %d: crash requested: %s", a.env.Partition, msg.Reason))
+	case *selfMessage:
+		a.selfMessage(msg)
+	case *jobDone:
+		if a.handoff != nil {
+			a.flushHandoff(ctx)
+		}
 	case actor.SystemMessage, actor.AutoReceiveMessage:
 	default:
 		if a.b == nil {
@@ -90,16 +118,145 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 			}
 			return
 		}
-		if a.handleHandoff(ctx, msg) {
+		if a.handleHandoff(ctx, msg) || a.handleCoverage(ctx, msg) {
 			return
 		}
 		a.command(ctx, msg, Sender{system: ctx.ActorSystem(), pid: ctx.Sender()})
 	}
 }
 
-func newVnodeProps(env Env, factory Factory, m *Metrics, received *atomic.Int64) *actor.Props {
+// startBehaviour makes a Behaviour value of a new incarnation and initialises it.
+func (a *vnodeActor) startBehaviour(ctx actor.Context) {
+	a.inc = newIncarnation(ctx.ActorSystem(), ctx.Self())
+	a.inc.enter(ctx)
+	a.ended = false
+	env := a.env
+	env.Self = Self{inc: a.inc}
+	a.b = a.factory()
+	if err := a.b.Init(env); err != nil {
+		// NB: a panic hands the failure to the vnode supervisor, which restarts this vnode within its
+		// restart limits or stops it (and the manager escalates).
+		panic(fmt.Errorf("vnode: init partition %d: %w", a.env.Partition, err))
+	}
+}
+
+// stopBehaviour ends the incarnation as the vnode restarts or stops: timers and streams end, Terminate is
+// called. (protoactor stops the vnode's children.)
+func (a *vnodeActor) stopBehaviour(reason any) {
+	if a.inc != nil {
+		a.inc.kill()
+	}
+	for _, st := range a.streams {
+		st.cancel(fmt.Errorf("vnode: partition %d: vnode restarting or stopping", a.env.Partition))
+	}
+	if a.b != nil && !a.ended {
+		a.ended = true
+		a.b.Terminate(reason)
+	}
+}
+
+// replaceBehaviour starts a fresh Behaviour on the partition after a drop deleted its data: the old one's
+// timers end, the actors it spawned stop, and it is terminated with reason.
+func (a *vnodeActor) replaceBehaviour(ctx actor.Context, reason any) {
+	old := a.inc
+	old.kill()
+	for _, child := range ctx.Children() {
+		if old.watched[pidKey(child)] {
+			ctx.Stop(child)
+		}
+	}
+	for k := range old.watched {
+		delete(old.watched, k) // NB: their ends, still to come, are not the new behaviour's business
+	}
+	a.b.Terminate(reason)
+	old.leave()
+	a.startBehaviour(ctx)
+}
+
+// selfMessage delivers a timer's or Self.Send's message to HandleInfo, if it belongs to the current
+// incarnation (and a timer was not stopped meanwhile).
+func (a *vnodeActor) selfMessage(m *selfMessage) {
+	if m.inc != a.inc || a.ended || a.retired || (m.timer != 0 && !a.inc.take(m.timer)) {
+		return
+	}
+	if ih, ok := a.b.(InfoHandler); ok {
+		ih.HandleInfo(m.msg)
+		return
+	}
+	a.env.Logger.Warn("vnode: message to itself dropped: the behaviour has no HandleInfo", "type", fmt.Sprintf("%T", m.msg))
+}
+
+// exit reports the end of an actor the current incarnation spawned or watches.
+func (a *vnodeActor) exit(m *actor.Terminated) {
+	if a.inc == nil || a.ended {
+		return
+	}
+	k := pidKey(m.Who)
+	if !a.inc.watched[k] {
+		return // not this incarnation's (an earlier one's child, or unwatched since)
+	}
+	delete(a.inc.watched, k)
+	if eh, ok := a.b.(ExitHandler); ok {
+		eh.HandleExit(m.Who, m.Why)
+	}
+}
+
+// execute carries out a Behaviour's Result for a command from from.
+func (a *vnodeActor) execute(ctx actor.Context, res Result, from Sender) {
+	switch res.kind {
+	case resultReply:
+		if res.reply != nil && from.pid != nil {
+			ctx.Send(from.pid, res.reply)
+		}
+	case resultAsync:
+		work := res.work
+		ok := a.submit(ctx, job{
+			run: func(c context.Context) {
+				if r := work(c); r != nil {
+					from.Send(r)
+				}
+			},
+			drop: func() {},
+		})
+		if !ok {
+			a.busy(ctx, res, from)
+		}
+	case resultStream:
+		a.env.Logger.Error("vnode: a Stream result answers coverage requests only: dropped")
+	}
+}
+
+// busy answers a command whose async work the pool refused.
+func (a *vnodeActor) busy(ctx actor.Context, res Result, from Sender) {
+	if res.hasBusy && from.pid != nil && res.busy != nil {
+		ctx.Send(from.pid, res.busy)
+	}
+	a.shared.metrics.asyncRefused.Add(1)
+	a.shared.busyLog.Warn(a.env.Logger, "vnode: worker pool busy: async work refused")
+}
+
+// submit hands j to the worker pool, counted as the partition's async work until it ends; false when the
+// pool refused it.
+func (a *vnodeActor) submit(ctx actor.Context, j job) bool {
+	jobs, sys, self := a.jobs, ctx.ActorSystem(), ctx.Self()
+	jobs.Add(1)
+	done := func() {
+		jobs.Add(-1)
+		sys.Root.Send(self, &jobDone{})
+	}
+	ok := a.shared.pool.submit(job{
+		run:  func(c context.Context) { defer done(); j.run(c) },
+		drop: func() { defer done(); j.drop() },
+	})
+	if !ok {
+		jobs.Add(-1)
+	}
+	return ok
+}
+
+func newVnodeProps(env Env, factory Factory, sh *shared, pc *partitionCounters) *actor.Props {
 	return actors.WireProps(actor.PropsFromProducer(func() actor.Actor {
-		return &vnodeActor{env: env, factory: factory, metrics: m, received: received}
+		return &vnodeActor{env: env, factory: factory, shared: sh, received: &pc.received, jobs: &pc.jobs}
 	}))
 }
 

@@ -6,22 +6,35 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Handoff support in the vnode actor (riak_core's handoff states, run by the framework for every
-// Behaviour):
-//
-//	normal ──BeginHandoff──► handoff(session S) ──FinishHandoff(S)──► (flushed) ──HandoffDrop(S)──► normal, data deleted
-//	   ▲                        │   │
-//	   └───CancelHandoff(S)─────┘   └──BeginHandoff──► handoff(session S') (S's waiters are answered with an error)
+// Behaviour; doc.go draws the states with the callbacks).
 //
 // In handoff, the sender folds the partition (HandoffFold, concurrently with commands) into HandoffBatch
-// messages to the new owner's vnode, while the vnode keeps serving: a Behaviour that implements
-// HandoffCommander decides per command whether the new owner must see it too (the KV behaviour forwards the
-// result of every write), and the framework sends such forwards as HandoffForward and counts their acks. FinishHandoff
-// answers once every forward was acknowledged; HandoffDrop then deletes the data inside the actor, so no
-// write slips between the last forward and the delete. Writes arriving afterwards (from coordinators with an
-// older ring) are kept as ordinary data and handed off again.
+// messages to the new owner's vnode, while the vnode keeps serving. What happens to a command depends on
+// the behaviour:
+//
+//   - With HandoffCommander, the behaviour decides per command whether the new owner must see it too: the
+//     KV behaviour applies every write here and forwards the resulting object (a HandoffForward item).
+//   - Without it (the default), the command is not applied here: it is forwarded to the new owner
+//     (HandoffCommand; riak_core's forward), which handles it as its own command and answers the sender
+//     directly. The old owner's data then stays as the fold's snapshot saw it, so the fold moves all of it,
+//     whatever the behaviour's commands do. Applying the command here and also at the new owner would be
+//     wrong for commands that are not idempotent (an increment would count twice once the folded value
+//     merges in), and forwarding only its effect needs the behaviour's help (HandoffCommander). The price:
+//     a read forwarded during the fold sees the new owner's partial copy, like a stale replica. The
+//     commands must be registered for the wire to reach another node (a command that cannot be sent fails
+//     the session, see below). A forwarded command is never forwarded back to the vnode it came from (two
+//     vnodes handing the partition to each other): that vnode applies it.
+//
+// The framework counts the acknowledgements of both kinds of forward. FinishHandoff answers once every
+// forward was acknowledged; HandoffDrop also waits for the partition's async work (Async, Stream) to end,
+// then deletes the data inside the actor, so no write slips between the last forward and the delete. Once
+// a session failed (a forward was lost), commands are applied locally again: its drop will be refused, and
+// the retry folds them. Writes arriving after the drop (from coordinators with an older ring) are kept as
+// ordinary data and handed off again. Timers and HandleInfo are never forwarded (see InfoHandler).
 //
 // Every handoff is a session, named by the id HandoffStarted returns. FinishHandoff, HandoffDrop and
 // CancelHandoff name the session they mean and are refused (or ignored) for any other: a transfer's retry,
@@ -29,10 +42,13 @@ import (
 // Forwards are numbered from one counter shared by every vnode of the process, so an acknowledgement that
 // arrives after its session ended (or after the vnode restarted) matches nothing. A forward that stays
 // unacknowledged for the waiter's AckTimeout fails the session (the transfer is then retried from the start)
-// instead of holding FinishHandoff and HandoffDrop for ever.
+// instead of holding FinishHandoff and HandoffDrop for ever. Each session that HandoffStarting let begin ends
+// with exactly one of HandoffCancelled or HandoffFinished, unless the vnode restarts or stops first
+// (Terminate).
 
-// HandoffCommander is implemented by behaviours that need to act on commands arriving during a handoff.
-// Without it, commands are handled normally and nothing is forwarded (the fold alone moves the data).
+// HandoffCommander is implemented by behaviours that need to act on commands arriving during a handoff
+// (riak_core's handle_handoff_command). Without it, every command arriving during a handoff is forwarded to
+// the new owner instead of being handled here (see above).
 type HandoffCommander interface {
 	// HandleHandoffCommand handles cmd like HandleCommand and returns, in forward, a handoff item (an
 	// EncodeHandoffItem output) the new owner must also apply with HandleHandoffData; nil for none. It is
@@ -65,15 +81,22 @@ const DefaultForwardAckTimeout = 10 * time.Second
 
 // BeginHandoff puts the vnode in handoff mode towards Target (the new owner's vnode) in a new session. A
 // session already under way ends: its waiters are answered with an error and its forwards are no longer
-// waited for (its transfer fails and is retried). Local only. The reply is *HandoffStarted.
-type BeginHandoff struct{ Target *actor.PID }
+// waited for (its transfer fails and is retried). The behaviour may refuse (HandoffStarter). Local only. The
+// reply is *HandoffStarted.
+type BeginHandoff struct {
+	Target *actor.PID
+	Node   string // the new owner's node id, for HandoffStarter and HandoffFinisher
+	Hinted bool   // a hinted handoff (a fallback's data going to the owner), not an ownership move
+}
 
 // HandoffStarted gives the sender the session id (0 for a FoldRequest) and the behaviour's fold and item
-// encoder (the reply to BeginHandoff and to FoldRequest).
+// encoder (the reply to BeginHandoff and to FoldRequest). Refused is set, and nothing else, when the
+// behaviour refused the handoff: the vnode stays in normal mode; retry later.
 type HandoffStarted struct {
-	Session uint64 // never 0
+	Session uint64 // never 0 for a handoff
 	Fold    func(fn func(key, value []byte) error) error
 	Encode  func(key, value []byte) ([]byte, error)
+	Refused string
 }
 
 // FinishHandoff asks for a *HandoffFlushed reply once every forward of Session was acknowledged, or one
@@ -157,7 +180,55 @@ type HandoffForward struct {
 	Item []byte `msgpack:"i"`
 }
 
-// HandoffForwardAck acknowledges a HandoffForward.
+// HandoffCommand carries to the new owner a command that reached the old owner during a handoff, for a
+// behaviour without HandoffCommander: the new owner handles it as its own command (HandleCommand, or its
+// HandoffCommander when it is handing off too), answers ReplyTo (the command's sender; nil for none)
+// directly, and acknowledges with a HandoffForwardAck of Seq once the command was handled. Cmd must be a
+// message registered for the wire to cross nodes.
+type HandoffCommand struct {
+	V       uint8
+	Seq     uint64
+	Cmd     any
+	ReplyTo *actor.PID
+}
+
+// handoffCommandWire is HandoffCommand on the wire, Cmd as a nested wire envelope.
+type handoffCommandWire struct {
+	V       uint8      `msgpack:"v"`
+	Seq     uint64     `msgpack:"s"`
+	Cmd     []byte     `msgpack:"c"`
+	ReplyTo *actor.PID `msgpack:"r"`
+}
+
+var (
+	_ msgpack.CustomEncoder = (*HandoffCommand)(nil)
+	_ msgpack.CustomDecoder = (*HandoffCommand)(nil)
+)
+
+// EncodeMsgpack encodes c for the wire; Cmd must be a registered wire message.
+func (c *HandoffCommand) EncodeMsgpack(enc *msgpack.Encoder) error {
+	cmd, err := encodeNested(c.Cmd)
+	if err != nil {
+		return fmt.Errorf("vnode: handoff command: %w", err)
+	}
+	return enc.Encode(&handoffCommandWire{V: c.V, Seq: c.Seq, Cmd: cmd, ReplyTo: c.ReplyTo})
+}
+
+// DecodeMsgpack decodes a HandoffCommand from the wire.
+func (c *HandoffCommand) DecodeMsgpack(dec *msgpack.Decoder) error {
+	var w handoffCommandWire
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	cmd, err := decodeNested(w.Cmd)
+	if err != nil {
+		return fmt.Errorf("vnode: handoff command: %w", err)
+	}
+	*c = HandoffCommand{V: w.V, Seq: w.Seq, Cmd: cmd, ReplyTo: w.ReplyTo}
+	return nil
+}
+
+// HandoffForwardAck acknowledges a HandoffForward or a HandoffCommand.
 type HandoffForwardAck struct {
 	V   uint8  `msgpack:"v"`
 	Seq uint64 `msgpack:"s"`
@@ -172,6 +243,7 @@ var handoffIDs atomic.Uint64
 type handoffState struct {
 	session   uint64
 	target    *actor.PID
+	to        HandoffTarget
 	pending   map[uint64]time.Time // forward id -> when it was sent
 	forwarded int
 	failed    string
@@ -190,7 +262,12 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 	switch m := msg.(type) {
 	case *BeginHandoff:
 		a.endHandoff(ctx, "vnode: handoff superseded by a newer one")
-		a.handoff = &handoffState{session: handoffIDs.Add(1), target: m.Target, pending: map[uint64]time.Time{}}
+		to := HandoffTarget{Node: m.Node, PID: m.Target, Hinted: m.Hinted}
+		if hs, ok := a.b.(HandoffStarter); ok && !hs.HandoffStarting(to) {
+			ctx.Respond(&HandoffStarted{Refused: fmt.Sprintf("vnode: partition %d: the behaviour refused the handoff", a.env.Partition)})
+			return true
+		}
+		a.handoff = &handoffState{session: handoffIDs.Add(1), target: m.Target, to: to, pending: map[uint64]time.Time{}}
 		st := a.foldFuncs(ctx)
 		st.Session = a.handoff.session
 		ctx.Respond(st)
@@ -246,8 +323,13 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 			a.received.Add(1)
 			a.forwardIncoming(ctx, it, changed, nil)
 		}
-		a.metrics.handoffItems.Add(int64(len(m.Items)))
+		a.shared.metrics.handoffItems.Add(int64(len(m.Items)))
 		ctx.Respond(ack)
+	case *HandoffCommand:
+		// NB: counted as a handoff arrival too: it is data another node's transfer sent here.
+		a.received.Add(1)
+		a.commandFrom(ctx, m.Cmd, Sender{system: ctx.ActorSystem(), pid: m.ReplyTo}, ctx.Sender())
+		ctx.Respond(&HandoffForwardAck{V: 1, Seq: m.Seq})
 	case *HandoffForward:
 		a.arrived.Items++
 		ack := &HandoffForwardAck{V: 1, Seq: m.Seq}
@@ -311,6 +393,9 @@ func (a *vnodeActor) endHandoff(ctx actor.Context, reason string) {
 		ctx.Send(w, &HandoffDropped{Err: reason})
 	}
 	a.handoff = nil
+	if hc, ok := a.b.(HandoffCanceller); ok {
+		hc.HandoffCancelled()
+	}
 }
 
 // mergeItem applies a received handoff item and reports whether it changed the vnode's data (true when the
@@ -418,7 +503,8 @@ func (a *vnodeActor) expireForwards(ctx actor.Context) {
 }
 
 // flushHandoff answers the waiters once no forward is pending: flushes with the session's outcome, and drops
-// by deleting the partition's data (unless a forward failed), which ends the session.
+// (once no async work of the partition runs either) by deleting the partition's data unless a forward
+// failed, which ends the session.
 func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 	h := a.handoff
 	if len(h.pending) > 0 {
@@ -428,45 +514,71 @@ func (a *vnodeActor) flushHandoff(ctx actor.Context) {
 		ctx.Send(w, &HandoffFlushed{Forwarded: h.forwarded, Err: h.failed})
 	}
 	h.flushWait = nil
-	if len(h.dropWait) == 0 {
+	if len(h.dropWait) == 0 || (h.failed == "" && a.jobs.Load() > 0) {
+		// NB: jobDone calls this again when the partition's async work ends.
 		return
 	}
-	rep := &HandoffDropped{Err: h.failed, Arrived: a.arrived}
-	if h.failed == "" {
-		if err := a.b.Delete(); err != nil {
-			rep.Err = fmt.Sprintf("vnode: partition %d: drop: %v", a.env.Partition, err)
-		} else {
-			a.arrived = Arrivals{}
-			// The behaviour's state was deleted: start it afresh on the (now empty) partition.
-			a.b = a.factory()
-			if err := a.b.Init(a.env); err != nil {
-				panic(fmt.Errorf("vnode: re-init partition %d after drop: %w", a.env.Partition, err))
-			}
+	if h.failed != "" {
+		rep := &HandoffDropped{Err: h.failed, Arrived: a.arrived}
+		waiters := h.dropWait
+		h.dropWait = nil
+		a.endHandoff(ctx, "") // NB: no waiter left for it to answer; it calls HandoffCancelled
+		for _, w := range waiters {
+			ctx.Send(w, rep)
 		}
+		return
 	}
-	for _, w := range h.dropWait {
+	rep := &HandoffDropped{Arrived: a.arrived}
+	waiters := h.dropWait
+	a.handoff = nil
+	if hf, ok := a.b.(HandoffFinisher); ok {
+		hf.HandoffFinished(h.to)
+	}
+	if err := a.b.Delete(); err != nil {
+		rep.Err = fmt.Sprintf("vnode: partition %d: drop: %v", a.env.Partition, err)
+	} else {
+		a.arrived = Arrivals{}
+		// The behaviour's state was deleted: start it afresh on the (now empty) partition.
+		a.replaceBehaviour(ctx, "handoff drop")
+	}
+	for _, w := range waiters {
 		ctx.Send(w, rep)
 	}
-	a.handoff = nil
 }
 
 // command runs a user command, through the handoff rules when a handoff is under way.
 func (a *vnodeActor) command(ctx actor.Context, msg any, from Sender) {
+	a.commandFrom(ctx, msg, from, nil)
+}
+
+// commandFrom runs a command that came from origin: nil for a command sent to this vnode, the old owner's
+// vnode for a HandoffCommand. A command is never forwarded back to the vnode it came from (two vnodes handing
+// the partition to each other would pass it back and forth for ever): it is applied here.
+func (a *vnodeActor) commandFrom(ctx actor.Context, msg any, from Sender, origin *actor.PID) {
 	a.arrived.Requests++
-	if a.handoff != nil {
+	if h := a.handoff; h != nil {
 		if hc, ok := a.b.(HandoffCommander); ok {
 			res, fwd := hc.HandleHandoffCommand(msg, from)
-			if res.hasReply && from.pid != nil {
-				ctx.Respond(res.reply)
-			}
+			a.execute(ctx, res, from)
 			if fwd != nil {
 				a.forward(ctx, fwd)
 			}
 			return
 		}
+		if h.failed == "" && (origin == nil || pidKey(origin) != pidKey(h.target)) {
+			a.forwardCommand(ctx, msg, from)
+			return
+		}
 	}
-	res := a.b.HandleCommand(msg, from)
-	if res.hasReply && from.pid != nil {
-		ctx.Respond(res.reply)
-	}
+	a.execute(ctx, a.b.HandleCommand(msg, from), from)
+}
+
+// forwardCommand sends a command to the handoff target instead of handling it (the default for behaviours
+// without HandoffCommander); FinishHandoff and HandoffDrop wait for its acknowledgement.
+func (a *vnodeActor) forwardCommand(ctx actor.Context, msg any, from Sender) {
+	h := a.handoff
+	seq := handoffIDs.Add(1)
+	h.pending[seq] = time.Now()
+	h.forwarded++
+	ctx.Request(h.target, &HandoffCommand{V: 1, Seq: seq, Cmd: msg, ReplyTo: from.pid})
 }

@@ -37,6 +37,13 @@ type ManagerConfig struct {
 	OnEscalate func(err error)
 	// Dispatcher runs the vnodes' mailboxes; nil means protoactor's default (a goroutine per run).
 	Dispatcher actor.Dispatcher
+
+	// Workers is how many goroutines at most run the vnodes' async work (Async, coverage streams), shared
+	// by every vnode of the manager (riak_core_vnode_worker_pool). Default 4, range 1..1024.
+	Workers int
+	// WorkQueue is how many jobs at most wait for a worker; beyond it async work is refused (the
+	// behaviour's IfBusy reply). Default 1024, range 0..1<<20 (0 means the default).
+	WorkQueue int
 }
 
 func (c *ManagerConfig) setDefaults() {
@@ -55,6 +62,12 @@ func (c *ManagerConfig) setDefaults() {
 	if c.RestartWindow == 0 {
 		c.RestartWindow = 10 * time.Second
 	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.WorkQueue == 0 {
+		c.WorkQueue = 1024
+	}
 }
 
 // Validate reports the first invalid field.
@@ -68,6 +81,10 @@ func (c *ManagerConfig) Validate() error {
 		return errors.New("vnode: ManagerConfig.Store is nil")
 	case c.MaxRestarts < 0:
 		return fmt.Errorf("vnode: ManagerConfig.MaxRestarts %d < 0", c.MaxRestarts)
+	case c.Workers < 0 || c.Workers > 1024:
+		return fmt.Errorf("vnode: ManagerConfig.Workers %d out of range 1..1024", c.Workers)
+	case c.WorkQueue < 0 || c.WorkQueue > 1<<20:
+		return fmt.Errorf("vnode: ManagerConfig.WorkQueue %d out of range 0..%d", c.WorkQueue, 1<<20)
 	}
 	for _, p := range c.Partitions {
 		if p < 0 {
@@ -82,7 +99,11 @@ type Metrics struct {
 	starts       atomic.Int64
 	restarts     atomic.Int64
 	handoffItems atomic.Int64
+	asyncRefused atomic.Int64
 }
+
+// AsyncRefused counts async work and coverage streams refused because the worker pool's queue was full.
+func (m *Metrics) AsyncRefused() int64 { return m.asyncRefused.Load() }
 
 // HandoffItemsReceived counts items merged from handoff batches.
 func (m *Metrics) HandoffItemsReceived() int64 { return m.handoffItems.Load() }
@@ -102,9 +123,10 @@ type Manager struct {
 	pids     atomic.Pointer[map[int]*actor.PID]
 	metrics  Metrics
 	strategy *limitStrategy
-	// received holds each partition's count of handoff items taken since the manager started (kept across
-	// vnode restarts and retirements). Written by the manager actor only.
-	received sync.Map // int -> *atomic.Int64
+	shared   *shared
+	// counters holds each partition's counters (handoff items taken since the manager started, async work
+	// running), kept across vnode restarts and retirements. Stored by the manager actor only.
+	counters sync.Map // int -> *partitionCounters
 	stopped  chan struct{}
 	once     sync.Once
 }
@@ -205,7 +227,7 @@ func (a *managerActor) spawn(ctx actor.Context, partitions []int) map[int]*actor
 			Logger:    partitionLogger(a.m.cfg.Logger, a.m.cfg.Node, p),
 			Now:       a.m.cfg.Now,
 		}
-		props := newVnodeProps(env, a.m.cfg.Factory, &a.m.metrics, a.m.receivedCounter(p))
+		props := newVnodeProps(env, a.m.cfg.Factory, a.m.shared, a.m.partitionCounters(p))
 		if a.m.cfg.Dispatcher != nil {
 			props.Configure(actor.WithDispatcher(a.m.cfg.Dispatcher))
 		}
@@ -248,6 +270,7 @@ func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, system: system, stopped: make(chan struct{})}
+	m.shared = &shared{metrics: &m.metrics, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
 	empty := map[int]*actor.PID{}
 	m.pids.Store(&empty)
 	m.strategy = &limitStrategy{max: cfg.MaxRestarts, within: cfg.RestartWindow, log: func(reason any) {
@@ -257,11 +280,13 @@ func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error
 		actor.WithSupervisor(m.strategy))
 	pid, err := system.Root.SpawnNamed(props, cfg.Name)
 	if err != nil {
+		_ = m.shared.pool.close(context.Background())
 		return nil, fmt.Errorf("vnode: spawn supervisor: %w", err)
 	}
 	m.pid = pid
 	if err := m.Start(context.Background(), cfg.Partitions); err != nil {
 		system.Root.Stop(pid)
+		_ = m.shared.pool.close(context.Background())
 		return nil, err
 	}
 	return m, nil
@@ -357,18 +382,18 @@ func (m *Manager) Retire(ctx context.Context, p int) error {
 	}
 }
 
-// receivedCounter is partition p's count of handoff items taken, created on first use.
-func (m *Manager) receivedCounter(p int) *atomic.Int64 {
-	c, _ := m.received.LoadOrStore(p, new(atomic.Int64))
-	return c.(*atomic.Int64)
+// partitionCounters are partition p's counters, created on first use.
+func (m *Manager) partitionCounters(p int) *partitionCounters {
+	c, _ := m.counters.LoadOrStore(p, new(partitionCounters))
+	return c.(*partitionCounters)
 }
 
 // HandoffReceived is how many handoff items (ownership or hinted transfers, forwards, re-homed keys)
 // partition p's vnode took since the manager started, across restarts of the vnode. It only grows: a
 // change means data arrived that was placed by another node's ring.
 func (m *Manager) HandoffReceived(p int) int64 {
-	if c, ok := m.received.Load(p); ok {
-		return c.(*atomic.Int64).Load()
+	if c, ok := m.counters.Load(p); ok {
+		return c.(*partitionCounters).received.Load()
 	}
 	return 0
 }
@@ -386,14 +411,14 @@ func (m *Manager) Crash(p int, reason string) error {
 	return nil
 }
 
-// Stop stops every vnode (each finishes the message it is handling) and the supervisor, and waits for them
-// or ctx.
+// Stop stops every vnode (each finishes the message it is handling) and the supervisor, then the worker
+// pool (queued async work is dropped, running work sees its context end), and waits for them or ctx.
 func (m *Manager) Stop(ctx context.Context) error {
 	m.once.Do(func() { m.system.Root.Stop(m.pid) })
 	select {
 	case <-m.stopped:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("vnode: stop: %w", ctx.Err())
 	}
+	return m.shared.pool.close(ctx)
 }

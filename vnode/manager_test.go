@@ -24,9 +24,14 @@ type tlog struct{ t *testing.T }
 func (w tlog) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
 
 func newSystem(t *testing.T) *actor.ActorSystem {
-	s := actors.NewSystem(slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	s := actors.NewSystem(testLogger(t))
 	t.Cleanup(s.Shutdown)
 	return s
+}
+
+// testLogger logs warnings and errors to t.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func startManager(t *testing.T, db storage.Backend, cfg vnode.ManagerConfig) *vnode.Manager {

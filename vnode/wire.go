@@ -5,12 +5,17 @@ import (
 )
 
 // Wire type codes of the vnode framework's messages (actors.RegisterWire). Append-only: vnode owns 8..31
-// (1..7 are KV's, package kv); 12..31 are kept for future framework messages.
+// (1..7 are KV's, package kv); 17..31 are kept for future framework messages.
 const (
 	WireHandoffBatch      actors.WireType = 8
 	WireHandoffAck        actors.WireType = 9
 	WireHandoffForward    actors.WireType = 10
 	WireHandoffForwardAck actors.WireType = 11
+	WireHandoffCommand    actors.WireType = 12
+	WireCoverageRequest   actors.WireType = 13
+	WireCoverageChunk     actors.WireType = 14
+	WireCoverageAck       actors.WireType = 15
+	WireCoverageCancel    actors.WireType = 16
 )
 
 func init() {
@@ -18,6 +23,13 @@ func init() {
 	actors.RegisterWire(WireHandoffAck, func() any { return &HandoffAck{} })
 	actors.RegisterWire(WireHandoffForward, func() any { return &HandoffForward{} })
 	actors.RegisterWire(WireHandoffForwardAck, func() any { return &HandoffForwardAck{} })
+	actors.RegisterWire(WireHandoffCommand, func() any { return &HandoffCommand{} })
+	actors.RegisterWire(WireCoverageRequest, func() any { return &CoverageRequest{} })
+	actors.RegisterWire(WireCoverageChunk, func() any { return &CoverageChunk{} })
+	actors.RegisterWire(WireCoverageAck, func() any { return &CoverageAck{} })
+	actors.RegisterWire(WireCoverageCancel, func() any { return &CoverageCancel{} })
 	// Other nodes' coordinators and handoffs address vnodes (and vnodes each other, for forwards).
 	actors.AllowRemoteTarget(actors.VnodeSupervisorName + "/")
+	// Coverage chunks from other nodes' vnodes reach RequestCoverage's receivers.
+	actors.AllowRemoteTarget(CoverageReceiverPrefix)
 }

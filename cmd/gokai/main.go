@@ -32,7 +32,7 @@ const usage = `usage: gokai <command> [flags]
 
 commands:
   start     run a node (gokai start -h for its settings)
-  bench     load generator (memcache or msgpack-RPC)
+  bench     load generator (memcache text, binary or meta; msgpack-RPC)
   get       read a key: every sibling and the causal context (gokai get -h)
   put       write a key over a context from get, or as a new sibling, or --blind (gokai put -h)
   delete    delete a key: over a context from get, or what a read finds, or --blind

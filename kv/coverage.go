@@ -1,0 +1,74 @@
+package kv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/gokai-kv/gokai/storage"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+var _ vnode.CoverageHandler = (*Vnode)(nil)
+
+// HandleCoverage serves the KV coverage commands: CoverKeysRequest (a stream of keys) and CountKeysRequest
+// (one count). Both fold the partition's storage snapshot on the worker pool, never in the vnode actor:
+// the fold reads the storage handle and the time captured here, nothing else of the vnode.
+func (vn *Vnode) HandleCoverage(cmd any, filter vnode.Filter, _ vnode.Sender) vnode.Result {
+	store, p, nowSec := vn.env.Store, vn.env.Partition, vn.env.Now().Unix()
+	switch req := cmd.(type) {
+	case *CoverKeysRequest:
+		prefix := bytes.Clone(req.Prefix)
+		return vnode.Stream(func(ctx context.Context, emit func([]byte) error) error {
+			return foldLiveKeys(ctx, store, filter, prefix, nowSec, func(key []byte) error {
+				// NB: the fold reuses its buffers; the stream keeps what it is given.
+				return emit(bytes.Clone(key))
+			})
+		})
+	case *CountKeysRequest:
+		prefix := bytes.Clone(req.Prefix)
+		return vnode.Async(func(ctx context.Context) any {
+			rep := &CountKeysReply{V: 1, Partition: p}
+			if err := foldLiveKeys(ctx, store, filter, prefix, nowSec, func([]byte) error { rep.Count++; return nil }); err != nil {
+				rep.Err = err.Error()
+			}
+			return rep
+		}).IfBusy(&CountKeysReply{V: 1, Partition: p, Err: fmt.Sprintf("kv: partition %d: busy, count refused", p)})
+	}
+	// An error chunk tells the requester at once (a NoReply would leave it waiting for its timeout).
+	err := fmt.Errorf("kv: partition %d: unknown coverage command %T", p, cmd)
+	return vnode.Stream(func(context.Context, func([]byte) error) error { return err })
+}
+
+// foldLiveKeys calls fn, in ascending byte order, with every key of the partition's storage snapshot that
+// filter covers, that starts with prefix, and whose object has a live sibling at nowSec (unix seconds). fn
+// must not retain key. It stops with ctx's error once ctx ends.
+func foldLiveKeys(ctx context.Context, store storage.Partition, filter vnode.Filter, prefix []byte, nowSec int64, fn func(key []byte) error) error {
+	start := append([]byte{nsObject}, prefix...)
+	n := 0
+	return store.Fold(func(k, v []byte) error {
+		if n++; n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if bytes.Compare(k, start) < 0 {
+			return nil // before the prefix (and before the object namespace)
+		}
+		if !bytes.HasPrefix(k, start) {
+			return storage.ErrStopFold // keys ascend: past the prefix, nothing more matches
+		}
+		key := k[1:]
+		if !filter.Match(key) {
+			return nil
+		}
+		o, err := UnmarshalObject(v)
+		if err != nil {
+			return fmt.Errorf("kv: partition %d: key %q: %w", store.ID, key, err)
+		}
+		if o.TombstoneOnly(nowSec) {
+			return nil
+		}
+		return fn(key)
+	})
+}
