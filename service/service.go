@@ -73,9 +73,9 @@ type Rehome struct {
 type NodeInfo struct {
 	Name    string       // the node's id
 	Version string       // gokai's version (node.Version)
-	Q, N   int          // ring partitions; replicas per key
-	Logger *slog.Logger // carries the node and the service
-	Now    func() time.Time
+	Q, N    int          // ring partitions; replicas per key
+	Logger  *slog.Logger // carries the node and the service
+	Now     func() time.Time
 }
 
 // Host is the running node, as a service's Start sees it: its own vnodes and coordinators.
