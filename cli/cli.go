@@ -1,4 +1,4 @@
-package main
+package cli
 
 // The client commands: gokai get | put | delete | status | ring | members, over msgpack-RPC with the Go
 // client (package client). Each is a func(ctx, args, stdout, stderr) error; exitCode maps its error to
