@@ -33,6 +33,7 @@ func TestSecureClusterPassesClusterAndFailureTests(t *testing.T) {
 	t.Run("ThreeNodes", TestClusterThreeNodes)
 	t.Run("JoinLeaveUnderLoad", TestClusterJoinLeaveUnderLoad)
 	t.Run("KillFallback", TestFailureKillFallback)
+	t.Run("Counter", TestCounterCluster)
 }
 
 // rawTransport dials a node's transport as a hostile peer would: with tlsCfg (nil: plaintext), and opens
