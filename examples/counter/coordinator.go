@@ -20,7 +20,7 @@ type Client struct {
 func NewClient(svc *coordinator.Service) *Client { return &Client{svc: svc} }
 
 // Incr adds by to the counter name. The increment is applied once, by one replica (the coordinating vnode:
-// the first of the preference list on this node, else the first), under that vnode's actor id; the state it
+// the first of the preference list on this node, else the first reachable), under that vnode's actor id; the state it
 // answers with is merged into the other replicas, and Incr returns once W of them (the coordinating one
 // included) stored it. An error other than a refusal (ErrBadIncrement, coordinator.ErrBadRequest,
 // ErrOverload, ErrShuttingDown) leaves the increment indeterminate: it may have been applied.
