@@ -21,11 +21,11 @@ import (
 	"github.com/gokai-kv/gokai/vnode"
 )
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
@@ -58,7 +58,7 @@ func (r router) Fallback([]byte, int, ring.NodeID) (ring.PrefEntry, bool) {
 }
 func (r router) ReportFailure(ring.NodeID) {}
 
-func startCluster(t *testing.T, factory vnode.Factory) *cluster {
+func startCluster(t testing.TB, factory vnode.Factory) *cluster {
 	t.Helper()
 	const q = 16
 	logger := testLogger(t)
@@ -351,5 +351,56 @@ func TestANewEpochAfterDataLoss(t *testing.T) {
 	// The actor id is the vnode's own metadata: not a counter, never handed off.
 	if empty, err := fresh.IsEmpty(); err != nil || !empty {
 		t.Fatalf("IsEmpty of a fresh vnode: %v %v", empty, err)
+	}
+}
+
+// TestVnodeRefusesBadNames: a command from another node naming no counter, or one past MaxNameLen, is
+// answered with an error, not stored.
+func TestVnodeRefusesBadNames(t *testing.T) {
+	store := storage.NewMemory()
+	v := &Vnode{}
+	if err := v.Init(vnode.Env{Node: "n1", Store: storage.Partition{Backend: store}, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	long := make([]byte, MaxNameLen+1)
+	for _, cmd := range []any{&IncrRequest{V: 1, Tag: 2, By: 1}, &IncrRequest{V: 1, Tag: 2, Name: long, By: 1},
+		&ReadRequest{V: 1, Tag: 2}, &MergeRequest{V: 1, Tag: 2, Name: long, State: &State{Entries: []Entry{{Actor: "a", P: 1}}}}} {
+		rep := v.HandleCommand(cmd, vnode.Sender{}).Reply().(*StateReply)
+		if rep.Err == "" || rep.Tag != 2 {
+			t.Errorf("%T: %+v, want an error with the tag", cmd, rep)
+		}
+	}
+	if empty, err := v.IsEmpty(); err != nil || !empty {
+		t.Fatalf("a refused command stored something: empty=%v %v", empty, err)
+	}
+}
+
+// BenchmarkIncr: increments of one counter through the coordinators of three in-process nodes (N=3, W=2),
+// one at a time: the coordinating vnode applies it, the request actor replicates the state to two more.
+func BenchmarkIncr(b *testing.B) {
+	c := startCluster(b, NewVnode)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := c.clients[c.names[i%3]].Incr(ctx, []byte("bench"), 1, coordinator.WriteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkValue: reads at R=2 of a counter three nodes incremented (a state of three actors).
+func BenchmarkValue(b *testing.B) {
+	c := startCluster(b, NewVnode)
+	ctx := context.Background()
+	for _, n := range c.names {
+		if err := c.clients[n].Incr(ctx, []byte("bench"), 1, coordinator.WriteOptions{W: 3}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if v, err := c.clients[c.names[i%3]].Value(ctx, []byte("bench"), coordinator.ReadOptions{}); err != nil || v != 3 {
+			b.Fatal(v, err)
+		}
 	}
 }

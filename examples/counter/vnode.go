@@ -121,6 +121,9 @@ func (v *Vnode) merge(name []byte, in *State) (changed bool, err error) {
 // ReadRequest (reply with the stored state), MergeRequest (merge, store if it grew, acknowledge) and the
 // node's re-home drop. A reply is sent only after storage took the write.
 func (v *Vnode) HandleCommand(cmd any, _ vnode.Sender) vnode.Result {
+	if name, tag, write, ok := commandName(cmd); ok && (len(name) == 0 || len(name) > MaxNameLen) {
+		return vnode.Reply(failed(tag, write, fmt.Errorf("counter: name of %d bytes: want 1..%d", len(name), MaxNameLen)))
+	}
 	switch c := cmd.(type) {
 	case *IncrRequest:
 		cur, err := v.load(c.Name)
@@ -151,6 +154,19 @@ func (v *Vnode) HandleCommand(cmd any, _ vnode.Sender) vnode.Result {
 	}
 	v.env.Logger.Warn("counter: unexpected command", "type", fmt.Sprintf("%T", cmd))
 	return vnode.NoReply()
+}
+
+// commandName is the counter a command names, its tag and whether it writes; ok is false for other messages.
+func commandName(cmd any) (name []byte, tag uint32, write, ok bool) {
+	switch c := cmd.(type) {
+	case *IncrRequest:
+		return c.Name, c.Tag, true, true
+	case *ReadRequest:
+		return c.Name, c.Tag, false, true
+	case *MergeRequest:
+		return c.Name, c.Tag, true, true
+	}
+	return nil, 0, false, false
 }
 
 // failed is the reply to a command that failed with err.
