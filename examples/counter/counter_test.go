@@ -189,6 +189,36 @@ func TestIncrementsThroughEveryNodeAddUp(t *testing.T) {
 	}
 }
 
+// TestReadRepairsStaleReplicas: a replica that missed increments (its stored state is older) is repaired
+// with the merged state by a read at the default R, whether its reply was among the R the read answered with
+// or came late.
+func TestReadRepairsStaleReplicas(t *testing.T) {
+	c := startCluster(t, NewVnode)
+	ctx := context.Background()
+	name := "stale"
+	for i, n := range c.names {
+		if err := c.clients[n].Incr(ctx, []byte(name), int64(i+1), coordinator.WriteOptions{W: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pl := c.ring.Preflist([]byte(name), 3, nil)
+	full := c.replicaState(t, pl[0].Node, pl[0].Partition, name)
+	// Put an older state back on every replica in turn, below the vnodes, and read.
+	for _, e := range pl {
+		older := &State{Entries: full.Entries[:1]}
+		raw, _ := older.MarshalBinary()
+		if err := c.stores[e.Node].Put(uint32(e.Partition), append([]byte{nsCounter}, name...), raw); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.clients["n2"].Value(ctx, []byte(name), coordinator.ReadOptions{}); err != nil || got != 6 {
+			t.Fatalf("read with %s/%d stale: %d %v, want 6", e.Node, e.Partition, got, err)
+		}
+		eventually.True(t, 5*time.Second, fmt.Sprintf("%s/%d repaired", e.Node, e.Partition), func() bool {
+			return Equal(c.replicaState(t, e.Node, e.Partition, name), full)
+		})
+	}
+}
+
 // TestIncrementOutOfRangeIsRefusedWhole: an increment that would overflow fails with ErrOutOfRange and is
 // applied nowhere.
 func TestIncrementOutOfRangeIsRefusedWhole(t *testing.T) {

@@ -308,5 +308,20 @@ func TestCounterCluster(t *testing.T) {
 			}
 		}
 	}
+	// The binary's own commands.
+	cl.cli(n1, "incr", "cli-made", "5")
+	cl.cli(n2, "decr", "cli-made", "2")
+	cl.cli(n4, "incr", "cli-made")
+	var got struct {
+		Name  string `json:"name"`
+		Value int64  `json:"value"`
+	}
+	cl.cliJSON(n2, &got, "value", "cli-made")
+	if got.Name != "cli-made" || got.Value != 4 {
+		t.Fatalf("gokai-counter value cli-made --json: %+v, want 4", got)
+	}
+	if res := binCLI(t, cl.binary(), n1.rpcAddr, "", "incr", "cli-made", "9007199254740992"); res.code != 2 {
+		t.Fatalf("incr by 2^53: exit %d, want 2 (usage)\n%s", res.code, res.stderr)
+	}
 	t.Logf("done in %v", time.Since(start).Round(time.Millisecond))
 }
