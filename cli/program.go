@@ -106,12 +106,22 @@ $GOKAI_ADDR), --timeout, --json, and --certs-dir/--user for a node with -rpc-tls
 for cluster changes); they exit 0 ok, 1 not found, 2 usage, 3 server or connection error.
 `
 
+// builtin are the commands of every program (Run's switch).
+var builtin = map[string]bool{"start": true, "bench": true, "get": true, "put": true, "delete": true,
+	"status": true, "ring": true, "members": true, "cluster": true, "transfers": true, "certs": true,
+	"version": true, "-v": true, "--version": true, "help": true, "-h": true, "--help": true}
+
 // Run runs one command: args are the process's arguments after its name. main calls it through Main;
 // tests call it directly.
 func (p Program) Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		p.usage(stderr)
 		return errors.New("no command")
+	}
+	for _, c := range p.Commands {
+		if builtin[c.Name] {
+			return fmt.Errorf("cli: %s's command %q shadows gokai's", p.Name, c.Name)
+		}
 	}
 	for _, c := range p.Commands {
 		if c.Name == args[0] {

@@ -7,6 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +75,12 @@ func TestProgramOfOtherServices(t *testing.T) {
 		t.Fatalf("start: code %d, extra made with level %d:\n%s", code, made, errs)
 	}
 
+	shadow := Program{Name: "x", Commands: []Command{{Name: "get"}}}
+	if err := shadow.Run(context.Background(), []string{"version"}, io.Discard, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "shadows") {
+		t.Fatalf("a command named get: %v", err)
+	}
+
 	t.Setenv("GOKAI_ADDR", startCLINode(t))
 	if out, errs, code := runP("pingall", "--json", "w"); code != 0 || out != "pong true\n" || len(gotArgs) != 1 {
 		t.Fatalf("pingall: %d %q %s (args %q)", code, out, errs, gotArgs)
@@ -88,5 +98,35 @@ func TestProgramOfOtherServices(t *testing.T) {
 		if _, errs, code := runP(tc.args...); code != tc.code {
 			t.Errorf("%v: exit %d, want %d (%s)", tc.args, code, tc.code, errs)
 		}
+	}
+}
+
+// TestBuiltinIsRunsSwitch: the commands a program may not shadow are exactly those Run's switch serves (a
+// command added to the switch must be added to builtin).
+func TestBuiltinIsRunsSwitch(t *testing.T) {
+	src, err := os.ReadFile("program.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(src)
+	i := strings.Index(body, "\tswitch args[0] {")
+	if i < 0 {
+		t.Fatal("Run's switch not found")
+	}
+	j := strings.Index(body[i:], "\n\t}\n")
+	if j < 0 {
+		t.Fatal("the end of Run's switch not found")
+	}
+	served := map[string]bool{}
+	quoted := regexp.MustCompile(`"([^"]+)"`)
+	for _, line := range strings.Split(body[i:i+j], "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "case ") {
+			for _, m := range quoted.FindAllStringSubmatch(line, -1) {
+				served[m[1]] = true
+			}
+		}
+	}
+	if !maps.Equal(served, builtin) {
+		t.Fatalf("Run's switch serves %v; builtin lists %v", slices.Sorted(maps.Keys(served)), slices.Sorted(maps.Keys(builtin)))
 	}
 }
