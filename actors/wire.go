@@ -33,6 +33,7 @@ const WireVersion = 1
 //	72..1023     free, for gokai's own packages
 //	1024..65535  services built on gokai (examples, applications): each claims a block and lists its
 //	             messages in its service.Service (the node registers them with EnsureWire)
+//	1024..1031   examples/counter (IncrRequest=1024 ... StateReply=1027)
 type WireType uint16
 
 // Errors returned by DecodeWire (wrapped with detail).
