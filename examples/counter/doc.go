@@ -23,6 +23,13 @@
 // work the same way: vnode_vclocks). An increment whose request failed or timed out may or may not have been
 // applied (indeterminate); one that was acknowledged is in W replicas' states and survives any later merge.
 //
+// Limits: |by| < 2^53 per increment; the value and every actor's totals stay in the int64 range (an
+// increment that would leave it is refused whole); a name is 1..1024 bytes. An actor's entry is never
+// removed, even once its vnode's data was handed off and dropped (removing it safely would need every
+// replica to agree that it was merged everywhere), so a counter gains an entry per vnode incarnation that
+// ever coordinated one of its increments; past MaxActors (1024) the counter refuses increments coordinated
+// by a new actor.
+//
 // Concurrency: the vnode behaviour runs in its vnode actor, one message at a time; Client and the methods are
 // safe for concurrent use. It does not own quorums, routing, handoff or supervision (the runtime's), nor a
 // node's assembly (node, cmd).
