@@ -328,5 +328,15 @@ func TestCounterCluster(t *testing.T) {
 	if res := binCLI(t, cl.binary(), n1.rpcAddr, "", "incr", "cli-made", "9007199254740992"); res.code != 2 {
 		t.Fatalf("incr by 2^53: exit %d, want 2 (usage)\n%s", res.code, res.stderr)
 	}
+	// The service's own stats are in the node's.
+	ctx, cancel := shortCtx()
+	defer cancel()
+	st, err := cl.cls[n1.name].Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := st.Int("gokai_counter_incrs"); !ok || v == 0 {
+		t.Fatalf("gokai_counter_incrs = %v (%v) on n1, which served increments", v, ok)
+	}
 	t.Logf("done in %v", time.Since(start).Round(time.Millisecond))
 }
