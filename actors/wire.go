@@ -28,9 +28,11 @@ const WireVersion = 1
 //	             CoverageCancel=16; 17..31 reserved for vnode)
 //	32..39       actors (Ping=32, Pong=33)
 //	40..47       node (ControlRequest=40, ControlReply=41)
-//	48..63       free
+//	48..63       free, for gokai's own packages
 //	64..71       kv (CoverKeysRequest=64, CountKeysRequest=65, CountKeysReply=66)
-//	72..65535    free
+//	72..1023     free, for gokai's own packages
+//	1024..65535  services built on gokai (examples, applications): each claims a block and lists its
+//	             messages in its service.Service (the node registers them with EnsureWire)
 type WireType uint16
 
 // Errors returned by DecodeWire (wrapped with detail).
@@ -110,6 +112,41 @@ func RegisterWire(t WireType, newMsg func() any) {
 	next.byType[typ] = t
 	wireReg.Store(next)
 }
+
+// EnsureWire registers newMsg's type under code t unless exactly that pairing is registered already (a
+// service registered by every node of a process, or whose package also registers its messages in init).
+// Unlike RegisterWire it returns an error, not a panic, when t or the type is taken by another pairing: the
+// node reports a service whose wire codes collide when it is built.
+func EnsureWire(t WireType, newMsg func() any) error {
+	if t == 0 || newMsg == nil {
+		return fmt.Errorf("actors: EnsureWire(%d): code 0 and a nil constructor are invalid", t)
+	}
+	m := newMsg()
+	v := reflect.ValueOf(m)
+	if m == nil || v.Kind() != reflect.Pointer || v.IsNil() {
+		return fmt.Errorf("actors: EnsureWire(%d): constructor returned %T, want a non-nil pointer", t, m)
+	}
+	typ := v.Type()
+	// NB: the check and the registration happen under one lock, so two callers ensuring the same pairing
+	// at once do not both register it (RegisterWire panics on a code registered twice).
+	ensureMu.Lock()
+	defer ensureMu.Unlock()
+	reg := wireReg.Load()
+	if e, ok := reg.byCode[t]; ok {
+		if e.typ == typ {
+			return nil
+		}
+		return fmt.Errorf("actors: wire code %d of %v is taken by %v", t, typ, e.typ)
+	}
+	if c, ok := reg.byType[typ]; ok {
+		return fmt.Errorf("actors: %v is registered for the wire as code %d, not %d", typ, c, t)
+	}
+	RegisterWire(t, newMsg)
+	return nil
+}
+
+// ensureMu serialises EnsureWire's check-then-register (RegisterWire takes wireMu itself).
+var ensureMu sync.Mutex
 
 // WireTypeOf returns the code msg travels under, if its type is registered.
 func WireTypeOf(msg any) (WireType, bool) {

@@ -340,3 +340,38 @@ func BenchmarkWireRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// TestEnsureWire: a pairing already registered is accepted as is, a new one is registered (concurrent
+// callers included), and a code or type taken by another pairing is an error, never a panic.
+func TestEnsureWire(t *testing.T) {
+	type ensured struct{ A int }
+	type other struct{ B int }
+	if err := EnsureWire(65001, func() any { return &testEcho{} }); err != nil {
+		t.Fatalf("the registered pairing: %v", err)
+	}
+	done := make(chan error, 8)
+	for range 8 {
+		go func() { done <- EnsureWire(65110, func() any { return &ensured{} }) }()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatalf("a new pairing: %v", err)
+		}
+	}
+	if c, ok := WireTypeOf(&ensured{}); !ok || c != 65110 {
+		t.Fatalf("WireTypeOf after EnsureWire = %d, %v", c, ok)
+	}
+	for name, f := range map[string]func() error{
+		"code taken":  func() error { return EnsureWire(65110, func() any { return &other{} }) },
+		"type taken":  func() error { return EnsureWire(65111, func() any { return &ensured{} }) },
+		"code 0":      func() error { return EnsureWire(0, func() any { return &other{} }) },
+		"non-pointer": func() error { return EnsureWire(65112, func() any { return other{} }) },
+	} {
+		if err := f(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if _, ok := wireReg.Load().byCode[65111]; ok {
+		t.Error("a refused pairing was registered")
+	}
+}

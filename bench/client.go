@@ -57,6 +57,10 @@ type protocol struct {
 var protocols = map[string]protocol{
 	"memcache": {addr: "127.0.0.1:11211", maxKeyLen: 250,
 		newClient: func(rw io.ReadWriter) Client { return newMemcacheClient(rw) }},
+	"memcache-binary": {addr: "127.0.0.1:11211", maxKeyLen: 250, binaryKeys: true,
+		newClient: func(rw io.ReadWriter) Client { return newBinaryClient(rw) }},
+	"memcache-meta": {addr: "127.0.0.1:11211", maxKeyLen: 250,
+		newClient: func(rw io.ReadWriter) Client { return newMetaClient(rw) }},
 	"msgpack-rpc": {addr: "127.0.0.1:11011", maxKeyLen: 65535, binaryKeys: true,
 		newClient: func(rw io.ReadWriter) Client { return newRPCClient(rw) }},
 }

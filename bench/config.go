@@ -15,8 +15,8 @@ import (
 
 // Config is one benchmark run. Every field has a flag of the same name (see Bind).
 type Config struct {
-	Protocol    string // wire protocol: "memcache" (default) or "msgpack-rpc" (gokai's get and put)
-	Addr        string // server host:port; "" (default): 127.0.0.1:11211 for memcache, 127.0.0.1:11011 for msgpack-rpc
+	Protocol    string // wire protocol: "memcache" (text, default), "memcache-binary", "memcache-meta" or "msgpack-rpc" (gokai's get and put)
+	Addr        string // server host:port; "" (default): 127.0.0.1:11211 for the memcache ones, 127.0.0.1:11011 for msgpack-rpc
 	AllowRemote bool   // allow a non-loopback Addr; default false (a load generator aimed at the wrong host is an attack)
 
 	Conns    int     // connections, each driven by one worker; 1..10000; default 50
@@ -79,7 +79,7 @@ func (c Config) Validate() error {
 	proto, ok := protocols[c.Protocol]
 	switch {
 	case !ok:
-		return fmt.Errorf("bench: protocol %q: want memcache or msgpack-rpc", c.Protocol)
+		return fmt.Errorf("bench: protocol %q: want memcache, memcache-binary, memcache-meta or msgpack-rpc", c.Protocol)
 	case c.Conns < 1 || c.Conns > maxConns:
 		return fmt.Errorf("bench: conns %d: want 1..%d", c.Conns, maxConns)
 	case c.Pipeline < 1 || c.Pipeline > maxPipeline:
@@ -166,13 +166,14 @@ func validAddr(addr string, allowRemote bool) error {
 
 // Bind registers one flag per field on fs, writing into c (whose values are the flag defaults).
 func (c *Config) Bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.Protocol, "protocol", c.Protocol, "wire protocol: memcache or msgpack-rpc")
+	fs.StringVar(&c.Protocol, "protocol", c.Protocol,
+		"wire protocol: memcache (text), memcache-binary, memcache-meta or msgpack-rpc")
 	fs.StringVar(&c.Addr, "addr", c.Addr,
-		"server address host:port (default 127.0.0.1:11211 for memcache, 127.0.0.1:11011 for msgpack-rpc)")
+		"server address host:port (default 127.0.0.1:11211 for the memcache protocols, 127.0.0.1:11011 for msgpack-rpc)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", c.AllowRemote, "allow a non-loopback -addr")
 	fs.IntVar(&c.Conns, "conns", c.Conns, "connections (one worker each)")
 	fs.IntVar(&c.Pipeline, "pipeline", c.Pipeline,
-		"requests in flight per connection (memcache: sent in batches; msgpack-rpc, closed loop: a sliding window)")
+		"requests in flight per connection (memcache protocols: sent in batches; msgpack-rpc, closed loop: a sliding window)")
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "total ops/s, open loop (0 = closed loop)")
 	fs.Float64Var(&c.GetRatio, "get-ratio", c.GetRatio, "fraction of gets (the rest are sets)")
 	fs.IntVar(&c.Keys, "keys", c.Keys, "key space size")

@@ -3,9 +3,9 @@
 //
 // It owns: the benchmark configuration (Config), the workload generator (Workload: which key, read or write,
 // from a seeded random stream), a log-linear latency histogram (Histogram, mergeable, no allocation per
-// record), the protocol clients it speaks (Client: the memcache text protocol, and gokai's msgpack-RPC get
-// and blind put, raw over the connection with every reply framed and bounded by internal/mpscan before it is
-// decoded), the runner (Run) and its report (Report: a table for people, JSON for machines), and the comparison
+// record), the protocol clients it speaks (Client: memcache's text protocol, its binary protocol and its
+// meta commands, and gokai's msgpack-RPC get and blind put, raw over the connection with every reply framed
+// and bounded by internal/mpscan before it is decoded), the runner (Run) and its report (Report: a table for people, JSON for machines), and the comparison
 // of several reports (ParseSummary, BuildTable: medians over rounds and ratios against a baseline target, the
 // table `gokai bench table` and scripts/bench.sh print).
 //
@@ -13,7 +13,8 @@
 //
 // Two load models:
 //
-//   - Closed loop (Rate 0): every connection keeps Pipeline requests in flight. memcache answers in order:
+//   - Closed loop (Rate 0): every connection keeps Pipeline requests in flight. memcache (all three of its
+//     protocols) answers in order:
 //     the worker sends a batch of Pipeline requests and the next batch as soon as the previous replies
 //     arrived; latency is measured from the batch's send to each reply. msgpack-RPC matches replies by msgid:
 //     the worker keeps a sliding window, sending a new request into each slot as soon as its reply arrives

@@ -184,3 +184,14 @@ func TestGokaiMemcache(t *testing.T) {
 	rep, err := Run(context.Background(), cfg)
 	checkGokaiRun(t, rep, err)
 }
+
+// TestGokaiMemcacheBinaryAndMeta: the same node over the memcache binary protocol and meta commands.
+func TestGokaiMemcacheBinaryAndMeta(t *testing.T) {
+	mcAddr, _ := startGokai(t)
+	for _, proto := range []string{"memcache-binary", "memcache-meta"} {
+		cfg := gokaiConfig(proto, mcAddr)
+		cfg.Conns, cfg.Pipeline = 2, 4
+		rep, err := Run(context.Background(), cfg)
+		checkGokaiRun(t, rep, err)
+	}
+}

@@ -122,8 +122,11 @@ func (c *memcacheClient) readGet(key []byte) (Outcome, error) {
 }
 
 // readLine returns the next line including its CRLF, valid until the next read.
-func (c *memcacheClient) readLine() ([]byte, error) {
-	line, err := c.r.ReadSlice('\n')
+func (c *memcacheClient) readLine() ([]byte, error) { return readReplyLine(c.r) }
+
+// readReplyLine returns the next line of r including its CRLF, valid until the next read.
+func readReplyLine(r *bufio.Reader) ([]byte, error) {
+	line, err := r.ReadSlice('\n')
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
 		return nil, fmt.Errorf("%w: reply line longer than %d bytes", ErrProtocol, mcBufSize)

@@ -53,8 +53,8 @@
 // request whose vnodes answer inline is answered before Spawn returns. Later runs go to the dispatcher.
 // Timers the first run asks for are armed only if the request outlives it.
 //
-// Overload: Config.MaxInFlight bounds live coordinators (of every service together); past it requests fail
-// at once with ErrOverload instead of piling up. Drain stops admission and waits for the live ones. Stop also
+// Overload: Config.MaxInFlight bounds the live coordinators of one Service (a node runs one per service);
+// past it requests fail at once with ErrOverload instead of piling up. Drain stops admission and waits for the live ones. Stop also
 // stops them: a request joins the list Stop walks at admission, before its actor exists, under the lock Stop
 // takes to close admission, so every request is either refused (ErrShuttingDown) or stopped
 // (ErrCoordinatorCrashed, or ErrShuttingDown if its actor had not started), whatever the interleaving.

@@ -1,6 +1,10 @@
 // Package handoff moves partitions between nodes. The Manager (one per node) runs a transfer actor for every
 // pending ownership move whose source is this node (Sync) and for every hinted move a hint scan found
-// (SyncHinted), at most Concurrency at once; each transfer puts the local vnode in handoff mode (a session
+// (SyncHinted), at most Concurrency at once. A node runs several services, each with its own vnode of every
+// partition, so a move names a service and a partition (a Slot): an ownership transfer of partition p is one
+// move per service (Config.Services), and "transfer done" is reported to the claimant (Report) only by the
+// transfer that completes p last, when every service's part is done; the parts done earlier stay in handoff
+// mode, forwarding their writes to the new owner, meanwhile. Each transfer puts the local vnode in handoff mode (a session
 // named by the vnode), folds its partition into batches sent to the target vnode (one batch in flight:
 // backpressure), waits until the writes forwarded during the fold are acknowledged, and then reports the
 // ownership move done or drops the hints. A vnode whose behaviour refuses the handoff (vnode.HandoffStarter)

@@ -18,10 +18,12 @@ import (
 	"github.com/gokai-kv/gokai/vnode"
 )
 
-// Move is one partition's data changing hands. An ownership move (Hinted false) ends with a Report to the
-// claimant; a hinted move (data a fallback holds for a partition it does not own, sent to the owner) ends
-// by dropping the data at the source.
+// Move is one service's vnode of a partition changing hands. An ownership move (Hinted false) is one
+// service's part of a partition's transfer: once every service of Config.Services completed its part, the
+// partition's transfer is reported to the claimant (Report); a hinted move (data a fallback holds for a
+// partition it does not own, sent to the owner) ends by dropping the data at the source.
 type Move struct {
+	Service   string // the service whose vnode moves ("" in a Report: the partition, every service)
 	Partition int
 	From, To  ring.NodeID
 	Hinted    bool
@@ -32,20 +34,32 @@ func (m Move) String() string {
 	if m.Hinted {
 		kind = "hinted"
 	}
-	return fmt.Sprintf("%s %d %s->%s", kind, m.Partition, m.From, m.To)
+	return fmt.Sprintf("%s %s/%d %s->%s", kind, m.Service, m.Partition, m.From, m.To)
 }
+
+// Slot names one service's vnode of one partition.
+type Slot struct {
+	Service   string
+	Partition int
+}
+
+func (m Move) slot() Slot { return Slot{m.Service, m.Partition} }
 
 // Resolver finds vnode actors.
 type Resolver interface {
-	// LocalVnode is this node's vnode of partition p (nil if none).
-	LocalVnode(p int) *actor.PID
-	// VnodePID is node's vnode of partition p, reachable over the transport (nil if unknown or down).
-	VnodePID(node ring.NodeID, p int) *actor.PID
+	// LocalVnode is this node's vnode of partition p of service svc (nil if none).
+	LocalVnode(svc string, p int) *actor.PID
+	// VnodePID is node's vnode of partition p of service svc, reachable over the transport (nil if unknown
+	// or down).
+	VnodePID(svc string, node ring.NodeID, p int) *actor.PID
 }
 
 // Config configures a node's handoff manager.
 type Config struct {
-	Self        ring.NodeID
+	Self ring.NodeID
+	// Services are the services whose vnodes every ownership move of a partition carries (required): the
+	// partition's transfer is reported done once each of them completed its Move.
+	Services    []string
 	Concurrency int           // transfers at once; default 2
 	BatchItems  int           // items per batch; default 256
 	BatchBytes  int           // bytes per batch; default 1 MiB
@@ -53,8 +67,9 @@ type Config struct {
 	RetryAfter  time.Duration // first retry backoff, doubling to 1 min; default 1s
 	Resolver    Resolver
 	System      *actor.ActorSystem // the node's actor system (required)
-	// Report tells the cluster that m is complete (the claimant then moves ownership). It may block (it
-	// runs on the transfer's goroutine) and must return an error if the report did not get through.
+	// Report tells the cluster that partition m.Partition moved from m.From to m.To, every service's data
+	// with it (m.Service is ""): the claimant then moves ownership. It may block (it runs on the goroutine of
+	// the transfer that completed last) and must return an error if the report did not get through.
 	Report func(ctx context.Context, m Move) error
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -91,6 +106,8 @@ func (c Config) Validate() error {
 		return errors.New("handoff: Config.Self is empty")
 	case c.Resolver == nil || c.Report == nil || c.System == nil:
 		return errors.New("handoff: Config.Resolver, Config.Report and Config.System are required")
+	case len(c.Services) == 0:
+		return errors.New("handoff: Config.Services is empty")
 	case c.Concurrency < 1 || c.Concurrency > 64:
 		return fmt.Errorf("handoff: Config.Concurrency %d out of range 1..64", c.Concurrency)
 	case c.BatchItems < 1 || c.BatchBytes < 1:
@@ -138,11 +155,11 @@ type Manager struct {
 	ring     atomic.Uint64 // the node's cluster-state version, stamped on every batch (SetRing)
 
 	mu        sync.Mutex
-	transfers map[Move]*transfer  // REQUIRES: mu held
-	completed map[int]uint64      // partition -> handoff session of its completed ownership move; REQUIRES: mu held
-	hints     map[int]*hintWindow // partition -> its recent hinted handoffs (logging); REQUIRES: mu held
-	running   int                 // REQUIRES: mu held
-	closed    bool                // REQUIRES: mu held
+	transfers map[Move]*transfer   // REQUIRES: mu held
+	completed map[Slot]completion  // a service's completed part of an ownership move; REQUIRES: mu held
+	hints     map[Slot]*hintWindow // a vnode's recent hinted handoffs (logging); REQUIRES: mu held
+	running   int                  // REQUIRES: mu held
+	closed    bool                 // REQUIRES: mu held
 	wg        sync.WaitGroup
 }
 
@@ -156,6 +173,13 @@ func (m *Manager) SetRing(version uint64) {
 			return
 		}
 	}
+}
+
+// completion is one service's completed part of an ownership move: the vnode stays in handoff mode in
+// session, forwarding to the new owner, until the node drops its leftover or cancels the session.
+type completion struct {
+	move    Move
+	session uint64
 }
 
 type transfer struct {
@@ -211,7 +235,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, transfers: map[Move]*transfer{}, completed: map[int]uint64{}, hints: map[int]*hintWindow{}}
+	m := &Manager{cfg: cfg, transfers: map[Move]*transfer{}, completed: map[Slot]completion{}, hints: map[Slot]*hintWindow{}}
 	strategy := actor.NewOneForOneStrategy(0, time.Second, func(reason any) actor.Directive {
 		cfg.Logger.Error("handoff transfer crashed", "reason", fmt.Sprint(reason))
 		return actor.StopDirective
@@ -226,9 +250,10 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // Sync makes the running ownership transfers match pending: the moves of the cluster state that this node
-// must send (hinted moves in pending are ignored: SyncHinted manages them). New moves start (within the
-// concurrency limit), moves no longer pending are cancelled, and so is a hinted handoff of a partition that
-// now has an ownership move (it would fight the move for the vnode's handoff session).
+// must send, one per service and partition (hinted moves in pending are ignored: SyncHinted manages them).
+// New moves start (within the concurrency limit), moves no longer pending are cancelled, and so is a hinted
+// handoff of a partition that now has an ownership move (it would fight the move for the vnode's handoff
+// session).
 func (m *Manager) Sync(pending []Move) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -327,23 +352,48 @@ func (m *Manager) stopLocked(t *transfer) {
 	}
 }
 
-// OwnershipDone reports whether this node completed the ownership move of partition p (since start), and the
-// vnode's handoff session of that move: the vnode stays in handoff mode (forwarding the writes that still
-// reach it to the new owner) until the node drops the leftover data (vnode.HandoffDrop) or, when the
-// partition comes back to this node, cancels the session (vnode.CancelHandoff).
-func (m *Manager) OwnershipDone(p int) (session uint64, ok bool) {
+// OwnershipDone reports whether this node completed its part of an ownership move of service svc's vnode of
+// partition p (since start), and the vnode's handoff session of that move: the vnode stays in handoff mode
+// (forwarding the writes that still reach it to the new owner) until the node drops the leftover data
+// (vnode.HandoffDrop) or, when the partition comes back to this node, cancels the session
+// (vnode.CancelHandoff). A service's part completes before the partition's transfer is reported when other
+// services are still moving theirs.
+func (m *Manager) OwnershipDone(svc string, p int) (session uint64, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	session, ok = m.completed[p]
-	return session, ok
+	c, ok := m.completed[Slot{svc, p}]
+	return c.session, ok
 }
 
-// ForgetOwnership clears OwnershipDone(p) (the partition's leftover data was dropped, or the partition came
-// back).
-func (m *Manager) ForgetOwnership(p int) {
+// Completed lists the slots OwnershipDone reports, with their sessions.
+func (m *Manager) Completed() map[Slot]uint64 {
 	m.mu.Lock()
-	delete(m.completed, p)
+	defer m.mu.Unlock()
+	out := make(map[Slot]uint64, len(m.completed))
+	for s, c := range m.completed {
+		out[s] = c.session
+	}
+	return out
+}
+
+// ForgetOwnership clears OwnershipDone(svc, p) (the vnode's leftover data was dropped, or the partition came
+// back).
+func (m *Manager) ForgetOwnership(svc string, p int) {
+	m.mu.Lock()
+	delete(m.completed, Slot{svc, p})
 	m.mu.Unlock()
+}
+
+// partitionDoneLocked reports whether every service completed its part of the ownership move mv's
+// partition makes (the same partition, from and to). REQUIRES: mu held.
+func (m *Manager) partitionDoneLocked(mv Move) bool {
+	for _, svc := range m.cfg.Services {
+		c, ok := m.completed[Slot{svc, mv.Partition}]
+		if !ok || c.move.From != mv.From || c.move.To != mv.To {
+			return false
+		}
+	}
+	return true
 }
 
 // HintedKeys is the number of keys delivered to their owners by hinted handoff since start.
@@ -373,22 +423,29 @@ func (m *Manager) Progress() []Progress {
 		}
 		out = append(out, p)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Partition != out[j].Partition {
+			return out[i].Partition < out[j].Partition
+		}
+		return out[i].Service < out[j].Service
+	})
 	return out
 }
 
-// Cancel stops the transfer of partition p (it is retried if still pending at the next Sync).
+// Cancel stops the transfers of partition p, every service's (they are retried if still pending at the next
+// Sync).
 func (m *Manager) Cancel(p int) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	found := false
 	for mv, t := range m.transfers {
 		if mv.Partition == p {
 			m.stopLocked(t)
 			delete(m.transfers, mv)
-			return true
+			found = true
 		}
 	}
-	return false
+	return found
 }
 
 // Close cancels every transfer and waits for their goroutines.
@@ -412,7 +469,7 @@ func (m *Manager) run(ctx context.Context, t *transfer) {
 	defer m.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			m.cfg.Logger.Error("handoff transfer panicked", "partition", t.p.Partition, "panic", fmt.Sprint(r))
+			m.cfg.Logger.Error("handoff transfer panicked", "service", t.p.Service, "partition", t.p.Partition, "panic", fmt.Sprint(r))
 			m.update(t, func(p *Progress) { p.State, p.LastError = StateQueued, fmt.Sprint(r) })
 			m.mu.Lock()
 			t.active = false
@@ -421,7 +478,7 @@ func (m *Manager) run(ctx context.Context, t *transfer) {
 		}
 	}()
 	mv := t.p.Move
-	log := m.cfg.Logger.With("partition", mv.Partition, "from", mv.From, "to", mv.To, "kind", mv.kind())
+	log := m.cfg.Logger.With("service", mv.Service, "partition", mv.Partition, "from", mv.From, "to", mv.To, "kind", mv.kind())
 	backoff := m.cfg.RetryAfter
 	for attempt := 1; ; attempt++ {
 		m.update(t, func(p *Progress) {
@@ -469,13 +526,14 @@ func (mv Move) kind() string {
 	return "ownership"
 }
 
-// attempt is one try: begin handoff at the local vnode, count, send every item, flush forwards, then report
-// (ownership) or drop the data (hinted).
+// attempt is one try: begin handoff at the local vnode, count, send every item, flush forwards, then record
+// the service's part done and report the partition if every service's is (ownership), or drop the data
+// (hinted).
 func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (err error) {
 	mv := t.p.Move
-	src := m.cfg.Resolver.LocalVnode(mv.Partition)
+	src := m.cfg.Resolver.LocalVnode(mv.Service, mv.Partition)
 	if src == nil {
-		return fmt.Errorf("handoff: no local vnode for partition %d", mv.Partition)
+		return fmt.Errorf("handoff: no local vnode for partition %d of %s", mv.Partition, mv.Service)
 	}
 	sys := m.cfg.System
 	if mv.Hinted {
@@ -491,7 +549,7 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 			return nil
 		}
 	}
-	dst := m.cfg.Resolver.VnodePID(mv.To, mv.Partition)
+	dst := m.cfg.Resolver.VnodePID(mv.Service, mv.To, mv.Partition)
 	if dst == nil {
 		return fmt.Errorf("handoff: %s unreachable", mv.To)
 	}
@@ -508,6 +566,13 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 		return fmt.Errorf("handoff: begin: %s", st.Refused)
 	}
 	m.attempts.Add(1)
+	if !mv.Hinted {
+		// NB: the new session supersedes a completion of an earlier move of this vnode: it must not count
+		// towards this move's report.
+		m.mu.Lock()
+		delete(m.completed, mv.slot())
+		m.mu.Unlock()
+	}
 	defer func() {
 		if err != nil {
 			// NB: names the session, so it cannot end a later attempt's (or another move's) session.
@@ -598,14 +663,26 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 		}
 		m.hinted.Add(keys)
 		m.rounds.Add(1)
-		m.logHinted(log, mv.Partition, t.p.Attempts, keys, bytes, d.Arrived)
-	} else if err := m.cfg.Report(ctx, t.p.Move); err != nil {
-		return fmt.Errorf("handoff: report: %w", err)
+		m.logHinted(log, mv.slot(), t.p.Attempts, keys, bytes, d.Arrived)
 	} else {
+		// NB: recorded and checked under one lock: of several services finishing the partition at once,
+		// exactly the last one sees every part done and reports.
 		m.mu.Lock()
-		m.completed[mv.Partition] = st.Session
+		m.completed[mv.slot()] = completion{move: mv, session: st.Session}
+		all := m.partitionDoneLocked(mv)
 		m.mu.Unlock()
-		log.Info("handoff done", "keys", keys, "bytes", bytes, "forwarded", fl.Forwarded, "attempts", t.p.Attempts)
+		if !all {
+			log.Info("handoff done; the partition is reported once every service moved it", "keys", keys, "bytes", bytes,
+				"forwarded", fl.Forwarded, "attempts", t.p.Attempts)
+		} else if err := m.cfg.Report(ctx, Move{Partition: mv.Partition, From: mv.From, To: mv.To}); err != nil {
+			// NB: the deferred CancelHandoff ends this session: it no longer counts as done.
+			m.mu.Lock()
+			delete(m.completed, mv.slot())
+			m.mu.Unlock()
+			return fmt.Errorf("handoff: report: %w", err)
+		} else {
+			log.Info("handoff done; partition reported", "keys", keys, "bytes", bytes, "forwarded", fl.Forwarded, "attempts", t.p.Attempts)
+		}
 	}
 	m.update(t, func(p *Progress) { p.State = StateDone })
 	return nil
@@ -679,12 +756,12 @@ func hintReason(a vnode.Arrivals) string {
 
 // logHinted logs a completed hinted round: the first of a partition at Info; a second within a minute at
 // Info with the reason data keeps arriving; later ones at Debug, summarised once the minute is over.
-func (m *Manager) logHinted(log *slog.Logger, p, attempts int, keys, bytes int64, arr vnode.Arrivals) {
+func (m *Manager) logHinted(log *slog.Logger, sl Slot, attempts int, keys, bytes int64, arr vnode.Arrivals) {
 	m.mu.Lock()
-	w := m.hints[p]
+	w := m.hints[sl]
 	if w == nil {
 		w = &hintWindow{}
-		m.hints[p] = w
+		m.hints[sl] = w
 	}
 	var prev hintWindow
 	note := w.note(m.cfg.Now(), keys, arr, &prev)

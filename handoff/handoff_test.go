@@ -34,8 +34,8 @@ type twoNodes struct {
 	failReports atomic.Int64
 }
 
-func (n *twoNodes) LocalVnode(p int) *actor.PID { return n.a.PID(p) }
-func (n *twoNodes) VnodePID(node ring.NodeID, p int) *actor.PID {
+func (n *twoNodes) LocalVnode(_ string, p int) *actor.PID { return n.a.PID(p) }
+func (n *twoNodes) VnodePID(_ string, node ring.NodeID, p int) *actor.PID {
 	if node == "b" && n.bReachable.Load() {
 		return n.b.PID(p)
 	}
@@ -55,7 +55,7 @@ func (n *twoNodes) report(_ context.Context, m Move) error {
 func setup(t *testing.T, partitions []int, keys int) (*twoNodes, *Manager) {
 	n, logger := setupNodes(t, partitions, keys)
 	m, err := New(Config{Self: "a", Concurrency: 1, BatchItems: 100, RetryAfter: 10 * time.Millisecond,
-		Resolver: n, System: n.sys, Report: n.report, Logger: logger})
+		Services: []string{"kv"}, Resolver: n, System: n.sys, Report: n.report, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +66,16 @@ func setup(t *testing.T, partitions []int, keys int) (*twoNodes, *Manager) {
 // setupNodes starts the vnodes of nodes a and b for partitions, with keys keys in each of a's.
 func setupNodes(t *testing.T, partitions []int, keys int) (*twoNodes, *slog.Logger) {
 	logger := slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n := &twoNodes{sys: actors.NewSystem(logger)}
-	t.Cleanup(n.sys.Shutdown)
+	sys := actors.NewSystem(logger)
+	t.Cleanup(sys.Shutdown)
+	return setupNodesIn(t, sys, logger, "", partitions, keys), logger
+}
+
+// setupNodesIn is setupNodes in sys, with supervisors named after svc (one service's vnodes).
+func setupNodesIn(t *testing.T, sys *actor.ActorSystem, logger *slog.Logger, svc string, partitions []int, keys int) *twoNodes {
+	n := &twoNodes{sys: sys}
 	mk := func(name, node string) *vnode.Manager {
-		m, err := vnode.StartManager(n.sys, vnode.ManagerConfig{Name: name, Node: node, Partitions: partitions,
+		m, err := vnode.StartManager(n.sys, vnode.ManagerConfig{Name: name + svc, Node: node, Partitions: partitions,
 			Factory: kv.NewVnode(kv.DefaultConfig()), Store: storage.NewMemory(), Logger: logger})
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +94,7 @@ func setupNodes(t *testing.T, partitions []int, keys int) (*twoNodes, *slog.Logg
 			}
 		}
 	}
-	return n, logger
+	return n
 }
 
 // waitDone waits until exactly want transfers are done and returns the progress that showed it.
@@ -104,7 +110,7 @@ func waitDone(t *testing.T, m *Manager, want int) []Progress {
 			}
 		}
 		if done != want {
-			return fmt.Errorf("%d done: %+v", done, ps)
+			return fmt.Errorf("%d done: %#v", done, ps)
 		}
 		return nil
 	})
@@ -113,7 +119,7 @@ func waitDone(t *testing.T, m *Manager, want int) []Progress {
 
 func TestTransfersMoveEveryKeyAndReport(t *testing.T) {
 	n, m := setup(t, []int{1, 2, 3}, 1000)
-	m.Sync([]Move{{Partition: 1, From: "a", To: "b"}, {Partition: 2, From: "a", To: "b"}, {Partition: 3, From: "a", To: "b"}, {Partition: 4, From: "c", To: "a"}}) // the last is not ours to send
+	m.Sync([]Move{{Service: "kv", Partition: 1, From: "a", To: "b"}, {Service: "kv", Partition: 2, From: "a", To: "b"}, {Service: "kv", Partition: 3, From: "a", To: "b"}, {Service: "kv", Partition: 4, From: "c", To: "a"}}) // the last is not ours to send
 	ps := waitDone(t, m, 3)
 	if len(ps) != 3 {
 		t.Fatalf("transfers %d, want 3", len(ps))
@@ -137,7 +143,7 @@ func TestFailedTransferIsRetried(t *testing.T) {
 	n, m := setup(t, []int{7}, 200)
 	n.bReachable.Store(false) // the new owner is down at first
 	n.failReports.Store(1)    // and the first report does not get through
-	m.Sync([]Move{{Partition: 7, From: "a", To: "b"}})
+	m.Sync([]Move{{Service: "kv", Partition: 7, From: "a", To: "b"}})
 	eventually.NoError(t, 5*time.Second, "the failed transfer is retried twice", func() error {
 		if ps := m.Progress(); len(ps) != 1 || ps[0].Attempts < 3 {
 			return fmt.Errorf("progress %+v", ps)
@@ -157,7 +163,7 @@ func TestFailedTransferIsRetried(t *testing.T) {
 func TestCancelledMoveStops(t *testing.T) {
 	n, m := setup(t, []int{9}, 10)
 	n.bReachable.Store(false)
-	m.Sync([]Move{{Partition: 9, From: "a", To: "b"}})
+	m.Sync([]Move{{Service: "kv", Partition: 9, From: "a", To: "b"}})
 	m.Sync(nil) // no longer pending
 	if ps := m.Progress(); len(ps) != 0 {
 		t.Fatalf("progress after cancel: %+v", ps)
@@ -171,7 +177,7 @@ func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
 	n, m := setup(t, []int{4}, 300)
 	m.SetRing(9)
 	m.SetRing(5) // never goes back
-	mv := Move{Partition: 4, From: "a", To: "b", Hinted: true}
+	mv := Move{Service: "kv", Partition: 4, From: "a", To: "b", Hinted: true}
 	m.SyncHinted([]Move{mv})
 	waitDone(t, m, 1)
 	if got := n.b.Metrics().HandoffItemsReceived(); got != 300 {
@@ -222,7 +228,7 @@ func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
 // drop start another round: no vnode enters handoff mode for an empty hint set.
 func TestHintedMoveRunsAgainOnlyWhenAScanFindsData(t *testing.T) {
 	n, m := setup(t, []int{4}, 50)
-	mv := Move{Partition: 4, From: "a", To: "b", Hinted: true}
+	mv := Move{Service: "kv", Partition: 4, From: "a", To: "b", Hinted: true}
 	m.SyncHinted([]Move{mv})
 	waitDone(t, m, 1)
 	if m.Attempts() != 1 || m.HintedRounds() != 1 {
@@ -249,8 +255,8 @@ func TestHintedMoveRunsAgainOnlyWhenAScanFindsData(t *testing.T) {
 func TestOwnershipMoveCancelsAHintedHandoffOfThePartition(t *testing.T) {
 	n, m := setup(t, []int{6}, 10)
 	n.bReachable.Store(false) // the hinted move keeps retrying
-	m.SyncHinted([]Move{{Partition: 6, From: "a", To: "b", Hinted: true}})
-	own := Move{Partition: 6, From: "a", To: "b"}
+	m.SyncHinted([]Move{{Service: "kv", Partition: 6, From: "a", To: "b", Hinted: true}})
+	own := Move{Service: "kv", Partition: 6, From: "a", To: "b"}
 	n.bReachable.Store(true)
 	m.Sync([]Move{own})
 	for _, p := range m.Progress() {
@@ -259,7 +265,7 @@ func TestOwnershipMoveCancelsAHintedHandoffOfThePartition(t *testing.T) {
 		}
 	}
 	// And a scan does not bring it back while the ownership move is pending.
-	m.SyncHinted([]Move{{Partition: 6, From: "a", To: "b", Hinted: true}})
+	m.SyncHinted([]Move{{Service: "kv", Partition: 6, From: "a", To: "b", Hinted: true}})
 	ps := waitDone(t, m, 1)
 	if len(ps) != 1 || ps[0].Move != own {
 		t.Fatalf("transfers %+v, want only the ownership move", ps)
@@ -295,7 +301,7 @@ type eaterResolver struct {
 	eater *actor.PID
 }
 
-func (r eaterResolver) VnodePID(ring.NodeID, int) *actor.PID { return r.eater }
+func (r eaterResolver) VnodePID(string, ring.NodeID, int) *actor.PID { return r.eater }
 
 // TestLostForwardAckFailsTheAttemptAndTheRetryCompletes: a forward whose acknowledgement never comes fails
 // the flush cleanly (not a step timeout), and the retry, in a new session, completes the move with the write
@@ -309,12 +315,12 @@ func TestLostForwardAckFailsTheAttemptAndTheRetryCompletes(t *testing.T) {
 		return &forwardEater{real: n.b.PID(3), src: n.a.PID(3), eat: &eat, wrote: &wrote}
 	}))
 	m, err := New(Config{Self: "a", Concurrency: 1, Timeout: 2 * time.Second, RetryAfter: 10 * time.Millisecond,
-		Resolver: eaterResolver{n, eater}, System: n.sys, Report: n.report, Logger: logger})
+		Services: []string{"kv"}, Resolver: eaterResolver{n, eater}, System: n.sys, Report: n.report, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	m.Sync([]Move{{Partition: 3, From: "a", To: "b"}})
+	m.Sync([]Move{{Service: "kv", Partition: 3, From: "a", To: "b"}})
 	eventually.NoError(t, 10*time.Second, "a flush failure for the lost ack", func() error {
 		if ps := m.Progress(); len(ps) != 1 || !strings.Contains(ps[0].LastError, "not acknowledged within 1s") {
 			return fmt.Errorf("progress %+v", ps)
@@ -357,6 +363,94 @@ func TestHintWindowLogsRepeatsOncePerWindow(t *testing.T) {
 		}
 		if i == 4 && (prev.rounds != 4 || prev.keys != 40 || prev.arrived.Requests != 12) {
 			t.Fatalf("summary of the first window: %+v", prev)
+		}
+	}
+}
+
+// services runs two services' vnodes on nodes a and b: each service has its own supervisors, as on a node.
+type services struct {
+	*twoNodes                // service "kv"
+	other          *twoNodes // service "other"
+	otherReachable atomic.Bool
+}
+
+func (s *services) pair(svc string) *twoNodes {
+	if svc == "other" {
+		return s.other
+	}
+	return s.twoNodes
+}
+
+func (s *services) LocalVnode(svc string, p int) *actor.PID { return s.pair(svc).a.PID(p) }
+func (s *services) VnodePID(svc string, node ring.NodeID, p int) *actor.PID {
+	if svc == "other" && !s.otherReachable.Load() {
+		return nil
+	}
+	return s.pair(svc).VnodePID(svc, node, p)
+}
+
+// TestPartitionReportedOnceEveryServiceMovedIt: an ownership move of a partition is one transfer per
+// service; the first service to finish stays in handoff mode (its later writes still reach the new owner)
+// and the partition is reported to the claimant once, when the last service finished, even when that
+// report fails at first.
+func TestPartitionReportedOnceEveryServiceMovedIt(t *testing.T) {
+	kvNodes, logger := setupNodes(t, []int{5}, 30)
+	otherNodes := setupNodesIn(t, kvNodes.sys, logger, "-other", []int{5}, 40)
+	s := &services{twoNodes: kvNodes, other: otherNodes}
+	m, err := New(Config{Self: "a", Concurrency: 2, RetryAfter: 10 * time.Millisecond, Services: []string{"kv", "other"},
+		Resolver: s, System: kvNodes.sys, Report: kvNodes.report, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	m.Sync([]Move{{Service: "kv", Partition: 5, From: "a", To: "b"}, {Service: "other", Partition: 5, From: "a", To: "b"}})
+	eventually.NoError(t, 10*time.Second, "kv's part done, other's retrying", func() error {
+		if _, ok := m.OwnershipDone("kv", 5); !ok {
+			return fmt.Errorf("kv not done: %+v", m.Progress())
+		}
+		for _, p := range m.Progress() {
+			if p.Service == "other" && p.Attempts >= 2 {
+				return nil
+			}
+		}
+		return fmt.Errorf("other not retrying: %+v", m.Progress())
+	})
+	kvNodes.mu.Lock()
+	early := len(kvNodes.reported)
+	kvNodes.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("reported before every service moved the partition: %v", kvNodes.reported)
+	}
+	if _, ok := m.OwnershipDone("other", 5); ok {
+		t.Fatal("other's part done although its target was unreachable")
+	}
+	// kv's vnode is still in handoff mode: a write now reaches the new owner.
+	if _, err := actors.Request(context.Background(), kvNodes.sys, kvNodes.a.PID(5), &kv.PutRequest{V: 1, Key: []byte("late"),
+		Coordinate: true, Blind: true, Value: []byte("v")}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually.NoError(t, 5*time.Second, "the late write forwarded to b", func() error {
+		res, err := actors.Request(context.Background(), kvNodes.sys, kvNodes.b.PID(5), &kv.GetRequest{V: 1, Key: []byte("late")}, time.Second)
+		if err != nil || res.(*kv.GetReply).Object == nil {
+			return fmt.Errorf("b: %v %v", res, err)
+		}
+		return nil
+	})
+
+	kvNodes.failReports.Store(1) // the last service's first report does not get through
+	s.otherReachable.Store(true)
+	waitDone(t, m, 2)
+	kvNodes.mu.Lock()
+	defer kvNodes.mu.Unlock()
+	if want := (Move{Partition: 5, From: "a", To: "b"}); len(kvNodes.reported) != 1 || kvNodes.reported[0] != want {
+		t.Fatalf("reported %v, want [%v] once", kvNodes.reported, want)
+	}
+	if got := otherNodes.b.Metrics().HandoffItemsReceived(); got < 40 {
+		t.Fatalf("other's new owner took %d items, want its 40 keys", got)
+	}
+	for _, svc := range []string{"kv", "other"} {
+		if _, ok := m.OwnershipDone(svc, 5); !ok {
+			t.Fatalf("%s's part not done after the report", svc)
 		}
 	}
 }

@@ -1,7 +1,7 @@
 // Package kv is gokai's key/value service: the first service on the vnode runtime, built like any other
 // (the runtime packages vnode, coordinator and handoff never import it). It owns the KV object model, the
-// KV vnode behaviour, the messages between KV coordinators and KV vnodes (and their wire codes), and KV's
-// get, put and delete.
+// KV vnode behaviour, the messages between KV coordinators and KV vnodes (and their wire codes), KV's get,
+// put and delete, and its faces (msgpack-RPC methods, the memcache store).
 //
 // Object model (object.go, vclock.go; pure, no clock, no I/O): an Object is a set of siblings plus a causal
 // context (a version vector of vnode actor ids). Each sibling carries a dot, the (actor, counter) event that
@@ -31,9 +31,18 @@
 // the resulting object to the others, and read repair sends the merged object. A delete is a write of a
 // tombstone; with DeleteReap a ReapRequest follows once every replica stored it.
 //
+// As a service (service.go, options.go, rpc.go, memcache.go): Service(Options) is what a binary registers
+// with a node (node.WithService): KV keeps storage key space 0 and the vnode supervisor name "vnode-sup", so
+// data dirs and clusters from before services work unchanged, and it is the node's default service: its
+// msgpack-RPC methods (get, put, delete, and vnode_get for operators) answer with and without the "kv."
+// prefix, and it serves the memcache face. Options holds its settings as `gokai start` flags (lww,
+// max-siblings, vclock-*, delete-mode, reap-delay, object-cache-mib). Its faces map its own error (too many
+// siblings) to a client code and everything else through service.Classify. DropRequest lets the node
+// re-home KV's misplaced keys.
+//
 // It does not own: the vnode actors, their supervision and the handoff protocol (vnode), quorums, timers,
-// fallbacks and the request actors (coordinator), where replicas are (ring, membership), nor the storage
-// engine (storage).
+// fallbacks and the request actors (coordinator), where replicas are (ring, membership), the storage engine
+// (storage), nor the node that runs it (node, which does not import kv) and its listeners.
 //
 // Concurrency: a Vnode is called by its vnode actor only, one message at a time. Coordinator methods are
 // safe for concurrent use and block until the answer or ctx. The object model functions are pure and never

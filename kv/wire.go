@@ -4,6 +4,7 @@ import (
 	"encoding"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/service"
 )
 
 // Wire type codes of the KV messages (actors.RegisterWire). Append-only: they are on the wire between nodes,
@@ -22,17 +23,25 @@ const (
 	WireCountKeysReply   actors.WireType = 66
 )
 
+// wireMessages are KV's messages on the transport, by code: registered at init (so every process that links
+// kv decodes them) and listed in Service's Wire.
+var wireMessages = []service.Wire{
+	{Code: WireGetRequest, New: func() any { return &GetRequest{} }},
+	{Code: WireGetReply, New: func() any { return &GetReply{} }},
+	{Code: WirePutRequest, New: func() any { return &PutRequest{} }},
+	{Code: WirePutReply, New: func() any { return &PutReply{} }},
+	{Code: WireReapRequest, New: func() any { return &ReapRequest{} }},
+	{Code: WireKeysRequest, New: func() any { return &KeysRequest{} }},
+	{Code: WireKeysReply, New: func() any { return &KeysReply{} }},
+	{Code: WireCoverKeysRequest, New: func() any { return &CoverKeysRequest{} }},
+	{Code: WireCountKeysRequest, New: func() any { return &CountKeysRequest{} }},
+	{Code: WireCountKeysReply, New: func() any { return &CountKeysReply{} }},
+}
+
 func init() {
-	actors.RegisterWire(WireGetRequest, func() any { return &GetRequest{} })
-	actors.RegisterWire(WireGetReply, func() any { return &GetReply{} })
-	actors.RegisterWire(WirePutRequest, func() any { return &PutRequest{} })
-	actors.RegisterWire(WirePutReply, func() any { return &PutReply{} })
-	actors.RegisterWire(WireReapRequest, func() any { return &ReapRequest{} })
-	actors.RegisterWire(WireKeysRequest, func() any { return &KeysRequest{} })
-	actors.RegisterWire(WireKeysReply, func() any { return &KeysReply{} })
-	actors.RegisterWire(WireCoverKeysRequest, func() any { return &CoverKeysRequest{} })
-	actors.RegisterWire(WireCountKeysRequest, func() any { return &CountKeysRequest{} })
-	actors.RegisterWire(WireCountKeysReply, func() any { return &CountKeysReply{} })
+	for _, w := range wireMessages {
+		actors.RegisterWire(w.Code, w.New)
+	}
 }
 
 // Objects and clocks inside wire messages travel as msgpack bin holding their own hardened encoding

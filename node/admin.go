@@ -1,37 +1,58 @@
 package node
 
 import (
-	"fmt"
-
+	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/service"
 	"github.com/gokai-kv/gokai/storage"
 )
 
-// stat is one of the node's own counters, shown by memcache `stats` and msgpack-RPC `stats`.
-type stat struct {
-	name  string
-	value any // int64, int or string
-}
+// stat is one of the node's counters, shown by memcache `stats` and msgpack-RPC `stats`.
+type stat = service.Stat
 
+// serviceStats is stats for the services (service.Host.Stats).
+func (n *Node) serviceStats() []service.Stat { return n.stats() }
+
+// stats are the node's counters: its own, every service's vnodes and coordinators summed, and each
+// service's own (service.Instance.Stats, in registration order).
 func (n *Node) stats() []stat {
-	st := n.coord.Stats()
+	var vnodes int
+	var restarts, received int64
+	var cs coordinator.Stats
+	for _, rt := range n.svcs {
+		if rt.vnodes != nil {
+			vnodes += len(rt.vnodes.Partitions())
+			restarts += rt.vnodes.Metrics().Restarts()
+			received += rt.vnodes.Metrics().HandoffItemsReceived()
+		}
+		if rt.coords != nil {
+			st := rt.coords.Stats()
+			cs.Active += st.Active
+			cs.ReadRepairs += st.ReadRepairs
+			cs.Timeouts += st.Timeouts
+			cs.QuorumFailures += st.QuorumFailures
+			cs.Overloads += st.Overloads
+			cs.Fallbacks += st.Fallbacks
+		}
+	}
 	out := []stat{
-		{"gokai_node", n.cfg.Name},
-		{"gokai_ring_q", n.cfg.Q},
-		{"gokai_n", n.cfg.N},
-		{"gokai_r", n.cfg.R},
-		{"gokai_w", n.cfg.W},
-		{"gokai_vnodes", len(n.vnodes.Partitions())},
-		{"gokai_vnode_restarts", n.vnodes.Metrics().Restarts()},
-		{"gokai_coord_gets", st.Gets},
-		{"gokai_coord_puts", st.Puts},
-		{"gokai_coord_deletes", st.Deletes},
-		{"gokai_coord_active", st.Active},
-		{"gokai_siblings_seen", st.SiblingsSeen},
-		{"gokai_read_repairs", st.ReadRepairs},
-		{"gokai_coord_timeouts", st.Timeouts},
-		{"gokai_coord_quorum_failures", st.QuorumFailures},
-		{"gokai_coord_overloads", st.Overloads},
-		{"gokai_coord_fallbacks", st.Fallbacks},
+		{Name: "gokai_node", Value: n.cfg.Name},
+		{Name: "gokai_ring_q", Value: n.cfg.Q},
+		{Name: "gokai_n", Value: n.cfg.N},
+		{Name: "gokai_r", Value: n.cfg.R},
+		{Name: "gokai_w", Value: n.cfg.W},
+		{Name: "gokai_vnodes", Value: vnodes},
+		{Name: "gokai_vnode_restarts", Value: restarts},
+		{Name: "gokai_coord_active", Value: cs.Active},
+		{Name: "gokai_read_repairs", Value: cs.ReadRepairs},
+		{Name: "gokai_coord_timeouts", Value: cs.Timeouts},
+		{Name: "gokai_coord_quorum_failures", Value: cs.QuorumFailures},
+		{Name: "gokai_coord_overloads", Value: cs.Overloads},
+		{Name: "gokai_coord_fallbacks", Value: cs.Fallbacks},
+	}
+	for _, rt := range n.svcs {
+		if rt.inst != nil && rt.inst.Stats != nil {
+			out = append(out, rt.inst.Stats()...)
+		}
 	}
 	if n.cl != nil && n.cl.handoff != nil {
 		var active int
@@ -40,31 +61,31 @@ func (n *Node) stats() []stat {
 				active++
 			}
 		}
-		out = append(out, stat{"gokai_handoff_active", active}, stat{"gokai_handoff_attempts", n.cl.handoff.Attempts()},
-			stat{"gokai_hinted_handoffs", n.cl.handoff.HintedRounds()}, stat{"gokai_hinted_handoff_keys", n.cl.handoff.HintedKeys()},
-			stat{"gokai_handoff_items_received", n.vnodes.Metrics().HandoffItemsReceived()},
-			stat{"gokai_rehomed_keys", n.cl.rehome.moved.Load()})
+		out = append(out, stat{Name: "gokai_handoff_active", Value: active}, stat{Name: "gokai_handoff_attempts", Value: n.cl.handoff.Attempts()},
+			stat{Name: "gokai_hinted_handoffs", Value: n.cl.handoff.HintedRounds()}, stat{Name: "gokai_hinted_handoff_keys", Value: n.cl.handoff.HintedKeys()},
+			stat{Name: "gokai_handoff_items_received", Value: received},
+			stat{Name: "gokai_rehomed_keys", Value: n.cl.rehome.moved.Load()})
 	}
 	if n.cl != nil && n.cl.fd != nil {
-		out = append(out, stat{"gokai_peers_suspected", len(n.cl.fd.Suspected())},
-			stat{"gokai_peer_suspicions", n.cl.fd.suspicions.Load()},
-			stat{"gokai_gossip_reconnects", n.cl.gossip.Reconnects()})
+		out = append(out, stat{Name: "gokai_peers_suspected", Value: len(n.cl.fd.Suspected())},
+			stat{Name: "gokai_peer_suspicions", Value: n.cl.fd.suspicions.Load()},
+			stat{Name: "gokai_gossip_reconnects", Value: n.cl.gossip.Reconnects()})
 	}
 	if db, ok := n.backend.(*storage.LevelDB); ok {
 		full := 0
 		if db.DiskFull() {
 			full = 1
 		}
-		out = append(out, stat{"gokai_disk_full", full}, stat{"gokai_disk_full_recoveries", db.Recoveries()})
+		out = append(out, stat{Name: "gokai_disk_full", Value: full}, stat{Name: "gokai_disk_full_recoveries", Value: db.Recoveries()})
 	}
-	out = append(out, stat{"gokai_client_memory_bytes", n.mem.Used()}, stat{"gokai_client_memory_limit", n.mem.Limit()},
-		stat{"gokai_client_memory_refusals", n.mem.Refused()})
+	out = append(out, stat{Name: "gokai_client_memory_bytes", Value: n.mem.Used()}, stat{Name: "gokai_client_memory_limit", Value: n.mem.Limit()},
+		stat{Name: "gokai_client_memory_refusals", Value: n.mem.Refused()})
 	if n.rpc != nil {
 		rs := n.rpc.Stats()
-		out = append(out, stat{"gokai_rpc_conns", rs.Conns}, stat{"gokai_rpc_requests", rs.Requests},
-			stat{"gokai_rpc_answered", rs.Answered}, stat{"gokai_rpc_errors", rs.Errors},
-			stat{"gokai_rpc_bad_frames", rs.BadFrames}, stat{"gokai_rpc_overloads", rs.Overloads},
-			stat{"gokai_rpc_read_timeouts", rs.ReadTimeouts})
+		out = append(out, stat{Name: "gokai_rpc_conns", Value: rs.Conns}, stat{Name: "gokai_rpc_requests", Value: rs.Requests},
+			stat{Name: "gokai_rpc_answered", Value: rs.Answered}, stat{Name: "gokai_rpc_errors", Value: rs.Errors},
+			stat{Name: "gokai_rpc_bad_frames", Value: rs.BadFrames}, stat{Name: "gokai_rpc_overloads", Value: rs.Overloads},
+			stat{Name: "gokai_rpc_read_timeouts", Value: rs.ReadTimeouts})
 	}
 	return out
 }
@@ -73,7 +94,7 @@ func (n *Node) statsMap() map[string]any {
 	st := n.stats()
 	m := make(map[string]any, len(st))
 	for _, s := range st {
-		m[s.name] = s.value
+		m[s.Name] = s.Value
 	}
 	return m
 }
@@ -110,7 +131,7 @@ func (n *Node) preflistInfo(key []byte) []any {
 	for _, e := range r.Preflist(key, n.cfg.N, nil) {
 		out = append(out, map[string]any{"partition": e.Partition, "node": string(e.Node), "primary": true, "up": n.isUp(e.Node)})
 	}
-	for _, e := range (router{n}).Preflist(key, n.cfg.N) {
+	for _, e := range r.Preflist(key, n.cfg.N, n.isUp) {
 		if !e.Primary {
 			out = append(out, map[string]any{"partition": e.Partition, "node": string(e.Node), "primary": false,
 				"up": true, "hint_for": string(e.HintFor)})
@@ -118,5 +139,3 @@ func (n *Node) preflistInfo(key []byte) []any {
 	}
 	return out
 }
-
-func statString(v any) string { return fmt.Sprint(v) }

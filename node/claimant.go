@@ -156,7 +156,7 @@ func (n *Node) clusterStatus() map[string]any {
 		"node": string(n.self()), "members": members, "staged": staged, "transfers": transfers}
 }
 
-// transfersInfo is this node's outgoing transfers with their progress.
+// transfersInfo is this node's outgoing transfers with their progress: one per service and partition.
 func (n *Node) transfersInfo() []any {
 	ps := n.cl.handoff.Progress()
 	out := make([]any, len(ps))
@@ -165,7 +165,7 @@ func (n *Node) transfersInfo() []any {
 		if !p.Started.IsZero() {
 			started = p.Started.UnixNano()
 		}
-		out[i] = map[string]any{"partition": p.Partition, "from": string(p.From), "to": string(p.To), "state": string(p.State),
+		out[i] = map[string]any{"service": p.Service, "partition": p.Partition, "from": string(p.From), "to": string(p.To), "state": string(p.State),
 			"hinted": p.Hinted, "keys": p.Keys, "total_keys": p.TotalKeys, "bytes": p.Bytes, "forwarded": p.Forwarded,
 			"attempts": p.Attempts, "last_error": p.LastError, "rate": p.RatePerSec, "eta_ms": p.ETA.Milliseconds(), "started": started}
 	}

@@ -45,10 +45,10 @@ type cluster struct {
 	// after a restart. Only the cluster-watch goroutine touches it after start.
 	peers []string
 
-	// dropping holds the partitions whose leftover data a dropLeftover goroutine is deleting (the hint scan
+	// dropping holds the vnodes whose leftover data a dropLeftover goroutine is deleting (the hint scan
 	// leaves them alone meanwhile).
 	dropMu   sync.Mutex
-	dropping map[int]bool // REQUIRES: dropMu held
+	dropping map[slot]bool // REQUIRES: dropMu held
 
 	// rehome moves keys out of vnodes their preference lists no longer name (rehome.go).
 	rehome rehomeState
@@ -117,7 +117,7 @@ func (n *Node) saveState(doc []byte) error {
 // startCluster starts the transport and the gossip shell (before any vnode or coordinator is spawned:
 // actors spawned before the transport carry unreachable PIDs).
 func (n *Node) startCluster(ctx context.Context) error {
-	n.cl = &cluster{dropping: map[int]bool{}}
+	n.cl = &cluster{dropping: map[slot]bool{}}
 	empty := map[ring.NodeID]string{}
 	n.cl.live.Store(&empty)
 	r, err := actors.StartRemote(n.system, actors.RemoteConfig{Listen: n.cfg.TransportListen, Logger: n.logger,
@@ -248,20 +248,21 @@ func (n *Node) refreshLive() {
 	n.cl.live.Store(&live)
 }
 
-// remoteVnode is node's vnode of partition p over the transport, or nil when node is not alive.
-func (n *Node) remoteVnode(node ring.NodeID, p int) *actor.PID {
+// remoteVnode is node's vnode of partition p under the vnode supervisor sup (a service's), over the
+// transport, or nil when node is not alive.
+func (n *Node) remoteVnode(node ring.NodeID, sup string, p int) *actor.PID {
 	addr, ok := (*n.cl.live.Load())[node]
 	if !ok {
 		return nil
 	}
-	return n.cl.remote.PID(addr, actors.VnodeSupervisorName+"/"+actors.VnodeName(p))
+	return n.cl.remote.PID(addr, sup+"/"+actors.VnodeName(p))
 }
 
 // startHandoff starts the ownership handoff manager.
 func (n *Node) startHandoff(context.Context) error {
 	// NB: a batch is at most 1 MiB on loopback or a LAN: 5 s per step is generous, and a receiver that
 	// died mid-transfer is given up on (and the move retried) after that, not after the 30 s default.
-	hm, err := handoff.New(handoff.Config{Self: n.self(), Concurrency: n.cfg.HandoffConcurrency, Timeout: 5 * time.Second,
+	hm, err := handoff.New(handoff.Config{Self: n.self(), Services: n.serviceNames(), Concurrency: n.cfg.HandoffConcurrency, Timeout: 5 * time.Second,
 		Resolver: handoffResolver{n}, System: n.system, Report: n.reportTransfer, Logger: n.logger.With("component", "handoff"), Now: n.now})
 	if err != nil {
 		return err
@@ -278,14 +279,24 @@ func (n *Node) stopHandoff(context.Context) error {
 	return nil
 }
 
+// handoffResolver finds each service's vnodes for the handoff manager.
 type handoffResolver struct{ n *Node }
 
-func (r handoffResolver) LocalVnode(p int) *actor.PID { return r.n.vnodes.PID(p) }
-func (r handoffResolver) VnodePID(node ring.NodeID, p int) *actor.PID {
-	return router{r.n}.VnodePID(node, p)
+func (r handoffResolver) LocalVnode(svc string, p int) *actor.PID {
+	if rt := r.n.svcByName[svc]; rt != nil {
+		return rt.vnodes.PID(p)
+	}
+	return nil
 }
 
-// reportTransfer tells the claimant that a move is complete.
+func (r handoffResolver) VnodePID(svc string, node ring.NodeID, p int) *actor.PID {
+	if rt := r.n.svcByName[svc]; rt != nil {
+		return router{r.n, rt}.VnodePID(node, p)
+	}
+	return nil
+}
+
+// reportTransfer tells the claimant that a partition moved (every service's vnode of it).
 func (n *Node) reportTransfer(ctx context.Context, m handoff.Move) error {
 	_, err := n.claimant(ctx, "cluster_transfer_done", []any{m.Partition, string(m.From), string(m.To)})
 	return err
@@ -342,53 +353,41 @@ func (n *Node) watchCluster(ctx context.Context) error {
 	}
 }
 
-// reconcile makes this node's vnodes and transfers match s. A member runs a vnode for every partition:
-// those it owns, those it receives, and the others as a fallback (sloppy quorum: when a primary is down,
-// a fallback vnode takes its writes as hints). Outgoing ownership moves become transfers; after a completed
-// one the leftover data is dropped (settleMoved); with scanHints, a partition this node does not own that
-// holds data becomes a hinted handoff to its owner once the owner is up; a node that is no longer a member
-// retires its empty vnodes. A member also re-homes the misplaced keys of the partitions it owns
-// (rehome.go).
+// reconcile makes this node's vnodes and transfers match s: it plans (planCluster, planHints: plan.go) and
+// carries the plan out. A member runs a vnode of every partition for every service: those it owns, those
+// it receives, and the others as a fallback (sloppy quorum: when a primary is down, a fallback vnode takes
+// its writes as hints). Outgoing ownership moves become transfers, one per service; after a completed one
+// the leftover data is dropped; with scanHints, a vnode of a partition this node does not own that holds
+// data is handed off to the owner once the owner is up; a node that is no longer a member retires its empty
+// vnodes. A member also re-homes the misplaced keys of the partitions it owns (rehome.go).
 func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHints bool) {
 	n.cl.handoff.SetRing(s.Version)
 	n.observeRehome(s)
-	self := n.self()
-	_, member := s.Member(self)
-	incoming, outgoing := map[int]bool{}, map[int]bool{}
-	var moves []handoff.Move
-	for _, t := range s.Transfers {
-		if t.State != membership.TransferWaiting {
-			continue
-		}
-		if t.To == self {
-			incoming[t.Partition] = true
-		}
-		if t.From == self {
-			outgoing[t.Partition] = true
-			moves = append(moves, handoff.Move{Partition: t.Partition, From: t.From, To: t.To})
+	in := n.planInput(s)
+	pl := planCluster(in)
+	for _, rt := range n.svcs {
+		if parts := pl.start[rt.spec.Name]; len(parts) > 0 {
+			if err := rt.vnodes.Start(ctx, parts); err != nil {
+				rt.logger.Error("cluster: start vnodes", "err", err)
+			}
 		}
 	}
-	if member {
-		all := make([]int, s.Ring.Q())
-		for p := range all {
-			all[p] = p
+	n.cl.handoff.Sync(pl.moves)
+	for _, c := range pl.cancel {
+		n.cl.handoff.ForgetOwnership(c.Service, c.Partition)
+		if pid := n.vnodePID(c.slot); pid != nil {
+			n.system.Root.Send(pid, &vnode.CancelHandoff{Session: c.session})
 		}
-		if err := n.vnodes.Start(ctx, all); err != nil {
-			n.logger.Error("cluster: start vnodes", "err", err)
-		}
-	} else if len(incoming) > 0 {
-		var in []int
-		for p := range incoming {
-			in = append(in, p)
-		}
-		sort.Ints(in)
-		if err := n.vnodes.Start(ctx, in); err != nil {
-			n.logger.Error("cluster: start vnodes", "err", err)
+		n.logger.Info("partition moved back before its leftover was dropped: handoff mode ended, data kept",
+			"service", c.Service, "partition", c.Partition)
+	}
+	for _, d := range pl.drop {
+		if n.startDrop(d.slot) {
+			n.cl.handoff.ForgetOwnership(d.Service, d.Partition)
+			go n.dropLeftover(ctx, d.slot, d.session)
 		}
 	}
-	n.cl.handoff.Sync(moves)
-	n.settleMoved(ctx, s, incoming, outgoing)
-	if member {
+	if pl.member {
 		// NB: with every state and tick, not only with the hint scan: a key whose list just changed has
 		// fewer copies where its list looks until its pass ran (docs/cluster.md).
 		n.scanRehome(ctx, s)
@@ -396,89 +395,67 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 	if !scanHints {
 		return
 	}
-	var hinted []handoff.Move
-	for _, p := range n.vnodes.Partitions() {
-		owner := s.Ring.Owner(p)
-		if owner == self || incoming[p] || outgoing[p] || n.isDropping(p) {
-			continue
-		}
-		if _, done := n.cl.handoff.OwnershipDone(p); done {
-			continue // settleMoved drops it
-		}
-		rep, err := n.vnodeIsEmpty(ctx, p)
-		if err != nil {
-			continue
-		}
-		if rep.Ring > s.Version {
-			// A transfer sent this vnode data under a newer state than ours: this node may own p there.
-			// Handing it on as hints now would send it back to where it came from; wait for the state.
-			n.logger.Debug("cluster: hint scan waits for a newer state", "partition", p, "have", s.Version, "data-from", rep.Ring)
-			continue
-		}
-		empty := rep.Empty
-		switch {
-		case !empty && n.isUp(owner):
-			hinted = append(hinted, handoff.Move{Partition: p, From: self, To: owner, Hinted: true})
-		case empty && !member:
-			if err := n.vnodes.Retire(ctx, p); errors.Is(err, vnode.ErrNotEmpty) {
-				n.logger.Debug("cluster: retire refused: data arrived; it is handed on at the next scan", "partition", p)
-			} else if err != nil {
-				n.logger.Error("cluster: retire", "partition", p, "err", err)
-			}
+	probes := make(map[slot]probeResult, len(pl.probe))
+	for _, sl := range pl.probe {
+		if rep, err := n.vnodeIsEmpty(ctx, sl); err == nil {
+			probes[sl] = probeResult{empty: rep.Empty, ring: rep.Ring}
 		}
 	}
-	n.cl.handoff.SyncHinted(hinted)
-}
-
-// settleMoved ends the handoff sessions of this node's completed ownership moves. After a move p: self → X
-// completes, the vnode of p stays in handoff mode, forwarding to X the writes that coordinators on an older
-// ring still send here, until its leftover data is dropped. Once the state shows p owned elsewhere, the
-// leftover is dropped (off the watch loop: the drop waits for the vnode's outstanding forwards). If p is
-// ours again, or coming back (a later plan moved it back before the drop), the session is cancelled
-// instead and the data kept: a vnode left in handoff mode towards the node that is now sending the
-// partition back would pass that transfer's items on to it again.
-func (n *Node) settleMoved(ctx context.Context, s *membership.ClusterState, incoming, outgoing map[int]bool) {
-	self := n.self()
-	for _, p := range n.vnodes.Partitions() {
-		session, done := n.cl.handoff.OwnershipDone(p)
-		switch {
-		case !done || outgoing[p]:
-			// NB: while our state still lists the move as waiting, the claimant's completion has not reached
-			// us yet: wait for it. (A new move of p supersedes the session when its transfer begins.)
-		case s.Ring.Owner(p) == self || incoming[p]:
-			n.cl.handoff.ForgetOwnership(p)
-			if pid := n.vnodes.PID(p); pid != nil {
-				n.system.Root.Send(pid, &vnode.CancelHandoff{Session: session})
-			}
-			n.logger.Info("partition moved back before its leftover was dropped: handoff mode ended, data kept", "partition", p)
-		case n.startDrop(p):
-			n.cl.handoff.ForgetOwnership(p)
-			go n.dropLeftover(ctx, p, session)
+	hp := planHints(in, pl, probes, n.isUp)
+	for _, sl := range hp.newer {
+		n.logger.Debug("cluster: hint scan waits for a newer state", "service", sl.Service, "partition", sl.Partition,
+			"have", s.Version, "data-from", probes[sl].ring)
+	}
+	for _, sl := range hp.retire {
+		rt := n.svcByName[sl.Service]
+		if err := rt.vnodes.Retire(ctx, sl.Partition); errors.Is(err, vnode.ErrNotEmpty) {
+			rt.logger.Debug("cluster: retire refused: data arrived; it is handed on at the next scan", "partition", sl.Partition)
+		} else if err != nil {
+			rt.logger.Error("cluster: retire", "partition", sl.Partition, "err", err)
 		}
 	}
+	n.cl.handoff.SyncHinted(hp.hinted)
 }
 
-// startDrop marks p as being dropped; false if it is already.
-func (n *Node) startDrop(p int) bool {
+// planInput gathers what the plan is decided from.
+func (n *Node) planInput(s *membership.ClusterState) planInput {
+	in := planInput{self: n.self(), state: s, services: n.serviceNames(), running: map[string][]int{},
+		completed: n.cl.handoff.Completed()}
+	for _, rt := range n.svcs {
+		in.running[rt.spec.Name] = rt.vnodes.Partitions()
+	}
+	n.cl.dropMu.Lock()
+	in.dropping = make(map[slot]bool, len(n.cl.dropping))
+	for sl := range n.cl.dropping {
+		in.dropping[sl] = true
+	}
+	n.cl.dropMu.Unlock()
+	return in
+}
+
+// vnodePID is this node's vnode of sl (nil if none).
+func (n *Node) vnodePID(sl slot) *actor.PID {
+	if rt := n.svcByName[sl.Service]; rt != nil {
+		return rt.vnodes.PID(sl.Partition)
+	}
+	return nil
+}
+
+// startDrop marks sl as being dropped; false if it is already.
+func (n *Node) startDrop(sl slot) bool {
 	n.cl.dropMu.Lock()
 	defer n.cl.dropMu.Unlock()
-	if n.cl.dropping[p] {
+	if n.cl.dropping[sl] {
 		return false
 	}
-	n.cl.dropping[p] = true
+	n.cl.dropping[sl] = true
 	return true
 }
 
-func (n *Node) isDropping(p int) bool {
-	n.cl.dropMu.Lock()
-	defer n.cl.dropMu.Unlock()
-	return n.cl.dropping[p]
-}
-
-// vnodeIsEmpty asks partition p's vnode whether it holds data, and under which newest cluster-state
-// version data was transferred to it.
-func (n *Node) vnodeIsEmpty(ctx context.Context, p int) (vnode.IsEmptyReply, error) {
-	pid := n.vnodes.PID(p)
+// vnodeIsEmpty asks the vnode of sl whether it holds data, and under which newest cluster-state version
+// data was transferred to it.
+func (n *Node) vnodeIsEmpty(ctx context.Context, sl slot) (vnode.IsEmptyReply, error) {
+	pid := n.vnodePID(sl)
 	if pid == nil {
 		return vnode.IsEmptyReply{Empty: true}, nil
 	}
@@ -488,7 +465,7 @@ func (n *Node) vnodeIsEmpty(ctx context.Context, p int) (vnode.IsEmptyReply, err
 	}
 	rep, ok := res.(*vnode.IsEmptyReply)
 	if !ok || rep.Err != "" {
-		return vnode.IsEmptyReply{}, fmt.Errorf("cluster: is-empty %d: %v", p, res)
+		return vnode.IsEmptyReply{}, fmt.Errorf("cluster: is-empty %s/%d: %v", sl.Service, sl.Partition, res)
 	}
 	return *rep, nil
 }
@@ -496,29 +473,30 @@ func (n *Node) vnodeIsEmpty(ctx context.Context, p int) (vnode.IsEmptyReply, err
 // dropLeftover deletes the data a completed ownership move left behind (the new owner has all of it and
 // the writes forwarded meanwhile). If the vnode restarted since, or its session ended otherwise, the drop is
 // refused and the leftover goes to the owner as a hinted handoff at a later scan instead.
-func (n *Node) dropLeftover(ctx context.Context, p int, session uint64) {
+func (n *Node) dropLeftover(ctx context.Context, sl slot, session uint64) {
 	defer func() {
 		n.cl.dropMu.Lock()
-		delete(n.cl.dropping, p)
+		delete(n.cl.dropping, sl)
 		n.cl.dropMu.Unlock()
 	}()
-	pid := n.vnodes.PID(p)
+	pid := n.vnodePID(sl)
 	if pid == nil {
 		return
 	}
+	p, log := sl.Partition, n.logger.With("service", sl.Service)
 	res, err := actors.Request(ctx, n.system, pid, &vnode.HandoffDrop{Session: session, AckTimeout: dropAckTimeout}, 2*dropAckTimeout)
 	if err != nil {
-		n.logger.Warn("cluster: drop moved partition", "partition", p, "err", err)
+		log.Warn("cluster: drop moved partition", "partition", p, "err", err)
 		return
 	}
 	d, ok := res.(*vnode.HandoffDropped)
 	switch {
 	case !ok:
-		n.logger.Warn("cluster: drop moved partition", "partition", p, "reply", fmt.Sprintf("%T", res))
+		log.Warn("cluster: drop moved partition", "partition", p, "reply", fmt.Sprintf("%T", res))
 	case d.Err != "":
-		n.logger.Info("partition moved away: leftover kept, to be handed off as hints", "partition", p, "why", d.Err)
+		log.Info("partition moved away: leftover kept, to be handed off as hints", "partition", p, "why", d.Err)
 	default:
-		n.logger.Info("partition moved away: data dropped", "partition", p)
+		log.Info("partition moved away: data dropped", "partition", p)
 	}
 }
 

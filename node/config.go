@@ -14,38 +14,28 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/coordinator"
-	"github.com/gokai-kv/gokai/kv"
 )
 
-// Config is everything a node can be told. Every field has a flag of the same name (see Bind) and a
-// config-file key of the same name; flags override the file, the file overrides the defaults.
+// Config is everything a node can be told, apart from its services' own settings (KV's are kv.Options).
+// Every field has a flag of the same name (see Bind) and a config-file key of the same name; flags override
+// the file, the file overrides the defaults.
 type Config struct {
 	Name    string // node id in clocks and rings; default "gokai@127.0.0.1"
 	DataDir string // default "./gokai-data"
 
-	Backend        string // storage backend: "leveldb" (default) or "memory" (nothing survives a restart)
-	Sync           bool   // fsync every write; default false
-	WriteBufMiB    int    // goleveldb write buffer, MiB; default 4
-	BlockCacheMB   int    // goleveldb block cache, MiB; default 8
-	ObjectCacheMiB int    // the vnodes' write-through caches of encoded objects, MiB per node; default 32; 0 off
+	Backend      string // storage backend: "leveldb" (default) or "memory" (nothing survives a restart)
+	Sync         bool   // fsync every write; default false
+	WriteBufMiB  int    // goleveldb write buffer, MiB; default 4
+	BlockCacheMB int    // goleveldb block cache, MiB; default 8
 
 	Q int // ring partitions: power of two, 1..65536; default 64; fixed once the data dir exists
 
 	N, R, W, PR, PW int           // replication and default quorums; defaults 3, 2, 2, 0, 0
 	Timeout         time.Duration // request deadline; default 5s
 	Linger          time.Duration // wait for late replies (read repair); default 1s
-	MaxInFlight     int           // concurrent coordinators; default 10000
-	DeleteMode      string        // "keep" (default) or "reap"
-	ReapDelay       time.Duration // default 3s
+	MaxInFlight     int           // concurrent coordinators, per service; default 10000
 
-	LWW         bool // last-write-wins instead of siblings; default false
-	NotFoundOK  bool // a read answers "not found" once R replicas said so (riak's notfound_ok); default false
-	MaxSiblings int  // default 100; 0 = unlimited
-
-	VclockSmall int           // riak small_vclock; default 50
-	VclockBig   int           // riak big_vclock; default 50
-	VclockYoung time.Duration // riak young_vclock; default 20s
-	VclockOld   time.Duration // riak old_vclock; default 24h
+	NotFoundOK bool // a read answers "not found" once R replicas said so (riak's notfound_ok); default false
 
 	VnodeMaxRestarts int           // per vnode within VnodeRestartWindow; default 10
 	VnodeRestartWin  time.Duration // default 10s
@@ -63,6 +53,13 @@ type Config struct {
 	MemcacheIdle        time.Duration // close idle connections after; default 0 (never)
 	MemcacheReadTimeout time.Duration // the rest of a started request must come within; default 30s; 0 = none
 	MemcacheFlushAll    bool          // allow flush_all; default false
+	// MemcacheAuthFile is memcached's user file (lines of "user:password", its -Y authfile and SASL
+	// password database format): when set, memcache clients must log in, binary ones with SASL PLAIN
+	// (memcached's -S), text and meta ones with memcached's -Y token. Read at start. Default "" (no login).
+	MemcacheAuthFile string
+	// MemcacheProtocol is which memcache protocols clients may speak: auto (text, meta or binary, chosen
+	// per connection by its first byte), ascii (text and meta) or binary; memcached's -B. Default auto.
+	MemcacheProtocol string
 
 	RPCListen      string        // msgpack-RPC listen address; default "127.0.0.1:11011"; "" disables
 	RPCMaxConns    int           // default 1024
@@ -91,15 +88,12 @@ type Config struct {
 
 // Default returns the embedded defaults: a single node on loopback with data in ./gokai-data.
 func Default() Config {
-	p := kv.DefaultPruneConfig()
 	return Config{
-		Name: "gokai@127.0.0.1", DataDir: "./gokai-data", Backend: "leveldb", WriteBufMiB: 4, BlockCacheMB: 8, ObjectCacheMiB: 32,
+		Name: "gokai@127.0.0.1", DataDir: "./gokai-data", Backend: "leveldb", WriteBufMiB: 4, BlockCacheMB: 8,
 		Q: 64, N: 3, R: 2, W: 2, Timeout: 5 * time.Second, Linger: time.Second, MaxInFlight: 10000,
-		DeleteMode: "keep", ReapDelay: 3 * time.Second, MaxSiblings: 100,
-		VclockSmall: p.SmallVClock, VclockBig: p.BigVClock, VclockYoung: p.YoungVClock, VclockOld: p.OldVClock,
 		VnodeMaxRestarts: 10, VnodeRestartWin: 10 * time.Second,
 		ClientMemoryMiB: 256,
-		MemcacheListen:  "127.0.0.1:11211", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20, MemcacheReadTimeout: 30 * time.Second,
+		MemcacheListen:  "127.0.0.1:11211", MemcacheProtocol: "auto", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20, MemcacheReadTimeout: 30 * time.Second,
 		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024, RPCReadTimeout: 30 * time.Second, RPCMaxConnMiB: 64,
 		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
 		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 2 * time.Second, FailureProbe: 500 * time.Millisecond,
@@ -120,6 +114,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: q %d: want a power of two in 1..65536", c.Q)
 	case c.N > c.Q:
 		return fmt.Errorf("config: n %d > q %d", c.N, c.Q)
+	case c.MemcacheProtocol != "auto" && c.MemcacheProtocol != "ascii" && c.MemcacheProtocol != "binary":
+		return fmt.Errorf("config: memcache-protocol %q: want auto, ascii or binary", c.MemcacheProtocol)
 	case c.MemcacheMaxConns < 1:
 		return fmt.Errorf("config: memcache-max-conns %d: want >= 1", c.MemcacheMaxConns)
 	case c.MemcacheMaxValue < 1:
@@ -134,8 +130,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: failure-probe-interval %s: want >= 10ms", c.FailureProbe)
 	case c.WriteBufMiB < 1 || c.BlockCacheMB < 0:
 		return fmt.Errorf("config: write-buffer-mib %d / block-cache-mib %d out of range", c.WriteBufMiB, c.BlockCacheMB)
-	case c.ObjectCacheMiB < 0 || c.ObjectCacheMiB > 1<<20:
-		return fmt.Errorf("config: object-cache-mib %d: want 0..1048576", c.ObjectCacheMiB)
 	case c.ClientMemoryMiB < 64 || c.ClientMemoryMiB > 1<<20:
 		return fmt.Errorf("config: client-memory-mib %d: want 64..1048576", c.ClientMemoryMiB)
 	case c.RPCMaxConnMiB < 33 || c.RPCMaxConnMiB > c.ClientMemoryMiB:
@@ -160,7 +154,7 @@ func (c Config) Validate() error {
 	if err := c.coordinatorConfig().Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	return c.kvConfig().Validate()
+	return nil
 }
 
 func (c Config) coordinatorConfig() coordinator.Config {
@@ -172,15 +166,9 @@ func (c Config) coordinatorConfig() coordinator.Config {
 	return cc
 }
 
-func (c Config) kvConfig() kv.Config {
-	return kv.Config{LWW: c.LWW, MaxSiblings: c.MaxSiblings, Prune: kv.PruneConfig{
-		SmallVClock: c.VclockSmall, BigVClock: c.VclockBig, YoungVClock: c.VclockYoung, OldVClock: c.VclockOld},
-		// A member runs a vnode for every partition, so the node's budget is split Q ways.
-		CacheBytes: c.ObjectCacheMiB << 20 / max(c.Q, 1),
-		DeleteMode: kv.DeleteMode(c.DeleteMode), ReapDelay: c.ReapDelay}
-}
-
-// Bind registers one flag per field on fs, writing into c (whose values are the flag defaults).
+// Bind registers one flag per field on fs, writing into c (whose values are the flag defaults). A binary
+// binds its services' settings on the same FlagSet (kv.Options.Bind), so LoadFile reads them from the same
+// file.
 func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Name, "name", c.Name, "node name (id in clocks and rings)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory")
@@ -188,7 +176,6 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Sync, "sync", c.Sync, "fsync every write")
 	fs.IntVar(&c.WriteBufMiB, "write-buffer-mib", c.WriteBufMiB, "goleveldb write buffer (MiB)")
 	fs.IntVar(&c.BlockCacheMB, "block-cache-mib", c.BlockCacheMB, "goleveldb block cache (MiB)")
-	fs.IntVar(&c.ObjectCacheMiB, "object-cache-mib", c.ObjectCacheMiB, "vnodes' cache of hot objects, per node (MiB; 0 = off)")
 	fs.IntVar(&c.Q, "q", c.Q, "ring partitions (power of two; fixed once the data dir exists)")
 	fs.IntVar(&c.N, "n", c.N, "replicas per key")
 	fs.IntVar(&c.R, "r", c.R, "read quorum")
@@ -197,16 +184,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.PW, "pw", c.PW, "primary write quorum")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "request deadline")
 	fs.DurationVar(&c.Linger, "linger", c.Linger, "wait for late replies before read repair")
-	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "concurrent coordinators (overload past it)")
-	fs.StringVar(&c.DeleteMode, "delete-mode", c.DeleteMode, "tombstones: keep or reap")
-	fs.DurationVar(&c.ReapDelay, "reap-delay", c.ReapDelay, "reap tombstones this long after all replicas stored them")
-	fs.BoolVar(&c.LWW, "lww", c.LWW, "last-write-wins instead of siblings")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "concurrent coordinators, per service (overload past it)")
 	fs.BoolVar(&c.NotFoundOK, "notfound-ok", c.NotFoundOK, "answer \"not found\" once R replicas said so, rather than once all did (or at the deadline)")
-	fs.IntVar(&c.MaxSiblings, "max-siblings", c.MaxSiblings, "siblings per key (0 = unlimited)")
-	fs.IntVar(&c.VclockSmall, "vclock-small", c.VclockSmall, "vclock entries never pruned below this")
-	fs.IntVar(&c.VclockBig, "vclock-big", c.VclockBig, "vclock entries always pruned above this")
-	fs.DurationVar(&c.VclockYoung, "vclock-young", c.VclockYoung, "vclock entries younger than this are kept")
-	fs.DurationVar(&c.VclockOld, "vclock-old", c.VclockOld, "vclock entries older than this are pruned")
 	fs.IntVar(&c.VnodeMaxRestarts, "vnode-max-restarts", c.VnodeMaxRestarts, "vnode restarts within the window before the node stops")
 	fs.DurationVar(&c.VnodeRestartWin, "vnode-restart-window", c.VnodeRestartWin, "vnode restart window")
 	fs.IntVar(&c.ClientMemoryMiB, "client-memory-mib", c.ClientMemoryMiB, "memory for client requests and responses in flight, both faces (MiB); past it requests fail with overload")
@@ -216,6 +195,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MemcacheIdle, "memcache-idle-timeout", c.MemcacheIdle, "close idle memcache connections (0 = never)")
 	fs.DurationVar(&c.MemcacheReadTimeout, "memcache-read-timeout", c.MemcacheReadTimeout, "the rest of a started memcache request must come within this (0 = no limit)")
 	fs.BoolVar(&c.MemcacheFlushAll, "memcache-flush-all", c.MemcacheFlushAll, "allow flush_all")
+	fs.StringVar(&c.MemcacheProtocol, "memcache-protocol", c.MemcacheProtocol, "memcache protocols served: auto (chosen per connection), ascii (text and meta) or binary")
+	fs.StringVar(&c.MemcacheAuthFile, "memcache-auth-file", c.MemcacheAuthFile, "memcache clients log in as a user of this file of user:password lines (binary: SASL PLAIN; text: a set of \"user password\"); \"\" = no login")
 	fs.StringVar(&c.RPCListen, "rpc-listen", c.RPCListen, "msgpack-RPC listen address (\"\" disables)")
 	fs.IntVar(&c.RPCMaxConns, "rpc-max-conns", c.RPCMaxConns, "msgpack-RPC connections")
 	fs.DurationVar(&c.RPCIdle, "rpc-idle-timeout", c.RPCIdle, "close msgpack-RPC connections idle this long (0 = never)")

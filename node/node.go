@@ -18,16 +18,14 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
-	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/internal/netserve"
 	"github.com/gokai-kv/gokai/internal/pki"
-	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
 	"github.com/gokai-kv/gokai/ring"
+	"github.com/gokai-kv/gokai/service"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/supervisor"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
 // Version is gokai's version string.
@@ -51,9 +49,12 @@ type Node struct {
 	disp    *actors.Dispatcher
 	backend storage.Backend
 	cl      *cluster
-	vnodes  *vnode.Manager
-	coords  *coordinator.Service // the coordinators every service's requests run on
-	coord   *kv.Coordinator      // KV's get, put and delete over coords
+
+	// The services, in registration order (New); each has its own vnode supervisor and coordinators.
+	svcs       []*svcRuntime
+	svcByName  map[string]*svcRuntime
+	defaultSvc *svcRuntime               // the one that serves memcache and unprefixed methods; may be nil
+	methods    map[string]service.Method // every service's msgpack-RPC methods; set once their Start ran
 
 	mc   *memcache.Server
 	mcLn net.Listener
@@ -65,10 +66,15 @@ type Node struct {
 	mem *netserve.Budget
 }
 
-// New prepares a node; Start brings it up. now may be nil (time.Now).
-func New(cfg Config, logger *slog.Logger, now func() time.Time) (*Node, error) {
+// New prepares a node running the services opts register (WithService; at least one); Start brings it up.
+// now may be nil (time.Now).
+func New(cfg Config, logger *slog.Logger, now func() time.Time, opts ...Option) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -77,6 +83,13 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time) (*Node, error) {
 		now = time.Now
 	}
 	n := &Node{cfg: cfg, logger: logger.With("node", cfg.Name), now: now}
+	if err := n.setupServices(o.services); err != nil {
+		return nil, err
+	}
+	if n.defaultSvc == nil {
+		// NB: memcache is the default service's face: without one the node serves none.
+		n.cfg.MemcacheListen = ""
+	}
 	if err := n.loadSecurity(); err != nil {
 		return nil, err
 	}
@@ -90,11 +103,15 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time) (*Node, error) {
 	n.tree.Add(supervisor.Child{Name: "bind", Start: n.bind, Stop: n.unbind})
 	n.tree.Add(supervisor.Child{Name: "storage", Start: n.startStorage, Run: n.healStorage, Stop: n.stopStorage})
 	n.tree.Add(supervisor.Child{Name: "cluster", Start: n.startCluster, Stop: n.stopCluster})
-	n.tree.Add(supervisor.Child{Name: "vnode-sup", Start: n.startVnodes, Stop: n.stopVnodes})
+	// One vnode supervisor per service, in registration order (stopped in reverse).
+	for _, rt := range n.svcs {
+		n.tree.Add(supervisor.Child{Name: rt.sup, Start: func(context.Context) error { return n.startVnodes(rt) },
+			Stop: func(ctx context.Context) error { return rt.vnodes.Stop(ctx) }})
+	}
 	n.tree.Add(supervisor.Child{Name: "handoff-sup", Start: n.startHandoff, Stop: n.stopHandoff})
 	n.tree.Add(supervisor.Child{Name: "coordinator-sup", Start: n.startCoordinators, Stop: n.stopCoordinators})
 	n.tree.Add(supervisor.Child{Name: "cluster-watch", Run: n.watchCluster})
-	if cfg.MemcacheListen != "" {
+	if n.cfg.MemcacheListen != "" {
 		n.tree.Add(supervisor.Child{Name: "memcache", Start: n.startMemcache, Run: n.runMemcache, Stop: n.stopMemcache})
 	}
 	if cfg.RPCListen != "" {
@@ -106,7 +123,8 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time) (*Node, error) {
 	return n, nil
 }
 
-// Start starts the tree in order: storage, ring, vnodes, coordinators, listeners.
+// Start starts the tree in order: storage, cluster, each service's vnodes, handoff, coordinators (and the
+// services' client sides), listeners.
 func (n *Node) Start(ctx context.Context) error {
 	n.system = actors.NewSystem(n.logger)
 	n.disp = actors.NewDispatcher(max(8, 4*runtime.GOMAXPROCS(0)), 300)
@@ -157,12 +175,11 @@ func (n *Node) TransportAddr() string {
 	return n.cl.remote.Address()
 }
 
-// Coordinator, Vnodes, Backend, Ring and System expose the node's parts to tools and tests.
-func (n *Node) Coordinator() *kv.Coordinator { return n.coord }
-func (n *Node) Vnodes() *vnode.Manager       { return n.vnodes }
-func (n *Node) Backend() storage.Backend     { return n.backend }
-func (n *Node) Ring() *ring.Ring             { return n.state().Ring }
-func (n *Node) System() *actor.ActorSystem   { return n.system }
+// Backend, Ring and System expose the node's parts to tools and tests (Vnodes and Coordinators, per
+// service, are in services.go).
+func (n *Node) Backend() storage.Backend   { return n.backend }
+func (n *Node) Ring() *ring.Ring           { return n.state().Ring }
+func (n *Node) System() *actor.ActorSystem { return n.system }
 
 func (n *Node) startStorage(context.Context) error {
 	switch n.cfg.Backend {
@@ -221,28 +238,6 @@ func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-func (n *Node) startVnodes(ctx context.Context) error {
-	// A member runs a vnode for every partition (owner, receiver or fallback); see reconcile.
-	var parts []int
-	if _, member := n.state().Member(n.self()); member {
-		parts = make([]int, n.cfg.Q)
-		for p := range parts {
-			parts[p] = p
-		}
-	}
-	m, err := vnode.StartManager(n.system, vnode.ManagerConfig{
-		Node: n.cfg.Name, Partitions: parts, Factory: kv.NewVnode(n.cfg.kvConfig()),
-		Store: n.backend, Logger: n.logger, Now: n.now,
-		MaxRestarts: n.cfg.VnodeMaxRestarts, RestartWindow: n.cfg.VnodeRestartWin, OnEscalate: n.tree.Escalate,
-		Dispatcher: n.vnodeDispatcher(),
-	})
-	if err != nil {
-		return err
-	}
-	n.vnodes = m
-	return nil
-}
-
 // vnodeDispatcher runs vnode mailboxes inline, on the goroutine that sends to an idle vnode (a vnode
 // already running takes the message into its current run). A local read then completes on the client's
 // goroutine, coordinator and vnodes alike, with no hand-off to a worker and back; profiles put those
@@ -256,68 +251,6 @@ func (n *Node) vnodeDispatcher() actor.Dispatcher {
 		return n.disp
 	}
 	return actor.NewSynchronizedDispatcher(300)
-}
-
-func (n *Node) stopVnodes(ctx context.Context) error { return n.vnodes.Stop(ctx) }
-
-// router answers coordinators' questions from the node's current ring and vnodes.
-type router struct{ n *Node }
-
-// Preflist is the key's N primaries that are up, and for each one that is down a fallback node (sloppy
-// quorum): the fallback's vnode of the same partition takes the write as a hint.
-func (r router) Preflist(key []byte, nrep int) []ring.PrefEntry {
-	return r.n.state().Ring.Preflist(key, nrep, r.n.isUp)
-}
-
-// Fallback is the sloppy-quorum stand-in for failed as the replica of partition p of key: the fallback
-// the ring gives when failed is considered down.
-func (r router) Fallback(key []byte, p int, failed ring.NodeID) (ring.PrefEntry, bool) {
-	up := func(x ring.NodeID) bool { return x != failed && r.n.isUp(x) }
-	for _, e := range r.n.state().Ring.Preflist(key, r.n.cfg.N, up) {
-		if e.Partition == p && !e.Primary {
-			return e, true
-		}
-	}
-	return ring.PrefEntry{}, false
-}
-
-// ReportFailure makes the node treat a replica's node as down for a while (see isUp).
-func (r router) ReportFailure(node ring.NodeID) { r.n.suspect(node) }
-
-// VnodePID is the local vnode for this node, else the remote vnode of a node memberlist sees alive; nil for
-// a node that is down, so a coordinator never waits on the transport's retries to a dead peer.
-func (r router) VnodePID(node ring.NodeID, p int) *actor.PID {
-	if node == r.n.self() {
-		return r.n.vnodes.PID(p)
-	}
-	return r.n.remoteVnode(node, p)
-}
-
-func (n *Node) startCoordinators(context.Context) error {
-	cc := n.cfg.coordinatorConfig()
-	cc.Logger, cc.Now, cc.Dispatcher = n.logger, n.now, n.disp
-	s, err := coordinator.Start(n.system, cc, router{n})
-	if err != nil {
-		return err
-	}
-	c, err := kv.NewCoordinator(s, n.cfg.kvConfig())
-	if err != nil {
-		_ = s.Stop(context.Background())
-		return err
-	}
-	n.coords, n.coord = s, c
-	return nil
-}
-
-func (n *Node) stopCoordinators(ctx context.Context) error {
-	// Lingering coordinators get a bounded grace for their read repairs, then are stopped.
-	dctx, cancel := context.WithTimeout(ctx, n.cfg.Linger+time.Second)
-	defer cancel()
-	derr := n.coords.Drain(dctx)
-	if derr != nil {
-		n.logger.Warn("coordinators did not drain", "err", derr)
-	}
-	return n.coords.Stop(ctx)
 }
 
 // bind opens the client listening sockets.
@@ -363,12 +296,27 @@ func (n *Node) startMemcache(context.Context) error {
 	ln := n.mcLn
 	var mcfg memcache.Config
 	mcfg.MaxValueBytes, mcfg.MaxConns, mcfg.IdleTimeout = n.cfg.MemcacheMaxValue, n.cfg.MemcacheMaxConns, n.cfg.MemcacheIdle
-	mcfg.FlushAllEnabled, mcfg.Version, mcfg.Now = n.cfg.MemcacheFlushAll, Version, n.now
+	mcfg.FlushAllEnabled, mcfg.Version, mcfg.Now = n.cfg.MemcacheFlushAll, memcache.CompatVersion(Version), n.now
 	mcfg.ReadTimeout, mcfg.Memory = orNone(n.cfg.MemcacheReadTimeout), n.mem
+	mcfg.Protocols = n.cfg.MemcacheProtocol
+	if n.cfg.MemcacheAuthFile != "" {
+		users, err := memcache.LoadUsers(n.cfg.MemcacheAuthFile)
+		if err != nil {
+			return err
+		}
+		mcfg.Users = users
+	}
 	if err := mcfg.Validate(); err != nil {
 		return err
 	}
-	n.mc = memcache.NewServer(mcfg, newMemcacheStore(n), n.logger.With("component", "memcache"))
+	var store memcache.Store
+	if n.defaultSvc.inst != nil {
+		store = n.defaultSvc.inst.Memcache
+	}
+	if store == nil {
+		return fmt.Errorf("memcache: the default service %s serves no memcache face (set memcache-listen to \"\")", n.defaultSvc.spec.Name)
+	}
+	n.mc = memcache.NewServer(mcfg, store, n.logger.With("component", "memcache"))
 	n.logger.Info("memcache listening", "addr", ln.Addr().String())
 	return nil
 }

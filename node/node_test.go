@@ -33,6 +33,12 @@ func startTestNode(t *testing.T, mod func(*Config)) *Node {
 // startTestNodeClock starts a node with clock now (nil: time.Now).
 func startTestNodeClock(t *testing.T, mod func(*Config), now func() time.Time) *Node {
 	t.Helper()
+	return startTestNodeWith(t, mod, now, WithService(kv.Service(kv.DefaultOptions())))
+}
+
+// startTestNodeWith starts a node running the services opts register.
+func startTestNodeWith(t *testing.T, mod func(*Config), now func() time.Time, opts ...Option) *Node {
+	t.Helper()
 	cfg := Default()
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen = "127.0.0.1:0"
@@ -44,7 +50,7 @@ func startTestNodeClock(t *testing.T, mod func(*Config), now func() time.Time) *
 	if mod != nil {
 		mod(&cfg)
 	}
-	n, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), now)
+	n, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), now, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +65,16 @@ func startTestNodeClock(t *testing.T, mod func(*Config), now func() time.Time) *
 		}
 	})
 	return n
+}
+
+// kvCoord is KV's get, put and delete on n's KV coordinators.
+func kvCoord(t *testing.T, n *Node) *kv.Coordinator {
+	t.Helper()
+	c, err := kv.NewCoordinator(n.Coordinators(kv.ServiceName), kv.DefaultOptions().Config(n.cfg.Q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 type rawClient struct {
@@ -101,13 +117,13 @@ func TestSiblingsVisibleInGetsAndResolvedByCas(t *testing.T) {
 	n := startTestNode(t, nil)
 	ctx := context.Background()
 	key := []byte("doc")
-	base, err := n.Coordinator().Put(ctx, key, []byte("base"), kv.Meta{}, nil, true, coordinator.WriteOptions{})
+	base, err := kvCoord(t, n).Put(ctx, key, []byte("base"), kv.Meta{}, nil, true, coordinator.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Two writers that both read `base` write with its context: neither overwrites the other.
 	for _, v := range []string{"alice", "bob"} {
-		if _, err := n.Coordinator().Put(ctx, key, []byte(v), kv.Meta{Flags: 3}, base.Clock, false, coordinator.WriteOptions{}); err != nil {
+		if _, err := kvCoord(t, n).Put(ctx, key, []byte(v), kv.Meta{Flags: 3}, base.Clock, false, coordinator.WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -146,12 +162,12 @@ func TestBlindSetSupersedesWhatTheCoordinatingVnodeHolds(t *testing.T) {
 	n := startTestNode(t, nil)
 	ctx := context.Background()
 	key := []byte("blind")
-	base, err := n.Coordinator().Put(ctx, key, []byte("base"), kv.Meta{}, nil, true, coordinator.WriteOptions{})
+	base, err := kvCoord(t, n).Put(ctx, key, []byte("base"), kv.Meta{}, nil, true, coordinator.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"a", "b"} {
-		if _, err := n.Coordinator().Put(ctx, key, []byte(v), kv.Meta{}, base.Clock, false, coordinator.WriteOptions{W: 3}); err != nil {
+		if _, err := kvCoord(t, n).Put(ctx, key, []byte(v), kv.Meta{}, base.Clock, false, coordinator.WriteOptions{W: 3}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,7 +211,6 @@ func TestConfigFileAndValidation(t *testing.T) {
 		{func(c *Config) { c.R = 4 }, "R 4"},
 		{func(c *Config) { c.Backend = "rocks" }, `backend "rocks"`},
 		{func(c *Config) { c.LogLevel = "loud" }, `log-level "loud"`},
-		{func(c *Config) { c.DeleteMode = "shred" }, `DeleteMode "shred"`},
 		{func(c *Config) { c.ClientMemoryMiB = 32 }, "client-memory-mib 32"},
 		{func(c *Config) { c.RPCMaxConnMiB = 17 }, "rpc-max-conn-mib 17"},
 		{func(c *Config) { c.RPCMaxConnMiB = 512 }, "rpc-max-conn-mib 512"},
@@ -292,7 +307,7 @@ func TestWatchWaitsWhenGossipStops(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen, cfg.RPCListen, cfg.GossipListen, cfg.TransportListen = "", "", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Q = 16
-	n, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
+	n, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})), nil, WithService(kv.Service(kv.DefaultOptions())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,5 +331,29 @@ func TestWatchWaitsWhenGossipStops(t *testing.T) {
 	}
 	if l := logs.String(); strings.Contains(l, "save state") || strings.Contains(l, "crashed") {
 		t.Fatalf("the cluster watch took the closed subscription for a state:\n%s", l)
+	}
+}
+
+// TestAddOverATombstoneSupersedesIt: the read of a deleted key finds only a tombstone; an add writes over
+// the tombstone's context, so the key holds the added value alone afterwards, not the value and the
+// tombstone as siblings.
+func TestAddOverATombstoneSupersedesIt(t *testing.T) {
+	n := startTestNode(t, nil)
+	c := dial(t, n.MemcacheAddr())
+	for _, step := range [][2]string{
+		{"set k 0 0 3\r\nold\r\n", "STORED\r\n"},
+		{"delete k\r\n", "DELETED\r\n"},
+		{"add k 0 0 3\r\nnew\r\n", "STORED\r\n"},
+	} {
+		if got := c.do(step[0], ""); got != step[1] {
+			t.Fatalf("%q: %q, want %q", step[0], got, step[1])
+		}
+	}
+	o, err := kvCoord(t, n).Get(context.Background(), []byte("k"), coordinator.ReadOptions{R: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Siblings) != 1 || string(o.Siblings[0].Value) != "new" || o.Siblings[0].Meta.Deleted {
+		t.Fatalf("after add over a tombstone: %+v, want the added value alone", o.Siblings)
 	}
 }

@@ -18,13 +18,15 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
-	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/membership"
 	"github.com/gokai-kv/gokai/ring"
+	"github.com/gokai-kv/gokai/service"
 	"github.com/gokai-kv/gokai/vnode"
 )
 
-// Re-home: moving the keys a vnode holds for key ranges whose preference list no longer names it.
+// Re-home: moving the keys a vnode holds for key ranges whose preference list no longer names it. It runs
+// for every service that says how to drop a key (service.Service.Rehome: KV's DropRequest), each service's
+// vnodes apart; the description below is one service's.
 //
 // A replica lives in the vnode of the partition its preference-list entry names. With the skip rule
 // (ring.Ring.PreflistForPartition) those partitions depend on the owners around a key's partition p,
@@ -35,7 +37,8 @@ import (
 //	for each partition X this node owns, once per ring (and again when X took handed-off data):
 //	  fold X; a key k is misplaced when p = partition(k) is not in Sources(X) (p's list does not name X)
 //	  send k's object to the vnode of every partition of p's list (HandoffBatch: merged with Sync, acked
-//	  once stored); when all acked, drop k from X if X still holds exactly the object sent (DropRequest)
+//	  once stored); when all acked, drop k from X if X still holds exactly the object sent (the service's
+//	  Rehome.Drop)
 //
 // Safety: a copy is dropped only after every vnode of its key's current list stored it, and only if it did
 // not change since the fold, so re-home never loses a write; at worst a misplaced copy stays (a target was
@@ -74,12 +77,12 @@ type rehomeMark struct {
 	confirmed bool
 }
 
-// rehomeDue returns the partitions of owned that need a pass: those without a mark for the ring fp, or
-// that took handed-off data since their mark, or whose mark waits for its confirming pass and is
-// rehomeSettle old; and whose retry time (after a failed pass) is not in the future. Those in first (whose
-// sources changed, see rehomeFirst) come first; each group ascending. Pure.
-func rehomeDue(owned []int, fp uint64, received func(int) int64, marks map[int]rehomeMark, retryAt map[int]time.Time, now time.Time, first func(int) bool) []int {
-	var due []int
+// rehomeDue returns the vnodes of owned that need a pass: those without a mark for the ring fp, or that
+// took handed-off data since their mark, or whose mark waits for its confirming pass and is rehomeSettle
+// old; and whose retry time (after a failed pass) is not in the future. Those whose partition is in first
+// (its sources changed, see rehomeFirst) come first; each group by partition, then service. Pure.
+func rehomeDue(owned []slot, fp uint64, received func(slot) int64, marks map[slot]rehomeMark, retryAt map[slot]time.Time, now time.Time, first func(int) bool) []slot {
+	var due []slot
 	for _, x := range owned {
 		if m, ok := marks[x]; ok && m.ring == fp && m.received == received(x) && (m.confirmed || now.Before(m.at.Add(rehomeSettle))) {
 			continue
@@ -89,14 +92,14 @@ func rehomeDue(owned []int, fp uint64, received func(int) int64, marks map[int]r
 		}
 		due = append(due, x)
 	}
-	slices.SortFunc(due, func(a, b int) int {
-		if fa, fb := first(a), first(b); fa != fb {
+	slices.SortFunc(due, func(a, b slot) int {
+		if fa, fb := first(a.Partition), first(b.Partition); fa != fb {
 			if fa {
 				return -1
 			}
 			return 1
 		}
-		return a - b
+		return compareSlots(a, b)
 	})
 	return due
 }
@@ -129,6 +132,7 @@ type rehomer struct {
 	local  func(p int) *actor.PID                   // this node's vnode of p (nil: none)
 	vnode  func(node ring.NodeID, p int) *actor.PID // node's vnode of p (nil: unreachable)
 	n      int                                      // replicas per key
+	drop   service.Rehome                           // the service's drop command and its reply
 
 	batchItems, batchBytes int           // misplaced keys per round of sends and drops
 	timeout                time.Duration // per request
@@ -191,15 +195,15 @@ func (h *rehomer) partition(ctx context.Context, rg *ring.Ring, version uint64, 
 				return fmt.Errorf("%w: partition %d on %s: %v", errRehomeTarget, tg.p, tg.node, res)
 			}
 		}
-		res, err := actors.Request(ctx, h.system, src, &kv.DropRequest{Keys: keys, Objects: objs}, h.timeout)
+		res, err := actors.Request(ctx, h.system, src, h.drop.Drop(keys, objs), h.timeout)
 		if err != nil {
 			return fmt.Errorf("rehome: partition %d: drop: %w", x, err)
 		}
-		d, ok := res.(*kv.DropReply)
-		if !ok || d.Err != "" {
-			return fmt.Errorf("rehome: partition %d: drop: %v", x, res)
+		dropped, err := h.drop.Dropped(res)
+		st.moved += dropped
+		if err != nil {
+			return fmt.Errorf("rehome: partition %d: drop: %w", x, err)
 		}
-		st.moved += d.Dropped
 		keys, objs, size = keys[:0], objs[:0], 0
 		clear(items)
 		return nil
@@ -240,11 +244,11 @@ func (h *rehomer) partition(ctx context.Context, rg *ring.Ring, version uint64, 
 // goroutine over the due partitions) runs at a time.
 type rehomeState struct {
 	mu      sync.Mutex
-	loaded  bool                  // marks were read from data-dir/rehome; REQUIRES: mu held
-	marks   map[int]rehomeMark    // REQUIRES: mu held
-	retryAt map[int]time.Time     // REQUIRES: mu held
-	backoff map[int]time.Duration // REQUIRES: mu held
-	running bool                  // REQUIRES: mu held
+	loaded  bool                   // marks were read from data-dir/rehome; REQUIRES: mu held
+	marks   map[slot]rehomeMark    // REQUIRES: mu held
+	retryAt map[slot]time.Time     // REQUIRES: mu held
+	backoff map[slot]time.Duration // REQUIRES: mu held
+	running bool                   // REQUIRES: mu held
 	// gen counts the times observeRehome cleared the marks: a pass that began before a clear records none.
 	gen uint64 // REQUIRES: mu held
 	// last is the ring of the last pass that finished (nil before one did): partitions whose sources
@@ -277,10 +281,10 @@ func (n *Node) observeRehome(s *membership.ClusterState) {
 	if !pending || (rs.loaded && len(rs.marks) == 0) {
 		return
 	}
-	rs.marks, rs.loaded = map[int]rehomeMark{}, true
+	rs.marks, rs.loaded = map[slot]rehomeMark{}, true
 	rs.gen++
 	if rs.retryAt == nil {
-		rs.retryAt, rs.backoff = map[int]time.Time{}, map[int]time.Duration{}
+		rs.retryAt, rs.backoff = map[slot]time.Time{}, map[slot]time.Duration{}
 	}
 	if n.cfg.Backend == "leveldb" {
 		if err := os.Remove(n.rehomePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -289,8 +293,9 @@ func (n *Node) observeRehome(s *membership.ClusterState) {
 	}
 }
 
-// scanRehome starts a pass over the partitions this node owns that need one (see rehomeDue), unless one
-// is running or transfers are pending. Called from the cluster-watch goroutine.
+// scanRehome starts a pass over the vnodes of the partitions this node owns that need one (see rehomeDue;
+// the services with Rehome), unless one is running or transfers are pending. Called from the cluster-watch
+// goroutine.
 func (n *Node) scanRehome(ctx context.Context, s *membership.ClusterState) {
 	for _, t := range s.Transfers {
 		if t.State == membership.TransferWaiting {
@@ -304,35 +309,70 @@ func (n *Node) scanRehome(ctx context.Context, s *membership.ClusterState) {
 		return
 	}
 	if !rs.loaded {
-		rs.marks, rs.retryAt, rs.backoff = n.loadRehomeMarks(), map[int]time.Time{}, map[int]time.Duration{}
+		rs.marks, rs.retryAt, rs.backoff = n.loadRehomeMarks(), map[slot]time.Time{}, map[slot]time.Duration{}
 		rs.loaded = true
 	}
 	if rs.fpRing != s.Ring {
 		rs.fpRing, rs.fp = s.Ring, ringFingerprint(s.Ring, n.cfg.N)
 	}
 	fp := rs.fp
-	owned := s.Ring.PartitionsOf(n.self())
+	owned := n.rehomeSlots(s.Ring)
 	noFirst := func(int) bool { return false }
-	if len(rehomeDue(owned, fp, n.vnodes.HandoffReceived, rs.marks, rs.retryAt, n.now(), noFirst)) == 0 {
+	if len(rehomeDue(owned, fp, n.handoffReceived, rs.marks, rs.retryAt, n.now(), noFirst)) == 0 {
 		return
 	}
 	// NB: computed only when some partition is due (Sources walks every preference list twice).
-	due := rehomeDue(owned, fp, n.vnodes.HandoffReceived, rs.marks, rs.retryAt, n.now(), rehomeFirst(rs.last, s.Ring, n.cfg.N))
+	due := rehomeDue(owned, fp, n.handoffReceived, rs.marks, rs.retryAt, n.now(), rehomeFirst(rs.last, s.Ring, n.cfg.N))
 	rs.running = true
 	rs.wg.Add(1)
 	go n.runRehome(ctx, s.Ring, s.Version, fp, rs.gen, due)
 }
 
+// rehomeSlots are the vnodes re-home looks after under ring: those of the partitions this node owns, of
+// every service with Rehome.
+func (n *Node) rehomeSlots(rg *ring.Ring) []slot {
+	owned := rg.PartitionsOf(n.self())
+	var out []slot
+	for _, rt := range n.svcs {
+		if rt.spec.Rehome == nil {
+			continue
+		}
+		for _, p := range owned {
+			out = append(out, slot{Service: rt.spec.Name, Partition: p})
+		}
+	}
+	return out
+}
+
+// handoffReceived is vnode.Manager.HandoffReceived of sl's service.
+func (n *Node) handoffReceived(sl slot) int64 {
+	if rt := n.svcByName[sl.Service]; rt != nil && rt.vnodes != nil {
+		return rt.vnodes.HandoffReceived(sl.Partition)
+	}
+	return 0
+}
+
+// rehomerFor is the rehomer of one service's vnodes.
+func (n *Node) rehomerFor(rt *svcRuntime) *rehomer {
+	return &rehomer{system: n.system, local: rt.vnodes.PID, vnode: router{n, rt}.VnodePID, n: n.cfg.N, drop: *rt.spec.Rehome,
+		batchItems: 256, batchBytes: 1 << 20, timeout: 5 * time.Second}
+}
+
 // runRehome runs one pass over due with ring (fingerprint fp), then records the marks, unless the marks
 // were cleared (generation gen ended) meanwhile.
-func (n *Node) runRehome(ctx context.Context, rg *ring.Ring, version, fp, gen uint64, due []int) {
+func (n *Node) runRehome(ctx context.Context, rg *ring.Ring, version, fp, gen uint64, due []slot) {
 	rs := &n.cl.rehome
 	defer rs.wg.Done()
-	h := &rehomer{system: n.system, local: n.vnodes.PID, vnode: router{n}.VnodePID, n: n.cfg.N,
-		batchItems: 256, batchBytes: 1 << 20, timeout: 5 * time.Second}
+	rehomers := map[string]*rehomer{}
 	sources := rg.Sources(n.cfg.N)
 	marked, confirmed := false, false
-	for _, x := range due {
+	for _, sl := range due {
+		x := sl.Partition
+		h := rehomers[sl.Service]
+		if h == nil {
+			h = n.rehomerFor(n.svcByName[sl.Service])
+			rehomers[sl.Service] = h
+		}
 		rs.mu.Lock()
 		stale := rs.gen != gen // transfers began: wait for the ring they end in
 		rs.mu.Unlock()
@@ -341,30 +381,30 @@ func (n *Node) runRehome(ctx context.Context, rg *ring.Ring, version, fp, gen ui
 		}
 		// NB: read before the fold: data handed to x later may be missed by this fold, and then the count
 		// differs from the mark and x is due again.
-		received := n.vnodes.HandoffReceived(x)
+		received := n.handoffReceived(sl)
 		st, err := h.partition(ctx, rg, version, sources[x], x)
 		rs.moved.Add(int64(st.moved))
 		rs.mu.Lock()
 		if err == nil && st.moved == st.misplaced {
 			if rs.gen == gen {
 				// NB: a clean pass under the ring and data of an earlier clean pass confirms it.
-				old, ok := rs.marks[x]
+				old, ok := rs.marks[sl]
 				c := ok && old.ring == fp && old.received == received
-				rs.marks[x] = rehomeMark{ring: fp, received: received, at: n.now(), confirmed: c}
+				rs.marks[sl] = rehomeMark{ring: fp, received: received, at: n.now(), confirmed: c}
 				marked, confirmed = true, confirmed || c
 			}
-			delete(rs.retryAt, x)
-			delete(rs.backoff, x)
+			delete(rs.retryAt, sl)
+			delete(rs.backoff, sl)
 		} else if ctx.Err() == nil {
-			b := min(max(2*rs.backoff[x], time.Second), time.Minute)
-			rs.backoff[x], rs.retryAt[x] = b, n.now().Add(b)
+			b := min(max(2*rs.backoff[sl], time.Second), time.Minute)
+			rs.backoff[sl], rs.retryAt[sl] = b, n.now().Add(b)
 		}
 		rs.mu.Unlock()
 		switch {
 		case err != nil && ctx.Err() == nil:
-			n.logger.Warn("rehome: pass failed, retrying later", "partition", x, "misplaced", st.misplaced, "moved", st.moved, "err", err)
+			n.logger.Warn("rehome: pass failed, retrying later", "service", sl.Service, "partition", x, "misplaced", st.misplaced, "moved", st.moved, "err", err)
 		case st.moved > 0 || st.misplaced > 0:
-			n.logger.Info("rehome: moved keys to their preference list", "partition", x, "misplaced", st.misplaced, "moved", st.moved)
+			n.logger.Info("rehome: moved keys to their preference list", "service", sl.Service, "partition", x, "misplaced", st.misplaced, "moved", st.moved)
 		}
 	}
 	rs.mu.Lock()
@@ -381,10 +421,11 @@ func (n *Node) runRehome(ctx context.Context, rg *ring.Ring, version, fp, gen ui
 // waitRehome waits for the running pass (its ctx must be done or ending).
 func (n *Node) waitRehome() { n.cl.rehome.wg.Wait() }
 
-// loadRehomeMarks reads data-dir/rehome: lines "partition fingerprint" (hex). A missing or unreadable file
-// gives no marks: every owned partition gets a pass.
-func (n *Node) loadRehomeMarks() map[int]rehomeMark {
-	marks := map[int]rehomeMark{}
+// loadRehomeMarks reads data-dir/rehome: lines "service partition fingerprint" (fingerprint in hex), and
+// for the service of key space 0 (KV) "partition fingerprint", the form from before services, which nodes of
+// then read too. A missing or unreadable file gives no marks: every owned partition gets a pass.
+func (n *Node) loadRehomeMarks() map[slot]rehomeMark {
+	marks := map[slot]rehomeMark{}
 	if n.cfg.Backend != "leveldb" {
 		return marks
 	}
@@ -395,33 +436,55 @@ func (n *Node) loadRehomeMarks() map[int]rehomeMark {
 		}
 		return marks
 	}
+	space0 := n.space0()
 	for _, l := range strings.Split(string(raw), "\n") {
 		f := strings.Fields(l)
-		if len(f) != 2 || strings.HasPrefix(l, "#") {
+		if strings.HasPrefix(l, "#") || len(f) < 2 || len(f) > 3 {
 			continue
 		}
+		svc := space0
+		if len(f) == 3 {
+			svc, f = f[0], f[1:]
+		}
+		rt := n.svcByName[svc]
 		x, err1 := strconv.Atoi(f[0])
 		fp, err2 := strconv.ParseUint(f[1], 16, 64)
-		if err1 != nil || err2 != nil || x < 0 || x >= n.cfg.Q {
+		if rt == nil || rt.spec.Rehome == nil || err1 != nil || err2 != nil || x < 0 || x >= n.cfg.Q {
 			continue
 		}
 		// NB: HandoffReceived counts from 0 in every process. Only confirmed marks are saved.
-		marks[x] = rehomeMark{ring: fp, confirmed: true}
+		marks[slot{Service: svc, Partition: x}] = rehomeMark{ring: fp, confirmed: true}
 	}
 	return marks
 }
 
-// saveRehomeMarksLocked writes the confirmed marks of the partitions ring gives this node.
+// space0 is the name of the service in key space 0 ("" if none runs).
+func (n *Node) space0() string {
+	for _, rt := range n.svcs {
+		if rt.spec.ID == 0 {
+			return rt.spec.Name
+		}
+	}
+	return ""
+}
+
+// saveRehomeMarksLocked writes the confirmed marks of the vnodes re-home looks after under ring.
 // REQUIRES: rehome.mu held.
 func (n *Node) saveRehomeMarksLocked(rg *ring.Ring) {
 	if n.cfg.Backend != "leveldb" {
 		return
 	}
+	space0 := n.space0()
 	var b strings.Builder
-	b.WriteString("# gokai re-home marks: partition, fingerprint of the ring its vnode holds no misplaced key under\n")
-	for _, x := range rg.PartitionsOf(n.self()) {
-		if m, ok := n.cl.rehome.marks[x]; ok && m.confirmed {
-			fmt.Fprintf(&b, "%d %x\n", x, m.ring)
+	b.WriteString("# gokai re-home marks: [service] partition, fingerprint of the ring its vnode holds no misplaced key under\n")
+	for _, sl := range n.rehomeSlots(rg) {
+		m, ok := n.cl.rehome.marks[sl]
+		switch {
+		case !ok || !m.confirmed:
+		case sl.Service == space0:
+			fmt.Fprintf(&b, "%d %x\n", sl.Partition, m.ring)
+		default:
+			fmt.Fprintf(&b, "%s %d %x\n", sl.Service, sl.Partition, m.ring)
 		}
 	}
 	if err := writeFileAtomic(n.rehomePath(), []byte(b.String())); err != nil {

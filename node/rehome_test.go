@@ -23,29 +23,41 @@ import (
 
 func TestRehomeDue(t *testing.T) {
 	now := time.Unix(1000, 0)
-	recv := map[int]int64{1: 0, 2: 5, 3: 0, 4: 0, 5: 0}
-	received := func(p int) int64 { return recv[p] }
-	marks := map[int]rehomeMark{
-		1: {ring: 7, received: 0, confirmed: true},   // done under this ring
-		2: {ring: 7, received: 4, confirmed: true},   // took handed-off data since
-		3: {ring: 6, received: 0, confirmed: true},   // done under another ring
-		5: {ring: 7, received: 0, confirmed: true},   // done, not owned any more
-		6: {ring: 7, at: now.Add(-rehomeSettle / 2)}, // first pass done, the confirming one not yet due
-		7: {ring: 7, at: now.Add(-rehomeSettle)},     // first pass done, the confirming one due
+	kvs := func(ps ...int) []slot {
+		var out []slot
+		for _, p := range ps {
+			out = append(out, slot{Service: "kv", Partition: p})
+		}
+		return out
 	}
-	retry := map[int]time.Time{4: now.Add(time.Second), 3: now.Add(-time.Second)}
+	k := func(p int) slot { return slot{Service: "kv", Partition: p} }
+	recv := map[slot]int64{k(2): 5}
+	received := func(sl slot) int64 { return recv[sl] }
+	marks := map[slot]rehomeMark{
+		k(1):                           {ring: 7, received: 0, confirmed: true},   // done under this ring
+		k(2):                           {ring: 7, received: 4, confirmed: true},   // took handed-off data since
+		k(3):                           {ring: 6, received: 0, confirmed: true},   // done under another ring
+		k(5):                           {ring: 7, received: 0, confirmed: true},   // done, not owned any more
+		k(6):                           {ring: 7, at: now.Add(-rehomeSettle / 2)}, // first pass done, the confirming one not yet due
+		k(7):                           {ring: 7, at: now.Add(-rehomeSettle)},     // first pass done, the confirming one due
+		{Service: "ctr", Partition: 1}: {ring: 7, confirmed: true},
+	}
+	retry := map[slot]time.Time{k(4): now.Add(time.Second), k(3): now.Add(-time.Second)}
 	for _, tc := range []struct {
 		name  string
-		owned []int
+		owned []slot
 		now   time.Time
-		want  []int
+		want  []slot
 	}{
-		{"marks, data taken, other ring, waiting retry", []int{4, 3, 2, 1}, now, []int{2, 3}},
-		{"retry time reached", []int{1, 2, 3, 4}, now.Add(2 * time.Second), []int{2, 3, 4}},
+		{"marks, data taken, other ring, waiting retry", kvs(4, 3, 2, 1), now, kvs(2, 3)},
+		{"retry time reached", kvs(1, 2, 3, 4), now.Add(2 * time.Second), kvs(2, 3, 4)},
 		{"nothing owned", nil, now, nil},
-		{"unmarked partitions are due", []int{9, 8}, now, []int{8, 9}},
-		{"confirming passes", []int{6, 7}, now, []int{7}},
-		{"confirming passes later", []int{6, 7}, now.Add(rehomeSettle), []int{6, 7}},
+		{"unmarked partitions are due", kvs(9, 8), now, kvs(8, 9)},
+		{"confirming passes", kvs(6, 7), now, kvs(7)},
+		{"confirming passes later", kvs(6, 7), now.Add(rehomeSettle), kvs(6, 7)},
+		// A mark is one service's: another service's vnode of a marked partition is due.
+		{"services apart", []slot{k(1), {Service: "ctr", Partition: 1}, {Service: "ctr", Partition: 2}, k(2)},
+			now, []slot{{Service: "ctr", Partition: 2}, k(2)}},
 	} {
 		if got := rehomeDue(tc.owned, 7, received, marks, retry, tc.now, func(int) bool { return false }); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: rehomeDue = %v, want %v", tc.name, got, tc.want)
@@ -53,7 +65,7 @@ func TestRehomeDue(t *testing.T) {
 	}
 	// Partitions whose sources changed go first.
 	first := func(p int) bool { return p == 9 || p == 3 }
-	if got := rehomeDue([]int{8, 9, 2, 3}, 7, received, marks, nil, now, first); !slices.Equal(got, []int{3, 9, 2, 8}) {
+	if got := rehomeDue(kvs(8, 9, 2, 3), 7, received, marks, nil, now, first); !slices.Equal(got, kvs(3, 9, 2, 8)) {
 		t.Errorf("with priority: rehomeDue = %v, want [3 9 2 8]", got)
 	}
 }
@@ -134,7 +146,8 @@ func (rn *rehomeNodes) vnode(node ring.NodeID, p int) *actor.PID {
 
 // rehomer is node a's.
 func (rn *rehomeNodes) rehomer() *rehomer {
-	return &rehomer{system: rn.sys, local: rn.m["a"].PID, vnode: rn.vnode, n: 3, batchItems: 2, batchBytes: 1 << 20, timeout: 2 * time.Second}
+	return &rehomer{system: rn.sys, local: rn.m["a"].PID, vnode: rn.vnode, n: 3, drop: *kv.Service(kv.DefaultOptions()).Rehome,
+		batchItems: 2, batchBytes: 1 << 20, timeout: 2 * time.Second}
 }
 
 func (rn *rehomeNodes) get(t *testing.T, node ring.NodeID, p int, key []byte) *kv.Object {
@@ -270,7 +283,7 @@ func TestRehomeOnANode(t *testing.T) {
 			n.cl.rehome.mu.Lock()
 			defer n.cl.rehome.mu.Unlock()
 			for p := range rg.Q() {
-				if m, ok := n.cl.rehome.marks[p]; !ok || m.confirmed != confirmed {
+				if m, ok := n.cl.rehome.marks[slot{Service: kv.ServiceName, Partition: p}]; !ok || m.confirmed != confirmed {
 					return false
 				}
 			}
@@ -301,12 +314,12 @@ func TestRehomeOnANode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := actors.Request(context.Background(), n.System(), n.Vnodes().PID(x), &vnode.HandoffBatch{V: 1, Seq: 1, Items: [][]byte{item}}, 2*time.Second)
+	res, err := actors.Request(context.Background(), n.System(), n.Vnodes(kv.ServiceName).PID(x), &vnode.HandoffBatch{V: 1, Seq: 1, Items: [][]byte{item}}, 2*time.Second)
 	if err != nil || res.(*vnode.HandoffAck).Err != "" {
 		t.Fatalf("handoff batch: %v %v", res, err)
 	}
 	get := func(part int) *kv.Object {
-		res, err := actors.Request(context.Background(), n.System(), n.Vnodes().PID(part), &kv.GetRequest{V: 1, Key: key}, 2*time.Second)
+		res, err := actors.Request(context.Background(), n.System(), n.Vnodes(kv.ServiceName).PID(part), &kv.GetRequest{V: 1, Key: key}, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +347,7 @@ func TestRehomeOnANode(t *testing.T) {
 	n2 := startTestNodeClock(t, func(c *Config) { c.DataDir = dir }, now)
 	marks := n2.loadRehomeMarks()
 	fp := ringFingerprint(n2.Ring(), n2.cfg.N)
-	if due := rehomeDue(n2.Ring().PartitionsOf(n2.self()), fp, func(int) int64 { return 0 }, marks, nil, time.Now(), func(int) bool { return false }); len(due) != 0 {
+	if due := rehomeDue(n2.rehomeSlots(n2.Ring()), fp, func(slot) int64 { return 0 }, marks, nil, time.Now(), func(int) bool { return false }); len(due) != 0 {
 		t.Fatalf("after a restart, partitions due again: %v (marks %v)", due, marks)
 	}
 }

@@ -5,6 +5,9 @@
 # 3-node gokai cluster, all on loopback ports, and runs the identical `gokai bench` load against gokai and
 # memcached in alternating rounds (odd rounds gokai first, even rounds memcached first). Scenarios:
 #   1 node, closed loop            the load below, saturating
+#   1 node, closed loop, binary protocol / meta commands
+#                                  the same load over the memcache binary protocol, then meta commands (mg, ms):
+#                                  with the text protocol above, one node's three memcache faces in one run
 #   1 node, open loop at RATE/s    the same load offered at RATE ops/s (latency from the intended send time)
 #   3 nodes via n1, closed loop    the load against n1 of a 3-node cluster (all nodes on this machine)
 #   ... , mTLS between nodes       the same on certificates: node-to-node traffic over mutual TLS
@@ -18,6 +21,7 @@
 #   ROUNDS=3          runs per scenario and target
 #   RATE=10000        offered ops/s of the open-loop scenario
 #   SKIP_OPEN_LOOP=1  skip the open-loop scenario
+#   SKIP_PROTOCOLS=1  skip the binary-protocol and meta-command scenarios
 #   SKIP_CLUSTER=1    skip the 3-node cluster scenarios
 #   SKIP_CLUSTER_TLS=1  skip the 3-node cluster with mutual TLS between the nodes (certificates, -certs-dir)
 #   OUT=DIR           keep the JSON reports (NN-scenario-target.json), each run's printout (.txt), node logs and
@@ -29,7 +33,7 @@
 # only. Every wait has a deadline; on exit, failure or Ctrl-C every process it started is stopped and its work
 # dir (binary, data dirs) removed.
 #
-# Usage: scripts/bench.sh                       (about 4 min with the defaults)
+# Usage: scripts/bench.sh                       (about 6 min with the defaults)
 #        DURATION=2s ROUNDS=1 scripts/bench.sh  (a quick look)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +64,7 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-10000}
 SKIP_OPEN_LOOP=${SKIP_OPEN_LOOP:-}
+SKIP_PROTOCOLS=${SKIP_PROTOCOLS:-}
 SKIP_CLUSTER_TLS=${SKIP_CLUSTER_TLS:-}
 SKIP_CLUSTER=${SKIP_CLUSTER:-}
 BENCH_ARGS=${BENCH_ARGS:-}
@@ -263,6 +268,10 @@ start_gokai single
 single_pid=$gk_pid
 
 rounds "1 node, closed loop" 1node-closed "$gk_mc"
+if [[ -z $SKIP_PROTOCOLS ]]; then
+	rounds "1 node, closed loop, binary protocol" 1node-binary "$gk_mc" -protocol memcache-binary
+	rounds "1 node, closed loop, meta commands" 1node-meta "$gk_mc" -protocol memcache-meta
+fi
 if [[ -z $SKIP_OPEN_LOOP ]]; then
 	rounds "1 node, open loop at $RATE ops/s" 1node-open "$gk_mc" -rate "$RATE"
 fi

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs gokai's whole test suite, installing what the tests need when it is missing:
-#   Debian packages: libmemcached-tools, python3-pymemcache (third-party memcache clients),
+#   Debian packages: libmemcached-tools, python3-pymemcache, python3-pylibmc, ruby + ruby-dalli (third-party
+#                    memcache clients; npm's memjs is installed by its test into a temp dir),
 #                    python3-msgpack (a third-party msgpack implementation), memcached (the bench reference),
+#                    perl, gcc, libc6-dev, xz-utils (memcached's own t/ suite, fetched by its test with
+#                    apt-get source from the Debian archives the system uses: needs the network),
 #                    nftables (nft: the fault-injection suite's partitions, internal/faults)
 #   Go modules:      go mod download
 # Usage: scripts/test.sh            (CI=true makes missing third-party clients a failure instead of a skip)
@@ -18,6 +21,12 @@ for tool in memccp memccat memcrm memcexist memctouch; do
 	[ -x "/usr/bin/$tool" ] || { apt_pkgs+=(libmemcached-tools); break; }
 done
 /usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || apt_pkgs+=(python3-pymemcache)
+/usr/bin/python3 -c 'import pylibmc' >/dev/null 2>&1 || apt_pkgs+=(python3-pylibmc)
+command -v ruby >/dev/null 2>&1 || apt_pkgs+=(ruby)
+ruby -e 'require "dalli"' >/dev/null 2>&1 || apt_pkgs+=(ruby-dalli)
+perl -MTest::More -e 1 >/dev/null 2>&1 || apt_pkgs+=(perl)
+command -v gcc >/dev/null 2>&1 || apt_pkgs+=(gcc libc6-dev)
+command -v xz >/dev/null 2>&1 || apt_pkgs+=(xz-utils)
 /usr/bin/python3 -c 'import msgpack' >/dev/null 2>&1 || apt_pkgs+=(python3-msgpack)
 [ -x /usr/bin/memcached ] || apt_pkgs+=(memcached)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || apt_pkgs+=(nftables)

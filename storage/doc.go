@@ -20,6 +20,12 @@
 //	00 00 00 08 | ""             partition 8, empty user key
 //	ff ff ff ff | ff ff ...      partition 0xFFFFFFFF (no upper bound)
 //
+// Services share the backend in key spaces (KeySpace, keyspace.go): partition p of space s is the backend
+// partition s<<16 | p, so a service's partitions are as contiguous as any other and never hold another
+// service's keys. Space 0 is the identity: a data dir from before key spaces is space 0, which KV keeps.
+//
+//	00 01 00 07 | "user:42"      space 1, partition 7
+//
 // Big-endian keeps a partition's keys contiguous and in user-key byte order,
 // so Fold, IsEmpty and DropPartition read the range util.BytesPrefix(BE32(p))
 // (for 0xFFFFFFFF that range is open-ended), FoldFrom seeks to

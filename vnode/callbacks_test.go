@@ -117,13 +117,13 @@ func TestHandoffRefusedIsRetried(t *testing.T) {
 	j.mu.Lock()
 	j.refuse = 3
 	j.mu.Unlock()
-	hm, err := handoff.New(handoff.Config{Self: "a", Resolver: twoNodes{a: a, b: b}, System: sys, Timeout: 5 * time.Second,
+	hm, err := handoff.New(handoff.Config{Self: "a", Services: []string{"probe"}, Resolver: twoNodes{a: a, b: b}, System: sys, Timeout: 5 * time.Second,
 		RetryAfter: time.Millisecond, Report: func(context.Context, handoff.Move) error { return nil }, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hm.Close()
-	hm.SyncHinted([]handoff.Move{{Partition: 5, From: "a", To: "b", Hinted: true}})
+	hm.SyncHinted([]handoff.Move{{Service: "probe", Partition: 5, From: "a", To: "b", Hinted: true}})
 	eventually.True(t, 20*time.Second, "the hinted handoff completed", func() bool { return hm.HintedRounds() == 1 })
 	got := j.take()
 	refusals := 0

@@ -19,3 +19,6 @@ func RetireVnodeNotice(pid *actor.PID) any { return &retireVnode{pid: pid} }
 
 // RetireCommand is the command Retire sends the vnode.
 func RetireCommand() any { return &retire{} }
+
+// InCall says whether the vnode of s is handling a message now (a Behaviour method may run).
+func (s Self) InCall() bool { return s.inc != nil && s.inc.inCall.Load() }

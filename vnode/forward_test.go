@@ -21,9 +21,9 @@ import (
 // twoNodes resolves partition vnodes for a handoff manager: "a" is local, "b" the other node.
 type twoNodes struct{ a, b *vnode.Manager }
 
-func (r twoNodes) LocalVnode(p int) *actor.PID { return r.a.PID(p) }
+func (r twoNodes) LocalVnode(_ string, p int) *actor.PID { return r.a.PID(p) }
 
-func (r twoNodes) VnodePID(node ring.NodeID, p int) *actor.PID {
+func (r twoNodes) VnodePID(_ string, node ring.NodeID, p int) *actor.PID {
 	if node == "b" {
 		return r.b.PID(p)
 	}
@@ -88,13 +88,13 @@ func TestDefaultHandoffForwardsCommands(t *testing.T) {
 	}()
 	defer func() { stop.Store(true); wg.Wait() }()
 
-	hm, err := handoff.New(handoff.Config{Self: "a", Resolver: twoNodes{a: a, b: b}, System: sys, Timeout: 10 * time.Second,
+	hm, err := handoff.New(handoff.Config{Self: "a", Services: []string{"probe"}, Resolver: twoNodes{a: a, b: b}, System: sys, Timeout: 10 * time.Second,
 		RetryAfter: 50 * time.Millisecond, Report: func(context.Context, handoff.Move) error { return nil }, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hm.Close()
-	hm.SyncHinted([]handoff.Move{{Partition: 5, From: "a", To: "b", Hinted: true}})
+	hm.SyncHinted([]handoff.Move{{Service: "probe", Partition: 5, From: "a", To: "b", Hinted: true}})
 	eventually.True(t, 30*time.Second, "the hinted handoff of partition 5 dropped its data", func() bool { return hm.HintedRounds() == 1 })
 	// A few more writes after the drop (kept at A, as new data to hand off).
 	more := acked.Load() + 20

@@ -27,24 +27,26 @@ type incarnation struct {
 	nextID uint64                 // REQUIRES: mu held
 	dead   bool                   // REQUIRES: mu held
 
-	// inCall is true while the vnode actor handles a message (a Behaviour method may run), with ctx its
-	// context. NB: checked first, atomically, so a misplaced Spawn panics instead of racing on ctx.
+	// inCall is true while the vnode actor handles a message (a Behaviour method may run), and ctx holds
+	// its context. Both are atomic: a Spawn misplaced on another goroutine reads them without a data race
+	// (and panics, unless the vnode happens to be handling a message at that moment).
 	inCall atomic.Bool
+	// ctx is stored once per actor context (protoactor keeps one context for an actor's life), never
+	// cleared: inCall says whether it may be used.
+	ctx atomic.Pointer[actor.Context]
 	// Used by the vnode actor only (inside Receive).
-	ctx     actor.Context
 	watched map[string]bool // actors spawned or watched by this incarnation, by pidKey
 }
 
 // enter and leave bracket the vnode actor's handling of a message.
 func (c *incarnation) enter(ctx actor.Context) {
-	c.ctx = ctx
+	if p := c.ctx.Load(); p == nil || *p != ctx {
+		c.ctx.Store(&ctx)
+	}
 	c.inCall.Store(true)
 }
 
-func (c *incarnation) leave() {
-	c.inCall.Store(false)
-	c.ctx = nil
-}
+func (c *incarnation) leave() { c.inCall.Store(false) }
 
 func newIncarnation(system *actor.ActorSystem, pid *actor.PID) *incarnation {
 	return &incarnation{system: system, pid: pid, timers: map[uint64]*time.Timer{}, watched: map[string]bool{}}
@@ -155,10 +157,14 @@ func (c *incarnation) kill() {
 // callCtx is the actor context of the Behaviour method running now; it panics outside one.
 func (s Self) callCtx(what string) (*incarnation, actor.Context) {
 	c := s.inc
-	if c == nil || !c.inCall.Load() || c.ctx == nil {
+	if c == nil || !c.inCall.Load() {
 		panic("vnode: Self." + what + " called outside a Behaviour method of a running vnode")
 	}
-	return c, c.ctx
+	p := c.ctx.Load()
+	if p == nil {
+		panic("vnode: Self." + what + " called outside a Behaviour method of a running vnode")
+	}
+	return c, *p
 }
 
 // Spawn starts an actor as a child of the vnode: it stops with the vnode (and with the behaviour, on a

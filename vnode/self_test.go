@@ -109,7 +109,10 @@ func TestSelfOutsideACallbackPanics(t *testing.T) {
 	sys := newSystem(t)
 	j := newJournal()
 	m := startProbe(t, sys, "sup", j, vnode.ManagerConfig{})
-	req(t, sys, m.PID(5), &hasElem{Elem: "x"}) // NB: Init done, the vnode idle
+	req(t, sys, m.PID(5), &hasElem{Elem: "x"}) // NB: Init done
+	// NB: the answer may arrive before the vnode has finished handling the request; nothing else is sent
+	// to it, so once it leaves that message it stays idle.
+	eventually.True(t, 5*time.Second, "the vnode idle", func() bool { return !j.self(1).InCall() })
 	defer func() {
 		if recover() == nil {
 			t.Fatal("Self.Spawn outside a Behaviour method did not panic")

@@ -23,7 +23,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: gokai bench [flags]\n       gokai bench table [-baseline TARGET] FILE.json...\n\n"+
-			"Drives a memcache or msgpack-RPC server with gets and sets and reports throughput and latency quantiles.\n"+
+			"Drives a memcache (text, binary or meta commands) or msgpack-RPC server with gets and sets and reports\n"+
+			"throughput and latency quantiles.\n"+
 			"Closed loop by default; -rate makes it open loop (latency charged from the intended send time).\n"+
 			"`gokai bench table` prints one markdown table of JSON reports labelled with -scenario and -target.\n\n")
 		fs.PrintDefaults()

@@ -116,6 +116,9 @@ type transferProgress struct {
 	// Hinted marks a hinted handoff (a fallback's data going to its owner) rather than an ownership move,
 	// for nodes that report it.
 	Hinted bool `msgpack:"hinted" json:"hinted,omitempty"`
+	// Service is the service whose vnode moves (a node running several moves each partition once per
+	// service), for nodes that report it.
+	Service string `msgpack:"service" json:"service,omitempty"`
 }
 
 // bytesPerSec estimates the byte rate from the key rate and the mean size of the keys sent so far.
@@ -556,7 +559,10 @@ func mergeTransfers(st *clusterStatus, ps []transferProgress, unreachable []stri
 		if a.Partition != b.Partition {
 			return a.Partition < b.Partition
 		}
-		return a.From < b.From
+		if a.From != b.From {
+			return a.From < b.From
+		}
+		return a.Service < b.Service
 	})
 	return v
 }
@@ -585,7 +591,19 @@ func renderTransfers(w io.Writer, v *transfersView) error {
 		fmt.Fprintln(tw, "no transfers")
 		return tw.Flush()
 	}
-	fmt.Fprintln(tw, "\nPARTITION\tFROM\t\tTO\tSTATE\tKEYS\tMB\tKEYS/S\tMB/S\tETA\tATTEMPTS\tLAST ERROR")
+	// NB: a SERVICE column only when the nodes move more than one service's vnodes.
+	services := map[string]bool{}
+	for _, r := range v.Transfers {
+		if r.Service != "" {
+			services[r.Service] = true
+		}
+	}
+	multi := len(services) > 1
+	if multi {
+		fmt.Fprintln(tw, "\nPARTITION\tSERVICE\tFROM\t\tTO\tSTATE\tKEYS\tMB\tKEYS/S\tMB/S\tETA\tATTEMPTS\tLAST ERROR")
+	} else {
+		fmt.Fprintln(tw, "\nPARTITION\tFROM\t\tTO\tSTATE\tKEYS\tMB\tKEYS/S\tMB/S\tETA\tATTEMPTS\tLAST ERROR")
+	}
 	for _, r := range v.Transfers {
 		keys, mb, rate, mbs := "-", "-", "-", "-"
 		if r.Reported {
@@ -606,7 +624,15 @@ func renderTransfers(w io.Writer, v *transfersView) error {
 		if r.Hinted {
 			state += " (hinted)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t->\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Partition, r.From, r.To, state, keys, mb,
+		part := fmt.Sprint(r.Partition)
+		if multi {
+			svc := r.Service
+			if svc == "" {
+				svc = "-" // a waiting move no sender reported: every service's
+			}
+			part += "\t" + svc
+		}
+		fmt.Fprintf(tw, "%s\t%s\t->\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", part, r.From, r.To, state, keys, mb,
 			rate, mbs, fmtETA(r.ETAms), r.Attempts, lastErr)
 	}
 	return tw.Flush()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/node"
 )
 
@@ -107,6 +108,24 @@ func TestMergeTransfers(t *testing.T) {
 		}
 	}
 	b.Reset()
+	// A node running several services moves each partition once per service: a SERVICE column.
+	multi := mergeTransfers(&clusterStatus{Version: 8}, []transferProgress{
+		{Service: "kv", Partition: 4, From: "a", To: "b", State: "done", Keys: 2, TotalKeys: 2},
+		{Service: "counter", Partition: 4, From: "a", To: "b", State: "sending", Keys: 1, TotalKeys: 5},
+	}, nil)
+	if err := renderTransfers(&b, multi); err != nil {
+		t.Fatal(err)
+	}
+	for _, re := range []string{
+		`(?m)^PARTITION +SERVICE +FROM +TO +STATE +KEYS `,
+		`(?m)^4 +counter +a +-> +b +sending +1/5 `,
+		`(?m)^4 +kv +a +-> +b +done +2/2 `,
+	} {
+		if !regexpMatch(re, b.String()) {
+			t.Errorf("transfers table of two services does not match %s:\n%s", re, b.String())
+		}
+	}
+	b.Reset()
 	if err := renderTransfers(&b, mergeTransfers(&clusterStatus{Version: 9}, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +203,7 @@ func startNamedNode(t *testing.T, name string) string {
 	cfg.MemcacheListen, cfg.RPCListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.GossipListen, cfg.TransportListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Q = 16
-	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, node.WithService(kv.Service(kv.DefaultOptions())))
 	if err != nil {
 		t.Fatal(err)
 	}

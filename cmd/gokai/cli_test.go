@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/node"
 )
 
@@ -118,7 +119,7 @@ func startCLINode(t *testing.T) string {
 	cfg.GossipListen = "127.0.0.1:0"
 	cfg.TransportListen = "127.0.0.1:0"
 	cfg.Q = 16
-	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, node.WithService(kv.Service(kv.DefaultOptions())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@
 //	gokai status|ring|members    admin views, as tables or --json
 //	gokai cluster join|leave|plan|commit|clear|status   staged membership changes, riak style
 //	gokai transfers [--watch]    partition transfers (ownership and hinted) across the cluster
-//	gokai bench [flags]          load generator (memcache or msgpack-RPC)
+//	gokai bench [flags]          load generator (memcache text, binary or meta; msgpack-RPC)
 //	gokai bench table FILE...    one table of bench JSON reports, with ratios against a baseline
 //	gokai version
 //

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/node"
 )
 
@@ -31,7 +32,7 @@ const usage = `usage: gokai <command> [flags]
 
 commands:
   start     run a node (gokai start -h for its settings)
-  bench     load generator (memcache or msgpack-RPC)
+  bench     load generator (memcache text, binary or meta; msgpack-RPC)
   get       read a key: every sibling and the causal context (gokai get -h)
   put       write a key over a context from get, or as a new sibling, or --blind (gokai put -h)
   delete    delete a key: over a context from get, or what a read finds, or --blind
@@ -100,10 +101,11 @@ func newLogger(w io.Writer, level string, json bool) *slog.Logger {
 }
 
 func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := node.Default()
+	cfg, kvOpts := node.Default(), kv.DefaultOptions()
 	fs := flag.NewFlagSet("gokai start", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.Bind(fs)
+	kvOpts.Bind(fs)
 	configPath := fs.String("config", "", "config file (lines of name = value, names as these flags)")
 	stopTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
 	if err := fs.Parse(args); err != nil {
@@ -118,7 +120,7 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogJSON)
-	n, err := node.New(cfg, logger, nil)
+	n, err := node.New(cfg, logger, nil, node.WithService(kv.Service(kvOpts)))
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,8 @@ import (
 
 type twoNodes struct{ a, b *vnode.Manager }
 
-func (n twoNodes) LocalVnode(p int) *actor.PID { return n.a.PID(p) }
-func (n twoNodes) VnodePID(node ring.NodeID, p int) *actor.PID {
+func (n twoNodes) LocalVnode(_ string, p int) *actor.PID { return n.a.PID(p) }
+func (n twoNodes) VnodePID(_ string, node ring.NodeID, p int) *actor.PID {
 	if node == "b" {
 		return n.b.PID(p)
 	}
@@ -72,7 +72,7 @@ func TestCounterGetsSupervisionPersistenceAndHandoffForFree(t *testing.T) {
 	}
 	// Hand every partition from a to b.
 	done := make(chan handoff.Move, len(all))
-	hm, err := handoff.New(handoff.Config{Self: "a", Resolver: twoNodes{a, b}, System: sys,
+	hm, err := handoff.New(handoff.Config{Self: "a", Services: []string{"counter"}, Resolver: twoNodes{a, b}, System: sys,
 		Report: func(_ context.Context, m handoff.Move) error { done <- m; return nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestCounterGetsSupervisionPersistenceAndHandoffForFree(t *testing.T) {
 	defer hm.Close()
 	var moves []handoff.Move
 	for _, p := range all {
-		moves = append(moves, handoff.Move{Partition: p, From: "a", To: "b"})
+		moves = append(moves, handoff.Move{Service: "counter", Partition: p, From: "a", To: "b"})
 	}
 	hm.Sync(moves)
 	for range all {

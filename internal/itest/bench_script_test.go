@@ -38,7 +38,7 @@ func TestBenchScript(t *testing.T) {
 	cmd := exec.CommandContext(ctx, "bash", script)
 	cmd.Dir = filepath.Dir(filepath.Dir(script))
 	cmd.Env = append(os.Environ(), "DURATION=1s", "ROUNDS=1", "RATE=2000", "BENCH_ARGS=-keys 1000 -conns 10",
-		"OUT="+out, "TMPDIR="+tmp, "SKIP_CLUSTER=", "SKIP_OPEN_LOOP=")
+		"OUT="+out, "TMPDIR="+tmp, "SKIP_CLUSTER=", "SKIP_OPEN_LOOP=", "SKIP_PROTOCOLS=")
 	// Its own process group: on the deadline the script gets SIGINT like Ctrl-C (its trap stops what it
 	// started); whatever is left of the group is killed after the test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -73,8 +73,8 @@ func TestBenchScript(t *testing.T) {
 		}
 		rows[cells[0]+"/"+cells[1]] = row{ops: ops, opsRatio: cells[8], p999Ratio: cells[9]}
 	}
-	scenarios := []string{"1 node, closed loop", "1 node, open loop at 2000 ops/s", "3 nodes via n1, closed loop",
-		"3 nodes via n1, closed loop, mTLS between nodes"}
+	scenarios := []string{"1 node, closed loop", "1 node, closed loop, binary protocol", "1 node, closed loop, meta commands",
+		"1 node, open loop at 2000 ops/s", "3 nodes via n1, closed loop", "3 nodes via n1, closed loop, mTLS between nodes"}
 	for _, sc := range scenarios {
 		for _, target := range []string{"memcached", "gokai"} {
 			r, ok := rows[sc+"/"+target]

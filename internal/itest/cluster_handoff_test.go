@@ -96,7 +96,7 @@ func maxOf(m map[int]int) int {
 var (
 	handoffDoneRE   = regexp.MustCompile(`level=(\w+) msg="handoff done" .*partition=(\d+) from=\S+ to=(\S+)(?: kind=(\w+))? keys=(\d+)`)
 	hintedReasonRE  = regexp.MustCompile(`msg="hinted handoff (?:of the partition again|repeated)[^"]*" .*partition=(\d+) .*why="[^"]*(?:coordinator requests|handoff items|no requests)`)
-	handoffNoticeRE = regexp.MustCompile(`level=(?:INFO|WARN) msg="(?:handoff|hinted handoff)[^"]*" .*component=handoff partition=(\d+) from=\S+ to=\S+(?: kind=(\w+))?`)
+	handoffNoticeRE = regexp.MustCompile(`level=(?:INFO|WARN) msg="(?:handoff|hinted handoff)[^"]*" .*component=handoff (?:service=\S+ )?partition=(\d+) from=\S+ to=\S+(?: kind=(\w+))?`)
 )
 
 // waitFallbacks polls until the named nodes' coordinators together sent at least n writes to fallbacks.

@@ -70,37 +70,10 @@ const sock = net.connect(Number(port), host, async () => {
 sock.on('error', (e) => { console.error(e); process.exit(2); });
 `
 
-// installMsgpack5rpc installs the npm package msgpack5rpc@1.1.0 into a temp dir (skipping the test when
-// node or npm is missing or the install fails, unless CI is set) and returns the dir.
-func installMsgpack5rpc(t *testing.T) string {
-	t.Helper()
-	skip := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			skip("%s not installed", tool)
-		}
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund",
-		"--prefix", dir, "msgpack5rpc@1.1.0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		skip("npm install msgpack5rpc@1.1.0: %v\n%s", err, out)
-	}
-	return dir
-}
-
 // TestRPCMsgpack5rpc: a third-party MessagePack-RPC client (npm msgpack5rpc) speaks to gokai: data
 // methods with siblings and a context round trip, errors, admin, and 50 requests in flight.
 func TestRPCMsgpack5rpc(t *testing.T) {
-	dir := installMsgpack5rpc(t)
+	dir := installNpm(t, "msgpack5rpc@1.1.0")
 	p := startNode(t, "")
 	script := filepath.Join(dir, "drive.js")
 	if err := os.WriteFile(script, []byte(msgpack5rpcScript), 0o644); err != nil {

@@ -41,11 +41,11 @@ func BenchmarkParseCommand(b *testing.B) {
 // round-trip benchmark measures the server.
 type fixedStore struct{ e Entry }
 
-func (s *fixedStore) Get(context.Context, []byte) (Entry, error)          { return s.e, nil }
-func (s *fixedStore) Set(context.Context, []byte, Value, Supersede) error { return nil }
-func (s *fixedStore) Delete(context.Context, []byte, Supersede) error     { return nil }
-func (s *fixedStore) FlushAll(context.Context) error                      { return nil }
-func (s *fixedStore) Stats() []Stat                                       { return nil }
+func (s *fixedStore) Get(context.Context, []byte) (Entry, error)                    { return s.e, nil }
+func (s *fixedStore) Set(context.Context, []byte, Value, Supersede) (uint64, error) { return 1, nil }
+func (s *fixedStore) Delete(context.Context, []byte, Supersede) error               { return nil }
+func (s *fixedStore) FlushAll(context.Context) error                                { return nil }
+func (s *fixedStore) Stats() []Stat                                                 { return nil }
 
 func BenchmarkServerRoundTrip(b *testing.B) {
 	value := strings.Repeat("v", 100)
@@ -88,4 +88,18 @@ func BenchmarkServerRoundTrip(b *testing.B) {
 	b.Run("set", func(b *testing.B) { run(b, set, "STORED\r\n", 1) })
 	b.Run("get/pipelined16", func(b *testing.B) { run(b, get, getReply, 16) })
 	b.Run("set/pipelined16", func(b *testing.B) { run(b, set, "STORED\r\n", 16) })
+
+	// The same over meta commands and the binary protocol.
+	mg, mgReply := "mg user:1234567890 v\r\n", "VA 100\r\n"+value+"\r\n"
+	ms := "ms user:1234567890 100\r\n" + value + "\r\n"
+	b.Run("meta-get", func(b *testing.B) { run(b, mg, mgReply, 1) })
+	b.Run("meta-set", func(b *testing.B) { run(b, ms, "HD\r\n", 1) })
+	b.Run("meta-get/pipelined16", func(b *testing.B) { run(b, mg, mgReply, 16) })
+	bget := string(binReq{op: binGet, key: "user:1234567890"}.bytes())
+	bgetReply := string(appendBinHeader(nil, binGet, 0, 0, 4, 104, 0, 1)) + "\x00\x00\x00\x00" + value
+	bset := string(binReq{op: binSet, key: "user:1234567890", ext: make([]byte, 8), value: value}.bytes())
+	bsetReply := string(appendBinHeader(nil, binSet, 0, 0, 0, 0, 0, 1))
+	b.Run("binary-get", func(b *testing.B) { run(b, bget, bgetReply, 1) })
+	b.Run("binary-set", func(b *testing.B) { run(b, bset, bsetReply, 1) })
+	b.Run("binary-get/pipelined16", func(b *testing.B) { run(b, bget, bgetReply, 16) })
 }

@@ -66,15 +66,16 @@ func TestBudgetRefusesAGetReply(t *testing.T) {
 
 // TestBudgetRefusesALongLine: a request line longer than the read buffer grows only within the budget;
 // past it the line is read to its end, dropped and answered "SERVER_ERROR out of memory reading request".
+// A retrieval line is streamed key by key and needs no budget at all.
 func TestBudgetRefusesALongLine(t *testing.T) {
 	mem := netserve.NewBudget(256 << 10)
 	ts := startServer(t, Config{MaxLineBytes: 4 << 20, Memory: mem})
 	ts.store.addSibling("k7", Value{Data: []byte("7")})
 	c := ts.dial()
-	long := "get " + strings.Repeat("k7 ", 200<<10) + "\r\n" // 600 KiB
+	long := "mg " + strings.Repeat("k7 ", 200<<10) + "\r\n" // 600 KiB
 	c.do(long, "SERVER_ERROR out of memory reading request\r\n")
 	c.inSync()
-	c.do("get "+strings.Repeat("k8 ", 10000)+"k7\r\n", "VALUE k7 0 1\r\n7\r\nEND\r\n") // 30 KiB fits
+	c.do("get "+strings.Repeat("k8 ", 200<<10)+"k7\r\n", "VALUE k7 0 1\r\n7\r\nEND\r\n") // 600 KiB streamed
 	if mem.Used() != 0 {
 		t.Fatalf("%d budget bytes held between requests", mem.Used())
 	}

@@ -59,13 +59,31 @@ type Config struct {
 	// FlushAllEnabled allows flush_all; when false it is answered "CLIENT_ERROR flush_all disabled".
 	// Default false: one stray command would empty the whole cluster.
 	FlushAllEnabled bool
-	// Version is the text of "VERSION <v>" and of the version stat. Default "0.0.0". Some clients parse it as
-	// major.minor.patch numbers.
+	// Version is the text of "VERSION <v>", of the binary VERSION reply and of the version stat. Default
+	// "0.0.0". Clients parse it as memcached's major.minor.patch and choose behaviour by it (libmemcached
+	// treats anything below 1.4 as an old server): CompatVersion makes a string they accept.
 	Version string
+	// Protocols is which protocols clients may speak, memcached's -B: "auto" (text and meta, or binary,
+	// chosen per connection by its first byte), "ascii" (text and meta only: a binary packet is read as a
+	// text line) or "binary" (binary only: a connection that does not start with the binary magic is
+	// closed). Default "auto".
+	Protocols string
+	// Users, when set, requires every connection to log in before it runs a command: binary clients with
+	// SASL PLAIN (SASL_LIST_MECHS answers "PLAIN"), text and meta clients with memcached's -Y token, a set
+	// whose data block is "user password" ("STORED", or "CLIENT_ERROR authentication failure"; any other
+	// command is "CLIENT_ERROR unauthenticated"). Default nil: no login.
+	Users *Users
 	// Now is the clock for exptimes, LastMod stamps and the time stats. Default time.Now. Timeouts always use
 	// the real clock.
 	Now func() time.Time
 }
+
+// MemcachedVersion is the memcached release whose protocol the server speaks (text, meta and binary).
+const MemcachedVersion = "1.6.18"
+
+// CompatVersion returns the version string to announce for a server of version v:
+// "<MemcachedVersion>-gokai-<v>", which clients read as a modern memcached and people as gokai.
+func CompatVersion(v string) string { return MemcachedVersion + "-gokai-" + v }
 
 // Validate reports the first field that is out of range, naming field and value. Zero fields are valid
 // (they mean the default).
@@ -81,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("memcache: Config.MaxConns = %d, want >= 1 (0 = default %d)", c.MaxConns, DefaultMaxConns)
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("memcache: Config.IdleTimeout = %v, want >= 0 (0 = none)", c.IdleTimeout)
+	case c.Protocols != "" && c.Protocols != "auto" && c.Protocols != "ascii" && c.Protocols != "binary":
+		return fmt.Errorf("memcache: Config.Protocols = %q, want auto, ascii or binary", c.Protocols)
 	case len(c.Version) > 200 || !printable(c.Version):
 		return fmt.Errorf("memcache: Config.Version = %q, want at most 200 printable bytes without spaces", c.Version)
 	}
@@ -106,6 +126,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Version == "" {
 		c.Version = DefaultVersion
+	}
+	if c.Protocols == "" {
+		c.Protocols = "auto"
 	}
 	if c.Now == nil {
 		c.Now = time.Now

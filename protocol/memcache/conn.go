@@ -2,6 +2,7 @@ package memcache
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -20,6 +21,13 @@ const (
 	stateClosed
 )
 
+// Protocols a connection speaks, chosen by the first byte it sends (memcached's -B auto).
+const (
+	protoUnknown uint8 = iota
+	protoText          // text and meta commands
+	protoBinary        // binary packets (first byte 0x80)
+)
+
 // conn is one client connection. Everything but state is owned by the connection's goroutine.
 type conn struct {
 	s      *Server
@@ -34,6 +42,23 @@ type conn struct {
 	acct *netserve.Account
 	cmd  Command
 	out  []byte // scratch for formatting reply lines
+
+	proto  uint8 // protoUnknown until the first byte arrives
+	authed bool  // logged in (only checked when Config.Users is set)
+
+	// Binary protocol: the request being served.
+	hdr    [binHeaderLen]byte
+	bbuf   [binMaxExtLen + MaxKeyLength]byte // its extras and key
+	bh     binHeader
+	bop    uint8 // opcode, quiet form folded into the loud one
+	bquiet bool
+
+	// Meta commands: the command being served and its base64-decoded key.
+	meta MetaCommand
+	mkey [MaxKeyLength]byte
+
+	// carry holds the partial token at the end of a chunk of a streamed retrieval line.
+	carry [MaxKeyLength + 1]byte
 	// reqTime is the request's reading of Config.Now, taken on first use (see now); haveTime says it is.
 	reqTime  time.Time
 	haveTime bool
@@ -57,6 +82,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.bw.Reset(rawIO{c})
 	c.lineP = linePool.Get().(*[]byte)
 	c.lr = lineReader{r: c.br, max: s.cfg.MaxLineBytes, buf: (*c.lineP)[:0], base: (*c.lineP)[:0], acct: c.acct}
+	c.authed = s.cfg.Users == nil
 	c.state.Store(stateActive)
 	return c
 }
@@ -158,6 +184,9 @@ func (c *conn) ioDone(err error) {
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		if c.waitingIdle {
+			c.s.stats.idleKicks.Add(1)
+		}
 		c.s.log.Debug("memcache: connection timed out", "remote", c.remote, "idle", c.waitingIdle)
 	default:
 		c.s.log.Debug("memcache: connection error", "remote", c.remote, "err", err)
@@ -219,12 +248,45 @@ func (c *conn) now() time.Time {
 	return c.reqTime
 }
 
-// handle reads and executes one request. It returns false when the connection must close.
+// handle reads and executes one request. It returns false when the connection must close. The first
+// request picks the connection's protocol (Config.Protocols): binary if its first byte is the binary
+// magic, else text.
 func (c *conn) handle() bool {
 	c.haveTime = false
+	if c.proto == protoUnknown {
+		switch c.s.cfg.Protocols {
+		case "ascii":
+			c.proto = protoText
+		case "binary":
+			c.proto = protoBinary // NB: a first byte other than the magic fails the header check: closed
+		default:
+			c.proto = protoText
+			if b, err := c.br.Peek(1); err == nil && b[0] == binReqMagic {
+				c.proto = protoBinary
+			}
+		}
+	}
+	if c.proto == protoBinary {
+		return c.handleBinary()
+	}
+	return c.handleText()
+}
+
+// handleText reads and executes one text or meta request.
+func (c *conn) handleText() bool {
 	line, err := c.lr.readLine()
 	if err != nil {
 		switch {
+		case errors.Is(err, errStreamRetrieval) && c.authed:
+			return c.streamRetrieval(line)
+		case errors.Is(err, errStreamRetrieval):
+			// NB: not logged in: the line is not served; drop it and refuse.
+			if err := c.lr.discardLine(); err != nil {
+				c.ioDone(err)
+				return false
+			}
+			c.writeError(ReplyClientError, msgUnauthenticated)
+			return true
 		case errors.Is(err, ErrLineTooLong):
 			c.s.stats.protocolErrors.Add(1)
 			c.writeError(ReplyClientError, msgLineTooLong)
@@ -237,10 +299,73 @@ func (c *conn) handle() bool {
 		c.ioDone(err)
 		return false
 	}
+	if !c.authed {
+		return c.textLogin(line)
+	}
+	if IsMetaLine(line) {
+		return c.handleMeta(line)
+	}
 	if err := c.cmd.Parse(line, c.s.cfg.MaxValueBytes); err != nil {
 		return c.rejected(err.(*ProtocolError))
 	}
 	return c.execute()
+}
+
+// textLogin serves a text connection that has not logged in (Config.Users set): memcached's -Y token, a
+// set command whose data block is "user password". Anything else is "CLIENT_ERROR unauthenticated".
+func (c *conn) textLogin(line []byte) bool {
+	var t [6][]byte
+	n := 0
+	for i := 0; n < len(t); n++ {
+		if t[n], i = nextToken(line, i); t[n] == nil {
+			break
+		}
+	}
+	size, ok := uint64(0), false
+	if n >= 5 && string(t[0]) == "set" {
+		size, ok = parseUint(t[4], maxDataBlock)
+	}
+	if !ok {
+		c.s.stats.protocolErrors.Add(1)
+		c.writeError(ReplyClientError, msgUnauthenticated)
+		return true
+	}
+	c.s.stats.authCmds.Add(1)
+	if size > maxAuthToken {
+		c.s.stats.authErrors.Add(1)
+		if _, err := c.br.Discard(int(size) + 2); err != nil {
+			c.ioDone(err)
+			return false
+		}
+		c.writeError(ReplyClientError, msgBadAuthToken)
+		return true
+	}
+	var buf [maxAuthToken + 2]byte
+	block := buf[:size+2]
+	if _, err := io.ReadFull(c.br, block); err != nil {
+		c.ioDone(err)
+		return false
+	}
+	if block[size] != '\r' || block[size+1] != '\n' {
+		c.s.stats.authErrors.Add(1)
+		c.writeError(ReplyClientError, msgBadAuthEnd)
+		return true
+	}
+	user, pass, ok := parseAuthToken(block[:size])
+	if !ok {
+		c.s.stats.authErrors.Add(1)
+		c.writeError(ReplyClientError, msgBadAuthToken)
+		return true
+	}
+	if !c.s.cfg.Users.Check(user, pass) {
+		c.s.stats.authErrors.Add(1)
+		c.s.logAuth.Warn(c.s.log, "memcache: authentication failed", "remote", c.remote)
+		c.writeError(ReplyClientError, msgAuthFailed)
+		return true
+	}
+	c.authed = true
+	c.bw.Write(replyStored)
+	return true
 }
 
 // rejected answers a line the parser refused and brings the stream back in sync: it discards the data block
@@ -248,11 +373,22 @@ func (c *conn) handle() bool {
 func (c *conn) rejected(pe *ProtocolError) bool {
 	c.s.stats.protocolErrors.Add(1)
 	c.s.log.Debug("memcache: bad request", "remote", c.remote, "op", c.cmd.Op.String(), "err", pe)
+	var key []byte
+	if errors.Is(pe, ErrValueTooLarge) {
+		c.s.stats.cmdSet.Add(1)
+		c.s.stats.storeTooLarge.Add(1)
+		if c.cmd.Op == OpSet {
+			key = bytes.Clone(c.cmd.Key()) // NB: before the discard moves the read buffer under it
+		}
+	}
 	if pe.Swallow > 0 {
 		if _, err := c.br.Discard(int(pe.Swallow)); err != nil {
 			c.ioDone(err)
 			return false
 		}
+	}
+	if key != nil {
+		c.removeOversized(key)
 	}
 	if !c.cmd.NoReply || pe.Close {
 		c.writeError(pe.Kind, pe.Msg)

@@ -38,6 +38,8 @@ const (
 	ReplyClientError
 	// ReplyServerError is "SERVER_ERROR <msg>": the server cannot carry out a well-formed request.
 	ReplyServerError
+	// ReplyNone sends nothing: the connection closes (an HTTP request line, as memcached does).
+	ReplyNone
 )
 
 // ProtocolError is the error ParseCommand returns for a line it rejects. It says what to answer and how to
@@ -50,9 +52,9 @@ type ProtocolError struct {
 	// next request line: a storage command whose line is bad but whose <bytes> field is readable still has its
 	// data block on the wire.
 	Swallow int64
-	// Close means the stream cannot be resynchronised: a storage command whose <bytes> field is missing,
-	// unparsable or ambiguous (wrong token count) has an unknown amount of data behind it, which must not be
-	// read as commands. The server sends the reply (even with noreply) and closes the connection.
+	// Close means the conversation ends: the server sends the reply (even with noreply; none for
+	// ReplyNone) and closes the connection. Set for an HTTP request line (a client that is not a
+	// memcache client, memcached's rule).
 	Close bool
 	// Err is the sentinel this error wraps.
 	Err error
@@ -129,6 +131,8 @@ const maxErrorMsg = 256
 
 func appendErrorReply(dst []byte, kind ReplyKind, msg string) []byte {
 	switch kind {
+	case ReplyNone:
+		return dst
 	case ReplyError:
 		return append(dst, replyError...)
 	case ReplyClientError:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func FuzzParseCommand(f *testing.F) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("error %v is not a *ProtocolError", err)
 			}
-			if pe.Kind < ReplyError || pe.Kind > ReplyServerError || pe.Err == nil {
+			if pe.Kind < ReplyError || pe.Kind > ReplyNone || pe.Err == nil || (pe.Kind == ReplyNone) != pe.Close {
 				t.Fatalf("bad ProtocolError %+v", pe)
 			}
 			if strings.ContainsAny(pe.Msg, "\r\n") {
@@ -98,8 +99,8 @@ func FuzzParseCommand(f *testing.F) {
 			if pe.Swallow < 0 || (pe.Swallow > 0 && (pe.Close || !c.Op.IsStorage() || pe.Swallow != int64(c.Bytes)+2)) {
 				t.Fatalf("inconsistent swallow %d close %v for %s bytes %d", pe.Swallow, pe.Close, c.Op, c.Bytes)
 			}
-			if c.Op.IsStorage() && pe.Swallow == 0 && !pe.Close {
-				t.Fatalf("storage error neither swallows nor closes: %v", pe)
+			if pe.Close && (c.Op != OpInvalid || !isHTTPRequestLine(line)) {
+				t.Fatalf("close for a line that is not an HTTP request: %v", pe)
 			}
 			return
 		}
@@ -137,6 +138,20 @@ var streamSeeds = []string{
 	"set a 0 0 3\r\nab", "get a", "\r\n\r\n\n", "get " + strings.Repeat("a ", 400) + "\r\n",
 	"set a 0 0 1 noreply\r\nx\r\nincr a 1\r\ngets a\r\ncas a 0 0 1 0 noreply\r\n1\r\n",
 	"set a\x00 0 0 1\r\nx\r\nget\ta\r\n\x00\xff\r\n",
+	// Meta commands.
+	"ms a 2 T10 F5 c k Oz\r\nhi\r\nmg a s v t f c k h l Oz\r\nma n N0 J5 v t c\r\nmd a q\r\nmn\r\n",
+	"mg w s c v N30 t\r\nmg w s c v N30 R40\r\nmd w I T5\r\nmg w v\r\nms w 1 I C1\r\nx\r\nme w\r\n",
+	"ms Zm9v 2 b MA\r\nxx\r\nmg Zm9v b k v\r\nms a 99 q\r\nx\r\nms a x\r\nmg a zz\r\nstats detail on\r\n",
+	"stats detail dump\r\nmg a s v q\r\nmz\r\nmg " + strings.Repeat("a ", 30) + "\r\nGET / HTTP/1.1\r\n",
+	// Binary: a SET, a GETK, a quiet get of a miss, a NOOP, an unknown opcode, a STAT.
+	string(binReq{op: binSet, key: "a", ext: []byte{0, 0, 0, 1, 0, 0, 0, 0}, value: "v"}.bytes()) +
+		string(binReq{op: binGetK, key: "a"}.bytes()) + string(binReq{op: binGetQ, key: "b"}.bytes()) +
+		string(binReq{op: binNoop}.bytes()) + string(binReq{op: 0x42, key: "k", value: "x"}.bytes()) +
+		string(binReq{op: binStat, key: "settings"}.bytes()),
+	string(binReq{op: binIncrement, key: "n", ext: make([]byte, 20)}.bytes()) +
+		string(binReq{op: binAppendQ, key: "n", value: "1"}.bytes()) + string(binReq{op: binFlushQ}.bytes()) +
+		string(binReq{op: binGAT, key: "n", ext: []byte{0, 0, 0, 9}}.bytes()) + string(binReq{op: binQuit}.bytes()),
+	"\x80\x01\x00\x01\x08\x00\x00\x00\x00\x00\x00\x10",
 }
 
 // FuzzServerStream feeds arbitrary bytes to a real server and checks it neither panics nor hangs, that
@@ -186,7 +201,11 @@ func fuzzStream(t *testing.T, ts *testServer, in []byte) {
 				out = out[:i+2]
 			}
 		}
-		if err := checkReplies(out); err != nil && !(readErr != nil && errors.Is(err, errTruncated)) {
+		check := checkReplies
+		if len(in) > 0 && in[0] == binReqMagic {
+			check = checkBinReplies
+		}
+		if err := check(out); err != nil && !(readErr != nil && errors.Is(err, errTruncated)) {
 			t.Fatalf("bad reply stream: %v\nin:  %q\nout: %q", err, abbrev(string(in)), abbrev(string(out)))
 		}
 
@@ -208,7 +227,31 @@ func fuzzStream(t *testing.T, ts *testServer, in []byte) {
 
 var errTruncated = errors.New("truncated data block")
 
-// checkReplies verifies that b is a sequence of complete memcache replies.
+// checkBinReplies verifies that b is a sequence of complete binary responses.
+func checkBinReplies(b []byte) error {
+	for len(b) > 0 {
+		if len(b) < binHeaderLen {
+			return errTruncated
+		}
+		if b[0] != binResMagic {
+			return fmt.Errorf("response magic %#x", b[0])
+		}
+		h := parseBinHeader(b)
+		if int(h.KeyLen)+int(h.ExtLen) > int(h.BodyLen) {
+			return fmt.Errorf("response lengths %+v", h)
+		}
+		if len(b) < binHeaderLen+int(h.BodyLen) {
+			return errTruncated
+		}
+		b = b[binHeaderLen+int(h.BodyLen):]
+	}
+	return nil
+}
+
+// metaReply matches the meta reply lines without a data block.
+var metaReply = regexp.MustCompile(`^(HD|NS|EX|NF|EN)( \S+)*$|^MN$|^ME \S+( \S+=\S+)+$|^PREFIX \S* get \d+ hit \d+ set \d+ del \d+$`)
+
+// checkReplies verifies that b is a sequence of complete memcache replies (text and meta).
 func checkReplies(b []byte) error {
 	simple := map[string]bool{"STORED": true, "NOT_STORED": true, "EXISTS": true, "NOT_FOUND": true,
 		"DELETED": true, "TOUCHED": true, "OK": true, "END": true, "RESET": true, "ERROR": true}
@@ -237,6 +280,19 @@ func checkReplies(b []byte) error {
 				return fmt.Errorf("data block of %q", line)
 			}
 			b = b[n+2:]
+		case f[0] == "VA" && len(f) >= 2:
+			n, err := strconv.Atoi(f[1])
+			if err != nil || n < 0 {
+				return fmt.Errorf("VA line %q", line)
+			}
+			if len(b) < n+2 {
+				return errTruncated
+			}
+			if !bytes.Equal(b[n:n+2], crlf) {
+				return fmt.Errorf("data block of %q", line)
+			}
+			b = b[n+2:]
+		case metaReply.MatchString(line):
 		case f[0] == "STAT" && len(f) >= 3:
 		case f[0] == "VERSION" && len(f) == 2:
 		case f[0] == "CLIENT_ERROR" || f[0] == "SERVER_ERROR":

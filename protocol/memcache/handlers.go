@@ -20,9 +20,9 @@ func (c *conn) execute() bool {
 	case op == OpDelete:
 		c.delete()
 	case op == OpIncr || op == OpDecr:
-		c.arith()
+		c.arithCmd()
 	case op == OpTouch:
-		c.touch()
+		c.touchCmd()
 	case op == OpStats:
 		c.statsCmd()
 	case op == OpVersion:
@@ -181,80 +181,70 @@ func (c *conn) writeSiblings(key []byte, e Entry) {
 // retrieve: get and gets.
 func (c *conn) retrieve() {
 	for _, key := range c.cmd.Keys {
-		c.s.stats.cmdGet.Add(1)
-		e, err := c.get(bytes.Clone(key))
-		if err != nil {
-			c.storeFailed(err) // ends the reply: the client stops reading at the error line
+		if !c.retrieveKey(key) {
 			return
 		}
-		if !e.Found {
-			c.s.stats.getMisses.Add(1)
-			continue
-		}
-		c.s.stats.getHits.Add(1)
-		n := valueBytes(e, c.cmd.Op == OpGets)
-		if !c.reserveReply(n) {
-			return
-		}
-		if c.cmd.Op == OpGets {
-			c.writeSiblings(key, e)
-		} else {
-			c.writeValue(key, e.Siblings[e.Chosen], 0, false)
-		}
-		c.acct.Release(n)
 	}
 	c.bw.Write(replyEnd)
 }
 
-// getAndTouch: gat and gats. Each found key is touched (its chosen sibling rewritten with the new expiry over
-// the entry's context, which resolves siblings) and returned like get; gats reads the key again so the cas it
-// returns names the new sibling set.
+// retrieveKey writes the VALUE items of one key of a get or gets (none on a miss). It reports false when
+// the reply ended with an error line (a Store failure, the memory budget).
+func (c *conn) retrieveKey(key []byte) bool {
+	e, _, err := c.fetch(bytes.Clone(key), true)
+	if err != nil {
+		c.storeFailed(err) // ends the reply: the client stops reading at the error line
+		return false
+	}
+	if !e.Found {
+		return true
+	}
+	all := c.cmd.Op == OpGets
+	n := valueBytes(e, all)
+	if !c.reserveReply(n) {
+		return false
+	}
+	if all {
+		c.writeSiblings(key, e)
+	} else {
+		c.writeValue(key, e.Siblings[e.Chosen], 0, false)
+	}
+	c.acct.Release(n)
+	return true
+}
+
+// getAndTouch: gat and gats.
 func (c *conn) getAndTouch() {
-	t := c.now()
-	now := t.Unix()
-	expiry := ExpiryAt(c.cmd.Exptime, now)
 	for _, key := range c.cmd.Keys {
-		c.s.stats.cmdTouch.Add(1)
-		k := bytes.Clone(key)
-		e, err := c.get(k)
-		if err != nil {
-			c.storeFailed(err)
+		if !c.getAndTouchKey(key) {
 			return
-		}
-		if !e.Found {
-			c.s.stats.touchMisses.Add(1)
-			continue
-		}
-		v := e.Siblings[e.Chosen]
-		v.Expiry, v.LastMod = expiry, t.UnixNano()
-		if err := c.s.store.Set(c.s.ctx, k, v, Supersede{Context: e.Context}); err != nil {
-			c.storeFailed(err)
-			return
-		}
-		c.s.stats.touchHits.Add(1)
-		if c.cmd.Op == OpGat {
-			if !c.reserveReply(len(v.Data)) {
-				return
-			}
-			c.writeValue(key, v, 0, false)
-			c.acct.Release(len(v.Data))
-			continue
-		}
-		e, err = c.get(k)
-		if err != nil {
-			c.storeFailed(err)
-			return
-		}
-		if e.Found {
-			n := valueBytes(e, true)
-			if !c.reserveReply(n) {
-				return
-			}
-			c.writeSiblings(key, e)
-			c.acct.Release(n)
 		}
 	}
 	c.bw.Write(replyEnd)
+}
+
+// getAndTouchKey touches one key of a gat or gats (its chosen sibling rewritten with the new expiry over
+// the entry's context, which resolves siblings) and writes it like get; gats shows the cas unique of the
+// write. It reports false when the reply ended with an error line.
+func (c *conn) getAndTouchKey(key []byte) bool {
+	k := bytes.Clone(key)
+	tc, out, err := c.touch(k, ExpiryAt(c.cmd.Exptime, c.now().Unix()))
+	switch out {
+	case outFailed:
+		c.storeFailed(err)
+		return false
+	case outNotFound:
+		c.s.detail.record(k, detailGet, false)
+		return true
+	}
+	c.s.detail.record(k, detailGet, true)
+	c.s.states.markFetched(k, tc.cas, c.now().Unix())
+	if !c.reserveReply(len(tc.v.Data)) {
+		return false
+	}
+	c.writeValue(key, tc.v, tc.cas, c.cmd.Op == OpGats)
+	c.acct.Release(len(tc.v.Data))
+	return true
 }
 
 // storage: set, add, replace, append, prepend, cas. The data block is reserved from the memory budget
@@ -280,197 +270,89 @@ func (c *conn) storage() bool {
 	if !ok {
 		return false
 	}
-	c.s.stats.cmdSet.Add(1)
 	if !chunkOK {
+		c.s.stats.cmdSet.Add(1)
 		c.s.stats.protocolErrors.Add(1)
 		if !cmd.NoReply {
 			c.writeError(ReplyClientError, msgBadDataChunk)
 		}
 		return true
 	}
-	t := c.now()
-	now := t.Unix()
-	v := Value{Data: data, Flags: cmd.Flags, Expiry: ExpiryAt(cmd.Exptime, now), LastMod: t.UnixNano()}
-	if cmd.Op == OpSet {
-		if err := c.s.store.Set(c.s.ctx, key, v, Supersede{Blind: true}); err != nil {
-			c.storeFailed(err)
-			return true
-		}
-		c.write(replyStored)
-		return true
-	}
-
-	e, err := c.get(key)
-	if err != nil {
-		c.storeFailed(err)
-		return true
-	}
+	r := storeReq{key: key, data: data, flags: cmd.Flags, expiry: ExpiryAt(cmd.Exptime, c.now().Unix())}
 	switch cmd.Op {
+	case OpSet:
+		r.mode = storeSet
 	case OpAdd:
-		if e.Found {
-			c.write(replyNotStored)
-			return true
-		}
+		r.mode = storeAdd
 	case OpReplace:
-		if !e.Found {
-			c.write(replyNotStored)
-			return true
-		}
-	case OpAppend, OpPrepend:
-		if !e.Found {
-			c.write(replyNotStored)
-			return true
-		}
-		cur := e.Siblings[e.Chosen]
-		if len(cur.Data)+len(data) > c.s.cfg.MaxValueBytes {
-			if !cmd.NoReply {
-				c.writeError(ReplyServerError, msgTooLarge)
-			}
-			return true
-		}
-		if !c.acct.Reserve(len(cur.Data) + len(data)) {
-			c.noMemory("an append")
-			if !cmd.NoReply {
-				c.writeError(ReplyServerError, msgNoMemStoring)
-			}
-			return true
-		}
-		defer c.acct.Release(len(cur.Data) + len(data))
-		joined := make([]byte, 0, len(cur.Data)+len(data))
-		if cmd.Op == OpAppend {
-			joined = append(append(joined, cur.Data...), data...)
-		} else {
-			joined = append(append(joined, data...), cur.Data...)
-		}
-		// append/prepend keep the existing flags and expiry (protocol.txt).
-		v = Value{Data: joined, Flags: cur.Flags, Expiry: cur.Expiry, LastMod: v.LastMod}
+		r.mode = storeReplace
+	case OpAppend:
+		r.mode = storeAppend
+	case OpPrepend:
+		r.mode = storePrepend
 	case OpCas:
-		switch {
-		case !e.Found:
-			c.s.stats.casMisses.Add(1)
-			c.write(replyNotFound)
-			return true
-		case e.Cas != cmd.CasUnique:
-			c.s.stats.casBadval.Add(1)
-			c.write(replyExists)
-			return true
-		}
-		c.s.stats.casHits.Add(1)
+		// NB: a unique of 0 matches nothing (no read returns it): EXISTS, as memcached answers.
+		r.mode, r.cas = storeCas, cmd.CasUnique
 	}
-	// add passes the context of a miss too: empty when the read found nothing (the write then supersedes
-	// nothing, so an add racing another write becomes its sibling), or the context of tombstones the read
-	// found, which the add supersedes.
-	if err := c.s.store.Set(c.s.ctx, key, v, Supersede{Context: e.Context}); err != nil {
-		c.storeFailed(err)
-		return true
-	}
-	c.write(replyStored)
+	out, _, err := c.store(r)
+	c.writeOutcome(out, err, replyStored)
 	return true
 }
 
-// delete: read for the context, then delete exactly the siblings seen.
-func (c *conn) delete() {
-	k := bytes.Clone(c.cmd.Key())
-	e, err := c.get(k)
-	if err != nil {
-		c.storeFailed(err)
-		return
-	}
-	if !e.Found {
-		c.s.stats.deleteMisses.Add(1)
+// writeOutcome answers a storage, delete or touch outcome in the text protocol; done is the success line.
+func (c *conn) writeOutcome(out outcome, err error, done []byte) {
+	switch out {
+	case outDone:
+		c.write(done)
+	case outNotStored:
+		c.write(replyNotStored)
+	case outExists:
+		c.write(replyExists)
+	case outNotFound:
 		c.write(replyNotFound)
-		return
-	}
-	if err := c.s.store.Delete(c.s.ctx, k, Supersede{Context: e.Context}); err != nil {
-		c.storeFailed(err)
-		return
-	}
-	c.s.stats.deleteHits.Add(1)
-	c.write(replyDeleted)
-}
-
-// arith: incr and decr on the chosen sibling, memcached's rules (incr wraps at 2^64, decr stops at 0).
-func (c *conn) arith() {
-	incr := c.cmd.Op == OpIncr
-	hits, misses := &c.s.stats.decrHits, &c.s.stats.decrMisses
-	if incr {
-		hits, misses = &c.s.stats.incrHits, &c.s.stats.incrMisses
-	}
-	k := bytes.Clone(c.cmd.Key())
-	t := c.now()
-	e, err := c.get(k)
-	if err != nil {
-		c.storeFailed(err)
-		return
-	}
-	if !e.Found {
-		misses.Add(1)
-		c.write(replyNotFound)
-		return
-	}
-	cur := e.Siblings[e.Chosen]
-	n, ok := parseCounter(cur.Data)
-	if !ok {
+	case outTooLarge:
+		if !c.cmd.NoReply {
+			c.writeError(ReplyServerError, msgTooLarge)
+		}
+	case outNoMemory:
+		if !c.cmd.NoReply {
+			c.writeError(ReplyServerError, msgNoMemStoring)
+		}
+	case outNonNumeric:
 		c.s.stats.protocolErrors.Add(1)
 		if !c.cmd.NoReply {
 			c.writeError(ReplyClientError, msgNonNumeric)
 		}
-		return
-	}
-	switch {
-	case incr:
-		n += c.cmd.Delta // wraps, as in memcached
-	case c.cmd.Delta > n:
-		n = 0
-	default:
-		n -= c.cmd.Delta
-	}
-	data := strconv.AppendUint(make([]byte, 0, 20), n, 10)
-	v := Value{Data: data, Flags: cur.Flags, Expiry: cur.Expiry, LastMod: t.UnixNano()}
-	if err := c.s.store.Set(c.s.ctx, k, v, Supersede{Context: e.Context}); err != nil {
+	case outFailed:
 		c.storeFailed(err)
+	}
+}
+
+// delete: read for the context, then delete exactly the siblings seen.
+func (c *conn) delete() {
+	out, err := c.remove(bytes.Clone(c.cmd.Key()), 0, false)
+	c.writeOutcome(out, err, replyDeleted)
+}
+
+// arithCmd: incr and decr on the chosen sibling.
+func (c *conn) arithCmd() {
+	res, out, err := c.arith(arithReq{key: bytes.Clone(c.cmd.Key()), incr: c.cmd.Op == OpIncr, delta: c.cmd.Delta})
+	if out != outDone {
+		c.writeOutcome(out, err, nil)
 		return
 	}
-	hits.Add(1)
-	c.out = append(strconv.AppendUint(c.out[:0], n, 10), crlf...)
+	c.out = append(strconv.AppendUint(c.out[:0], res.value, 10), crlf...)
 	c.write(c.out)
 }
 
-// parseCounter reads a value as a decimal uint64. Like memcached (strtoull) it allows spaces around the
-// digits; anything else, or an overflow, is not a number.
-func parseCounter(b []byte) (uint64, bool) {
-	b = bytes.Trim(b, " ")
-	return parseUint(b, math.MaxUint64)
+// touchCmd rewrites the chosen sibling with a new expiry over the entry's context.
+func (c *conn) touchCmd() {
+	_, out, err := c.touch(bytes.Clone(c.cmd.Key()), ExpiryAt(c.cmd.Exptime, c.now().Unix()))
+	c.writeOutcome(out, err, replyTouched)
 }
 
-// touch rewrites the chosen sibling with a new expiry over the entry's context.
-func (c *conn) touch() {
-	k := bytes.Clone(c.cmd.Key())
-	t := c.now()
-	now := t.Unix()
-	c.s.stats.cmdTouch.Add(1)
-	e, err := c.get(k)
-	if err != nil {
-		c.storeFailed(err)
-		return
-	}
-	if !e.Found {
-		c.s.stats.touchMisses.Add(1)
-		c.write(replyNotFound)
-		return
-	}
-	v := e.Siblings[e.Chosen]
-	v.Expiry, v.LastMod = ExpiryAt(c.cmd.Exptime, now), t.UnixNano()
-	if err := c.s.store.Set(c.s.ctx, k, v, Supersede{Context: e.Context}); err != nil {
-		c.storeFailed(err)
-		return
-	}
-	c.s.stats.touchHits.Add(1)
-	c.write(replyTouched)
-}
-
-// statsCmd: "stats", "stats settings", "stats reset"; the slab/item listings are empty (END); anything else
-// is ERROR, as in memcached.
+// statsCmd: "stats", "stats settings", "stats reset", "stats detail on|off|dump"; the slab and item listings
+// are empty (END); anything else is ERROR, as in memcached.
 func (c *conn) statsCmd() {
 	var lines []Stat
 	if len(c.cmd.Args) > 0 {
@@ -478,8 +360,11 @@ func (c *conn) statsCmd() {
 		case "settings":
 			lines = c.s.settingsStats()
 		case "reset":
-			c.s.stats.reset()
+			c.s.resetStats()
 			c.bw.Write(replyReset)
+			return
+		case "detail":
+			c.statsDetail()
 			return
 		case "items", "slabs", "sizes", "conns":
 		default:
@@ -494,6 +379,28 @@ func (c *conn) statsCmd() {
 		c.bw.Write(c.out)
 	}
 	c.bw.Write(replyEnd)
+}
+
+// statsDetail: "stats detail on|off|dump" (memcached's texts).
+func (c *conn) statsDetail() {
+	var sub string
+	if len(c.cmd.Args) == 2 {
+		sub = string(c.cmd.Args[1])
+	}
+	switch sub {
+	case "on", "off":
+		c.s.detail.on.Store(sub == "on")
+		c.bw.Write(replyOK)
+	case "dump":
+		// NB: line by line: a dump of many prefixes is never held whole.
+		for _, l := range c.s.detail.snapshot() {
+			c.out = l.appendLine(c.out[:0])
+			c.bw.Write(c.out)
+		}
+		c.bw.Write(replyEnd)
+	default:
+		c.writeError(ReplyClientError, msgDetailUsage)
+	}
 }
 
 // maxDelaySeconds keeps a flush_all delay within time.Duration.
@@ -518,5 +425,6 @@ func (c *conn) flushAll() {
 		c.storeFailed(err)
 		return
 	}
+	c.s.states.reset()
 	c.write(replyOK)
 }

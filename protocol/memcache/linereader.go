@@ -7,6 +7,10 @@ import (
 	"github.com/gokai-kv/gokai/internal/netserve"
 )
 
+// errStreamRetrieval: the line is a retrieval command (get, gets, gat, gats) longer than the read buffer;
+// readLine returns its first chunk, and the caller reads the rest key by key (streamRetrieval).
+var errStreamRetrieval = errors.New("memcache: retrieval line to stream")
+
 // errLineNoMemory: a request line longer than the read buffer did not fit in the memory budget; the line
 // has been read to its end and dropped, so the stream stays in sync.
 var errLineNoMemory = errors.New("memcache: out of memory reading request")
@@ -29,6 +33,9 @@ type lineReader struct {
 // valid until the next read from r. A line longer than max is read to its end, dropped, and reported as
 // ErrLineTooLong: the stream stays in sync. So is a long line the memory budget has no room for
 // (errLineNoMemory). A line cut off by EOF is dropped with the read error.
+//
+// A retrieval line longer than r's buffer is not gathered: readLine returns its first chunk (the whole
+// buffer, no newline in it) with errStreamRetrieval, and the rest is still to be read.
 func (l *lineReader) readLine() ([]byte, error) {
 	l.shrink()
 	s, err := l.r.ReadSlice('\n')
@@ -40,6 +47,9 @@ func (l *lineReader) readLine() ([]byte, error) {
 	}
 	if err != bufio.ErrBufferFull {
 		return nil, err
+	}
+	if isRetrievalStart(s) {
+		return s, errStreamRetrieval
 	}
 	if !l.add(s) {
 		return nil, l.drop(errLineNoMemory)

@@ -77,12 +77,17 @@ func (m *memStore) getLocked(key []byte) (Entry, error) {
 	if err := m.fail[string(key)]; err != nil {
 		return Entry{}, err
 	}
+	return m.readLocked(key, m.hideExpired)
+}
+
+// readLocked reads key, hiding expired siblings if hide. REQUIRES: mu held.
+func (m *memStore) readLocked(key []byte, hide bool) (Entry, error) {
 	now := m.now().Unix()
 	var e Entry
 	var dots []uint64 // every sibling's, hidden ones included: as the node's context covers them
 	for _, s := range m.items[string(key)] {
 		dots = append(dots, s.dot)
-		if m.hideExpired && Expired(s.v.Expiry, now) {
+		if hide && Expired(s.v.Expiry, now) {
 			continue
 		}
 		v := s.v
@@ -93,14 +98,15 @@ func (m *memStore) getLocked(key []byte) (Entry, error) {
 		return Entry{}, nil
 	}
 	e.Context = encodeDots(dots)
+	h := fnv.New64a()
+	h.Write(e.Context)
+	cas := h.Sum64() | 1
 	if len(e.Siblings) == 0 {
 		return Entry{Context: e.Context}, nil // expired: not found, but a write over it supersedes them
 	}
 	e.Found = true
 	e.Chosen = newest(e.Siblings)
-	h := fnv.New64a()
-	h.Write(e.Context)
-	e.Cas = h.Sum64() | 1
+	e.Cas = cas
 	return e, nil
 }
 
@@ -141,19 +147,25 @@ func (m *memStore) supersedeLocked(key string, over Supersede) ([]memSibling, er
 	return keep, nil
 }
 
-func (m *memStore) Set(_ context.Context, key []byte, v Value, over Supersede) error {
+// Set returns the cas unique the node's Store returns: the one a read then shows when the written value is
+// the key's only sibling, else one no read shows.
+func (m *memStore) Set(_ context.Context, key []byte, v Value, over Supersede) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.fail[string(key)]; err != nil {
-		return err
+		return 0, err
 	}
 	keep, err := m.supersedeLocked(string(key), over)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	m.nextDot++
 	m.items[string(key)] = append(keep, memSibling{dot: m.nextDot, v: v})
-	return nil
+	e, _ := m.readLocked(key, false)
+	if len(keep) == 0 {
+		return e.Cas, nil
+	}
+	return ^e.Cas, nil
 }
 
 func (m *memStore) Delete(_ context.Context, key []byte, over Supersede) error {

@@ -18,7 +18,8 @@ const maxDataBlock = math.MaxInt32 - 2
 // Op is a request command.
 type Op uint8
 
-// Ops of the text protocol. The meta commands (mg, ms, ...) are not implemented.
+// Ops of the text protocol. OpMeta stands for any meta command (mg, ms, md, ma, mn, me), which
+// MetaCommand parses.
 const (
 	OpInvalid Op = iota
 	OpGet
@@ -40,6 +41,7 @@ const (
 	OpVerbosity
 	OpFlushAll
 	OpQuit
+	OpMeta
 )
 
 var opNames = [...]string{
@@ -63,6 +65,7 @@ var opNames = [...]string{
 	OpVerbosity: "verbosity",
 	OpFlushAll:  "flush_all",
 	OpQuit:      "quit",
+	OpMeta:      "meta",
 }
 
 func (o Op) String() string {
@@ -183,6 +186,9 @@ func (c *Command) Parse(line []byte, maxValueBytes int) error {
 	switch {
 	case c.Op == OpInvalid:
 		err = errUnknown()
+		if isHTTPRequestLine(line) {
+			err = &ProtocolError{Kind: ReplyNone, Close: true, Err: ErrUnknownCommand}
+		}
 	case c.Op.IsRetrieval():
 		keys, err = c.parseRetrieval(line, i, keys)
 	case c.Op == OpStats:
@@ -257,27 +263,31 @@ func (c *Command) parseRetrieval(line []byte, i int, keys [][]byte) ([][]byte, *
 // parseStorage parses <cmd> <key> <flags> <exptime> <bytes> [noreply] and
 // cas <key> <flags> <exptime> <bytes> <cas unique> [noreply]. n counts all tokens after the name.
 //
-// The data block length is read first: once it is known every later error swallows the block, so the
-// stream stays in sync; without it the connection must close.
+// As in memcached: a wrong number of tokens is ERROR, and an unreadable <bytes> field CLIENT_ERROR; in both
+// cases the connection reads on and whatever data follows is read as commands (memcached's behaviour, which
+// clients and its tests rely on). Once <bytes> is known every later error swallows the block, so the stream
+// stays in sync (memcached does not, and runs the block as commands). A last token other than noreply is
+// ignored, as memcached does; the position of <bytes> is then uncertain, so errors do not swallow.
 func (c *Command) parseStorage(t [][]byte, n int, keys [][]byte, maxValueBytes int) ([][]byte, *ProtocolError) {
 	want := 4
 	if c.Op == OpCas {
 		want = 5
 	}
 	if n < want || n > want+1 {
-		return keys, &ProtocolError{Kind: ReplyClientError, Msg: msgBadFormat, Close: true, Err: ErrBadFormat}
+		return keys, errUnknown()
 	}
 	c.NoReply = n == want+1 && bytes.Equal(t[want], noreply)
+	keys = append(keys, t[0])
 	size, ok := parseUint(t[3], maxDataBlock)
-	if !ok || (n == want+1 && !c.NoReply) {
-		// An extra token that is not noreply may mean a key with a space in it: which token is <bytes>
-		// is then a guess, so do not guess.
-		return keys, &ProtocolError{Kind: ReplyClientError, Msg: msgBadFormat, Close: true, Err: ErrBadFormat}
+	if !ok {
+		return keys, clientError(ErrBadFormat, msgBadFormat)
 	}
 	c.Bytes = int(size)
-	keys = append(keys, t[0])
+	certain := n == want || c.NoReply
 	swallow := func(e *ProtocolError) ([][]byte, *ProtocolError) {
-		e.Swallow = int64(size) + 2
+		if certain {
+			e.Swallow = int64(size) + 2
+		}
 		return keys, e
 	}
 	if e := keyError(t[0]); e != nil {
@@ -358,11 +368,12 @@ func (c *Command) parseOther(t [][]byte, n int, keys [][]byte) ([][]byte, *Proto
 		}
 		return keys, nil
 	case OpVerbosity:
-		// verbosity <level> [noreply]
+		// verbosity <level> [noreply]; as in memcached a last "noreply" counts even alone ("verbosity
+		// noreply" is a bad level, silently).
 		if n < 1 || n > 2 {
 			return keys, errUnknown()
 		}
-		c.NoReply = lastNoreply(1)
+		c.NoReply = lastNoreply(0)
 		if n == 2 && !c.NoReply {
 			return keys, clientError(ErrBadFormat, msgBadFormat)
 		}
@@ -392,6 +403,17 @@ func (c *Command) parseOther(t [][]byte, n int, keys [][]byte) ([][]byte, *Proto
 		return keys, nil // memcached ignores arguments of both
 	}
 	return keys, errUnknown()
+}
+
+// isHTTPRequestLine reports whether line's last token starts with "HTTP/": a web client on the memcache
+// port, which memcached disconnects without a reply.
+func isHTTPRequestLine(line []byte) bool {
+	end := len(line)
+	for end > 0 && line[end-1] == ' ' {
+		end--
+	}
+	start := bytes.LastIndexByte(line[:end], ' ') + 1
+	return bytes.HasPrefix(line[start:end], []byte("HTTP/"))
 }
 
 // nextToken returns the token of line that starts at or after i, and the index just after it; nil at the end.

@@ -31,7 +31,8 @@ var (
 	linePool   = sync.Pool{New: func() any { return new([]byte) }}
 )
 
-// Server serves the memcache text protocol over a Store. Create it with NewServer, run Serve on one or more
+// Server serves the memcache protocols (text, meta and binary, chosen per connection by its first byte)
+// over a Store. Create it with NewServer, run Serve on one or more
 // listeners, and stop it with Shutdown.
 type Server struct {
 	cfg     Config
@@ -49,10 +50,13 @@ type Server struct {
 	curr  *netserve.Gauge          // open connections: conns.Open()
 	mem   *netserve.Budget         // Config.Memory, or the server's own
 	stats counters
+	// detail is "stats detail"; states the meta commands' per-item bits (itemstate.go).
+	detail prefixStats
+	states *itemStates
 
 	// Warnings a flood repeats go through these: one line per kind per second.
-	logStore           ratelog.Kinds // store errors, per StoreError.Code
-	logConns, logNoMem ratelog.Limiter
+	logStore                    ratelog.Kinds // store errors, per StoreError.Code
+	logConns, logNoMem, logAuth ratelog.Limiter
 
 	tmu    sync.Mutex
 	timers map[*time.Timer]struct{} // delayed flush_all; REQUIRES: tmu held
@@ -71,6 +75,7 @@ func NewServer(cfg Config, store Store, logger *slog.Logger) *Server {
 		log:    logger,
 		pid:    os.Getpid(),
 		timers: make(map[*time.Timer]struct{}),
+		states: newItemStates(defaultItemStateBytes),
 	}
 	if s.cfgErr == nil && store == nil {
 		s.cfgErr = errors.New("memcache: NewServer: nil Store")
@@ -163,7 +168,9 @@ func (s *Server) scheduleFlush(d time.Duration) {
 		if err := s.store.FlushAll(s.ctx); err != nil {
 			s.stats.storeErrors.Add(1)
 			s.log.Warn("memcache: delayed flush_all failed", "err", err)
+			return
 		}
+		s.states.reset()
 	})
 	s.timers[t] = struct{}{}
 }

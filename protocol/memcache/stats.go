@@ -18,8 +18,10 @@ type counters struct {
 	casHits, casMisses, casBadval              atomic.Uint64
 	touchHits, touchMisses                     atomic.Uint64
 	storeErrors, protocolErrors, noMemory      atomic.Uint64
+	storeTooLarge                              atomic.Uint64
+	authCmds, authErrors                       atomic.Uint64
 	bytesRead, bytesWritten                    atomic.Uint64
-	totalConns, rejectedConns                  atomic.Uint64
+	totalConns, rejectedConns, idleKicks       atomic.Uint64
 }
 
 // reset zeroes every counter ("stats reset"); curr_connections is a gauge and stays.
@@ -33,7 +35,14 @@ func (c *counters) all() []*atomic.Uint64 {
 	return []*atomic.Uint64{&c.cmdGet, &c.cmdSet, &c.cmdTouch, &c.cmdFlush, &c.getHits, &c.getMisses,
 		&c.getExpired, &c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses, &c.decrHits, &c.decrMisses,
 		&c.casHits, &c.casMisses, &c.casBadval, &c.touchHits, &c.touchMisses, &c.storeErrors,
-		&c.protocolErrors, &c.noMemory, &c.bytesRead, &c.bytesWritten, &c.totalConns, &c.rejectedConns}
+		&c.protocolErrors, &c.noMemory, &c.storeTooLarge, &c.authCmds, &c.authErrors, &c.bytesRead,
+		&c.bytesWritten, &c.totalConns, &c.rejectedConns, &c.idleKicks}
+}
+
+// resetStats is "stats reset": the counters and the "stats detail" prefixes.
+func (s *Server) resetStats() {
+	s.stats.reset()
+	s.detail.reset()
 }
 
 // generalStats returns the lines of a bare "stats", memcached's names first, then the Store's.
@@ -52,6 +61,7 @@ func (s *Server) generalStats() []Stat {
 		{"curr_connections", i(s.curr.Load())},
 		{"total_connections", u(st.totalConns.Load())},
 		{"rejected_connections", u(st.rejectedConns.Load())},
+		{"idle_kicks", u(st.idleKicks.Load())},
 		{"threads", strconv.Itoa(runtime.GOMAXPROCS(0))},
 		{"cmd_get", u(st.cmdGet.Load())},
 		{"cmd_set", u(st.cmdSet.Load())},
@@ -74,6 +84,10 @@ func (s *Server) generalStats() []Stat {
 		{"store_errors", u(st.storeErrors.Load())},
 		{"protocol_errors", u(st.protocolErrors.Load())},
 		{"out_of_memory_errors", u(st.noMemory.Load())},
+		{"store_too_large", u(st.storeTooLarge.Load())},
+		{"auth_cmds", u(st.authCmds.Load())},
+		{"auth_errors", u(st.authErrors.Load())},
+		{"detail_dropped", u(s.detail.dropped.Load())},
 		{"bytes_read", u(st.bytesRead.Load())},
 		{"bytes_written", u(st.bytesWritten.Load())},
 	}
@@ -99,18 +113,38 @@ func (s *Server) settingsStats() []Stat {
 		{"flush_enabled", b(s.cfg.FlushAllEnabled)},
 		{"cas_enabled", "yes"},
 		{"evictions", "off"},
+		{"auth_enabled_sasl", b(s.cfg.Users != nil)},
+		{"auth_enabled_ascii", b(s.cfg.Users != nil)},
+		{"binding_protocol", bindingProtocol(s.cfg.Protocols)},
+		{"domain_socket", "NULL"},
+		{"detail_enabled", b(s.detail.on.Load())},
+		{"item_state_max_bytes", strconv.Itoa(defaultItemStateBytes)},
 	}
+}
+
+// bindingProtocol is memcached's name for a Config.Protocols value.
+func bindingProtocol(p string) string {
+	if p == "auto" {
+		return "auto-negotiate"
+	}
+	return p
+}
+
+// appendStatName appends a stat name made one token: CR and LF become spaces, spaces underscores; an empty
+// name is "_".
+func appendStatName(dst []byte, name string) []byte {
+	name = oneLine(name)
+	if name == "" {
+		name = "_"
+	}
+	return append(dst, strings.ReplaceAll(name, " ", "_")...)
 }
 
 // appendStat appends "STAT <name> <value>\r\n", making both safe for one line: spaces in the name become
 // underscores, CR and LF anywhere become spaces.
 func appendStat(dst []byte, st Stat) []byte {
 	dst = append(dst, prefixStat...)
-	name := oneLine(st.Name)
-	if name == "" {
-		name = "_"
-	}
-	dst = append(dst, strings.ReplaceAll(name, " ", "_")...)
+	dst = appendStatName(dst, st.Name)
 	dst = append(dst, ' ')
 	dst = append(dst, oneLine(st.Value)...)
 	return append(dst, crlf...)

@@ -49,7 +49,12 @@ type Store interface {
 	// Set writes v, replacing the siblings over says (see Supersede: the zero value replaces none). v.LastMod
 	// is the server's clock at the request; the Store may restamp it. A Supersede with both Blind and a
 	// Context is an error.
-	Set(ctx context.Context, key []byte, v Value, over Supersede) error
+	//
+	// It returns the cas unique of what the write left (binary SET and meta ms hand it to the client): when
+	// v is then the key's only live sibling, the Entry.Cas a later Get returns if nothing newer arrives;
+	// when siblings the writer did not see survive the write, a value no Get returns, so that a cas with it
+	// fails (EXISTS) instead of superseding siblings its writer never saw. Never 0.
+	Set(ctx context.Context, key []byte, v Value, over Supersede) (cas uint64, err error)
 	// Delete writes a tombstone that replaces the siblings over says, as Set.
 	Delete(ctx context.Context, key []byte, over Supersede) error
 	FlushAll(ctx context.Context) error

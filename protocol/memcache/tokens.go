@@ -16,7 +16,7 @@ var (
 	replyEnd         = []byte("END\r\n")
 	replyReset       = []byte("RESET\r\n")
 	replyError       = []byte("ERROR\r\n")
-	replyTooManyConn = []byte("SERVER_ERROR too many open connections\r\n")
+	replyTooManyConn = []byte("ERROR Too many open connections\r\n") // memcached 1.6's text
 
 	// Reply prefixes, followed by fields and a CRLF.
 	prefixValue       = []byte("VALUE ")
@@ -32,7 +32,7 @@ var (
 const (
 	msgBadFormat     = "bad command line format"
 	msgDeleteUsage   = "bad command line format.  Usage: delete <key> [noreply]"
-	msgKeyTooLong    = "key longer than 250 bytes"
+	msgKeyTooLong    = msgBadFormat // memcached's text for a key over 250 bytes
 	msgBadKey        = "key contains a control character"
 	msgBadDelta      = "invalid numeric delta argument"
 	msgBadExptime    = "invalid exptime argument"
@@ -40,7 +40,13 @@ const (
 	msgLineTooLong   = "line too long"
 	msgBadDataChunk  = "bad data chunk"
 	msgNonNumeric    = "cannot increment or decrement non-numeric value"
-	msgFlushDisabled = "flush_all disabled"
+	msgFlushDisabled = "flush_all not allowed"
+	msgDetailUsage   = "usage: stats detail on|off|dump"
+	// Login (Config.Users): memcached's -Y texts.
+	msgUnauthenticated = "unauthenticated"
+	msgAuthFailed      = "authentication failure"
+	msgBadAuthToken    = "bad authentication token format"
+	msgBadAuthEnd      = "bad command line termination"
 	// memcached's texts for a request it has no memory for.
 	msgNoMemStoring = "out of memory storing object"
 	msgNoMemReading = "out of memory reading request"

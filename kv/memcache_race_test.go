@@ -1,11 +1,14 @@
-package node
+package kv
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,7 +21,6 @@ import (
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/internal/eventually"
-	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
@@ -36,7 +38,7 @@ type inprocCluster struct {
 	names  []ring.NodeID
 	stores map[ring.NodeID]*storage.Memory
 	vnodes map[ring.NodeID]*vnode.Manager
-	coords map[ring.NodeID]*kv.Coordinator
+	coords map[ring.NodeID]*Coordinator
 }
 
 // inprocRouter serves every coordinator of the cluster. Its maps are written before the first request and
@@ -70,7 +72,7 @@ func startInprocCluster(t *testing.T) *inprocCluster {
 	}
 	c := &inprocCluster{system: actors.NewSystem(logger), ring: rg, names: names,
 		stores: map[ring.NodeID]*storage.Memory{}, vnodes: map[ring.NodeID]*vnode.Manager{},
-		coords: map[ring.NodeID]*kv.Coordinator{}}
+		coords: map[ring.NodeID]*Coordinator{}}
 	disp := actors.NewDispatcher(4, 300)
 	all := make([]int, q)
 	for p := range all {
@@ -80,7 +82,7 @@ func startInprocCluster(t *testing.T) *inprocCluster {
 		c.stores[name] = storage.NewMemory()
 		// As in a node: a vnode for every partition, running inline on its senders while idle.
 		m, err := vnode.StartManager(c.system, vnode.ManagerConfig{Name: "vnode-sup-" + string(name), Node: string(name),
-			Partitions: all, Factory: kv.NewVnode(kv.DefaultConfig()), Store: c.stores[name], Logger: logger,
+			Partitions: all, Factory: NewVnode(DefaultConfig()), Store: c.stores[name], Logger: logger,
 			Dispatcher: actor.NewSynchronizedDispatcher(300)})
 		if err != nil {
 			t.Fatal(err)
@@ -94,7 +96,7 @@ func startInprocCluster(t *testing.T) *inprocCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.coords[name], err = kv.NewCoordinator(svc, kv.DefaultConfig()); err != nil {
+		if c.coords[name], err = NewCoordinator(svc, DefaultConfig()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,7 +119,7 @@ func startInprocCluster(t *testing.T) *inprocCluster {
 }
 
 // replica is what node's vnode of partition p stores for key (nil if nothing), read below the vnode.
-func (c *inprocCluster) replica(t *testing.T, node ring.NodeID, p int, key []byte) *kv.Object {
+func (c *inprocCluster) replica(t *testing.T, node ring.NodeID, p int, key []byte) *Object {
 	t.Helper()
 	raw, err := c.stores[node].Get(uint32(p), append([]byte{'k'}, key...))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -126,7 +128,7 @@ func (c *inprocCluster) replica(t *testing.T, node ring.NodeID, p int, key []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := kv.UnmarshalObject(raw)
+	o, err := UnmarshalObject(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,19 +216,19 @@ func (g *gatedStore) Get(ctx context.Context, key []byte) (memcache.Entry, error
 	return e, g.reads.arrive(ctx)
 }
 
-func (g *gatedStore) Set(ctx context.Context, key []byte, v memcache.Value, over memcache.Supersede) error {
+func (g *gatedStore) Set(ctx context.Context, key []byte, v memcache.Value, over memcache.Supersede) (uint64, error) {
 	if g.gate != nil {
 		select {
 		case <-g.gate:
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 	return g.memcacheStore.Set(ctx, key, v, over)
 }
 
 // liveValues lists the live sibling values of o, sorted.
-func liveValues(o *kv.Object) []string {
+func liveValues(o *Object) []string {
 	var out []string
 	if o != nil {
 		for _, s := range o.Live(time.Now().Unix()) {
@@ -301,26 +303,40 @@ func addRaw(rc *rawClient, key, value string) (string, error) {
 	return rc.r.ReadString('\n')
 }
 
-// TestAddOverATombstoneSupersedesIt: the read of a deleted key finds only a tombstone; an add writes over
-// the tombstone's context, so the key holds the added value alone afterwards, not the value and the
-// tombstone as siblings.
-func TestAddOverATombstoneSupersedesIt(t *testing.T) {
-	n := startTestNode(t, nil)
-	c := dial(t, n.MemcacheAddr())
-	for _, step := range [][2]string{
-		{"set k 0 0 3\r\nold\r\n", "STORED\r\n"},
-		{"delete k\r\n", "DELETED\r\n"},
-		{"add k 0 0 3\r\nnew\r\n", "STORED\r\n"},
-	} {
-		if got := c.do(step[0], ""); got != step[1] {
-			t.Fatalf("%q: %q, want %q", step[0], got, step[1])
-		}
-	}
-	o, err := n.Coordinator().Get(context.Background(), []byte("k"), coordinator.ReadOptions{R: 3})
+// rawClient is a memcache text-protocol connection for tests.
+type rawClient struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *rawClient {
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.Siblings) != 1 || string(o.Siblings[0].Value) != "new" || o.Siblings[0].Meta.Deleted {
-		t.Fatalf("after add over a tombstone: %+v, want the added value alone", o.Siblings)
+	t.Cleanup(func() { c.Close() })
+	return &rawClient{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// do sends req and reads lines until one equals until ("" reads one line).
+func (rc *rawClient) do(req string, until string) string {
+	rc.t.Helper()
+	_ = rc.c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(rc.c, req); err != nil {
+		rc.t.Fatal(err)
+	}
+	var b strings.Builder
+	for {
+		line, err := rc.r.ReadString('\n')
+		if err != nil {
+			rc.t.Fatalf("after %q: %v (%q)", req, err, b.String())
+		}
+		b.WriteString(line)
+		if until == "" || strings.TrimRight(line, "\r\n") == until {
+			return b.String()
+		}
 	}
 }
+
+var valueLine = regexp.MustCompile(`VALUE (\S+) (\d+) (\d+) (\d+)\r\n`)

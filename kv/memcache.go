@@ -1,4 +1,4 @@
-package node
+package kv
 
 import (
 	"context"
@@ -6,30 +6,37 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
-	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/protocol/memcache"
+	"github.com/gokai-kv/gokai/service"
+	"github.com/gokai-kv/gokai/vnode"
 )
 
-// memcacheStore is the memcache face's view of the node: every call runs one coordinator. Get, Set and
-// Delete need only the coordinators and the clock; FlushAll and Stats need the whole node.
+// memcacheStore is KV's memcache face: every call runs one coordinator. FlushAll lists the keys of this
+// node's vnodes; Stats shows the node's stats.
 type memcacheStore struct {
-	coord *kv.Coordinator
-	now   func() time.Time
-	n     *Node // FlushAll and Stats only
-}
-
-func newMemcacheStore(n *Node) *memcacheStore {
-	return &memcacheStore{coord: n.coord, now: n.now, n: n}
+	coord   *Coordinator
+	now     func() time.Time
+	system  *actor.ActorSystem
+	vnodes  *vnode.Manager
+	timeout time.Duration
+	stats   func() []service.Stat
+	version string
 }
 
 var _ memcache.Store = (*memcacheStore)(nil)
 
+func newMemcacheStore(c *Coordinator, h service.Host) *memcacheStore {
+	return &memcacheStore{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout, stats: h.Stats, version: h.Version}
+}
+
 // ToEntry turns a reconciled object into what memcache shows: the live siblings, the one plain `get`
 // returns (newest LastMod, ties by dot), a cas unique naming the sibling set and the opaque context. A key
 // no replica holds (o nil) gives an Entry with an empty context: a write over it supersedes nothing.
-func ToEntry(o *kv.Object, nowSec int64) (memcache.Entry, error) {
+func ToEntry(o *Object, nowSec int64) (memcache.Entry, error) {
 	if o == nil {
 		return memcache.Entry{}, nil
 	}
@@ -65,7 +72,7 @@ func (s *memcacheStore) Get(ctx context.Context, key []byte) (memcache.Entry, er
 // writeContext turns what a memcache write supersedes into the coordinator's (context, blind) pair: blind
 // for Supersede{Blind: true}; the decoded context for a read's context; and for an empty context an empty
 // one (not blind), so the write supersedes nothing and becomes a sibling of whatever the key holds.
-func writeContext(over memcache.Supersede) (vc kv.VClock, blind bool, err error) {
+func writeContext(over memcache.Supersede) (vc VClock, blind bool, err error) {
 	switch {
 	case over.Blind && len(over.Context) > 0:
 		return nil, false, errors.New("memcache: a blind write takes no context")
@@ -74,20 +81,54 @@ func writeContext(over memcache.Supersede) (vc kv.VClock, blind bool, err error)
 	case len(over.Context) == 0:
 		return nil, false, nil
 	}
-	vc, err = kv.UnmarshalVClock(over.Context)
+	vc, err = UnmarshalVClock(over.Context)
 	if err != nil {
 		return nil, false, fmt.Errorf("memcache: bad context: %w", err)
 	}
 	return vc, false, nil
 }
 
-func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, over memcache.Supersede) error {
+func (s *memcacheStore) Set(ctx context.Context, key []byte, v memcache.Value, over memcache.Supersede) (uint64, error) {
 	vc, blind, err := writeContext(over)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = s.coord.Put(ctx, key, v.Data, kv.Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
-	return memcacheError(err)
+	o, err := s.coord.Put(ctx, key, v.Data, Meta{Flags: v.Flags, Expiry: v.Expiry}, vc, blind, coordinator.WriteOptions{})
+	if err != nil {
+		return 0, memcacheError(err)
+	}
+	return WrittenCas(o), nil
+}
+
+// WrittenCas is the cas unique a memcache write hands back for o, the object it left on the coordinating
+// replica: the Entry.Cas a later read of the same object shows (o.Clock.Hash()) when the written value is
+// its only sibling that is not a tombstone; otherwise (the write became a sibling of values its writer did
+// not see, expired ones included) the hash with its bits mixed, which no read returns but by a 64-bit
+// collision, so a cas with it answers EXISTS rather than superseding siblings the writer never saw.
+func WrittenCas(o *Object) uint64 {
+	if o == nil {
+		return unseenCas(0)
+	}
+	values := 0
+	for _, s := range o.Siblings {
+		if !s.Meta.Deleted {
+			values++
+		}
+	}
+	h := o.Clock.Hash()
+	if values <= 1 {
+		return h
+	}
+	return unseenCas(h)
+}
+
+// unseenCas maps a clock hash to a cas unique no read hands out (never 0).
+func unseenCas(h uint64) uint64 {
+	h = (h ^ 0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 func (s *memcacheStore) Delete(ctx context.Context, key []byte, over memcache.Supersede) error {
@@ -105,13 +146,13 @@ func (s *memcacheStore) FlushAll(ctx context.Context) error {
 
 func (s *memcacheStore) flushAll(ctx context.Context) error {
 	seen := map[string]bool{}
-	for _, p := range s.n.vnodes.Partitions() {
-		pid := s.n.vnodes.PID(p)
-		res, err := actors.Request(ctx, s.n.system, pid, &kv.KeysRequest{V: 1}, s.n.cfg.Timeout)
+	for _, p := range s.vnodes.Partitions() {
+		pid := s.vnodes.PID(p)
+		res, err := actors.Request(ctx, s.system, pid, &KeysRequest{V: 1}, s.timeout)
 		if err != nil {
 			return fmt.Errorf("flush_all: partition %d: %w", p, err)
 		}
-		rep, ok := res.(*kv.KeysReply)
+		rep, ok := res.(*KeysReply)
 		if !ok || rep.Err != "" {
 			return fmt.Errorf("flush_all: partition %d: %v", p, rep)
 		}
@@ -120,14 +161,14 @@ func (s *memcacheStore) flushAll(ctx context.Context) error {
 				continue
 			}
 			seen[string(k)] = true
-			o, err := s.n.coord.Get(ctx, k, coordinator.ReadOptions{})
+			o, err := s.coord.Get(ctx, k, coordinator.ReadOptions{})
 			if err != nil {
 				return err
 			}
-			if o == nil || o.TombstoneOnly(s.n.now().Unix()) {
+			if o == nil || o.TombstoneOnly(s.now().Unix()) {
 				continue
 			}
-			if err := s.n.coord.Delete(ctx, k, o.Clock, false, coordinator.WriteOptions{}); err != nil {
+			if err := s.coord.Delete(ctx, k, o.Clock, false, coordinator.WriteOptions{}); err != nil {
 				return err
 			}
 		}
@@ -136,10 +177,11 @@ func (s *memcacheStore) flushAll(ctx context.Context) error {
 }
 
 func (s *memcacheStore) Stats() []memcache.Stat {
-	st := s.n.stats()
-	out := make([]memcache.Stat, len(st))
-	for i, x := range st {
-		out[i] = memcache.Stat{Name: x.name, Value: statString(x.value)}
+	st := s.stats()
+	out := make([]memcache.Stat, 0, len(st)+1)
+	out = append(out, memcache.Stat{Name: "gokai_version", Value: s.version})
+	for _, x := range st {
+		out = append(out, memcache.Stat{Name: x.Name, Value: fmt.Sprint(x.Value)})
 	}
 	return out
 }

@@ -1,0 +1,67 @@
+package kv
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gokai-kv/gokai/service"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+// ServiceName is KV's name space on msgpack-RPC ("kv.get"; as the node's default service also "get").
+const ServiceName = "kv"
+
+// KeySpace is KV's storage key space: 0, the layout of a data dir from before services (storage.KeySpace),
+// so a node's existing data reads unchanged.
+const KeySpace = 0
+
+// Service is KV as a service a node runs (node.WithService): its vnodes (NewVnode with o), its wire
+// messages, its msgpack-RPC methods (get, put, delete; vnode_get for operators), the memcache face, its
+// stats, and re-homing of keys whose preference list changed (DropRequest). KV is the node's default
+// service: its methods answer without the "kv." prefix, as they did before services.
+func Service(o Options) service.Service {
+	return service.Service{
+		Name: ServiceName, ID: KeySpace, Default: true,
+		Validate: o.Validate,
+		Wire:     wireMessages,
+		Vnode: func(n service.NodeInfo) (vnode.Factory, error) {
+			cfg := o.Config(n.Q)
+			if err := cfg.Validate(); err != nil {
+				return nil, err
+			}
+			return NewVnode(cfg), nil
+		},
+		Start: func(h service.Host) (*service.Instance, error) {
+			c, err := NewCoordinator(h.Coordinators, o.Config(h.Q))
+			if err != nil {
+				return nil, err
+			}
+			faces := rpcFaces{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout}
+			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: c.serviceStats}, nil
+		},
+		Rehome: &service.Rehome{
+			Drop: func(keys, values [][]byte) any { return &DropRequest{Keys: keys, Objects: values} },
+			Dropped: func(reply any) (int, error) {
+				d, ok := reply.(*DropReply)
+				switch {
+				case !ok:
+					return 0, fmt.Errorf("kv: drop: unexpected reply %T", reply)
+				case d.Err != "":
+					return d.Dropped, errors.New(d.Err)
+				}
+				return d.Dropped, nil
+			},
+		},
+	}
+}
+
+// serviceStats are KV's own counters in the node's stats (the coordinators' are the node's).
+func (c *Coordinator) serviceStats() []service.Stat {
+	st := c.Stats()
+	return []service.Stat{
+		{Name: "gokai_coord_gets", Value: st.Gets},
+		{Name: "gokai_coord_puts", Value: st.Puts},
+		{Name: "gokai_coord_deletes", Value: st.Deletes},
+		{Name: "gokai_siblings_seen", Value: st.SiblingsSeen},
+	}
+}
