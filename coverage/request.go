@@ -72,6 +72,9 @@ type Service struct {
 // NewService makes the coverage requests of one service. Request actors are temporary children of a
 // guardian (as coordinators are): a crash stops the request alone, and its caller gets ErrCrashed.
 func NewService(system *actor.ActorSystem, cluster Cluster, cfg Config) (*Service, error) {
+	if cluster == nil {
+		return nil, errors.New("coverage: no Cluster")
+	}
 	if cfg.N < 1 || cfg.N > 16 {
 		return nil, fmt.Errorf("coverage: Config.N %d out of range 1..16", cfg.N)
 	}
