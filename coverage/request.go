@@ -67,6 +67,20 @@ type Service struct {
 	cluster Cluster
 	root    *actor.RootContext
 	active  atomic.Int64
+
+	started, failures atomic.Int64
+}
+
+// Stats are a Service's counters since it was made.
+type Stats struct {
+	Started  int64 // requests started (planned and sent)
+	Active   int64 // requests running now
+	Failures int64 // requests a vnode failed (VnodeError)
+}
+
+// Stats returns the counters.
+func (s *Service) Stats() Stats {
+	return Stats{Started: s.started.Load(), Active: s.active.Load(), Failures: s.failures.Load()}
 }
 
 // NewService makes the coverage requests of one service. Request actors are temporary children of a
@@ -171,6 +185,7 @@ func (s *Service) Start(req Request) (*Stream, error) {
 		s.active.Add(-1)
 		return nil, ErrOverload
 	}
+	s.started.Add(1)
 	cr := vnode.CoverageRequest{MaxItems: req.MaxItems, MaxBytes: req.MaxBytes, Window: req.Window, AckTimeout: req.AckTimeout}
 	window := cr.Window
 	if window <= 0 {
@@ -437,6 +452,8 @@ func (a *requestActor) checkSilent(ctx actor.Context) {
 // fail ends the request with vnode idx's failure and reports its node.
 func (a *requestActor) fail(ctx actor.Context, idx int, err error) {
 	v := a.plan.Vnodes[idx]
+	a.svc.failures.Add(1)
+	a.svc.cfg.Logger.Info("coverage request failed", "partition", v.Partition, "vnode_node", string(v.Node), "err", err)
 	a.svc.cluster.ReportFailure(v.Node)
 	a.streams[idx].done = true
 	a.cancelAll(ctx)

@@ -43,7 +43,12 @@ func Service(o Options) service.Service {
 			}
 			faces := rpcFaces{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout,
 				lister: &Lister{Coverage: cov, Q: h.Q}}
-			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: c.serviceStats}, nil
+			stats := func() []service.Stat {
+				cs := cov.Stats()
+				return append(c.serviceStats(), service.Stat{Name: "gokai_kv_coverage_requests", Value: cs.Started},
+					service.Stat{Name: "gokai_kv_coverage_failures", Value: cs.Failures})
+			}
+			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: stats}, nil
 		},
 		Rehome: &service.Rehome{
 			Drop: func(keys, values [][]byte) any { return &DropRequest{Keys: keys, Objects: values} },
