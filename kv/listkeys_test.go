@@ -30,6 +30,11 @@ type listWorld struct {
 	m    *vnode.Manager
 	mu   sync.Mutex
 	down map[ring.NodeID]bool
+	// failNext makes the next VnodePID answer with a stopped actor (the vnode's node just died); failed
+	// lists the nodes that happened to. ReportFailure marks a node down, as the node's suspicion does.
+	failNext bool
+	failed   []ring.NodeID
+	dead     *actor.PID
 }
 
 func (w *listWorld) Ring() *ring.Ring { return w.r }
@@ -38,8 +43,21 @@ func (w *listWorld) Up(x ring.NodeID) bool {
 	defer w.mu.Unlock()
 	return !w.down[x]
 }
-func (w *listWorld) VnodePID(_ ring.NodeID, p int) *actor.PID { return w.m.PID(p) }
-func (w *listWorld) ReportFailure(ring.NodeID)                {}
+func (w *listWorld) VnodePID(x ring.NodeID, p int) *actor.PID {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failNext {
+		w.failNext = false
+		w.failed = append(w.failed, x)
+		return w.dead
+	}
+	return w.m.PID(p)
+}
+func (w *listWorld) ReportFailure(x ring.NodeID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.down[x] = true
+}
 
 func (w *listWorld) setDown(x ring.NodeID) {
 	w.mu.Lock()
@@ -65,6 +83,10 @@ func newListWorld(t *testing.T, q int) (*listWorld, *Lister) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.m.Stop(context.Background()) })
+	w.dead = w.sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
+	if err := w.sys.Root.StopFuture(w.dead).Wait(); err != nil {
+		t.Fatal(err)
+	}
 	cov, err := coverage.NewService(w.sys, w, coverage.Config{N: 3, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +196,37 @@ func TestListKeysEveryKeyOnce(t *testing.T) {
 		w.setDown("")
 		check(fmt.Sprintf("%s down after page 5", down), got, live)
 	}
+	// A vnode that fails as a page asks it: the page asks its ranges again on a plan around its node (now
+	// down), resuming after the last key taken from it; count asks again for the failed vnode's ranges.
+	for page := 1; page <= 6; page++ {
+		w.setDown("")
+		w.mu.Lock()
+		w.failed = nil
+		w.mu.Unlock()
+		failures := l.Coverage.Stats().Failures
+		got, _ := listAll(t, l, ListOptions{MaxKeys: 40}, func(p int) {
+			if p == page {
+				w.mu.Lock()
+				w.failNext = true
+				w.mu.Unlock()
+			}
+		})
+		check(fmt.Sprintf("a vnode failing after page %d", page), got, live)
+		w.mu.Lock()
+		failed := len(w.failed)
+		w.mu.Unlock()
+		if failed != 1 || l.Coverage.Stats().Failures != failures+1 {
+			t.Fatalf("after page %d: %d vnodes failed, %d requests failed; want 1", page, failed, l.Coverage.Stats().Failures-failures)
+		}
+	}
+	w.setDown("")
+	w.mu.Lock()
+	w.failNext = true
+	w.mu.Unlock()
+	if n, err := l.Count(context.Background(), nil, 0); err != nil || n != uint64(len(live)) || l.Coverage.Stats().Failures == 0 {
+		t.Fatalf("count with a vnode failing: %d %v, want %d", n, err, len(live))
+	}
+	w.setDown("")
 	for _, tc := range []struct {
 		prefix string
 		want   int
