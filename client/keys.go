@@ -47,11 +47,15 @@ func (c *Client) ListKeys(ctx context.Context, o ListOptions) (*KeyPage, error) 
 	return &p, nil
 }
 
-// CountKeys counts the node's live keys that start with prefix (count), each once.
+// CountKeys counts the node's live keys that start with prefix (count), each once. When ctx has a deadline,
+// a vnode that stays silent for half the time left is given up on (its ranges counted on another replica).
 func (c *Client) CountKeys(ctx context.Context, prefix []byte) (uint64, error) {
 	opts := map[string]any{}
 	if prefix != nil {
 		opts["prefix"] = prefix
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		opts["timeout_ms"] = max(time.Until(dl)/2, time.Millisecond).Milliseconds()
 	}
 	var n uint64
 	err := c.Call(ctx, "count", []any{opts}, &n, true)

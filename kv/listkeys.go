@@ -31,7 +31,7 @@ const (
 	// coverageAttempts bounds the coverage requests one page or count makes after failures.
 	coverageAttempts = 4
 	// DefaultListIdle is how long a vnode may stay silent while it owes a listing a chunk.
-	DefaultListIdle = 10 * time.Second
+	DefaultListIdle = 5 * time.Second
 	// DefaultCountIdle is how long a count waits for a vnode's count (one fold of its partition).
 	DefaultCountIdle = 60 * time.Second
 )

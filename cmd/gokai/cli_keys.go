@@ -66,7 +66,9 @@ func cliKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			want = min(want, *maxKeys-listed)
 		}
 		pctx, cancel := context.WithTimeout(ctx, cf.timeout)
-		p, err := c.ListKeys(pctx, client.ListOptions{Prefix: pfx, MaxKeys: want, Continuation: cont})
+		// NB: a vnode silent for half the page's deadline is given up on, and its ranges asked of another
+		// replica, in time for the page to answer.
+		p, err := c.ListKeys(pctx, client.ListOptions{Prefix: pfx, MaxKeys: want, Continuation: cont, Timeout: cf.timeout / 2})
 		cancel()
 		if err != nil {
 			fmt.Fprintln(stderr)
