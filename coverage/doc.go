@@ -17,8 +17,9 @@
 //
 // Failures: a vnode that cannot be reached, ends its stream with an error (it restarted or stopped mid-way),
 // breaks its sequence, or stays silent for Idle while it owes a chunk (its window is not full) fails the
-// whole request with a *VnodeError, after its node was reported to the Cluster (failure suspicion) and the
-// other vnodes' folds were cancelled. A request is not retried on another replica inside the actor: the
+// whole request with a *VnodeError, after the other vnodes' folds were cancelled; the node of one that could
+// not be reached or stayed silent is reported to the Cluster (failure suspicion), not that of one that
+// answered with an error (a busy worker pool is load, not failure). A request is not retried on another replica inside the actor: the
 // results delivered before the failure are correct parts of their vnodes' answers, and the caller, who
 // knows how far each vnode got, resumes the missing part on a new plan (KV's list_keys resumes after the
 // last key it took from each vnode, so every key is listed once; count asks again for the ranges whose

@@ -47,8 +47,9 @@ var (
 
 // VnodeError reports the vnode that made a request fail: it could not be reached, it ended its stream with an
 // error, it sent something out of sequence, or it stayed silent for the request's Idle while it owed a chunk.
-// Its node was reported to the Cluster (failure suspicion), so a plan made after it avoids that node while
-// it is suspected.
+// A vnode that could not be reached or stayed silent had its node reported to the Cluster (failure
+// suspicion), so a plan made after it avoids that node while it is suspected; one that answered with an
+// error (its worker pool was busy, it restarted) did not: its node is alive.
 type VnodeError struct {
 	Vnode Vnode
 	Err   error
@@ -354,7 +355,7 @@ func (a *requestActor) start(ctx actor.Context) {
 		st.next, st.lastSeen = 1, now
 		st.pid = a.svc.cluster.VnodePID(v.Node, v.Partition)
 		if st.pid == nil {
-			a.fail(ctx, i, errors.New("vnode unreachable"))
+			a.fail(ctx, i, errors.New("vnode unreachable"), true)
 			return
 		}
 		idx := i
@@ -390,10 +391,10 @@ func (a *requestActor) fromVnode(ctx actor.Context, idx int, msg any) {
 		case m.ID != a.id:
 			return
 		case m.Seq != st.next:
-			a.fail(ctx, idx, fmt.Errorf("chunk %d, want %d", m.Seq, st.next))
+			a.fail(ctx, idx, fmt.Errorf("chunk %d, want %d", m.Seq, st.next), false)
 			return
 		case m.Done && m.Err != "":
-			a.fail(ctx, idx, errors.New(m.Err))
+			a.fail(ctx, idx, errors.New(m.Err), false)
 			return
 		}
 		st.next++
@@ -402,7 +403,7 @@ func (a *requestActor) fromVnode(ctx actor.Context, idx int, msg any) {
 			return
 		}
 	case *actor.DeadLetterResponse:
-		a.fail(ctx, idx, fmt.Errorf("vnode not running: %w", actor.ErrDeadLetter))
+		a.fail(ctx, idx, fmt.Errorf("vnode not running: %w", actor.ErrDeadLetter), true)
 		return
 	default:
 		if !a.forward(ctx, idx, Result{Vnode: v, Reply: m, Done: true, idx: idx}) {
@@ -421,7 +422,7 @@ func (a *requestActor) forward(ctx actor.Context, idx int, res Result) bool {
 	case a.events <- event{res: res}:
 	default:
 		// NB: cannot happen while the vnode keeps to its window; one that does not is broken.
-		a.fail(ctx, idx, errors.New("more chunks than the window allows"))
+		a.fail(ctx, idx, errors.New("more chunks than the window allows"), false)
 		return false
 	}
 	if res.Done {
@@ -442,19 +443,22 @@ func (a *requestActor) checkSilent(ctx actor.Context) {
 		st := &a.streams[i]
 		owes := !st.done && (st.next-1)-st.acked < uint64(a.window)
 		if owes && now.Sub(st.lastSeen) > a.idle {
-			a.fail(ctx, i, fmt.Errorf("silent for %v", a.idle))
+			a.fail(ctx, i, fmt.Errorf("silent for %v", a.idle), true)
 			return
 		}
 	}
 	a.armTimer(ctx)
 }
 
-// fail ends the request with vnode idx's failure and reports its node.
-func (a *requestActor) fail(ctx actor.Context, idx int, err error) {
+// fail ends the request with vnode idx's failure; report makes its node suspected (it could not be reached
+// or went silent: not when the vnode answered with an error, such as a busy worker pool or a restart).
+func (a *requestActor) fail(ctx actor.Context, idx int, err error, report bool) {
 	v := a.plan.Vnodes[idx]
 	a.svc.failures.Add(1)
 	a.svc.cfg.Logger.Info("coverage request failed", "partition", v.Partition, "vnode_node", string(v.Node), "err", err)
-	a.svc.cluster.ReportFailure(v.Node)
+	if report {
+		a.svc.cluster.ReportFailure(v.Node)
+	}
 	a.streams[idx].done = true
 	a.cancelAll(ctx)
 	a.end(&VnodeError{Vnode: v, Err: err})

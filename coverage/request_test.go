@@ -324,7 +324,7 @@ func TestStreamBackpressure(t *testing.T) {
 }
 
 // TestStreamVnodeCrash: a vnode that restarts mid-stream fails the request with a *VnodeError naming it,
-// its node is reported, and the other vnodes' folds are cancelled.
+// the other vnodes' folds are cancelled, and its node is not reported (it answered: it is alive).
 func TestStreamVnodeCrash(t *testing.T) {
 	w := newWorld(t, 1, 2)
 	s := w.service(t)
@@ -352,8 +352,8 @@ func TestStreamVnodeCrash(t *testing.T) {
 	w.mu.Lock()
 	reported := slices.Clone(w.reported)
 	w.mu.Unlock()
-	if !slices.Equal(reported, []ring.NodeID{victim.Node}) {
-		t.Fatalf("reported %v, want [%s]", reported, victim.Node)
+	if len(reported) != 0 {
+		t.Fatalf("reported %v after a vnode restart, want none", reported)
 	}
 	eventually.True(t, 10*time.Second, "the other folds cancelled", func() bool { return w.folding.Load() == 0 })
 	eventually.True(t, 5*time.Second, "request stopped", func() bool { return s.Active() == 0 })

@@ -69,9 +69,10 @@ var ErrListBadRequest = errors.New("kv: bad list request")
 // 1 MiB of them; it may hold fewer while the listing goes on (an empty page with a continuation is
 // possible after a failure): a listing is complete only when Continuation is nil.
 //
-// A vnode that fails mid-page (its node died, it restarted) is reported to the node's failure suspicion
-// and its ranges are resumed on another replica after the last key taken from it, up to coverageAttempts
-// requests a page; past that the page so far is returned, or the error when it holds nothing.
+// A vnode that fails mid-page (its node died or went silent: then the node is suspected and the new plan
+// avoids it; or it restarted, or its worker pool was busy) has its ranges resumed on a new plan after the
+// last key taken from it, up to coverageAttempts requests a page; past that the page so far is returned, or
+// the error when it holds nothing.
 func (l *Lister) Page(ctx context.Context, o ListOptions) (*ListPage, error) {
 	maxKeys := o.MaxKeys
 	if maxKeys == 0 {
@@ -196,7 +197,8 @@ func (l *Lister) Page(ctx context.Context, o ListOptions) (*ListPage, error) {
 
 // Count counts the live keys that start with prefix, each once: every vnode of a coverage plan counts the
 // keys of its ranges (one fold each, on the vnodes' worker pools); the ranges of a vnode that failed or was
-// busy are asked again on a new plan (its node then suspected), up to coverageAttempts requests.
+// busy are asked again on a new plan (around its node when that went silent), up to coverageAttempts
+// requests.
 func (l *Lister) Count(ctx context.Context, prefix []byte, idle time.Duration) (uint64, error) {
 	if idle <= 0 {
 		idle = DefaultCountIdle
