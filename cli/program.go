@@ -93,6 +93,7 @@ commands:
   get       read a key: every sibling and the causal context (gokai get -h)
   put       write a key over a context from get, or as a new sibling, or --blind (gokai put -h)
   delete    delete a key: over a context from get, or what a read finds, or --blind
+  keys      list the live keys, each once (--prefix P, --max N), or --count them; progress on stderr
   status    a node's version, ping latency and main counters
   ring      which node owns each partition
   members   the cluster's nodes
@@ -101,14 +102,14 @@ commands:
   certs     create-ca|create-node|create-client|gossip-key: certificates for a secure cluster
   version   print the version
 
-client commands (get put delete status ring members cluster transfers) take --addr (default 127.0.0.1:11011 or
+client commands (get put delete keys status ring members cluster transfers) take --addr (default 127.0.0.1:11011 or
 $GOKAI_ADDR), --timeout, --json, and --certs-dir/--user for a node with -rpc-tls (an operator's certificate
 for cluster changes); they exit 0 ok, 1 not found, 2 usage, 3 server or connection error.
 `
 
 // builtin are the commands of every program (Run's switch).
 var builtin = map[string]bool{"start": true, "bench": true, "get": true, "put": true, "delete": true,
-	"status": true, "ring": true, "members": true, "cluster": true, "transfers": true, "certs": true,
+	"keys": true, "status": true, "ring": true, "members": true, "cluster": true, "transfers": true, "certs": true,
 	"version": true, "-v": true, "--version": true, "help": true, "-h": true, "--help": true}
 
 // Run runs one command: args are the process's arguments after its name. main calls it through Main;
@@ -139,6 +140,8 @@ func (p Program) Run(ctx context.Context, args []string, stdout, stderr io.Write
 		return cliPut(ctx, args[1:], stdout, stderr)
 	case "delete":
 		return cliDelete(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return cliKeys(ctx, args[1:], stdout, stderr)
 	case "status":
 		return cliStatus(ctx, args[1:], stdout, stderr)
 	case "ring":

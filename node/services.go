@@ -141,6 +141,13 @@ func (r router) Fallback(key []byte, p int, failed ring.NodeID) (ring.PrefEntry,
 // ReportFailure makes the node treat a replica's node as down for a while (see isUp).
 func (r router) ReportFailure(node ring.NodeID) { r.n.suspect(node) }
 
+// Ring is the node's current ring (coverage.Cluster).
+func (r router) Ring() *ring.Ring { return r.n.state().Ring }
+
+// Up reports whether node counts as up: memberlist sees it alive and no failure made it suspected
+// (coverage.Cluster).
+func (r router) Up(node ring.NodeID) bool { return r.n.isUp(node) }
+
 // VnodePID is the service's local vnode for this node, else its remote vnode on a node memberlist sees
 // alive; nil for a node that is down, so a coordinator never waits on the transport's retries to a dead
 // peer.
@@ -172,7 +179,7 @@ func (n *Node) startCoordinators(context.Context) error {
 			continue
 		}
 		inst, err := rt.spec.Start(service.Host{NodeInfo: n.nodeInfo(rt), System: n.system, Coordinators: s,
-			Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats})
+			Cluster: router{n, rt}, Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats})
 		if err == nil && inst == nil {
 			err = errors.New("Start returned no instance")
 		}

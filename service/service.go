@@ -12,6 +12,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/coverage"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	"github.com/gokai-kv/gokai/vnode"
 )
@@ -87,6 +88,9 @@ type Host struct {
 	Coordinators *coordinator.Service
 	// Vnodes is the service's vnode supervisor on this node (its partitions, their PIDs).
 	Vnodes *vnode.Manager
+	// Cluster is the node's ring, which nodes are up, and the service's vnodes on every node: what a
+	// coverage request (coverage.NewService) needs to plan and to reach the vnodes it asks.
+	Cluster coverage.Cluster
 	// Timeout is the node's request deadline (for calls a service makes to its vnodes directly).
 	Timeout time.Duration
 	// Stats returns the node's stats, every service's included (for a face that shows them, such as

@@ -94,6 +94,15 @@ func (k KeySpace) Fold(p uint32, fn func(key, value []byte) error) error {
 	return k.Backend.Fold(bp, fn)
 }
 
+// FoldFrom implements Backend.
+func (k KeySpace) FoldFrom(p uint32, start []byte, fn func(key, value []byte) error) error {
+	bp, err := k.partition("fold", p)
+	if err != nil {
+		return err
+	}
+	return k.Backend.FoldFrom(bp, start, fn)
+}
+
 // IsEmpty implements Backend.
 func (k KeySpace) IsEmpty(p uint32) (bool, error) {
 	bp, err := k.partition("is-empty", p)

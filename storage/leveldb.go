@@ -364,16 +364,26 @@ func (l *LevelDB) Write(partition uint32, ops []Op) error {
 	return nil
 }
 
-// iterPartition returns an iterator over the partition's stored keys. A
-// goleveldb iterator reads an implicit snapshot taken at creation.
-func iterPartition(db *leveldb.DB, partition uint32, ro *opt.ReadOptions) iterator.Iterator {
-	return db.NewIterator(util.BytesPrefix(partitionPrefix(partition)), ro)
+// iterPartition returns an iterator over the partition's stored keys from
+// start on (nil: all of them). A goleveldb iterator reads an implicit
+// snapshot taken at creation.
+func iterPartition(db *leveldb.DB, partition uint32, start []byte, ro *opt.ReadOptions) iterator.Iterator {
+	rg := util.BytesPrefix(partitionPrefix(partition))
+	if len(start) > 0 {
+		rg.Start = appendKey(nil, partition, start)
+	}
+	return db.NewIterator(rg, ro)
 }
 
-// Fold implements Backend. It holds no lock while fn runs (fn may call back
-// in); a reopen waits for the folds in progress, and a fold started during a
-// reopen fails with ErrUnavailable.
+// Fold implements Backend.
 func (l *LevelDB) Fold(partition uint32, fn func(key, value []byte) error) error {
+	return l.FoldFrom(partition, nil, fn)
+}
+
+// FoldFrom implements Backend. It holds no lock while fn runs (fn may call
+// back in); a reopen waits for the folds in progress, and a fold started
+// during a reopen fails with ErrUnavailable.
+func (l *LevelDB) FoldFrom(partition uint32, start []byte, fn func(key, value []byte) error) error {
 	l.fmu.Lock()
 	if l.reopening {
 		l.fmu.Unlock()
@@ -393,7 +403,7 @@ func (l *LevelDB) Fold(partition uint32, fn func(key, value []byte) error) error
 	if err != nil {
 		return err
 	}
-	it := iterPartition(db, partition, l.scanRO)
+	it := iterPartition(db, partition, start, l.scanRO)
 	l.mu.RUnlock() // NB: the fold count keeps db open until the iterator is released
 	defer it.Release()
 	for it.Next() {
@@ -417,7 +427,7 @@ func (l *LevelDB) IsEmpty(partition uint32) (bool, error) {
 		return false, err
 	}
 	defer l.mu.RUnlock()
-	it := iterPartition(db, partition, nil)
+	it := iterPartition(db, partition, nil, nil)
 	defer it.Release()
 	if it.First() {
 		return false, nil
@@ -439,7 +449,7 @@ func (l *LevelDB) DropPartition(partition uint32) error {
 		return err
 	}
 	defer l.mu.RUnlock()
-	it := iterPartition(db, partition, l.scanRO)
+	it := iterPartition(db, partition, nil, l.scanRO)
 	defer it.Release()
 	var b leveldb.Batch
 	deleted := 0

@@ -133,6 +133,11 @@ type memEntry struct {
 
 // Fold implements Backend.
 func (m *Memory) Fold(partition uint32, fn func(key, value []byte) error) error {
+	return m.FoldFrom(partition, nil, fn)
+}
+
+// FoldFrom implements Backend.
+func (m *Memory) FoldFrom(partition uint32, start []byte, fn func(key, value []byte) error) error {
 	m.mu.RLock()
 	if m.closed {
 		m.mu.RUnlock()
@@ -141,7 +146,9 @@ func (m *Memory) Fold(partition uint32, fn func(key, value []byte) error) error 
 	p := m.parts[partition]
 	snap := make([]memEntry, 0, len(p))
 	for k, v := range p {
-		snap = append(snap, memEntry{k, v})
+		if k >= string(start) {
+			snap = append(snap, memEntry{k, v})
+		}
 	}
 	m.mu.RUnlock()
 

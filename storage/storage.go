@@ -61,6 +61,10 @@ type Backend interface {
 	// methods. fn returning ErrStopFold stops the fold and Fold returns nil;
 	// any other error stops the fold and is returned wrapped.
 	Fold(partition uint32, fn func(key, value []byte) error) error
+	// FoldFrom is Fold starting at the first key >= start (nil or empty:
+	// the first key): it seeks there instead of visiting the keys before,
+	// so a fold resumed after a key costs what is left, not what was read.
+	FoldFrom(partition uint32, start []byte, fn func(key, value []byte) error) error
 	// IsEmpty reports whether the partition holds no entry.
 	IsEmpty(partition uint32) (bool, error)
 	// DropPartition removes all of the partition's entries.
@@ -93,6 +97,11 @@ func (p Partition) Write(ops []Op) error { return p.Backend.Write(p.ID, ops) }
 
 // Fold calls Backend.Fold for p's partition.
 func (p Partition) Fold(fn func(key, value []byte) error) error { return p.Backend.Fold(p.ID, fn) }
+
+// FoldFrom calls Backend.FoldFrom for p's partition.
+func (p Partition) FoldFrom(start []byte, fn func(key, value []byte) error) error {
+	return p.Backend.FoldFrom(p.ID, start, fn)
+}
 
 // IsEmpty calls Backend.IsEmpty for p's partition.
 func (p Partition) IsEmpty() (bool, error) { return p.Backend.IsEmpty(p.ID) }

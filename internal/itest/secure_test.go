@@ -27,13 +27,14 @@ import (
 
 // TestSecureClusterPassesClusterAndFailureTests runs cluster and failure tests with every node on
 // certificates (mutual TLS transport, encrypted gossip, signed states, TLS client port with an operator
-// certificate).
+// certificate); ListKeys checks that coverage streams cross the mutual-TLS transport.
 func TestSecureClusterPassesClusterAndFailureTests(t *testing.T) {
 	useSecure(t)
 	t.Run("ThreeNodes", TestClusterThreeNodes)
 	t.Run("JoinLeaveUnderLoad", TestClusterJoinLeaveUnderLoad)
 	t.Run("KillFallback", TestFailureKillFallback)
 	t.Run("Counter", TestCounterCluster)
+	t.Run("ListKeys", TestClusterListKeys)
 }
 
 // rawTransport dials a node's transport as a hostile peer would: with tlsCfg (nil: plaintext), and opens
