@@ -72,6 +72,7 @@ func runChildNode(args []string) int {
 // child is one node process.
 type child struct {
 	name, rpc, transport string
+	dir                  string // data dir, when the test chose it
 	cmd                  *exec.Cmd
 	log                  *lockedBuffer
 	exited               chan struct{}
@@ -80,12 +81,14 @@ type child struct {
 
 var childReadyRE = regexp.MustCompile(`CHILD READY rpc=(\S+) transport=(\S+)`)
 
-func startChild(t *testing.T, name string) *child {
+// startChild starts node process name; extra flags follow (and so override) the defaults.
+func startChild(t *testing.T, name string, extra ...string) *child {
 	t.Helper()
 	ch := &child{name: name, log: &lockedBuffer{}, exited: make(chan struct{})}
-	ch.cmd = exec.Command(os.Args[0], "-name", name, "-data-dir", t.TempDir(), "-q", "16",
+	args := []string{"-name", name, "-data-dir", t.TempDir(), "-q", "16",
 		"-memcache-listen", "", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0",
-		"-gossip-probe-interval", "200ms", "-linger", "200ms")
+		"-gossip-probe-interval", "200ms", "-linger", "200ms"}
+	ch.cmd = exec.Command(os.Args[0], append(args, extra...)...)
 	ch.cmd.Env = append(os.Environ(), "GOKAI_NODE_TEST_CHILD=1")
 	stderr, err := ch.cmd.StderrPipe()
 	if err != nil {
