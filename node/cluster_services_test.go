@@ -82,7 +82,7 @@ type child struct {
 var childReadyRE = regexp.MustCompile(`CHILD READY rpc=(\S+) transport=(\S+)`)
 
 // startChild starts node process name; extra flags follow (and so override) the defaults.
-func startChild(t *testing.T, name string, extra ...string) *child {
+func startChild(t testing.TB, name string, extra ...string) *child {
 	t.Helper()
 	ch := &child{name: name, log: &lockedBuffer{}, exited: make(chan struct{})}
 	args := []string{"-name", name, "-data-dir", t.TempDir(), "-q", "16",
@@ -137,7 +137,7 @@ func startChild(t *testing.T, name string, extra ...string) *child {
 }
 
 // stop ends the process with SIGTERM (SIGKILL after 30s) and waits for it.
-func (ch *child) stop(t *testing.T) {
+func (ch *child) stop(t testing.TB) {
 	select {
 	case <-ch.exited:
 		return
@@ -173,7 +173,7 @@ type servicesStatus struct {
 
 // settled polls the nodes until each sees exactly members, all valid and alive, nothing staged or
 // transferring, at one version.
-func settled(t *testing.T, nodes []*child, members ...string) {
+func settled(t testing.TB, nodes []*child, members ...string) {
 	t.Helper()
 	eventually.NoError(t, 120*time.Second, "the cluster settled on "+strings.Join(members, ","), func() error {
 		var version uint64
@@ -204,7 +204,7 @@ func settled(t *testing.T, nodes []*child, members ...string) {
 }
 
 // commit plans and commits what is staged, through ch, once want changes are staged.
-func commit(t *testing.T, ch *child, want int) {
+func commit(t testing.TB, ch *child, want int) {
 	t.Helper()
 	eventually.NoError(t, 30*time.Second, fmt.Sprintf("%d changes staged", want), func() error {
 		var st servicesStatus

@@ -13,7 +13,7 @@ import (
 
 // memcacheChild starts a node process that serves memcache with flush_all allowed (data in dir, or a fresh
 // temp dir when dir is ""), and returns it with its memcache address.
-func memcacheChild(t *testing.T, name, dir string) (*child, string) {
+func memcacheChild(t testing.TB, name, dir string) (*child, string) {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
