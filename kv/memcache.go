@@ -135,14 +135,15 @@ func (s *memcacheStore) Delete(ctx context.Context, key []byte, over memcache.Su
 
 // FlushAll records KV's flush epoch in the cluster state (service.Host.Flush): from at on, every node hides
 // every value written at or before at (flush.go). It fails, and the client is told, when the epoch could not
-// be recorded (the claimant is unreachable or refused): a flush_all never answers OK without effect.
+// be confirmed (the claimant is unreachable, refused, or could not save it): a flush_all never answers OK
+// without effect. An unreachable claimant recorded nothing.
 func (s *memcacheStore) FlushAll(ctx context.Context, at time.Time) error {
 	if s.flush == nil {
 		return &memcache.StoreError{Code: codeFlushFailed, Msg: "flush_all is not available on this node"}
 	}
 	if err := s.flush(ctx, at); err != nil {
 		return &memcache.StoreError{Code: codeFlushFailed, Err: err,
-			Msg: "flush_all not recorded: the cluster's claimant could not be reached; nothing was flushed"}
+			Msg: "flush_all not confirmed: the cluster's claimant could not be reached or could not record it"}
 	}
 	return nil
 }

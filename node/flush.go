@@ -44,11 +44,17 @@ func (n *Node) flushService(ctx context.Context, svc string, at time.Time) error
 	return nil
 }
 
-// applyFlush runs "cluster_flush" on the claimant (this node), then spreads the resulting state. It
-// answers with the state's signed form.
+// applyFlush runs "cluster_flush" on the claimant (this node), saves the resulting state, then spreads
+// it. It answers with the state's signed form.
+//
+// NB: the state is saved before the answer: a flush is acknowledged to a client, and a claimant that
+// crashed right after (the only node, or all of them) must not come back without it.
 func (n *Node) applyFlush(ctx context.Context, params []any) (any, error) {
 	if _, err := n.applyClaimant("cluster_flush", params); err != nil {
 		return nil, err
+	}
+	if _, err := n.saveCurrentState(); err != nil {
+		return nil, fmt.Errorf("cluster: save state: %w", err)
 	}
 	s, doc := n.cl.gossip.Signed()
 	n.spreadState(ctx, s, doc)

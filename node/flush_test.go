@@ -272,3 +272,28 @@ func TestFlushAllRefusedWhenDisabled(t *testing.T) {
 		t.Fatalf("a refused flush_all set the epoch %+v", f)
 	}
 }
+
+// TestFlushAllSurvivesACrash: a flush_all answered OK is on disk: a single node killed (SIGKILL) right after
+// the answer comes back with the keys still hidden.
+func TestFlushAllSurvivesACrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("node processes")
+	}
+	for round := range 3 {
+		a, aMC := memcacheChild(t, "a", "")
+		keys := []string{"x", "y", "z"}
+		for _, k := range keys {
+			set(t, aMC, k, "v")
+		}
+		c := dial(t, aMC)
+		if got := c.do("flush_all\r\n", ""); got != "OK\r\n" {
+			t.Fatalf("flush_all: %q", got)
+		}
+		_ = a.cmd.Process.Kill()
+		<-a.exited
+		_, aMC = memcacheChild(t, "a", a.dir)
+		if h := hits(t, aMC, keys); len(h) != 0 {
+			t.Fatalf("round %d: after a crash right after flush_all, the node finds %v", round, h)
+		}
+	}
+}
