@@ -122,6 +122,21 @@ func (n *Node) flushParams(params []any) (svc string, at, now int64, err error) 
 	return string(b), at, now, nil
 }
 
+// maxFlushClockSkew is how far the flushing node's clock may be from the claimant's: an epoch from a
+// clock far ahead would hide every write made until the clocks meet.
+const maxFlushClockSkew = 5 * time.Second
+
+// checkFlushClock refuses a flush issued at flusherNow (unix ns, the flushing node's clock) when the
+// claimant's clock (claimantNow) is more than maxFlushClockSkew apart.
+func checkFlushClock(flusherNow, claimantNow int64) error {
+	d := time.Duration(flusherNow - claimantNow)
+	if d > maxFlushClockSkew || d < -maxFlushClockSkew {
+		return &rpc.Error{Code: "bad_request", Message: fmt.Sprintf(
+			"flush refused: the flushing node's clock is %v off the claimant's (at most %v); synchronise the clocks", d.Round(time.Millisecond), maxFlushClockSkew)}
+	}
+	return nil
+}
+
 // flushCutoff is service svc's cutoff now (membership.Flush.Cutoff of the current state): the greatest
 // LastMod its reads hide, 0 for none.
 func (n *Node) flushCutoff(svc string, nowNs int64) int64 {

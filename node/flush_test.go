@@ -1,8 +1,11 @@
 package node
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,7 +44,7 @@ func memcacheChild(t testing.TB, name, dir string) (*child, string) {
 
 // hits reports the keys of keys that addr finds (one get per key: each is routed on its own). A reply
 // other than a value or a miss fails the test.
-func hits(t *testing.T, addr string, keys []string) []string {
+func hits(t testing.TB, addr string, keys []string) []string {
 	t.Helper()
 	found, err := hitsErr(t, addr, keys)
 	if err != nil {
@@ -51,38 +54,71 @@ func hits(t *testing.T, addr string, keys []string) []string {
 }
 
 // hitsErr is hits, but a reply other than a value or a miss is an error (a node still catching up).
-func hitsErr(t *testing.T, addr string, keys []string) ([]string, error) {
+func hitsErr(t testing.TB, addr string, keys []string) ([]string, error) {
 	t.Helper()
-	c := dial(t, addr)
-	defer c.c.Close()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second)) // NB: beyond a node's request timeout
+	r := bufio.NewReader(c)
 	var found []string
 	for _, k := range keys {
-		switch got := c.do("get "+k+"\r\n", ""); {
-		case got == "END\r\n":
-		case strings.HasPrefix(got, "VALUE "):
-			c.do("", "END")
+		if _, err := io.WriteString(c, "get "+k+"\r\n"); err != nil {
+			return nil, err
+		}
+		line, err := r.ReadString('\n')
+		switch {
+		case err != nil:
+			return nil, err
+		case line == "END\r\n":
+		case strings.HasPrefix(line, "VALUE "):
+			for line != "END\r\n" {
+				if line, err = r.ReadString('\n'); err != nil {
+					return nil, err
+				}
+			}
 			found = append(found, k)
 		default:
-			return nil, fmt.Errorf("%s: get %s: %q", addr, k, got)
+			return nil, fmt.Errorf("%s: get %s: %q", addr, k, line)
 		}
 	}
 	return found, nil
 }
 
 // set stores key=val through addr. A SERVER_ERROR (a replica not reachable yet right after the cluster
-// formed or a node returned) is retried: the write was not acknowledged.
-func set(t *testing.T, addr, key, val string) {
+// formed or a node returned: a timeout) is retried: the write was not acknowledged.
+func set(t testing.TB, addr, key, val string) {
 	t.Helper()
-	eventually.NoError(t, 30*time.Second, "set "+key, func() error {
-		got := dial(t, addr).do(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val), "")
-		if strings.HasPrefix(got, "SERVER_ERROR") {
+	eventually.NoError(t, 60*time.Second, "set "+key, func() error {
+		got, err := firstLine(addr, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val))
+		switch {
+		case err != nil:
+			return err
+		case strings.HasPrefix(got, "SERVER_ERROR"):
 			return errors.New(got)
-		}
-		if got != "STORED\r\n" {
+		case got != "STORED":
 			t.Fatalf("set %s: %q", key, got)
 		}
 		return nil
 	})
+}
+
+// firstLine sends req on a new connection to addr and returns the first line of the reply (without CRLF).
+// It waits longer than a node's request timeout, so a request that times out in the node is answered.
+func firstLine(addr, req string) (string, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimRight(line, "\r\n"), err
 }
 
 // statOf reads one stat of `stats` on addr.
@@ -294,6 +330,19 @@ func TestFlushAllSurvivesACrash(t *testing.T) {
 		_, aMC = memcacheChild(t, "a", a.dir)
 		if h := hits(t, aMC, keys); len(h) != 0 {
 			t.Fatalf("round %d: after a crash right after flush_all, the node finds %v", round, h)
+		}
+	}
+}
+
+func TestCheckFlushClock(t *testing.T) {
+	const now = int64(1_800_000_000_000_000_000)
+	for _, tc := range []struct {
+		skew time.Duration
+		ok   bool
+	}{{0, true}, {time.Second, true}, {-time.Second, true}, {maxFlushClockSkew, true}, {-maxFlushClockSkew, true},
+		{maxFlushClockSkew + 1, false}, {-maxFlushClockSkew - 1, false}, {time.Hour, false}} {
+		if err := checkFlushClock(now+int64(tc.skew), now); (err == nil) != tc.ok {
+			t.Errorf("skew %v: %v", tc.skew, err)
 		}
 	}
 }
