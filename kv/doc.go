@@ -40,8 +40,9 @@
 // with a node (node.WithService): KV keeps storage key space 0 and the vnode supervisor name "vnode-sup", so
 // data dirs and clusters from before services work unchanged, and it is the node's default service: its
 // msgpack-RPC methods (get, put, delete, and vnode_get for operators) answer with and without the "kv."
-// prefix, and it serves the memcache face (its flush_all sets KV's flush epoch: Host.Flush). Options holds its settings as `gokai start` flags (lww,
-// max-siblings, vclock-*, delete-mode, reap-delay, object-cache-mib). Its faces map its own error (too many
+// prefix, and it serves the memcache face (its flush_all sets KV's flush epoch: Host.Flush). Options holds
+// its settings as `gokai start` flags (lww, max-siblings, vclock-*, delete-mode, reap-delay,
+// object-cache-mib). Its faces map its own error (too many
 // siblings) to a client code and everything else through service.Classify. DropRequest lets the node
 // re-home KV's misplaced keys.
 //

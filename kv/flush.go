@@ -16,12 +16,12 @@ import "time"
 //     supersedes it as it would supersede a tombstone; a blind set supersedes what its coordinating replica
 //     holds; the superseded siblings then leave storage the usual way (Sync drops them on every replica).
 //
-// Space: a hidden sibling that is never written over stays in storage (memcache flush_all in memcached
-// frees memory lazily too). No background sweep rewrites objects: a sweep that drops siblings on one
-// replica makes the replicas' objects differ until read repair or anti-entropy merges them (Sync then
-// drops the same siblings everywhere, so the exchange converges rather than ping-pongs), but it costs a
-// rewrite of every flushed key per replica; an operator who needs the space back can delete the keys
-// (their tombstones are reaped in DeleteReap mode).
+// Space: a hidden sibling stays in storage until its key is written again (a set, or an add over the miss,
+// supersedes it), as an expired one does; memcached frees flushed memory lazily too. No background sweep
+// rewrites objects: a sweep that drops hidden siblings on one replica (keeping the clock, so Sync drops
+// them from every replica it meets, and anti-entropy converges instead of ping-ponging) still costs a
+// rewrite of every flushed key on every replica, and leaves the replicas' objects different until they are
+// merged.
 
 // Flushed returns o as reads show it under a flush cutoff (unix ns; 0 hides nothing): every sibling whose
 // LastMod is at or before cutoff becomes a tombstone (no value), with its dot, its LastMod and the clock

@@ -22,7 +22,8 @@ import (
 const spreadTimeout = 2 * time.Second
 
 // flushService records a flush of service svc at at (see service.Host.Flush). It fails when the claimant
-// cannot be reached or refuses: nothing was recorded then, and the caller must say so.
+// cannot be reached or refuses (nothing was recorded then) or could not save the new state; the caller
+// must say so.
 func (n *Node) flushService(ctx context.Context, svc string, at time.Time) error {
 	params := []any{svc, at.UnixNano(), n.now().UnixNano()}
 	s := n.state()
@@ -58,8 +59,15 @@ func (n *Node) applyFlush(ctx context.Context, params []any) (any, error) {
 	}
 	s, doc := n.cl.gossip.Signed()
 	n.spreadState(ctx, s, doc)
+	if len(doc) > maxAnsweredState {
+		return true, nil // NB: a reply must decode within controlLimits; the spread and gossip carry it
+	}
 	return doc, nil
 }
+
+// maxAnsweredState bounds the state applyFlush hands back to the node that asked (the largest rings' states
+// exceed what a control reply may carry).
+const maxAnsweredState = 256 << 10
 
 // spreadState hands s (signed form doc) to every other member gossip sees alive and waits for their
 // answers, each bounded by spreadTimeout. A member that fails is logged: gossip brings it the state later.
@@ -144,7 +152,7 @@ func (n *Node) flushCutoff(svc string, nowNs int64) int64 {
 }
 
 // flushStats are every service's flush epoch: gokai_flush_epoch_<service> (unix ns, 0 = never flushed)
-// and gokai_flush_pending_<service> (a delayed flush not yet in effect everywhere, 0 = none).
+// and gokai_flush_pending_<service> (a delayed flush not yet due, unix ns, 0 = none).
 func (n *Node) flushStats() []stat {
 	if n.cl == nil || n.cl.gossip == nil {
 		return nil
