@@ -25,7 +25,7 @@ import (
 	"github.com/gokai-kv/gokai/ring"
 )
 
-// TestSecureClusterPassesClusterAndFailureTests runs cluster and failure tests with every node on
+// TestSecureClusterPassesClusterAndFailureTests runs cluster, failure and flush tests with every node on
 // certificates (mutual TLS transport, encrypted gossip, signed states, TLS client port with an operator
 // certificate).
 func TestSecureClusterPassesClusterAndFailureTests(t *testing.T) {
@@ -33,6 +33,7 @@ func TestSecureClusterPassesClusterAndFailureTests(t *testing.T) {
 	t.Run("ThreeNodes", TestClusterThreeNodes)
 	t.Run("JoinLeaveUnderLoad", TestClusterJoinLeaveUnderLoad)
 	t.Run("KillFallback", TestFailureKillFallback)
+	t.Run("FlushAll", TestClusterFlushAll)
 }
 
 // rawTransport dials a node's transport as a hostile peer would: with tlsCfg (nil: plaintext), and opens
