@@ -404,14 +404,16 @@ func (c *conn) statsDetail() {
 // flushAll asks the Store to flush now, or from the delay on (FlushAt: an exptime, relative up to 30 days,
 // else absolute). The Store records it at once either way (a delayed flush is part of the cluster state,
 // not a timer of this server).
+//
+// NB: cmd_flush counts a refused flush_all too, as memcached's text protocol does.
 func (c *conn) flushAll() {
+	c.s.stats.cmdFlush.Add(1)
 	if !c.s.cfg.FlushAllEnabled {
 		if !c.cmd.NoReply {
 			c.writeError(ReplyClientError, msgFlushDisabled)
 		}
 		return
 	}
-	c.s.stats.cmdFlush.Add(1)
 	now := c.now()
 	at := FlushAt(c.cmd.Exptime, now)
 	if err := c.s.store.FlushAll(c.s.ctx, at); err != nil {
