@@ -40,12 +40,18 @@
 // the resulting object to the others, and read repair sends the merged object. A delete is a write of a
 // tombstone; with DeleteReap a ReapRequest follows once every replica stored it.
 //
+// Flush epochs (flush.go): reads hide every sibling written at or before the service's flush cutoff
+// (Config.FlushCutoff, from the cluster state): Coordinator.Get and Put return Object.Flushed views (read
+// repair and replication work on the real objects), and the coverage folds skip keys whose every sibling is
+// hidden. Stored objects are never rewritten for a flush; writes supersede hidden siblings as usual.
+//
 // As a service (service.go, options.go, rpc.go, memcache.go): Service(Options) is what a binary registers
 // with a node (node.WithService): KV keeps storage key space 0 and the vnode supervisor name "vnode-sup", so
 // data dirs and clusters from before services work unchanged, and it is the node's default service: its
-// msgpack-RPC methods (get, put, delete, list_keys, count, and vnode_get for operators) answer with and without the "kv."
-// prefix, and it serves the memcache face. Options holds its settings as `gokai start` flags (lww,
-// max-siblings, vclock-*, delete-mode, reap-delay, object-cache-mib). Its faces map its own error (too many
+// msgpack-RPC methods (get, put, delete, list_keys, count, and vnode_get for operators) answer with and
+// without the "kv." prefix, and it serves the memcache face (its flush_all sets KV's flush epoch:
+// Host.Flush). Options holds its settings as `gokai start` flags (lww, max-siblings, vclock-*, delete-mode,
+// reap-delay, object-cache-mib). Its faces map its own error (too many
 // siblings) to a client code and everything else through service.Classify. DropRequest lets the node
 // re-home KV's misplaced keys.
 //

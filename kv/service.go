@@ -30,10 +30,13 @@ func Service(o Options) service.Service {
 			if err := cfg.Validate(); err != nil {
 				return nil, err
 			}
+			cfg.FlushCutoff = n.FlushCutoff
 			return NewVnode(cfg), nil
 		},
 		Start: func(h service.Host) (*service.Instance, error) {
-			c, err := NewCoordinator(h.Coordinators, o.Config(h.Q))
+			cfg := o.Config(h.Q)
+			cfg.FlushCutoff = h.FlushCutoff
+			c, err := NewCoordinator(h.Coordinators, cfg)
 			if err != nil {
 				return nil, err
 			}

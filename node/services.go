@@ -84,7 +84,9 @@ func (n *Node) serviceNames() []string {
 }
 
 func (n *Node) nodeInfo(rt *svcRuntime) service.NodeInfo {
-	return service.NodeInfo{Name: n.cfg.Name, Version: Version, Q: n.cfg.Q, N: n.cfg.N, Logger: rt.logger, Now: n.now}
+	name := rt.spec.Name
+	return service.NodeInfo{Name: n.cfg.Name, Version: Version, Q: n.cfg.Q, N: n.cfg.N, Logger: rt.logger, Now: n.now,
+		FlushCutoff: func(nowNs int64) int64 { return n.flushCutoff(name, nowNs) }}
 }
 
 // startVnodes starts rt's vnode supervisor with a vnode for every partition when this node is a member
@@ -179,7 +181,8 @@ func (n *Node) startCoordinators(context.Context) error {
 			continue
 		}
 		inst, err := rt.spec.Start(service.Host{NodeInfo: n.nodeInfo(rt), System: n.system, Coordinators: s,
-			Cluster: router{n, rt}, Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats})
+			Cluster: router{n, rt}, Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats,
+			Flush: func(ctx context.Context, at time.Time) error { return n.flushService(ctx, rt.spec.Name, at) }})
 		if err == nil && inst == nil {
 			err = errors.New("Start returned no instance")
 		}

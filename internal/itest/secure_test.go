@@ -25,7 +25,7 @@ import (
 	"github.com/gokai-kv/gokai/ring"
 )
 
-// TestSecureClusterPassesClusterAndFailureTests runs cluster and failure tests with every node on
+// TestSecureClusterPassesClusterAndFailureTests runs cluster, failure and flush tests with every node on
 // certificates (mutual TLS transport, encrypted gossip, signed states, TLS client port with an operator
 // certificate); ListKeys checks that coverage streams cross the mutual-TLS transport.
 func TestSecureClusterPassesClusterAndFailureTests(t *testing.T) {
@@ -35,6 +35,7 @@ func TestSecureClusterPassesClusterAndFailureTests(t *testing.T) {
 	t.Run("KillFallback", TestFailureKillFallback)
 	t.Run("Counter", TestCounterCluster)
 	t.Run("ListKeys", TestClusterListKeys)
+	t.Run("FlushAll", TestClusterFlushAll)
 }
 
 // rawTransport dials a node's transport as a hostile peer would: with tlsCfg (nil: plaintext), and opens
