@@ -125,7 +125,23 @@ func (t *partitionTransport) filterPackets() {
 
 func (t *partitionTransport) Shutdown() error {
 	close(t.done)
-	return t.NodeAwareTransport.Shutdown()
+	// NB: the inner transport's UDP reader waits for each packet it read to be taken from its channel
+	// before it sees the shutdown, and filterPackets has stopped taking them: drain until the inner
+	// Shutdown returns, or it waits for that reader for ever (a hang at cleanup, seen 3 runs in 60).
+	stop := make(chan struct{})
+	go func() {
+		in := t.NodeAwareTransport.PacketCh()
+		for {
+			select {
+			case <-in:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	err := t.NodeAwareTransport.Shutdown()
+	close(stop)
+	return err
 }
 
 // partitionedCluster starts a 3-node cluster on a partitionNet, with memberlist forgetting the dead after
