@@ -162,6 +162,9 @@ func (o *getOp) Replicate(key []byte, tag uint32, obj *Object) any { return repl
 // Reap is never called for reads.
 func (o *getOp) Reap([]byte, *Object) any { return nil }
 
+// OpName names reads for the coordinators' Observer (metrics).
+func (o *getOp) OpName() string { return "get" }
+
 // putOp is a write's (or delete's) commands.
 type putOp struct {
 	req PutRequest // the client's write, for the coordinating vnode (Coordinate set; Tag per send)
@@ -177,6 +180,15 @@ func (o *putOp) Command(_ []byte, tag uint32) any {
 
 // Replicate sends the coordinating vnode's object to replica tag (or a fallback), which merges it with Sync.
 func (o *putOp) Replicate(key []byte, tag uint32, obj *Object) any { return replicate(key, tag, obj) }
+
+// OpName names writes for the coordinators' Observer (metrics): a tombstone's is "delete". It reads only
+// what was set before the request started.
+func (o *putOp) OpName() string {
+	if o.req.Meta.Deleted {
+		return "delete"
+	}
+	return "put"
+}
 
 // Reap asks a replica to drop the tombstone if it is still what obj's clock describes (DeleteReap).
 func (o *putOp) Reap(key []byte, obj *Object) any {
