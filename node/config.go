@@ -77,6 +77,12 @@ type Config struct {
 
 	DebugListen string // net/http/pprof on this host:port; default "" (off). Loopback only, by hand.
 
+	// HTTPListen is the operators' HTTP listener: /metrics (Prometheus), /healthz, /readyz and the status
+	// page (docs/metrics.md). Over TLS with certs-dir, where everything but the health checks needs an
+	// operator's (or a node's) certificate. Default "127.0.0.1:11080"; "" disables it and the request
+	// metrics with it.
+	HTTPListen string
+
 	CertsDir    string // certificates (gokai certs): mutual TLS between nodes, encrypted gossip; default "" (none)
 	Insecure    bool   // allow listeners off loopback without certs-dir (a trusted network); default false
 	RPCTLS      bool   // serve msgpack-RPC over TLS (needs certs-dir); default false
@@ -96,6 +102,7 @@ func Default() Config {
 		MemcacheListen:  "127.0.0.1:11211", MemcacheProtocol: "auto", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20, MemcacheReadTimeout: 30 * time.Second,
 		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024, RPCReadTimeout: 30 * time.Second, RPCMaxConnMiB: 64,
 		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
+		HTTPListen:          "127.0.0.1:11080",
 		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 2 * time.Second, FailureProbe: 500 * time.Millisecond,
 		LogLevel: "info",
 	}
@@ -209,6 +216,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FailureSuspicion, "failure-suspicion", c.FailureSuspicion, "treat a node whose replica failed or did not answer a request as down at least this long, then until it answers a ping (0 = off)")
 	fs.DurationVar(&c.FailureProbe, "failure-probe-interval", c.FailureProbe, "ping a suspected node this often")
 	fs.IntVar(&c.HandoffConcurrency, "handoff-concurrency", c.HandoffConcurrency, "ownership transfers at once")
+	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "HTTP listener for /metrics, /healthz, /readyz and the status page (\"\" disables it and request metrics)")
 	fs.StringVar(&c.DebugListen, "debug-listen", c.DebugListen, "serve net/http/pprof on this address (\"\" = off)")
 	fs.StringVar(&c.CertsDir, "certs-dir", c.CertsDir, "certificates directory (gokai certs): mutual TLS between nodes, encrypted gossip")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow listeners off loopback without certs-dir (a network you trust)")

@@ -16,6 +16,10 @@
 // also re-homes keys whose preference list no longer names the partition holding them, for every service
 // that says how to drop a key (rehome.go, on its own goroutine, one pass at a time).
 //
+// The HTTP listener (http.go) serves health checks, Prometheus metrics (metrics.go: a registry per node;
+// the request series are fed by the coordinators' Observer and the vnodes' Observe hook, the rest is read at
+// scrape time) and the status page; docs/metrics.md lists every series.
+//
 // It does not own: any service (kv and the others are given to it; it imports none), what a service is
 // (service), the ring algorithm (ring), the cluster state (membership), storage formats (storage, the
 // services), the request FSMs (coordinator), transfers (handoff), wire protocols (protocol/...).

@@ -105,7 +105,7 @@ func (n *Node) startVnodes(rt *svcRuntime) error {
 		Name: rt.sup, Node: n.cfg.Name, Partitions: parts, Factory: factory,
 		Store: storage.KeySpace{Backend: n.backend, Space: rt.spec.ID}, Logger: rt.logger, Now: n.now,
 		MaxRestarts: n.cfg.VnodeMaxRestarts, RestartWindow: n.cfg.VnodeRestartWin, OnEscalate: n.tree.Escalate,
-		Dispatcher: n.vnodeDispatcher(),
+		Dispatcher: n.vnodeDispatcher(), Observe: n.vnodeObserver(rt.spec.Name),
 	})
 	if err != nil {
 		return fmt.Errorf("service %s: %w", rt.spec.Name, err)
@@ -163,6 +163,7 @@ func (n *Node) startCoordinators(context.Context) error {
 	for _, rt := range n.svcs {
 		cc := n.cfg.coordinatorConfig()
 		cc.Logger, cc.Now, cc.Dispatcher = rt.logger, n.now, n.disp
+		cc.Observer = n.coordinatorObserver(rt.spec.Name)
 		s, err := coordinator.Start(n.system, cc, router{n, rt})
 		if err != nil {
 			return errors.Join(fmt.Errorf("service %s: %w", rt.spec.Name, err), n.stopCoordinators(context.Background()))

@@ -128,7 +128,7 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	logger.Info("gokai ready", "memcache", n.MemcacheAddr(), "rpc", n.RPCAddr(), "transport", n.TransportAddr())
+	logger.Info("gokai ready", "memcache", n.MemcacheAddr(), "rpc", n.RPCAddr(), "transport", n.TransportAddr(), "http", n.HTTPAddr())
 	var runErr error
 	select {
 	case <-ctx.Done():

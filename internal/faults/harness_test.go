@@ -250,7 +250,7 @@ func (h *harness) launch(n *fnode) {
 	h.t.Helper()
 	args := append([]string{"start", "-name", n.name, "-data-dir", n.dataDir, "-memcache-listen", n.mcAddr(),
 		"-rpc-listen", n.rpcAddr(), "-gossip-listen", n.ip + ":" + gossipPort, "-transport-listen", n.transportAddr(),
-		"-certs-dir", n.certs, "-rpc-tls"}, nodeFlags...)
+		"-certs-dir", n.certs, "-rpc-tls", "-http-listen", "127.0.0.1:0"}, nodeFlags...)
 	cmd := h.topo.NodeCommand(n.idx, gokaiBinary(h.t), args...) // its pid is gokai's
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

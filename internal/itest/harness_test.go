@@ -76,7 +76,7 @@ func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	args := append([]string{"start", "-data-dir", dataDir, "-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-log-level", "info"}, extra...)
+	args := append([]string{"start", "-data-dir", dataDir, "-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-http-listen", "127.0.0.1:0", "-log-level", "info"}, extra...)
 	p := &proc{t: t, dataDir: dataDir, args: args, exited: make(chan struct{})}
 	p.cmd = exec.Command(gokaiBinary(t), args...)
 	stderr, err := p.cmd.StderrPipe()
