@@ -61,13 +61,18 @@ type proc struct {
 	args    []string
 	mcAddr  string
 	rpcAddr string
-	logMu   sync.Mutex
+	// httpAddr is the HTTP listener's (metrics, health, status page).
+	httpAddr string
+	logMu    sync.Mutex
 	log     bytes.Buffer
 	exited  chan struct{}
 	exitErr error
 }
 
-var readyRE = regexp.MustCompile(`msg="gokai ready" memcache=(\S+) rpc=(\S*)`)
+var (
+	readyRE     = regexp.MustCompile(`msg="gokai ready" memcache=(\S+) rpc=(\S*)`)
+	httpReadyRE = regexp.MustCompile(`msg="gokai ready" .* http=(\S+)`)
+)
 
 // startNode runs `gokai start` on a data dir (a new temp dir if dataDir is "") with loopback port 0 and
 // extra flags, and waits until it is ready.
@@ -97,7 +102,7 @@ func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 			p.log.WriteString(line + "\n")
 			p.logMu.Unlock()
 			if m := readyRE.FindStringSubmatch(line); m != nil {
-				ready <- m
+				ready <- append(m[:3:3], line)
 			}
 		}
 	}()
@@ -119,6 +124,9 @@ func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 	select {
 	case m := <-ready:
 		p.mcAddr, p.rpcAddr = m[1], m[2]
+		if h := httpReadyRE.FindStringSubmatch(m[3]); h != nil {
+			p.httpAddr = h[1]
+		}
 	case <-p.exited:
 		t.Fatalf("gokai exited before ready: %v\n%s", p.exitErr, p.logText())
 	case <-time.After(30 * time.Second):
