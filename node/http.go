@@ -27,6 +27,7 @@ import (
 //	/healthz   200 "ok" while the process serves HTTP at all (liveness)
 //	/readyz    200 "ready", or 503 with the reason: starting, stopping, storage not writable
 //	/metrics   Prometheus text format (docs/metrics.md)
+//	/          the status page (status.go)
 //
 // With certs-dir the listener speaks TLS with the node certificate, and every path but the two health
 // checks needs a client certificate the cluster CA signed (an operator's or a node's), as the operator
@@ -43,6 +44,7 @@ type web struct {
 	started, stopping atomic.Bool
 
 	metrics *nodeMetrics
+	samples samples // the status page's chart
 
 	// probe caches the data dir writability probe (probeEvery).
 	probeMu   sync.Mutex
@@ -81,6 +83,7 @@ func (n *Node) startHTTP(context.Context) error {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", n.serveReady)
+	n.statusRoutes(mux)
 	mux.Handle("GET /metrics", n.operatorOnly(promhttp.HandlerFor(n.web.metrics.reg, promhttp.HandlerOpts{
 		ErrorLog: slogPrinter{n}, ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: 4,
 		Timeout: 10 * time.Second})))
@@ -92,8 +95,10 @@ func (n *Node) startHTTP(context.Context) error {
 	return nil
 }
 
-// runHTTP serves until the listener is closed by stopHTTP.
+// runHTTP serves until the listener is closed by stopHTTP; the first run also starts the status page's
+// sampler (it ends with ctx).
 func (n *Node) runHTTP(ctx context.Context) error {
+	n.web.samples.once.Do(func() { go n.sampleLoop(ctx) })
 	return serveLoop(ctx, "http", &n.web.ln, n.httpTLS, func(l net.Listener) error {
 		err := n.web.srv.Serve(l)
 		if errors.Is(err, http.ErrServerClosed) {

@@ -56,8 +56,8 @@ func scrape(t *testing.T, c *http.Client, base string) map[string]*dto.MetricFam
 	return mfs
 }
 
-// sample finds the metric of family name whose labels include want; nil if none.
-func sample(mfs map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
+// findMetric finds the metric of family name whose labels include want; nil if none.
+func findMetric(mfs map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
 	mf := mfs[name]
 	if mf == nil {
 		return nil
@@ -113,7 +113,7 @@ func TestReadyzWhileStartingAndHealthzThroughout(t *testing.T) {
 	if code, body := httpGet(t, c, base+"/readyz"); code != 503 || body != "starting\n" {
 		t.Fatalf("/readyz while starting: %d %q", code, body)
 	}
-	if m := sample(scrape(t, c, base), "gokai_ready", nil); m == nil || m.GetGauge().GetValue() != 0 {
+	if m := findMetric(scrape(t, c, base), "gokai_ready", nil); m == nil || m.GetGauge().GetValue() != 0 {
 		t.Fatalf("gokai_ready while starting: %v", m)
 	}
 	close(gate)
@@ -123,7 +123,7 @@ func TestReadyzWhileStartingAndHealthzThroughout(t *testing.T) {
 	if code, body := httpGet(t, c, base+"/readyz"); code != 200 || body != "ready\n" {
 		t.Fatalf("/readyz after start: %d %q", code, body)
 	}
-	if m := sample(scrape(t, c, base), "gokai_ready", nil); m == nil || m.GetGauge().GetValue() != 1 {
+	if m := findMetric(scrape(t, c, base), "gokai_ready", nil); m == nil || m.GetGauge().GetValue() != 1 {
 		t.Fatalf("gokai_ready after start: %v", m)
 	}
 }
@@ -219,7 +219,7 @@ func TestMetricsCountRequests(t *testing.T) {
 		mfs = scrape(t, c, base)
 		// NB: memcache's delete reads the key first (to answer NOT_FOUND): one more read.
 		for cmd, want := range map[string]uint64{"GetRequest": 3 * (gets + 1), "PutRequest": 3 * (sets + 1)} {
-			m := sample(mfs, "gokai_vnode_command_duration_seconds", map[string]string{"service": "kv", "command": cmd})
+			m := findMetric(mfs, "gokai_vnode_command_duration_seconds", map[string]string{"service": "kv", "command": cmd})
 			if m == nil || m.GetHistogram().GetSampleCount() != want {
 				return fmt.Errorf("vnode %s: %v, want %d", cmd, m, want)
 			}
@@ -227,24 +227,24 @@ func TestMetricsCountRequests(t *testing.T) {
 		return nil
 	})
 	for op, want := range map[string]float64{"put": sets, "get": gets + 1, "delete": 1} {
-		m := sample(mfs, "gokai_coordinator_requests_total", map[string]string{"service": "kv", "op": op, "result": "ok"})
+		m := findMetric(mfs, "gokai_coordinator_requests_total", map[string]string{"service": "kv", "op": op, "result": "ok"})
 		if m == nil || m.GetCounter().GetValue() != want {
 			t.Errorf("requests %s ok: %v, want %v", op, m, want)
 		}
-		h := sample(mfs, "gokai_coordinator_request_duration_seconds", map[string]string{"service": "kv", "op": op})
+		h := findMetric(mfs, "gokai_coordinator_request_duration_seconds", map[string]string{"service": "kv", "op": op})
 		if h == nil || h.GetHistogram().GetSampleCount() != uint64(want) {
 			t.Errorf("latency %s: %v, want %v samples", op, h, want)
 		}
 	}
 	for name, want := range map[string]float64{"gokai_ring_partitions": 16, "gokai_ring_owned_partitions": 16, "gokai_ready": 1} {
-		if m := sample(mfs, name, nil); m == nil || m.GetGauge().GetValue() != want {
+		if m := findMetric(mfs, name, nil); m == nil || m.GetGauge().GetValue() != want {
 			t.Errorf("%s: %v, want %v", name, m, want)
 		}
 	}
-	if m := sample(mfs, "gokai_cluster_members", map[string]string{"state": "up"}); m == nil || m.GetGauge().GetValue() != 1 {
+	if m := findMetric(mfs, "gokai_cluster_members", map[string]string{"state": "up"}); m == nil || m.GetGauge().GetValue() != 1 {
 		t.Errorf("members up: %v", m)
 	}
-	if m := sample(mfs, "gokai_vnodes", map[string]string{"service": "kv"}); m == nil || m.GetGauge().GetValue() != 16 {
+	if m := findMetric(mfs, "gokai_vnodes", map[string]string{"service": "kv"}); m == nil || m.GetGauge().GetValue() != 16 {
 		t.Errorf("vnodes: %v", m)
 	}
 	for _, name := range []string{"gokai_leveldb_io_bytes_total", "gokai_leveldb_compactions_total", "gokai_storage_disk_full",
@@ -295,7 +295,7 @@ func TestHTTPOverTLSNeedsAnOperatorForAllButHealth(t *testing.T) {
 	if code, body := httpGet(t, anon, base+"/metrics"); code != http.StatusForbidden {
 		t.Fatalf("/metrics without a certificate: %d %s", code, body)
 	}
-	if m := sample(scrape(t, admin, base), "gokai_ready", nil); m == nil || m.GetGauge().GetValue() != 1 {
+	if m := findMetric(scrape(t, admin, base), "gokai_ready", nil); m == nil || m.GetGauge().GetValue() != 1 {
 		t.Fatalf("/metrics as the operator: gokai_ready %v", m)
 	}
 	// Plain HTTP to the TLS port gets nothing useful.

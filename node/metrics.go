@@ -42,6 +42,9 @@ type nodeMetrics struct {
 	coordRequests *prometheus.CounterVec   // service, op, result
 	coordLatency  *prometheus.HistogramVec // service, op
 	vnodeCommands *prometheus.HistogramVec // service, command
+
+	obsMu     sync.Mutex
+	observers []*coordObserver // every service's, for the status page's chart. REQUIRES: obsMu held
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
@@ -149,6 +152,9 @@ func (m *nodeMetrics) coordinatorObserver(svc string) *coordObserver {
 	o := &coordObserver{m: m, svc: svc}
 	empty := map[string]*opSeries{}
 	o.ops.Store(&empty)
+	m.obsMu.Lock()
+	m.observers = append(m.observers, o)
+	m.obsMu.Unlock()
 	return o
 }
 
