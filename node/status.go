@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gokai-kv/gokai/handoff"
 	"github.com/gokai-kv/gokai/ring"

@@ -61,12 +61,13 @@ type proc struct {
 	args    []string
 	mcAddr  string
 	rpcAddr string
-	// httpAddr is the HTTP listener's (metrics, health, status page).
-	httpAddr string
-	logMu    sync.Mutex
+	logMu   sync.Mutex
 	log     bytes.Buffer
 	exited  chan struct{}
 	exitErr error
+
+	// httpAddr is the HTTP listener's (metrics, health, status page).
+	httpAddr string
 }
 
 var (
