@@ -83,6 +83,18 @@ type Config struct {
 	// metrics with it.
 	HTTPListen string
 
+	// Advertise addresses: where other nodes and clients reach this node, when that is not where it binds
+	// (a listener on 0.0.0.0 or ::, or a node behind NAT). AdvertiseHost replaces the host of every
+	// listener bound to an unspecified address (the port stays the bound one, which must then be fixed);
+	// the per-port host:port settings override it, port included (NAT). Gossip carries the msgpack-RPC and
+	// memcache ones to clients and `gokai cluster status`; the gossip and transport ones are how peers
+	// reach this node. Default "" each: the bound addresses.
+	AdvertiseHost      string
+	GossipAdvertise    string
+	TransportAdvertise string
+	RPCAdvertise       string
+	MemcacheAdvertise  string
+
 	CertsDir    string // certificates (gokai certs): mutual TLS between nodes, encrypted gossip; default "" (none)
 	Insecure    bool   // allow listeners off loopback without certs-dir (a trusted network); default false
 	RPCTLS      bool   // serve msgpack-RPC over TLS (needs certs-dir); default false
@@ -155,6 +167,9 @@ func (c Config) Validate() error {
 	if err := c.checkBinds(); err != nil {
 		return err
 	}
+	if err := c.checkAdvertise(); err != nil {
+		return err
+	}
 	if (c.RPCTLS || c.MemcacheTLS) && c.CertsDir == "" {
 		return errors.New("config: rpc-tls and memcache-tls need certs-dir")
 	}
@@ -217,6 +232,11 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FailureProbe, "failure-probe-interval", c.FailureProbe, "ping a suspected node this often")
 	fs.IntVar(&c.HandoffConcurrency, "handoff-concurrency", c.HandoffConcurrency, "ownership transfers at once")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "HTTP listener for /metrics, /healthz, /readyz and the status page (\"\" disables it and request metrics)")
+	fs.StringVar(&c.AdvertiseHost, "advertise-host", c.AdvertiseHost, "host other nodes and clients reach this node at, for listeners bound to 0.0.0.0 or :: (\"\" = the bound addresses)")
+	fs.StringVar(&c.GossipAdvertise, "gossip-advertise", c.GossipAdvertise, "IP:port peers reach gossip at (NAT; overrides advertise-host)")
+	fs.StringVar(&c.TransportAdvertise, "transport-advertise", c.TransportAdvertise, "host:port peers reach the transport at (NAT; overrides advertise-host)")
+	fs.StringVar(&c.RPCAdvertise, "rpc-advertise", c.RPCAdvertise, "host:port clients reach msgpack-RPC at (NAT; overrides advertise-host)")
+	fs.StringVar(&c.MemcacheAdvertise, "memcache-advertise", c.MemcacheAdvertise, "host:port clients reach memcache at (NAT; overrides advertise-host)")
 	fs.StringVar(&c.DebugListen, "debug-listen", c.DebugListen, "serve net/http/pprof on this address (\"\" = off)")
 	fs.StringVar(&c.CertsDir, "certs-dir", c.CertsDir, "certificates directory (gokai certs): mutual TLS between nodes, encrypted gossip")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow listeners off loopback without certs-dir (a network you trust)")
