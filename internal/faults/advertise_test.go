@@ -93,7 +93,9 @@ func TestNodesBoundToEveryInterfaceAdvertiseTheirAddress(t *testing.T) {
 		}
 
 		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			DialContext:     func(ctx context.Context, network, addr string) (net.Conn, error) { return h.topo.Dial(ctx, network, addr) },
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return h.topo.Dial(ctx, network, addr)
+			},
 			TLSClientConfig: h.tls}}
 		var body string
 		eventually.NoError(t, 10*time.Second, n.short+" /readyz answers 200", func() error {
