@@ -19,6 +19,8 @@ type Coordinator struct {
 	proto coordinator.Protocol[*Object]
 
 	gets, puts, deletes, siblings atomic.Int64
+
+	metrics *kvMetrics // nil: no Prometheus series (Start sets it once, before any request)
 }
 
 // Stats are KV's request counters and the coordinators' own (coordinator.Stats: repairs, timeouts, ...).
@@ -61,8 +63,15 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, opts coordinator.Read
 		return nil, err
 	}
 	c.gets.Add(1)
-	if err == nil && o != nil && o.LiveCount(c.svc.Config().Now().Unix()) > 1 {
-		c.siblings.Add(1)
+	if err == nil && o != nil {
+		live := o.LiveCount(c.svc.Config().Now().Unix())
+		if live > 1 {
+			c.siblings.Add(1)
+		}
+		if m := c.metrics; m != nil && live > 0 {
+			m.readSiblings.Observe(float64(live))
+			m.getBytes.Observe(float64(o.Size()))
+		}
 	}
 	return o, err
 }
@@ -91,7 +100,11 @@ func (c *Coordinator) Delete(ctx context.Context, key []byte, vctx VClock, blind
 func (c *Coordinator) write(ctx context.Context, key, value []byte, meta Meta, vctx VClock, blind bool, opts coordinator.WriteOptions) (*Object, error) {
 	meta.LastMod = c.svc.Config().Now().UnixNano()
 	op := putOp{req: PutRequest{V: 1, Key: key, Coordinate: true, Context: vctx, Blind: blind, Value: value, Meta: meta}}
-	return coordinator.Write(ctx, c.svc, c.proto, key, opts, op)
+	o, err := coordinator.Write(ctx, c.svc, c.proto, key, opts, op)
+	if m := c.metrics; m != nil && err == nil && o != nil && !meta.Deleted {
+		m.putBytes.Observe(float64(o.Size()))
+	}
+	return o, err
 }
 
 // protocol is KV's coordinator.Protocol: objects merge with Sync, replies are GetReply and PutReply.

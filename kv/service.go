@@ -36,6 +36,11 @@ func Service(o Options) service.Service {
 			if err != nil {
 				return nil, err
 			}
+			if h.Metrics != nil {
+				if c.metrics, err = newKVMetrics(h.Metrics); err != nil {
+					return nil, err
+				}
+			}
 			faces := rpcFaces{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout}
 			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: c.serviceStats}, nil
 		},

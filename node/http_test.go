@@ -236,6 +236,14 @@ func TestMetricsCountRequests(t *testing.T) {
 			t.Errorf("latency %s: %v, want %v samples", op, h, want)
 		}
 	}
+	// KV's own series: every read found its key with one sibling; every set left an object.
+	if m := findMetric(mfs, "gokai_kv_read_siblings", nil); m == nil || m.GetHistogram().GetSampleCount() != gets+1 ||
+		m.GetHistogram().GetSampleSum() != gets+1 {
+		t.Errorf("read siblings: %v, want %d reads of one sibling", m, gets+1)
+	}
+	if m := findMetric(mfs, "gokai_kv_object_size_bytes", map[string]string{"op": "put"}); m == nil || m.GetHistogram().GetSampleCount() != sets {
+		t.Errorf("put object sizes: %v, want %d", m, sets)
+	}
 	for name, want := range map[string]float64{"gokai_ring_partitions": 16, "gokai_ring_owned_partitions": 16, "gokai_ready": 1} {
 		if m := findMetric(mfs, name, nil); m == nil || m.GetGauge().GetValue() != want {
 			t.Errorf("%s: %v, want %v", name, m, want)

@@ -173,7 +173,7 @@ func (n *Node) startCoordinators(context.Context) error {
 			continue
 		}
 		inst, err := rt.spec.Start(service.Host{NodeInfo: n.nodeInfo(rt), System: n.system, Coordinators: s,
-			Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats})
+			Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats, Metrics: n.MetricsRegistry()})
 		if err == nil && inst == nil {
 			err = errors.New("Start returned no instance")
 		}

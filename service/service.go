@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
@@ -92,6 +93,9 @@ type Host struct {
 	// Stats returns the node's stats, every service's included (for a face that shows them, such as
 	// memcache's `stats`). Call it only while serving requests, not from Start.
 	Stats func() []Stat
+	// Metrics is where the service registers its own Prometheus collectors, once, from Start (names
+	// "gokai_<service>_...", docs/metrics.md); nil when the node serves no metrics (http-listen "").
+	Metrics prometheus.Registerer
 }
 
 // Instance is a started service: what the node serves for it.
