@@ -159,6 +159,18 @@ func (n *Node) startCluster(ctx context.Context) error {
 	}
 	n.cl.gossip = g
 	n.refreshLive()
+	// Log lines that name a member's transport address name the member too (logging.go). NB: reads only
+	// the cluster state (an atomic load): the handler may run under any lock of any part.
+	self := n.self()
+	peerOf := func(addr string) string {
+		for _, m := range g.State().Members {
+			if m.TransportAddr == addr && m.Name != self {
+				return string(m.Name)
+			}
+		}
+		return ""
+	}
+	n.logs.peerOf.Store(&peerOf)
 	n.cl.fd = newFailureDetector(n.cfg.FailureSuspicion, n.cfg.FailureProbe, n.pingPeer, g.Alive,
 		func(x ring.NodeID) bool { _, ok := n.state().Member(x); return ok }, n.now, n.logger)
 	if err := n.startControl(ctx); err != nil {

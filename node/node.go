@@ -66,6 +66,8 @@ type Node struct {
 	mem *netserve.Budget
 
 	web *web // the HTTP listener and metrics (http.go, metrics.go); nil when HTTPListen is ""
+
+	logs *logState // the log handler's rate limits and peer names (logging.go)
 }
 
 // New prepares a node running the services opts register (WithService; at least one); Start brings it up.
@@ -84,7 +86,8 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time, opts ...Option) 
 	if now == nil {
 		now = time.Now
 	}
-	n := &Node{cfg: cfg, logger: logger.With("node", cfg.Name), now: now}
+	lh := newLogHandler(logger.Handler())
+	n := &Node{cfg: cfg, logger: slog.New(lh).With("node", cfg.Name), now: now, logs: lh.st}
 	if err := n.setupServices(o.services); err != nil {
 		return nil, err
 	}
