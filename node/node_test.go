@@ -69,7 +69,7 @@ func startTestNodeWith(t *testing.T, mod func(*Config), now func() time.Time, op
 }
 
 // kvCoord is KV's get, put and delete on n's KV coordinators.
-func kvCoord(t *testing.T, n *Node) *kv.Coordinator {
+func kvCoord(t testing.TB, n *Node) *kv.Coordinator {
 	t.Helper()
 	c, err := kv.NewCoordinator(n.Coordinators(kv.ServiceName), kv.DefaultOptions().Config(n.cfg.Q))
 	if err != nil {
