@@ -59,3 +59,24 @@ func BenchmarkLocalGetMetrics(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkObservers measures the request metrics' observers alone: the coordinator's per request, a
+// vnode's per command (allocations must stay 0).
+func BenchmarkObservers(b *testing.B) {
+	m := newNodeMetrics(&Node{})
+	b.Run("coordinator", func(b *testing.B) {
+		o := m.coordinatorObserver("kv")
+		b.ReportAllocs()
+		for b.Loop() {
+			o.Done("get", time.Millisecond, nil)
+		}
+	})
+	b.Run("vnode", func(b *testing.B) {
+		f := m.vnodeObserve("kv")
+		cmd := &kv.GetRequest{}
+		b.ReportAllocs()
+		for b.Loop() {
+			f(cmd, time.Millisecond)
+		}
+	})
+}
