@@ -1,5 +1,5 @@
 // Package node assembles one gokai node: its configuration (flags and config file), its supervision tree
-// (storage → cluster → each service's vnode supervisor → handoff → coordinators → listeners) and the
+// (bind → http → storage → cluster → each service's vnode supervisor → handoff → coordinators → listeners) and the
 // services it is given (WithService; cmd/gokai gives it KV). cmd/gokai is a thin shell over it; integration
 // tests start real nodes through it or through the gokai binary.
 //

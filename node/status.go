@@ -214,14 +214,21 @@ func ringCells(r *ring.Ring, n int, up func(ring.NodeID) bool, moving map[int]st
 	return cells
 }
 
+// ringArcsMax bounds the arcs of the ring picture: a larger ring is drawn one arc per run of partitions
+// (the run's first partition's owner; marked down or moving if any partition of the run is), so the page
+// stays small at Q=65536.
+const ringArcsMax = 1024
+
 // ringSVG draws the ring: one arc per partition, clockwise from the top, coloured by owner; a down owner's
-// arc is hatched with its fallback's colour on the inner band; a partition in transfer has a dark outer mark.
+// arc is faded with its fallback's colour on the inner band; a partition in transfer has a dark outer mark.
 // Every arc has a title (hover) naming partition, owner and fallback.
 func ringSVG(cells []ringCell, colors map[ring.NodeID]string) string {
 	const size, cx, cy, rOut, rIn, rFall = 320.0, 160.0, 160.0, 150.0, 105.0, 80.0
+	total := len(cells)
+	cells, run := downsample(cells)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="ring" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img" aria-label="ring of %d partitions">`,
-		size, size, size, size, len(cells))
+		size, size, size, size, total)
 	q := float64(len(cells))
 	color := func(n ring.NodeID) string {
 		if c, ok := colors[n]; ok {
@@ -229,10 +236,13 @@ func ringSVG(cells []ringCell, colors map[ring.NodeID]string) string {
 		}
 		return "#999999"
 	}
-	for _, c := range cells {
-		a0 := 2 * math.Pi * float64(c.Partition) / q
-		a1 := 2 * math.Pi * float64(c.Partition+1) / q
+	for i, c := range cells {
+		a0 := 2 * math.Pi * float64(i) / q
+		a1 := 2 * math.Pi * float64(i+1) / q
 		title := fmt.Sprintf("partition %d: %s", c.Partition, c.Owner)
+		if run > 1 {
+			title = fmt.Sprintf("partitions %d-%d: %s (first)", c.Partition, c.Partition+run-1, c.Owner)
+		}
 		class := "arc"
 		if !c.OwnerUp {
 			class += " down"
@@ -255,8 +265,31 @@ func ringSVG(cells []ringCell, colors map[ring.NodeID]string) string {
 			fmt.Fprintf(&b, `<path class="transfer-mark" d="%s"/>`, arcPath(cx, cy, rOut+2, rOut+8, a0, a1))
 		}
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" class="ring-label">Q=%d</text></svg>`, cx, cy+5, len(cells))
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" class="ring-label">Q=%d</text></svg>`, cx, cy+5, total)
 	return b.String()
+}
+
+// downsample keeps one cell per run of len(cells)/ringArcsMax partitions (a power of two: Q is), down or
+// moving when any of its run is; run is 1 for rings of at most ringArcsMax partitions.
+func downsample(cells []ringCell) ([]ringCell, int) {
+	if len(cells) <= ringArcsMax {
+		return cells, 1
+	}
+	run := len(cells) / ringArcsMax
+	out := make([]ringCell, 0, ringArcsMax)
+	for i := 0; i < len(cells); i += run {
+		c := cells[i]
+		for _, o := range cells[i+1 : i+run] {
+			if !o.OwnerUp && c.OwnerUp {
+				c.OwnerUp, c.Fallback = false, o.Fallback
+			}
+			if o.Moving != "" && c.Moving == "" {
+				c.Moving = o.Moving
+			}
+		}
+		out = append(out, c)
+	}
+	return out, run
 }
 
 // arcPath is an annular sector between radii r0 < r1 and angles a0 < a1 (0 = top, clockwise).

@@ -82,3 +82,23 @@ func TestRingCellsShowFallbacks(t *testing.T) {
 		t.Fatal("the partition in transfer is not marked")
 	}
 }
+
+// TestRingPictureOfALargeRing: at Q=65536 the picture has ringArcsMax arcs, and a partition in transfer
+// inside a run still marks it.
+func TestRingPictureOfALargeRing(t *testing.T) {
+	r, err := ring.New(1<<16, 3, []ring.NodeID{"a", "b", "c", "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells := ringCells(r, 3, func(ring.NodeID) bool { return true }, map[int]string{70: "a → b"})
+	svg := ringSVG(cells, nil)
+	if got := strings.Count(svg, `class="arc`); got != ringArcsMax {
+		t.Fatalf("%d arcs, want %d", got, ringArcsMax)
+	}
+	if got := strings.Count(svg, `class="transfer-mark"`); got != 1 {
+		t.Fatalf("%d transfer marks, want 1", got)
+	}
+	if len(svg) > 512<<10 {
+		t.Fatalf("the picture is %d bytes", len(svg))
+	}
+}
