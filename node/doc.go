@@ -1,7 +1,7 @@
 // Package node assembles one gokai node: its configuration (flags and config file), its supervision tree
-// (bind → http → storage → cluster → each service's vnode supervisor → handoff → coordinators → listeners) and the
-// services it is given (WithService; cmd/gokai gives it KV). cmd/gokai is a thin shell over it; integration
-// tests start real nodes through it or through the gokai binary.
+// (bind → http → storage → cluster → each service's vnode supervisor → handoff → coordinators →
+// listeners) and the services it is given (WithService; cmd/gokai gives it KV). cmd/gokai is a thin shell
+// over it; integration tests start real nodes through it or through the gokai binary.
 //
 // Services (services.go): each service (package service) gets its own vnode supervisor (actor name
 // "vnode-sup-<name>", "vnode-sup" for key space 0), its vnodes in its own storage key space, its own
