@@ -131,21 +131,25 @@ func (n *Node) httpTLS(ln net.Listener) net.Listener {
 // listener (loopback unless -insecure).
 func (n *Node) operatorOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.pki != nil {
-			var chains = r.TLS
-			if chains == nil {
-				http.Error(w, "forbidden: a client certificate of the cluster CA is required", http.StatusForbidden)
-				return
-			}
-			_, errC := pki.PeerIdentity(chains.VerifiedChains, pki.KindClient)
-			_, errN := pki.PeerIdentity(chains.VerifiedChains, pki.KindNode)
-			if errC != nil && errN != nil {
-				http.Error(w, "forbidden: a client certificate of the cluster CA is required", http.StatusForbidden)
-				return
-			}
+		if n.pki != nil && !isOperatorTLS(r.TLS) {
+			http.Error(w, "forbidden: a client certificate of the cluster CA is required", http.StatusForbidden)
+			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// isOperatorTLS reports whether a TLS connection's client proved an operator's or a node's certificate of
+// the cluster CA.
+func isOperatorTLS(cs *tls.ConnectionState) bool {
+	if cs == nil {
+		return false
+	}
+	if _, err := pki.PeerIdentity(cs.VerifiedChains, pki.KindClient); err == nil {
+		return true
+	}
+	_, err := pki.PeerIdentity(cs.VerifiedChains, pki.KindNode)
+	return err == nil
 }
 
 // serveReady answers /readyz.
