@@ -315,3 +315,32 @@ func TestHTTPOverTLSNeedsAnOperatorForAllButHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAreDocumented: every gokai_ series a node serves is in docs/metrics.md (names are part of
+// the interface operators build dashboards on).
+func TestMetricsAreDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startTestNode(t, nil)
+	mc := dial(t, n.MemcacheAddr())
+	if got := mc.do("set d 0 0 1\r\nx\r\nget d\r\n", "END"); !strings.Contains(got, "VALUE d") {
+		t.Fatalf("set and get: %q", got)
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	mfs := scrape(t, c, "http://"+n.HTTPAddr())
+	seen := 0
+	for name := range mfs {
+		if !strings.HasPrefix(name, "gokai_") {
+			continue
+		}
+		seen++
+		if !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("%s is not in docs/metrics.md", name)
+		}
+	}
+	if seen < 40 {
+		t.Fatalf("only %d gokai_ series served", seen)
+	}
+}
