@@ -195,7 +195,7 @@ func TestReadiness(t *testing.T) {
 // result) and the vnode series (every replica's command), with the histograms' counts equal to the
 // requests made; the state series are there (ring, members, storage).
 func TestMetricsCountRequests(t *testing.T) {
-	n := startTestNode(t, nil)
+	n := startTestNodeWith(t, nil, nil, WithService(kv.Service(kv.DefaultOptions())), withVnodeTimeEvery(1))
 	mc := dial(t, n.MemcacheAddr())
 	const sets, gets = 7, 5
 	for i := range sets {
@@ -221,7 +221,11 @@ func TestMetricsCountRequests(t *testing.T) {
 		for cmd, want := range map[string]uint64{"GetRequest": 3 * (gets + 1), "PutRequest": 3 * (sets + 1)} {
 			m := findMetric(mfs, "gokai_vnode_command_duration_seconds", map[string]string{"service": "kv", "command": cmd})
 			if m == nil || m.GetHistogram().GetSampleCount() != want {
-				return fmt.Errorf("vnode %s: %v, want %d", cmd, m, want)
+				return fmt.Errorf("vnode %s timed: %v, want %d", cmd, m, want)
+			}
+			c := findMetric(mfs, "gokai_vnode_commands_total", map[string]string{"service": "kv", "command": cmd})
+			if c == nil || c.GetCounter().GetValue() != float64(want) {
+				return fmt.Errorf("vnode %s counted: %v, want %d", cmd, c, want)
 			}
 		}
 		return nil
@@ -313,6 +317,28 @@ func TestHTTPOverTLSNeedsAnOperatorForAllButHealth(t *testing.T) {
 		if res.StatusCode == 200 {
 			t.Fatal("plain HTTP served /metrics on the TLS port")
 		}
+	}
+}
+
+// withVnodeTimeEvery makes the node time one vnode command in every k (tests: every one).
+func withVnodeTimeEvery(k int) Option { return func(o *options) { o.vnodeTimeEvery = k } }
+
+// TestVnodeCommandsSampled: with the default sampling every vnode command is counted and one in
+// vnodeTimeEvery of each vnode timed.
+func TestVnodeCommandsSampled(t *testing.T) {
+	n := startTestNode(t, func(c *Config) { c.Q = 1; c.N = 1; c.R = 1; c.W = 1 }) // one vnode: its commands are all counted in one place
+	mc := dial(t, n.MemcacheAddr())
+	const sets = 4 * vnodeTimeEvery
+	for i := range sets {
+		if got := mc.do(fmt.Sprintf("set s%d 0 0 1\r\nx\r\n", i), ""); got != "STORED\r\n" {
+			t.Fatalf("set: %q", got)
+		}
+	}
+	mfs := scrape(t, &http.Client{Timeout: 5 * time.Second}, "http://"+n.HTTPAddr())
+	c := findMetric(mfs, "gokai_vnode_commands_total", map[string]string{"command": "PutRequest"})
+	h := findMetric(mfs, "gokai_vnode_command_duration_seconds", map[string]string{"command": "PutRequest"})
+	if c == nil || h == nil || c.GetCounter().GetValue() != sets || h.GetHistogram().GetSampleCount() != sets/vnodeTimeEvery {
+		t.Fatalf("counted %v, timed %v; want %d counted, %d timed", c, h, sets, sets/vnodeTimeEvery)
 	}
 }
 

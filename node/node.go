@@ -68,6 +68,8 @@ type Node struct {
 	web *web // the HTTP listener and metrics (http.go, metrics.go); nil when HTTPListen is ""
 
 	logs *logState // the log handler's rate limits and peer names (logging.go)
+
+	vnodeTimeEvery int // vnode commands timed for metrics: one in this many (metrics.go)
 }
 
 // New prepares a node running the services opts register (WithService; at least one); Start brings it up.
@@ -88,6 +90,10 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time, opts ...Option) 
 	}
 	lh := newLogHandler(logger.Handler())
 	n := &Node{cfg: cfg, logger: slog.New(lh).With("node", cfg.Name), now: now, logs: lh.st}
+	n.vnodeTimeEvery = vnodeTimeEvery
+	if o.vnodeTimeEvery > 0 {
+		n.vnodeTimeEvery = o.vnodeTimeEvery
+	}
 	if err := n.setupServices(o.services); err != nil {
 		return nil, err
 	}

@@ -23,6 +23,9 @@ type Option func(*options)
 
 type options struct {
 	services []service.Service
+	// vnodeTimeEvery: one vnode command in this many is timed for metrics (default vnodeTimeEvery; tests
+	// time every one).
+	vnodeTimeEvery int
 }
 
 // WithService makes the node run s (in the order given: vnode supervisors start in that order and stop in
@@ -105,7 +108,7 @@ func (n *Node) startVnodes(rt *svcRuntime) error {
 		Name: rt.sup, Node: n.cfg.Name, Partitions: parts, Factory: factory,
 		Store: storage.KeySpace{Backend: n.backend, Space: rt.spec.ID}, Logger: rt.logger, Now: n.now,
 		MaxRestarts: n.cfg.VnodeMaxRestarts, RestartWindow: n.cfg.VnodeRestartWin, OnEscalate: n.tree.Escalate,
-		Dispatcher: n.vnodeDispatcher(), Observe: n.vnodeObserver(rt.spec.Name),
+		Dispatcher: n.vnodeDispatcher(), Observe: n.vnodeObserver(rt.spec.Name), ObserveEvery: n.vnodeTimeEvery,
 	})
 	if err != nil {
 		return fmt.Errorf("service %s: %w", rt.spec.Name, err)

@@ -36,9 +36,11 @@ type shared struct {
 	pool    *workerPool
 	busyLog ratelog.Limiter // "worker pool busy"
 
-	// observe is ManagerConfig.Observe (nil: commands are not timed), now its clock.
-	observe func(cmd any, took time.Duration)
-	now     func() time.Time
+	// observe is ManagerConfig.Observe (nil: commands are not observed), timing one command in every
+	// observeEvery; now is its clock.
+	observe      func(cmd any, took time.Duration)
+	observeEvery uint32
+	now          func() time.Time
 }
 
 // partitionCounters outlive a partition's vnode actors (restarts, retirement): they belong to the Manager.
@@ -71,6 +73,8 @@ type vnodeActor struct {
 	retired  bool
 	received *atomic.Int64 // partitionCounters.received
 	jobs     *atomic.Int64 // partitionCounters.jobs
+	// untimed counts the commands observed since the last timed one (shared.observeEvery).
+	untimed uint32
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {

@@ -46,9 +46,13 @@ type ManagerConfig struct {
 	WorkQueue int
 
 	// Observe, when not nil, is told of every command a vnode took (handled by its behaviour, or forwarded
-	// to its handoff target): the command and how long the vnode spent on it by Now. Called inside the vnode actor, concurrently for different vnodes: it must be
-	// safe for concurrent use and must not block. Default nil (Now is not read for commands).
+	// to its handoff target). One command in every ObserveEvery of each vnode is timed (two reads of Now):
+	// for it took is how long the vnode spent on it; for the others took is -1. Called inside the vnode
+	// actor, concurrently for different vnodes: it must be safe for concurrent use and must not block.
+	// Default nil (commands are neither counted nor timed).
 	Observe func(cmd any, took time.Duration)
+	// ObserveEvery: see Observe. Default 1 (every command is timed); range 1..1<<20.
+	ObserveEvery int
 }
 
 func (c *ManagerConfig) setDefaults() {
@@ -73,6 +77,9 @@ func (c *ManagerConfig) setDefaults() {
 	if c.WorkQueue == 0 {
 		c.WorkQueue = 1024
 	}
+	if c.ObserveEvery == 0 {
+		c.ObserveEvery = 1
+	}
 }
 
 // Validate reports the first invalid field.
@@ -88,6 +95,8 @@ func (c *ManagerConfig) Validate() error {
 		return fmt.Errorf("vnode: ManagerConfig.MaxRestarts %d < 0", c.MaxRestarts)
 	case c.Workers < 0 || c.Workers > 1024:
 		return fmt.Errorf("vnode: ManagerConfig.Workers %d out of range 1..1024", c.Workers)
+	case c.ObserveEvery < 0 || c.ObserveEvery > 1<<20:
+		return fmt.Errorf("vnode: ManagerConfig.ObserveEvery %d out of range 1..%d", c.ObserveEvery, 1<<20)
 	case c.WorkQueue < 0 || c.WorkQueue > 1<<20:
 		return fmt.Errorf("vnode: ManagerConfig.WorkQueue %d out of range 0..%d", c.WorkQueue, 1<<20)
 	}
@@ -282,7 +291,7 @@ func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, system: system, stopped: make(chan struct{})}
-	m.shared = &shared{metrics: &m.metrics, observe: cfg.Observe, now: cfg.Now, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
+	m.shared = &shared{metrics: &m.metrics, observe: cfg.Observe, observeEvery: uint32(cfg.ObserveEvery), now: cfg.Now, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
 	empty := map[int]*actor.PID{}
 	m.pids.Store(&empty)
 	m.strategy = &limitStrategy{max: cfg.MaxRestarts, within: cfg.RestartWindow, log: func(reason any) {

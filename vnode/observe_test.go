@@ -104,3 +104,35 @@ func TestObserveAndMailboxDepth(t *testing.T) {
 	}
 	eventually.True(t, 5*time.Second, "the queue drains", func() bool { total, _ := m.MailboxDepth(); return total == 0 })
 }
+
+// TestObserveEvery: every command is observed, one in every ObserveEvery of a vnode timed (the others
+// carry -1).
+func TestObserveEvery(t *testing.T) {
+	var mu sync.Mutex
+	var took []time.Duration
+	m := startManager(t, storage.NewMemory(), vnode.ManagerConfig{Partitions: []int{0},
+		Factory: func() vnode.Behaviour { return &gateVnode{} }, ObserveEvery: 3,
+		Observe: func(_ any, d time.Duration) {
+			mu.Lock()
+			took = append(took, d)
+			mu.Unlock()
+		}})
+	for range 7 {
+		if res := ask(t, m, 0, &pingCmd{}); res != "pong" {
+			t.Fatalf("ping: %v", res)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var timed []int
+	for i, d := range took {
+		if d >= 0 {
+			timed = append(timed, i)
+		} else if d != -1 {
+			t.Fatalf("command %d: took %v", i, d)
+		}
+	}
+	if len(took) != 7 || len(timed) != 2 || timed[0] != 2 || timed[1] != 5 {
+		t.Fatalf("observed %v: timed %v, want 7 observed, the 3rd and 6th timed", took, timed)
+	}
+}

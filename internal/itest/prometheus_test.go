@@ -213,7 +213,7 @@ func TestPrometheusScrapesACluster(t *testing.T) {
 	})
 	t.Logf("p99 put latency: %.3f ms", q[0].value()*1000)
 	// Every replica's command is counted at the vnodes: three per put, summed over the cluster.
-	vn, err := prom.query(`sum(rate(gokai_vnode_command_duration_seconds_count{command="PutRequest"}[10s])) / sum(rate(gokai_coordinator_requests_total{op="put"}[10s]))`)
+	vn, err := prom.query(`sum(rate(gokai_vnode_commands_total{command="PutRequest"}[10s])) / sum(rate(gokai_coordinator_requests_total{op="put"}[10s]))`)
 	if err != nil || len(vn) != 1 || vn[0].value() < 2.5 || vn[0].value() > 3.5 {
 		t.Fatalf("vnode PutRequests per put: %+v %v (want about 3: N=3)", vn, err)
 	}
