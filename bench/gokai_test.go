@@ -55,7 +55,7 @@ var gokaiReady = regexp.MustCompile(`msg="gokai ready" memcache=(\S+) rpc=(\S+)`
 func startGokai(t *testing.T) (mcAddr, rpcAddr string) {
 	t.Helper()
 	cmd := exec.Command(gokaiBinary(t), "start", "-data-dir", t.TempDir(),
-		"-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-log-level", "info")
+		"-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-http-listen", "127.0.0.1:0", "-log-level", "info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -201,7 +201,7 @@ func startNamedNode(t *testing.T, name string) string {
 	cfg.Name = name
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen, cfg.RPCListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.GossipListen, cfg.TransportListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.GossipListen, cfg.TransportListen, cfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Q = 16
 	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, node.WithService(kv.Service(kv.DefaultOptions())))
 	if err != nil {

@@ -118,6 +118,7 @@ func startCLINode(t *testing.T) string {
 	cfg.RPCListen = "127.0.0.1:0"
 	cfg.GossipListen = "127.0.0.1:0"
 	cfg.TransportListen = "127.0.0.1:0"
+	cfg.HTTPListen = "127.0.0.1:0"
 	cfg.Q = 16
 	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, node.WithService(kv.Service(kv.DefaultOptions())))
 	if err != nil {

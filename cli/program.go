@@ -232,24 +232,26 @@ func (p Program) start(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	logger.Info("gokai starting", append([]any{"version", node.Version}, node.Attrs(fs)...)...)
+	// NB: "node" last on these lines: tools match their start ("gokai ready" memcache=... rpc=...).
+	self := cfg.Name
+	logger.Info("gokai starting", append(append([]any{"version", node.Version}, node.Attrs(fs)...), "node", self)...)
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	logger.Info("gokai ready", "memcache", n.MemcacheAddr(), "rpc", n.RPCAddr(), "transport", n.TransportAddr())
+	logger.Info("gokai ready", "memcache", n.MemcacheAddr(), "rpc", n.RPCAddr(), "transport", n.TransportAddr(), "http", n.HTTPAddr(), "node", self)
 	var runErr error
 	select {
 	case <-ctx.Done():
-		logger.Info("gokai stopping: signal received")
+		logger.Info("gokai stopping: signal received", "node", self)
 	case runErr = <-n.Done():
-		logger.Error("gokai stopping: unrecoverable failure", "err", runErr)
+		logger.Error("gokai stopping: unrecoverable failure", "err", runErr, "node", self)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), *stopTimeout)
 	defer cancel()
 	if err := n.Stop(sctx); err != nil {
-		logger.Error("gokai stop", "err", err)
+		logger.Error("gokai stop", "err", err, "node", self)
 		return errors.Join(runErr, err)
 	}
-	logger.Info("gokai stopped")
+	logger.Info("gokai stopped", "node", self)
 	return runErr
 }

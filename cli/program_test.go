@@ -70,7 +70,7 @@ func TestProgramOfOtherServices(t *testing.T) {
 	}
 	dir := t.TempDir()
 	if _, errs, code := runP("start", "-data-dir", dir, "-extra-level", "9", "-memcache-listen", "127.0.0.1:0",
-		"-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0"); code == 0 ||
+		"-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-http-listen", "127.0.0.1:0"); code == 0 ||
 		made != 9 || !strings.Contains(errs, "extra: not in this test") {
 		t.Fatalf("start: code %d, extra made with level %d:\n%s", code, made, errs)
 	}

@@ -57,6 +57,9 @@ type Config struct {
 	// Dispatcher runs the request actors' mailboxes; nil means protoactor's default.
 	Dispatcher actor.Dispatcher
 
+	// Observer, when not nil, is told of every request Read and Write finished (metrics). Default nil.
+	Observer Observer
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -109,6 +112,27 @@ type WriteOptions struct {
 	// replica that missed a tombstone could otherwise bring the deleted value back by read repair). Set by
 	// a service (KV: deletes in reap mode), never from a client's options.
 	ReapAfter time.Duration
+}
+
+// Observer is told of every request a Service finished: answered, refused (overload, shutting down, bad
+// request) or abandoned by its caller's context. op is the op's name: an op whose pointer has an
+// OpName() string method names itself (it is called while the request actor may still run, so it must
+// read only what was set before Read or Write); others are "read" or "write". took runs from the call of
+// Read or Write to its return (Config.Now). Done is called on the caller's goroutine, concurrently for
+// different requests: it must be safe for concurrent use and must not block.
+type Observer interface {
+	Done(op string, took time.Duration, err error)
+}
+
+// namedOp is implemented by ops that name themselves for an Observer (KV: get, put, delete).
+type namedOp interface{ OpName() string }
+
+// observe tells the Observer that a request of op, started at start, ended with err.
+func (s *Service) observe(op any, kind string, start time.Time, err error) {
+	if nm, ok := op.(namedOp); ok {
+		kind = nm.OpName()
+	}
+	s.cfg.Observer.Done(kind, s.cfg.Now().Sub(start), err)
 }
 
 // Stats are the coordinators' counters since start, for every service's requests.
@@ -317,12 +341,24 @@ func pickDur(v, def time.Duration) time.Duration {
 // until the answer or ctx (the request carries on without its caller). Errors: ErrBadRequest (R or PR out of
 // range), ErrOverload, ErrShuttingDown, ErrCoordinatorCrashed, *QuorumError, or ctx's error.
 func Read[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, proto Protocol[V], key []byte, opts ReadOptions, op O) (V, error) {
+	req := &requestActor[V, O, PO]{key: key, proto: proto, op: op}
+	if s.cfg.Observer != nil {
+		start := s.cfg.Now()
+		v, err := read(ctx, s, req, opts)
+		// NB: req is on the heap already: naming the op through it allocates nothing.
+		s.observe(PO(&req.op), "read", start, err)
+		return v, err
+	}
+	return read(ctx, s, req, opts)
+}
+
+func read[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, req *requestActor[V, O, PO], opts ReadOptions) (V, error) {
 	var none V
+	key, proto := req.key, req.proto
 	r, pr := pick(opts.R, s.cfg.R), pick(opts.PR, s.cfg.PR)
 	if r < 1 || r > s.cfg.N || pr < 0 || pr > r {
 		return none, fmt.Errorf("%w: r=%d pr=%d with n=%d", ErrBadRequest, r, pr, s.cfg.N)
 	}
-	req := &requestActor[V, O, PO]{key: key, proto: proto, op: op}
 	if err := s.admit(&req.live); err != nil {
 		return none, err
 	}
@@ -350,12 +386,23 @@ func Read[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, proto Proto
 // opts may override W, PW and Timeout; the others come from the Service's Config. It blocks until the answer
 // or ctx. Errors as for Read.
 func Write[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, proto Protocol[V], key []byte, opts WriteOptions, op O) (V, error) {
+	req := &requestActor[V, O, PO]{key: key, proto: proto, op: op}
+	if s.cfg.Observer != nil {
+		start := s.cfg.Now()
+		v, err := write(ctx, s, req, opts)
+		s.observe(PO(&req.op), "write", start, err)
+		return v, err
+	}
+	return write(ctx, s, req, opts)
+}
+
+func write[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, req *requestActor[V, O, PO], opts WriteOptions) (V, error) {
 	var none V
+	key, proto := req.key, req.proto
 	w, pw := pick(opts.W, s.cfg.W), pick(opts.PW, s.cfg.PW)
 	if w < 1 || w > s.cfg.N || pw < 0 || pw > w {
 		return none, fmt.Errorf("%w: w=%d pw=%d with n=%d", ErrBadRequest, w, pw, s.cfg.N)
 	}
-	req := &requestActor[V, O, PO]{key: key, proto: proto, op: op}
 	if err := s.admit(&req.live); err != nil {
 		return none, err
 	}

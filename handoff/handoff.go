@@ -154,6 +154,9 @@ type Manager struct {
 	rounds   atomic.Int64  // hinted handoffs that delivered data and dropped it
 	ring     atomic.Uint64 // the node's cluster-state version, stamped on every batch (SetRing)
 
+	// Items and bytes sent in acknowledged batches since start, by kind (0 ownership, 1 hinted).
+	sentKeys, sentBytes [2]atomic.Int64
+
 	mu        sync.Mutex
 	transfers map[Move]*transfer   // REQUIRES: mu held
 	completed map[Slot]completion  // a service's completed part of an ownership move; REQUIRES: mu held
@@ -399,6 +402,12 @@ func (m *Manager) partitionDoneLocked(mv Move) bool {
 // HintedKeys is the number of keys delivered to their owners by hinted handoff since start.
 func (m *Manager) HintedKeys() int64 { return m.hinted.Load() }
 
+// Sent is what this node's transfers delivered since start, in acknowledged batches (every attempt's,
+// so a retried transfer counts its items again): items and bytes of ownership moves and of hinted ones.
+func (m *Manager) Sent() (ownershipKeys, ownershipBytes, hintedKeys, hintedBytes int64) {
+	return m.sentKeys[0].Load(), m.sentBytes[0].Load(), m.sentKeys[1].Load(), m.sentBytes[1].Load()
+}
+
 // HintedRounds is the number of hinted handoffs since start that delivered data and dropped it.
 func (m *Manager) HintedRounds() int64 { return m.rounds.Load() }
 
@@ -613,6 +622,12 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 		}
 		n, b := int64(len(batch)), int64(size)
 		m.update(t, func(p *Progress) { p.Keys += n; p.Bytes += b })
+		kind := 0
+		if t.p.Hinted {
+			kind = 1
+		}
+		m.sentKeys[kind].Add(n)
+		m.sentBytes[kind].Add(b)
 		batch, size = batch[:0], 0
 		return nil
 	}

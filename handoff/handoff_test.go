@@ -132,6 +132,13 @@ func TestTransfersMoveEveryKeyAndReport(t *testing.T) {
 	if got := n.b.Metrics().HandoffItemsReceived(); got != 3000 {
 		t.Fatalf("received %d items, want 3000", got)
 	}
+	var bytes int64
+	for _, p := range ps {
+		bytes += p.Bytes
+	}
+	if ok, ob, hk, hb := m.Sent(); ok != 3000 || ob != bytes || hk != 0 || hb != 0 {
+		t.Fatalf("sent: ownership %d keys %d bytes, hinted %d keys %d bytes; want 3000 keys %d bytes, no hints", ok, ob, hk, hb, bytes)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if len(n.reported) != 3 {
@@ -220,6 +227,9 @@ func TestHintedHandoffDeliversThenDropsAndRunsAgainForNewHints(t *testing.T) {
 	})
 	if m.HintedKeys() != 310 || m.HintedRounds() != 2 {
 		t.Fatalf("hinted keys %d rounds %d, want 310 and 2", m.HintedKeys(), m.HintedRounds())
+	}
+	if ok, _, hk, hb := m.Sent(); ok != 0 || hk != 310 || hb == 0 {
+		t.Fatalf("sent: ownership %d keys, hinted %d keys %d bytes; want 310 hinted keys only", ok, hk, hb)
 	}
 }
 

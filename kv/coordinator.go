@@ -19,6 +19,8 @@ type Coordinator struct {
 	proto coordinator.Protocol[*Object]
 
 	gets, puts, deletes, siblings atomic.Int64
+
+	metrics *kvMetrics // nil: no Prometheus series (Start sets it once, before any request)
 }
 
 // Stats are KV's request counters and the coordinators' own (coordinator.Stats: repairs, timeouts, ...).
@@ -65,8 +67,13 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, opts coordinator.Read
 	if err == nil && o != nil {
 		now := c.svc.Config().Now()
 		o = o.Flushed(cutoff(c.cfg.FlushCutoff, now))
-		if o.LiveCount(now.Unix()) > 1 {
+		live := o.LiveCount(now.Unix())
+		if live > 1 {
 			c.siblings.Add(1)
+		}
+		if m := c.metrics; m != nil && live > 0 {
+			m.readSiblings.Observe(float64(live))
+			m.getBytes.Observe(float64(o.Size()))
 		}
 	}
 	return o, err
@@ -101,7 +108,11 @@ func (c *Coordinator) Delete(ctx context.Context, key []byte, vctx VClock, blind
 func (c *Coordinator) write(ctx context.Context, key, value []byte, meta Meta, vctx VClock, blind bool, opts coordinator.WriteOptions) (*Object, error) {
 	meta.LastMod = c.svc.Config().Now().UnixNano()
 	op := putOp{req: PutRequest{V: 1, Key: key, Coordinate: true, Context: vctx, Blind: blind, Value: value, Meta: meta}}
-	return coordinator.Write(ctx, c.svc, c.proto, key, opts, op)
+	o, err := coordinator.Write(ctx, c.svc, c.proto, key, opts, op)
+	if m := c.metrics; m != nil && err == nil && o != nil && !meta.Deleted {
+		m.putBytes.Observe(float64(o.Size()))
+	}
+	return o, err
 }
 
 // protocol is KV's coordinator.Protocol: objects merge with Sync, replies are GetReply and PutReply.
@@ -172,6 +183,9 @@ func (o *getOp) Replicate(key []byte, tag uint32, obj *Object) any { return repl
 // Reap is never called for reads.
 func (o *getOp) Reap([]byte, *Object) any { return nil }
 
+// OpName names reads for the coordinators' Observer (metrics).
+func (o *getOp) OpName() string { return "get" }
+
 // putOp is a write's (or delete's) commands.
 type putOp struct {
 	req PutRequest // the client's write, for the coordinating vnode (Coordinate set; Tag per send)
@@ -187,6 +201,15 @@ func (o *putOp) Command(_ []byte, tag uint32) any {
 
 // Replicate sends the coordinating vnode's object to replica tag (or a fallback), which merges it with Sync.
 func (o *putOp) Replicate(key []byte, tag uint32, obj *Object) any { return replicate(key, tag, obj) }
+
+// OpName names writes for the coordinators' Observer (metrics): a tombstone's is "delete". It reads only
+// what was set before the request started.
+func (o *putOp) OpName() string {
+	if o.req.Meta.Deleted {
+		return "delete"
+	}
+	return "put"
+}
 
 // Reap asks a replica to drop the tombstone if it is still what obj's clock describes (DeleteReap).
 func (o *putOp) Reap(key []byte, obj *Object) any {

@@ -40,6 +40,11 @@ func Service(o Options) service.Service {
 			if err != nil {
 				return nil, err
 			}
+			if h.Metrics != nil {
+				if c.metrics, err = newKVMetrics(h.Metrics); err != nil {
+					return nil, err
+				}
+			}
 			cov, err := coverage.NewService(h.System, h.Cluster, coverage.Config{N: h.N, Logger: h.Logger})
 			if err != nil {
 				return nil, err

@@ -43,6 +43,11 @@ type GossipConfig struct {
 	// BindPort is the memberlist port, UDP and TCP; 0 picks a free one
 	// (Gossip.Addr tells which). Default 0.
 	BindPort int
+	// AdvertiseAddr and AdvertisePort are the IP and port other nodes
+	// reach this one at, when they differ from the bound ones (a node bound
+	// to 0.0.0.0, or behind NAT). Default: BindAddr and the bound port.
+	AdvertiseAddr string
+	AdvertisePort int
 	// ProbeInterval is the time between failure-detector probes of one
 	// random peer. Default 1s.
 	ProbeInterval time.Duration
@@ -183,6 +188,10 @@ func (c GossipConfig) Validate() error {
 		return bad("BindAddr", c.BindAddr, "an IP address")
 	case c.BindPort < 0 || c.BindPort > 65535:
 		return bad("BindPort", c.BindPort, "0..65535")
+	case c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil:
+		return bad("AdvertiseAddr", c.AdvertiseAddr, "an IP address")
+	case c.AdvertisePort < 0 || c.AdvertisePort > 65535:
+		return bad("AdvertisePort", c.AdvertisePort, "0..65535")
 	case c.ProbeInterval < 0:
 		return bad("ProbeInterval", c.ProbeInterval, "> 0")
 	case c.ProbeTimeout < 0:
@@ -370,6 +379,12 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	mc.Name = string(cfg.Self.Name)
 	mc.BindAddr = cfg.BindAddr
 	mc.BindPort = cfg.BindPort
+	if cfg.AdvertiseAddr != "" {
+		mc.AdvertiseAddr, mc.AdvertisePort = cfg.AdvertiseAddr, cfg.AdvertisePort
+		if mc.AdvertisePort == 0 {
+			mc.AdvertisePort = cfg.BindPort
+		}
+	}
 	mc.ProbeInterval = cfg.ProbeInterval
 	mc.ProbeTimeout = cfg.ProbeTimeout
 	mc.SuspicionMult = cfg.SuspicionMult
@@ -412,14 +427,17 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	}
 	g.ml.Store(ml)
 	g.addr = net.JoinHostPort(cfg.BindAddr, fmt.Sprint(mc.BindPort))
+	if cfg.AdvertiseAddr != "" {
+		g.addr = net.JoinHostPort(cfg.AdvertiseAddr, fmt.Sprint(mc.AdvertisePort))
+	}
 	g.goTracked(g.reannounce)
 	g.goTracked(g.reconnect)
 	g.log.Debug("membership: gossip started", "addr", g.addr, "state", cfg.State.String())
 	return g, nil
 }
 
-// Addr returns the host:port memberlist listens on: the seed address to
-// give other nodes.
+// Addr returns the host:port other nodes reach memberlist at (the advertised
+// one, else the bound one): the seed address to give other nodes.
 func (g *Gossip) Addr() string { return g.addr }
 
 // State returns the current cluster state (immutable; never nil).

@@ -151,7 +151,7 @@ func (n *Node) clusterStatus() map[string]any {
 			"partitions": len(s.Ring.PartitionsOf(m.Name)), "partitions_after": s.PartitionsAfter(m.Name),
 			"rpc_addr": lm.RPCAddr, "memcache_addr": lm.MemcacheAddr, "gossip_addr": lm.Addr, "transport_addr": lm.TransportAddr}
 		if m.Name == n.self() {
-			e["rpc_addr"], e["memcache_addr"], e["gossip_addr"] = n.RPCAddr(), n.MemcacheAddr(), n.cl.gossip.Addr()
+			e["rpc_addr"], e["memcache_addr"], e["gossip_addr"] = n.rpcAdvertised(), n.memcacheAdvertised(), n.cl.gossip.Addr()
 			e["transport_addr"] = n.cl.remote.Address()
 		}
 		members = append(members, e)

@@ -62,7 +62,7 @@ func (n *Node) statePath() string { return filepath.Join(n.cfg.DataDir, "cluster
 func (n *Node) self() ring.NodeID { return nodeID(n.cfg.Name) }
 
 func (n *Node) selfMember() membership.Member {
-	m := membership.Member{Name: n.self(), RPCAddr: n.RPCAddr(), MemcacheAddr: n.MemcacheAddr()}
+	m := membership.Member{Name: n.self(), RPCAddr: n.rpcAdvertised(), MemcacheAddr: n.memcacheAdvertised()}
 	if n.cl != nil && n.cl.remote != nil {
 		m.TransportAddr = n.cl.remote.Address()
 	}
@@ -131,8 +131,8 @@ func (n *Node) startCluster(ctx context.Context) error {
 	n.cl = &cluster{dropping: map[slot]bool{}}
 	empty := map[ring.NodeID]string{}
 	n.cl.live.Store(&empty)
-	r, err := actors.StartRemote(n.system, actors.RemoteConfig{Listen: n.cfg.TransportListen, Logger: n.logger,
-		TLS: n.transportTLS()})
+	r, err := actors.StartRemote(n.system, actors.RemoteConfig{Listen: n.cfg.TransportListen, Advertise: n.transportAdvertise(),
+		Logger: n.logger, TLS: n.transportTLS()})
 	if err != nil {
 		return fmt.Errorf("transport: %w", err)
 	}
@@ -155,7 +155,9 @@ func (n *Node) startCluster(ctx context.Context) error {
 	// A restarted member finds the peers it knew at their saved addresses (memberlist forgets everything
 	// at exit); gossip's reconnect loop keeps re-joining members it sees dead, so partitions heal.
 	n.cl.peers = n.loadPeers()
+	advHost, advPort := n.gossipAdvertise()
 	g, err := membership.StartGossip(membership.GossipConfig{Self: n.selfMember(), BindAddr: host, BindPort: port,
+		AdvertiseAddr: advHost, AdvertisePort: advPort,
 		Peers: n.cl.peers,
 		// A node restarted after a crash comes back under its name from new ports as soon as it is dead.
 		DeadNodeReclaimTime: time.Second,
@@ -168,6 +170,18 @@ func (n *Node) startCluster(ctx context.Context) error {
 	}
 	n.cl.gossip = g
 	n.refreshLive()
+	// Log lines that name a member's transport address name the member too (logging.go). NB: reads only
+	// the cluster state (an atomic load): the handler may run under any lock of any part.
+	self := n.self()
+	peerOf := func(addr string) string {
+		for _, m := range g.State().Members {
+			if m.TransportAddr == addr && m.Name != self {
+				return string(m.Name)
+			}
+		}
+		return ""
+	}
+	n.logs.peerOf.Store(&peerOf)
 	n.cl.fd = newFailureDetector(n.cfg.FailureSuspicion, n.cfg.FailureProbe, n.pingPeer, g.Alive,
 		func(x ring.NodeID) bool { _, ok := n.state().Member(x); return ok }, n.now, n.logger)
 	if err := n.startControl(ctx); err != nil {

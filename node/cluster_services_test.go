@@ -86,7 +86,7 @@ func startChild(t testing.TB, name string, extra ...string) *child {
 	t.Helper()
 	ch := &child{name: name, log: &lockedBuffer{}, exited: make(chan struct{})}
 	args := []string{"-name", name, "-data-dir", t.TempDir(), "-q", "16",
-		"-memcache-listen", "", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0",
+		"-memcache-listen", "", "-http-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0",
 		"-gossip-probe-interval", "200ms", "-linger", "200ms"}
 	ch.cmd = exec.Command(os.Args[0], append(args, extra...)...)
 	ch.cmd.Env = append(os.Environ(), "GOKAI_NODE_TEST_CHILD=1")

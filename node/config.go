@@ -77,6 +77,24 @@ type Config struct {
 
 	DebugListen string // net/http/pprof on this host:port; default "" (off). Loopback only, by hand.
 
+	// HTTPListen is the operators' HTTP listener: /metrics (Prometheus), /healthz, /readyz and the status
+	// page (docs/metrics.md). Over TLS with certs-dir, where everything but the health checks needs an
+	// operator's (or a node's) certificate. Default "127.0.0.1:11080"; "" disables it and the request
+	// metrics with it.
+	HTTPListen string
+
+	// Advertise addresses: where other nodes and clients reach this node, when that is not where it binds
+	// (a listener on 0.0.0.0 or ::, or a node behind NAT). AdvertiseHost replaces the host of every
+	// listener bound to an unspecified address (the port stays the bound one, which must then be fixed);
+	// the per-port host:port settings override it, port included (NAT). Gossip carries the msgpack-RPC and
+	// memcache ones to clients and `gokai cluster status`; the gossip and transport ones are how peers
+	// reach this node. Default "" each: the bound addresses.
+	AdvertiseHost      string
+	GossipAdvertise    string
+	TransportAdvertise string
+	RPCAdvertise       string
+	MemcacheAdvertise  string
+
 	CertsDir    string // certificates (gokai certs): mutual TLS between nodes, encrypted gossip; default "" (none)
 	Insecure    bool   // allow listeners off loopback without certs-dir (a trusted network); default false
 	RPCTLS      bool   // serve msgpack-RPC over TLS (needs certs-dir); default false
@@ -96,6 +114,7 @@ func Default() Config {
 		MemcacheListen:  "127.0.0.1:11211", MemcacheProtocol: "auto", MemcacheMaxConns: 1024, MemcacheMaxValue: 1 << 20, MemcacheReadTimeout: 30 * time.Second,
 		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024, RPCReadTimeout: 30 * time.Second, RPCMaxConnMiB: 64,
 		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
+		HTTPListen:          "127.0.0.1:11080",
 		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 2 * time.Second, FailureProbe: 500 * time.Millisecond,
 		LogLevel: "info",
 	}
@@ -146,6 +165,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.checkBinds(); err != nil {
+		return err
+	}
+	if err := c.checkAdvertise(); err != nil {
 		return err
 	}
 	if (c.RPCTLS || c.MemcacheTLS) && c.CertsDir == "" {
@@ -209,6 +231,12 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FailureSuspicion, "failure-suspicion", c.FailureSuspicion, "treat a node whose replica failed or did not answer a request as down at least this long, then until it answers a ping (0 = off)")
 	fs.DurationVar(&c.FailureProbe, "failure-probe-interval", c.FailureProbe, "ping a suspected node this often")
 	fs.IntVar(&c.HandoffConcurrency, "handoff-concurrency", c.HandoffConcurrency, "ownership transfers at once")
+	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "HTTP listener for /metrics, /healthz, /readyz and the status page (\"\" disables it and request metrics)")
+	fs.StringVar(&c.AdvertiseHost, "advertise-host", c.AdvertiseHost, "host other nodes and clients reach this node at, for listeners bound to 0.0.0.0 or :: (\"\" = the bound addresses)")
+	fs.StringVar(&c.GossipAdvertise, "gossip-advertise", c.GossipAdvertise, "IP:port peers reach gossip at (NAT; overrides advertise-host)")
+	fs.StringVar(&c.TransportAdvertise, "transport-advertise", c.TransportAdvertise, "host:port peers reach the transport at (NAT; overrides advertise-host)")
+	fs.StringVar(&c.RPCAdvertise, "rpc-advertise", c.RPCAdvertise, "host:port clients reach msgpack-RPC at (NAT; overrides advertise-host)")
+	fs.StringVar(&c.MemcacheAdvertise, "memcache-advertise", c.MemcacheAdvertise, "host:port clients reach memcache at (NAT; overrides advertise-host)")
 	fs.StringVar(&c.DebugListen, "debug-listen", c.DebugListen, "serve net/http/pprof on this address (\"\" = off)")
 	fs.StringVar(&c.CertsDir, "certs-dir", c.CertsDir, "certificates directory (gokai certs): mutual TLS between nodes, encrypted gossip")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow listeners off loopback without certs-dir (a network you trust)")

@@ -1,7 +1,7 @@
 // Package node assembles one gokai node: its configuration (flags and config file), its supervision tree
-// (storage → cluster → each service's vnode supervisor → handoff → coordinators → listeners) and the
-// services it is given (WithService; cmd/gokai gives it KV). cmd/gokai is a thin shell over it; integration
-// tests start real nodes through it or through the gokai binary.
+// (bind → http → storage → cluster → each service's vnode supervisor → handoff → coordinators →
+// listeners) and the services it is given (WithService; cmd/gokai gives it KV). cmd/gokai is a thin shell
+// over it; integration tests start real nodes through it or through the gokai binary.
 //
 // Services (services.go): each service (package service) gets its own vnode supervisor (actor name
 // "vnode-sup-<name>", "vnode-sup" for key space 0), its vnodes in its own storage key space, its own
@@ -19,6 +19,10 @@
 // Flush epochs (flush.go): a service's flush (service.Host.Flush, memcache flush_all) is recorded by the
 // claimant in the cluster state, which then hands the new state to every live member before it answers;
 // each service reads its cutoff from the current state (service.NodeInfo.FlushCutoff).
+//
+// The HTTP listener (http.go) serves health checks, Prometheus metrics (metrics.go: a registry per node;
+// the request series are fed by the coordinators' Observer and the vnodes' Observe hook, the rest is read at
+// scrape time) and the status page; docs/metrics.md lists every series.
 //
 // It does not own: any service (kv and the others are given to it; it imports none), what a service is
 // (service), the ring algorithm (ring), the cluster state (membership), storage formats (storage, the

@@ -64,6 +64,12 @@ type Node struct {
 
 	// mem is the budget both client faces share (ClientMemoryMiB).
 	mem *netserve.Budget
+
+	web *web // the HTTP listener and metrics (http.go, metrics.go); nil when HTTPListen is ""
+
+	logs *logState // the log handler's rate limits and peer names (logging.go)
+
+	vnodeTimeEvery int // vnode commands timed for metrics: one in this many (metrics.go)
 }
 
 // New prepares a node running the services opts register (WithService; at least one); Start brings it up.
@@ -82,7 +88,12 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time, opts ...Option) 
 	if now == nil {
 		now = time.Now
 	}
-	n := &Node{cfg: cfg, logger: logger.With("node", cfg.Name), now: now}
+	lh := newLogHandler(logger.Handler())
+	n := &Node{cfg: cfg, logger: slog.New(lh).With("node", cfg.Name), now: now, logs: lh.st}
+	n.vnodeTimeEvery = vnodeTimeEvery
+	if o.vnodeTimeEvery > 0 {
+		n.vnodeTimeEvery = o.vnodeTimeEvery
+	}
 	if err := n.setupServices(o.services); err != nil {
 		return nil, err
 	}
@@ -101,6 +112,12 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time, opts ...Option) 
 	// The client sockets are bound first, so the addresses gossip advertises are known (connections wait
 	// in the backlog until the listeners serve, last).
 	n.tree.Add(supervisor.Child{Name: "bind", Start: n.bind, Stop: n.unbind})
+	if cfg.HTTPListen != "" {
+		// NB: second, so health checks answer (and /readyz says "starting") while the rest starts.
+		n.web = &web{}
+		n.web.metrics = newNodeMetrics(n)
+		n.tree.Add(supervisor.Child{Name: "http", Start: n.startHTTP, Run: n.runHTTP, Stop: n.stopHTTP})
+	}
 	n.tree.Add(supervisor.Child{Name: "storage", Start: n.startStorage, Run: n.healStorage, Stop: n.stopStorage})
 	n.tree.Add(supervisor.Child{Name: "cluster", Start: n.startCluster, Stop: n.stopCluster})
 	// One vnode supervisor per service, in registration order (stopped in reverse).
@@ -128,13 +145,22 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time, opts ...Option) 
 func (n *Node) Start(ctx context.Context) error {
 	n.system = actors.NewSystem(n.logger)
 	n.disp = actors.NewDispatcher(max(8, 4*runtime.GOMAXPROCS(0)), 300)
-	return n.tree.Start(ctx)
+	if err := n.tree.Start(ctx); err != nil {
+		return err
+	}
+	if n.web != nil {
+		n.web.started.Store(true)
+	}
+	return nil
 }
 
 // Stop stops accepting, drains in-flight requests, stops vnodes and closes storage (reverse order). Later
 // calls return the first call's result.
 func (n *Node) Stop(ctx context.Context) error {
 	n.stopOnce.Do(func() {
+		if n.web != nil {
+			n.web.stopping.Store(true)
+		}
 		n.stopErr = n.tree.Stop(ctx)
 		if n.system != nil {
 			n.system.Shutdown()

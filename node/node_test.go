@@ -45,6 +45,7 @@ func startTestNodeWith(t *testing.T, mod func(*Config), now func() time.Time, op
 	cfg.RPCListen = "127.0.0.1:0"
 	cfg.GossipListen = "127.0.0.1:0"
 	cfg.TransportListen = "127.0.0.1:0"
+	cfg.HTTPListen = "127.0.0.1:0"
 	cfg.Q = 16
 	cfg.Linger = 100 * time.Millisecond
 	if mod != nil {
@@ -68,7 +69,7 @@ func startTestNodeWith(t *testing.T, mod func(*Config), now func() time.Time, op
 }
 
 // kvCoord is KV's get, put and delete on n's KV coordinators.
-func kvCoord(t *testing.T, n *Node) *kv.Coordinator {
+func kvCoord(t testing.TB, n *Node) *kv.Coordinator {
 	t.Helper()
 	c, err := kv.NewCoordinator(n.Coordinators(kv.ServiceName), kv.DefaultOptions().Config(n.cfg.Q))
 	if err != nil {
@@ -306,6 +307,7 @@ func TestWatchWaitsWhenGossipStops(t *testing.T) {
 	cfg := Default()
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen, cfg.RPCListen, cfg.GossipListen, cfg.TransportListen = "", "", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.HTTPListen = ""
 	cfg.Q = 16
 	n, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})), nil, WithService(kv.Service(kv.DefaultOptions())))
 	if err != nil {

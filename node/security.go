@@ -46,7 +46,7 @@ func (c Config) checkBinds() error {
 		return nil
 	}
 	for _, l := range []struct{ flag, addr string }{{"memcache-listen", c.MemcacheListen}, {"rpc-listen", c.RPCListen},
-		{"gossip-listen", c.GossipListen}, {"transport-listen", c.TransportListen}, {"debug-listen", c.DebugListen}} {
+		{"gossip-listen", c.GossipListen}, {"transport-listen", c.TransportListen}, {"debug-listen", c.DebugListen}, {"http-listen", c.HTTPListen}} {
 		if l.addr != "" && !isLoopback(l.addr) {
 			return fmt.Errorf("%w (%s %s)", errInsecureBind, l.flag, l.addr)
 		}

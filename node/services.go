@@ -23,6 +23,9 @@ type Option func(*options)
 
 type options struct {
 	services []service.Service
+	// vnodeTimeEvery: one vnode command in this many is timed for metrics (default vnodeTimeEvery; tests
+	// time every one).
+	vnodeTimeEvery int
 }
 
 // WithService makes the node run s (in the order given: vnode supervisors start in that order and stop in
@@ -107,7 +110,7 @@ func (n *Node) startVnodes(rt *svcRuntime) error {
 		Name: rt.sup, Node: n.cfg.Name, Partitions: parts, Factory: factory,
 		Store: storage.KeySpace{Backend: n.backend, Space: rt.spec.ID}, Logger: rt.logger, Now: n.now,
 		MaxRestarts: n.cfg.VnodeMaxRestarts, RestartWindow: n.cfg.VnodeRestartWin, OnEscalate: n.tree.Escalate,
-		Dispatcher: n.vnodeDispatcher(),
+		Dispatcher: n.vnodeDispatcher(), Observe: n.vnodeObserver(rt.spec.Name), ObserveEvery: n.vnodeTimeEvery,
 	})
 	if err != nil {
 		return fmt.Errorf("service %s: %w", rt.spec.Name, err)
@@ -172,6 +175,7 @@ func (n *Node) startCoordinators(context.Context) error {
 	for _, rt := range n.svcs {
 		cc := n.cfg.coordinatorConfig()
 		cc.Logger, cc.Now, cc.Dispatcher = rt.logger, n.now, n.disp
+		cc.Observer = n.coordinatorObserver(rt.spec.Name)
 		s, err := coordinator.Start(n.system, cc, router{n, rt})
 		if err != nil {
 			return errors.Join(fmt.Errorf("service %s: %w", rt.spec.Name, err), n.stopCoordinators(context.Background()))
@@ -181,7 +185,7 @@ func (n *Node) startCoordinators(context.Context) error {
 			continue
 		}
 		inst, err := rt.spec.Start(service.Host{NodeInfo: n.nodeInfo(rt), System: n.system, Coordinators: s,
-			Cluster: router{n, rt}, Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats,
+			Cluster: router{n, rt}, Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats, Metrics: n.MetricsRegistry(),
 			Flush: func(ctx context.Context, at time.Time) error { return n.flushService(ctx, rt.spec.Name, at) }})
 		if err == nil && inst == nil {
 			err = errors.New("Start returned no instance")

@@ -174,7 +174,7 @@ start_gokai() {
 	: >"$log"
 	"$gk" start -name "$name@127.0.0.1" -data-dir "$work/$name" -n 3 -r 2 -w 2 -backend leveldb \
 		-memcache-listen 127.0.0.1:0 -rpc-listen 127.0.0.1:0 -gossip-listen 127.0.0.1:0 \
-		-transport-listen 127.0.0.1:0 -log-level info -shutdown-timeout 10s "$@" >"$log" 2>&1 &
+		-transport-listen 127.0.0.1:0 -http-listen 127.0.0.1:0 -log-level info -shutdown-timeout 10s "$@" >"$log" 2>&1 &
 	gk_pid=$!
 	pids+=("$gk_pid")
 	deadline=$((SECONDS + 60))

@@ -5,7 +5,9 @@
 #                    python3-msgpack (a third-party msgpack implementation), memcached (the bench reference),
 #                    perl, gcc, libc6-dev, xz-utils (memcached's own t/ suite, fetched by its test with
 #                    apt-get source from the Debian archives the system uses: needs the network),
-#                    nftables (nft: the fault-injection suite's partitions, internal/faults)
+#                    nftables (nft: the fault-injection suite's partitions, internal/faults),
+#                    prometheus (a real server scraping a cluster, and promtool), chromium (the status
+#                    page in a headless browser)
 #   Go modules:      go mod download
 # Usage: scripts/test.sh            (CI=true makes missing third-party clients a failure instead of a skip)
 set -euo pipefail
@@ -30,6 +32,8 @@ command -v xz >/dev/null 2>&1 || apt_pkgs+=(xz-utils)
 /usr/bin/python3 -c 'import msgpack' >/dev/null 2>&1 || apt_pkgs+=(python3-msgpack)
 [ -x /usr/bin/memcached ] || apt_pkgs+=(memcached)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || apt_pkgs+=(nftables)
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || apt_pkgs+=(prometheus)
+[ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
 	echo "== installing Debian packages: ${apt_pkgs[*]}"
 	sudo=""

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
@@ -108,6 +109,9 @@ type Host struct {
 	// handed the new state to every member it reaches; it fails, having recorded nothing, when the claimant
 	// cannot be reached or ctx ends first.
 	Flush func(ctx context.Context, at time.Time) error
+	// Metrics is where the service registers its own Prometheus collectors, once, from Start (names
+	// "gokai_<service>_...", docs/metrics.md); nil when the node serves no metrics (http-listen "").
+	Metrics prometheus.Registerer
 }
 
 // Instance is a started service: what the node serves for it.

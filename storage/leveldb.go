@@ -269,6 +269,17 @@ func (l *LevelDB) markFull(cause error) {
 	}
 }
 
+// Stats fills st with goleveldb's counters (levels, compactions, write delays, I/O) for metrics; an error
+// while the DB is closed or unavailable.
+func (l *LevelDB) Stats(st *leveldb.DBStats) error {
+	db, err := l.acquire("stats", 0)
+	if err != nil {
+		return err
+	}
+	defer l.mu.RUnlock()
+	return db.Stats(st)
+}
+
 // DiskFull reports whether writes fail because the disk is full (until Heal
 // has reopened the DB).
 func (l *LevelDB) DiskFull() bool { return l.full.Load() }

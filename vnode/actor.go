@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -34,6 +35,12 @@ type shared struct {
 	metrics *Metrics
 	pool    *workerPool
 	busyLog ratelog.Limiter // "worker pool busy"
+
+	// observe is ManagerConfig.Observe (nil: commands are not observed), timing one command in every
+	// observeEvery; now is its clock.
+	observe      func(cmd any, took time.Duration)
+	observeEvery uint32
+	now          func() time.Time
 }
 
 // partitionCounters outlive a partition's vnode actors (restarts, retirement): they belong to the Manager.
@@ -42,6 +49,8 @@ type partitionCounters struct {
 	received atomic.Int64
 	// jobs counts the partition's async work running or queued, whichever vnode incarnation started it.
 	jobs atomic.Int64
+	// mailbox is the current vnode actor's mailbox (Manager.MailboxDepth); nil before the first spawn.
+	mailbox atomic.Pointer[actor.Mailbox]
 }
 
 // vnodeActor hosts one Behaviour for one partition. All Behaviour calls happen inside Receive.
@@ -64,6 +73,8 @@ type vnodeActor struct {
 	retired  bool
 	received *atomic.Int64 // partitionCounters.received
 	jobs     *atomic.Int64 // partitionCounters.jobs
+	// untimed counts the commands observed since the last timed one (shared.observeEvery).
+	untimed uint32
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {

@@ -556,6 +556,15 @@ func (a *vnodeActor) command(ctx actor.Context, msg any, from Sender) {
 // the partition to each other would pass it back and forth for ever): it is applied here.
 func (a *vnodeActor) commandFrom(ctx actor.Context, msg any, from Sender, origin *actor.PID) {
 	a.arrived.Requests++
+	if obs := a.shared.observe; obs != nil {
+		if a.untimed++; a.untimed < a.shared.observeEvery {
+			obs(msg, -1)
+		} else {
+			a.untimed = 0
+			start := a.shared.now()
+			defer func() { obs(msg, a.shared.now().Sub(start)) }()
+		}
+	}
 	if h := a.handoff; h != nil {
 		if hc, ok := a.b.(HandoffCommander); ok {
 			res, fwd := hc.HandleHandoffCommand(msg, from)

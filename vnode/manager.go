@@ -44,6 +44,15 @@ type ManagerConfig struct {
 	// WorkQueue is how many jobs at most wait for a worker; beyond it async work is refused (the
 	// behaviour's IfBusy reply). Default 1024, range 0..1<<20 (0 means the default).
 	WorkQueue int
+
+	// Observe, when not nil, is told of every command a vnode took (handled by its behaviour, or forwarded
+	// to its handoff target). One command in every ObserveEvery of each vnode is timed (two reads of Now):
+	// for it took is how long the vnode spent on it; for the others took is -1. Called inside the vnode
+	// actor, concurrently for different vnodes: it must be safe for concurrent use and must not block.
+	// Default nil (commands are neither counted nor timed).
+	Observe func(cmd any, took time.Duration)
+	// ObserveEvery: see Observe. Default 1 (every command is timed); range 1..1<<20.
+	ObserveEvery int
 }
 
 func (c *ManagerConfig) setDefaults() {
@@ -68,6 +77,9 @@ func (c *ManagerConfig) setDefaults() {
 	if c.WorkQueue == 0 {
 		c.WorkQueue = 1024
 	}
+	if c.ObserveEvery == 0 {
+		c.ObserveEvery = 1
+	}
 }
 
 // Validate reports the first invalid field.
@@ -83,6 +95,8 @@ func (c *ManagerConfig) Validate() error {
 		return fmt.Errorf("vnode: ManagerConfig.MaxRestarts %d < 0", c.MaxRestarts)
 	case c.Workers < 0 || c.Workers > 1024:
 		return fmt.Errorf("vnode: ManagerConfig.Workers %d out of range 1..1024", c.Workers)
+	case c.ObserveEvery < 0 || c.ObserveEvery > 1<<20:
+		return fmt.Errorf("vnode: ManagerConfig.ObserveEvery %d out of range 1..%d", c.ObserveEvery, 1<<20)
 	case c.WorkQueue < 0 || c.WorkQueue > 1<<20:
 		return fmt.Errorf("vnode: ManagerConfig.WorkQueue %d out of range 0..%d", c.WorkQueue, 1<<20)
 	}
@@ -227,7 +241,14 @@ func (a *managerActor) spawn(ctx actor.Context, partitions []int) map[int]*actor
 			Logger:    partitionLogger(a.m.cfg.Logger, a.m.cfg.Node, p),
 			Now:       a.m.cfg.Now,
 		}
-		props := newVnodeProps(env, a.m.cfg.Factory, a.m.shared, a.m.partitionCounters(p))
+		pc := a.m.partitionCounters(p)
+		props := newVnodeProps(env, a.m.cfg.Factory, a.m.shared, pc)
+		// The mailbox is protoactor's default (unbounded), kept where MailboxDepth can read it.
+		props.Configure(actor.WithMailbox(func() actor.Mailbox {
+			mb := actor.Unbounded()()
+			pc.mailbox.Store(&mb)
+			return mb
+		}))
 		if a.m.cfg.Dispatcher != nil {
 			props.Configure(actor.WithDispatcher(a.m.cfg.Dispatcher))
 		}
@@ -270,7 +291,7 @@ func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, system: system, stopped: make(chan struct{})}
-	m.shared = &shared{metrics: &m.metrics, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
+	m.shared = &shared{metrics: &m.metrics, observe: cfg.Observe, observeEvery: uint32(cfg.ObserveEvery), now: cfg.Now, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
 	empty := map[int]*actor.PID{}
 	m.pids.Store(&empty)
 	m.strategy = &limitStrategy{max: cfg.MaxRestarts, within: cfg.RestartWindow, log: func(reason any) {
@@ -396,6 +417,23 @@ func (m *Manager) HandoffReceived(p int) int64 {
 		return c.(*partitionCounters).received.Load()
 	}
 	return 0
+}
+
+// MailboxDepth is the number of messages waiting in the mailboxes of this manager's running vnodes
+// (summed) and in the fullest one. A snapshot for metrics: mailboxes change as it reads them.
+func (m *Manager) MailboxDepth() (total, deepest int) {
+	for p := range *m.pids.Load() {
+		c, ok := m.counters.Load(p)
+		if !ok {
+			continue
+		}
+		if mb := c.(*partitionCounters).mailbox.Load(); mb != nil {
+			d := (*mb).UserMessageCount()
+			total += d
+			deepest = max(deepest, d)
+		}
+	}
+	return total, deepest
 }
 
 // Metrics returns the lifecycle counters.

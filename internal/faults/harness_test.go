@@ -33,6 +33,7 @@ const (
 	rpcPort       = "11011"
 	gossipPort    = "11012"
 	transportPort = "11013"
+	httpPort      = "11080"
 )
 
 // nodeFlags are passed to every node besides its name, data dir and addresses: fast probes, so memberlist
@@ -99,6 +100,10 @@ type harness struct {
 	mu     sync.Mutex
 	nodes  map[int]*fnode
 	events []event
+
+	// bindAll makes nodes listen on 0.0.0.0 (the same ports) and advertise their own address
+	// (-advertise-host), as a host with several interfaces is run; set before the first node starts.
+	bindAll bool
 }
 
 type event struct {
@@ -250,7 +255,12 @@ func (h *harness) launch(n *fnode) {
 	h.t.Helper()
 	args := append([]string{"start", "-name", n.name, "-data-dir", n.dataDir, "-memcache-listen", n.mcAddr(),
 		"-rpc-listen", n.rpcAddr(), "-gossip-listen", n.ip + ":" + gossipPort, "-transport-listen", n.transportAddr(),
-		"-certs-dir", n.certs, "-rpc-tls"}, nodeFlags...)
+		"-certs-dir", n.certs, "-rpc-tls", "-http-listen", "127.0.0.1:0"}, nodeFlags...)
+	if h.bindAll {
+		args = append([]string{"start", "-name", n.name, "-data-dir", n.dataDir, "-memcache-listen", "0.0.0.0:" + memcachePort,
+			"-rpc-listen", "0.0.0.0:" + rpcPort, "-gossip-listen", "0.0.0.0:" + gossipPort, "-transport-listen", "0.0.0.0:" + transportPort,
+			"-http-listen", "0.0.0.0:" + httpPort, "-advertise-host", n.ip, "-certs-dir", n.certs, "-rpc-tls"}, nodeFlags...)
+	}
 	cmd := h.topo.NodeCommand(n.idx, gokaiBinary(h.t), args...) // its pid is gokai's
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

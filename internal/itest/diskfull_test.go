@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
 )
 
 // mountTmpfs mounts a tmpfs of sizeMiB on a new directory and unmounts it when the test ends (after the
@@ -56,7 +59,8 @@ func diskValue(i int) []byte {
 // is full, recording every acknowledged key. While it is full, writes fail with disk_full (msgpack-RPC) and
 // "SERVER_ERROR out of space" (memcache), naming no path, and reads work. Once a filler file placed on the
 // same tmpfs beforehand is deleted, writes come back by themselves, without a restart, and every
-// acknowledged key reads back with its value.
+// acknowledged key reads back with its value. /readyz is 503 (storage not writable) while the disk is full
+// and 200 once writes came back.
 func TestDiskFullIsAStateNotALatch(t *testing.T) {
 	mnt := mountTmpfs(t, 64)
 	filler := filepath.Join(mnt, "filler")
@@ -128,6 +132,9 @@ func TestDiskFullIsAStateNotALatch(t *testing.T) {
 	if st := nodeStats(t, c); st.String("gokai_disk_full") != "1" {
 		t.Fatalf("gokai_disk_full = %q while the disk is full", st.String("gokai_disk_full"))
 	}
+	if code, body := readyz(t, p.httpAddr); code != 503 || !strings.HasPrefix(body, "storage not writable") || strings.Contains(body, "/") {
+		t.Fatalf("/readyz while the disk is full: %d %q, want 503 storage not writable (naming no path)", code, body)
+	}
 
 	// Free space: writes come back by themselves.
 	if err := os.Remove(filler); err != nil {
@@ -171,6 +178,13 @@ func TestDiskFullIsAStateNotALatch(t *testing.T) {
 		}
 	}
 	checkAcked(c, "after recovery")
+	// NB: the data dir probe caches its result for a second: poll.
+	eventually.NoError(t, 10*time.Second, "/readyz is 200 again", func() error {
+		if code, body := readyz(t, p.httpAddr); code != 200 {
+			return fmt.Errorf("%d %q", code, body)
+		}
+		return nil
+	})
 	st := nodeStats(t, c)
 	if st.String("gokai_disk_full") != "0" || st.String("gokai_disk_full_recoveries") == "0" {
 		t.Fatalf("after recovery: gokai_disk_full %q, recoveries %q", st.String("gokai_disk_full"),
@@ -182,6 +196,22 @@ func TestDiskFullIsAStateNotALatch(t *testing.T) {
 	}
 	q := startNode(t, p.dataDir, "-write-buffer-mib", "1")
 	checkAcked(newRPCClient(t, q.rpcAddr, client.Config{}), "after a restart")
+}
+
+// readyz asks a node's HTTP listener for /readyz.
+func readyz(t *testing.T, httpAddr string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	res, err := c.Get("http://" + httpAddr + "/readyz")
+	if err != nil {
+		t.Fatalf("/readyz: %v", err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("/readyz: %v", err)
+	}
+	return res.StatusCode, string(b)
 }
 
 // nodeStats asks a node for its stats.

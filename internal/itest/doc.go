@@ -11,6 +11,15 @@
 // fetches Debian's memcached source package with apt-get, so it needs the network (Debian's archive), perl
 // and gcc; testdata/memcached-t holds the server shim and the list of skipped files and known differences.
 //
+// TestPrometheusScrapesACluster starts Debian's prometheus on loopback with a config it writes, scraping a
+// 3-node cluster under a bounded load, queries it with PromQL through its HTTP API, and runs promtool check
+// metrics on every node's /metrics.
+//
+// TestStatusPageInChromiumDuringAJoin loads a node's status page in Debian's headless chromium while a
+// third node joins (frozen with SIGSTOP once a transfer to it is sending, so the transfer stays in progress):
+// no console messages, every member, the ring, a transfer row with a progress bar; it writes a screenshot
+// to GOKAI_SCREENSHOT_DIR (else a temp dir).
+//
 // Tests skip (with the reason) when a third-party client is not installed; `.ci/run` installs them. The
 // disk-full test mounts a small tmpfs for the node's data dir (and unmounts it): it needs root and skips,
 // saying so, without. The flood tests measure the node's resident memory in /proc/PID/status.

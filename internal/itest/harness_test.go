@@ -76,9 +76,15 @@ type proc struct {
 	log     bytes.Buffer
 	exited  chan struct{}
 	exitErr error
+
+	// httpAddr is the HTTP listener's (metrics, health, status page).
+	httpAddr string
 }
 
-var readyRE = regexp.MustCompile(`msg="gokai ready" memcache=(\S+) rpc=(\S*)`)
+var (
+	readyRE     = regexp.MustCompile(`msg="gokai ready" memcache=(\S+) rpc=(\S*)`)
+	httpReadyRE = regexp.MustCompile(`msg="gokai ready" .* http=(\S+)`)
+)
 
 // startNode runs `gokai start` on a data dir (a new temp dir if dataDir is "") with loopback port 0 and
 // extra flags, and waits until it is ready.
@@ -93,7 +99,7 @@ func startNodeOf(t *testing.T, bin, dataDir string, extra ...string) *proc {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	args := append([]string{"start", "-data-dir", dataDir, "-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-log-level", "info"}, extra...)
+	args := append([]string{"start", "-data-dir", dataDir, "-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-http-listen", "127.0.0.1:0", "-log-level", "info"}, extra...)
 	p := &proc{t: t, bin: bin, dataDir: dataDir, args: args, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	stderr, err := p.cmd.StderrPipe()
@@ -114,7 +120,7 @@ func startNodeOf(t *testing.T, bin, dataDir string, extra ...string) *proc {
 			p.log.WriteString(line + "\n")
 			p.logMu.Unlock()
 			if m := readyRE.FindStringSubmatch(line); m != nil {
-				ready <- m
+				ready <- append(m[:3:3], line)
 			}
 		}
 	}()
@@ -136,6 +142,9 @@ func startNodeOf(t *testing.T, bin, dataDir string, extra ...string) *proc {
 	select {
 	case m := <-ready:
 		p.mcAddr, p.rpcAddr = m[1], m[2]
+		if h := httpReadyRE.FindStringSubmatch(m[3]); h != nil {
+			p.httpAddr = h[1]
+		}
 	case <-p.exited:
 		t.Fatalf("gokai exited before ready: %v\n%s", p.exitErr, p.logText())
 	case <-time.After(30 * time.Second):

@@ -112,7 +112,7 @@ func TestRestartRefusesDifferentQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := tool(t, gokaiBinary(t), "start", "-data-dir", p.dataDir, "-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0",
-		"-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-q", "128")
+		"-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-http-listen", "127.0.0.1:0", "-q", "128")
 	if err == nil || !strings.Contains(out, "q=64") {
 		t.Fatalf("start with another q: err=%v\n%s", err, out)
 	}

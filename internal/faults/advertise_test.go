@@ -1,0 +1,118 @@
+package faults
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/eventually"
+)
+
+// TestNodesBoundToEveryInterfaceAdvertiseTheirAddress: three nodes, each in its own network namespace,
+// listen on 0.0.0.0 for every port and advertise their namespace's address (-advertise-host). They form
+// a cluster (joins seeded with the advertised transport address), gossip carries the advertised client
+// addresses (no 0.0.0.0 anywhere in the cluster status), and clients outside the nodes' namespaces (in
+// the hub) are served on every node: msgpack-RPC writes read back through the others, memcache set and
+// get, /readyz.
+func TestNodesBoundToEveryInterfaceAdvertiseTheirAddress(t *testing.T) {
+	h := newHarness(t)
+	h.bindAll = true
+	h.form(3)
+
+	type member struct {
+		Name, RPCAddr, MemcacheAddr, GossipAddr, TransportAddr string
+	}
+	var st struct {
+		Members []struct {
+			Name          string `msgpack:"name"`
+			RPCAddr       string `msgpack:"rpc_addr"`
+			MemcacheAddr  string `msgpack:"memcache_addr"`
+			GossipAddr    string `msgpack:"gossip_addr"`
+			TransportAddr string `msgpack:"transport_addr"`
+		} `msgpack:"members"`
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, viewer := range h.all() {
+		if err := viewer.admin.Call(ctx, "cluster_status", nil, &st, true); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Members) != 3 {
+			t.Fatalf("%s sees %d members", viewer.short, len(st.Members))
+		}
+		for _, m := range st.Members {
+			n := h.byName(m.Name)
+			want := member{m.Name, n.rpcAddr(), n.mcAddr(), n.ip + ":" + gossipPort, n.transportAddr()}
+			if got := (member{m.Name, m.RPCAddr, m.MemcacheAddr, m.GossipAddr, m.TransportAddr}); got != want {
+				t.Errorf("%s sees %+v, want %+v", viewer.short, got, want)
+			}
+		}
+	}
+
+	// Writes through each node, with W=3 (every replica, on three nodes), read back through every node.
+	for i, writer := range h.all() {
+		key := []byte(fmt.Sprintf("adv-%d", i))
+		if _, err := writer.admin.Put(ctx, key, []byte(writer.short), nil, &client.WriteOptions{W: 3}); err != nil {
+			t.Fatalf("put through %s: %v", writer.short, err)
+		}
+		for _, reader := range h.all() {
+			o, err := reader.admin.Get(ctx, key, &client.ReadOptions{R: 3})
+			if err != nil || o == nil || len(o.Values) != 1 || string(o.Values[0].Data) != writer.short {
+				t.Fatalf("get %s through %s: %+v %v", key, reader.short, o, err)
+			}
+		}
+	}
+
+	// memcache and HTTP, on the bound-to-everything ports, from the hub.
+	for _, n := range h.all() {
+		c, err := h.topo.Dial(ctx, "tcp", n.mcAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		fmt.Fprintf(c, "set mc-%s 0 0 2\r\nok\r\nget mc-%s\r\n", n.short, n.short)
+		var got []string
+		for len(got) < 4 {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("memcache on %s: %v (%q)", n.short, err, got)
+			}
+			got = append(got, strings.TrimRight(line, "\r\n"))
+		}
+		c.Close()
+		if want := []string{"STORED", fmt.Sprintf("VALUE mc-%s 0 2", n.short), "ok", "END"}; strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("memcache on %s: %q, want %q", n.short, got, want)
+		}
+
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return h.topo.Dial(ctx, network, addr)
+			},
+			TLSClientConfig: h.tls}}
+		var body string
+		eventually.NoError(t, 10*time.Second, n.short+" /readyz answers 200", func() error {
+			res, err := hc.Get("https://" + n.ip + ":" + httpPort + "/readyz")
+			if err != nil {
+				return err
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			body = string(b)
+			if res.StatusCode != 200 {
+				return fmt.Errorf("%d %s", res.StatusCode, body)
+			}
+			return nil
+		})
+		if body != "ready\n" {
+			t.Fatalf("%s /readyz: %q", n.short, body)
+		}
+	}
+}
