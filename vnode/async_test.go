@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gokai-kv/gokai/internal/eventually"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
 )
@@ -16,8 +17,8 @@ func TestAsyncWork(t *testing.T) {
 	j := newJournal()
 	m := startProbe(t, sys, "sup", j, vnode.ManagerConfig{Workers: 1, WorkQueue: 1})
 	pid := m.PID(5)
-	first := sys.Root.RequestFuture(pid, &asyncWork{Tag: "first"}, 5*time.Second)   // runs, blocked
-	second := sys.Root.RequestFuture(pid, &asyncBusy{Tag: "second"}, 5*time.Second) // queued
+	first := sys.Root.RequestFuture(pid, &asyncWork{Tag: "first"}, 30*time.Second)   // runs, blocked
+	second := sys.Root.RequestFuture(pid, &asyncBusy{Tag: "second"}, 30*time.Second) // queued
 	// The pool is full: the third is refused at once with its busy reply.
 	if got := req(t, sys, pid, &asyncBusy{Tag: "third"}).(*done).Tag; got != "third busy" {
 		t.Fatalf("a third job on a full pool: %q", got)
@@ -42,8 +43,11 @@ func TestAsyncWork(t *testing.T) {
 
 	// Work still running when the manager stops sees its context end; its sender gets the result.
 	j.setRelease(make(chan struct{}))
-	last := sys.Root.RequestFuture(pid, &asyncWork{Tag: "last"}, 5*time.Second)
-	req(t, sys, pid, &hasElem{Elem: "meanwhile"}) // NB: the work was submitted before this answer
+	// NB: deadlines are bounds, not timings: a loaded machine under -race took over 5 s to stop the manager.
+	last := sys.Root.RequestFuture(pid, &asyncWork{Tag: "last"}, 30*time.Second)
+	// NB: running, not only submitted: a job still queued when the pool closes is dropped unanswered (the
+	// worker that ran "second" may not have taken it yet).
+	eventually.True(t, 10*time.Second, "the last work running", func() bool { return j.has("async started last") })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := m.Stop(ctx); err != nil {
