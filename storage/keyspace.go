@@ -40,7 +40,10 @@ type KeySpace struct {
 	Space   uint16
 }
 
-var _ Backend = KeySpace{}
+var (
+	_ Backend     = KeySpace{}
+	_ RangeFolder = KeySpace{}
+)
 
 func (k KeySpace) partition(op string, p uint32) (uint32, error) {
 	if p > MaxSpacePartition {
@@ -92,6 +95,15 @@ func (k KeySpace) Fold(p uint32, fn func(key, value []byte) error) error {
 		return err
 	}
 	return k.Backend.Fold(bp, fn)
+}
+
+// FoldRange implements RangeFolder (through the backend's, or a filtered Fold when it has none).
+func (k KeySpace) FoldRange(p uint32, start, end []byte, fn func(key, value []byte) error) error {
+	bp, err := k.partition("fold-range", p)
+	if err != nil {
+		return err
+	}
+	return Partition{Backend: k.Backend, ID: bp}.FoldRange(start, end, fn)
 }
 
 // IsEmpty implements Backend.

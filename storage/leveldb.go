@@ -18,7 +18,10 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
-var _ Backend = (*LevelDB)(nil)
+var (
+	_ Backend     = (*LevelDB)(nil)
+	_ RangeFolder = (*LevelDB)(nil)
+)
 
 // LevelDBConfig configures the goleveldb backend. Start from
 // DefaultLevelDBConfig; in a literal, a zero WriteBufferMiB, BlockCacheMiB or
@@ -374,10 +377,24 @@ func iterPartition(db *leveldb.DB, partition uint32, ro *opt.ReadOptions) iterat
 // in); a reopen waits for the folds in progress, and a fold started during a
 // reopen fails with ErrUnavailable.
 func (l *LevelDB) Fold(partition uint32, fn func(key, value []byte) error) error {
+	return l.fold("fold", partition, nil, nil, fn)
+}
+
+// FoldRange implements RangeFolder: an iterator over [start, end) of the partition, so only that range is
+// read.
+func (l *LevelDB) FoldRange(partition uint32, start, end []byte, fn func(key, value []byte) error) error {
+	if start == nil {
+		start = []byte{}
+	}
+	return l.fold("fold-range", partition, start, end, fn)
+}
+
+// fold is Fold over the whole partition (start nil) or over [start, end) (end nil: to the partition's end).
+func (l *LevelDB) fold(op string, partition uint32, start, end []byte, fn func(key, value []byte) error) error {
 	l.fmu.Lock()
 	if l.reopening {
 		l.fmu.Unlock()
-		return opError("fold", partition, ErrUnavailable)
+		return opError(op, partition, ErrUnavailable)
 	}
 	l.folds++
 	l.fmu.Unlock()
@@ -389,11 +406,21 @@ func (l *LevelDB) Fold(partition uint32, fn func(key, value []byte) error) error
 		}
 		l.fmu.Unlock()
 	}()
-	db, err := l.acquire("fold", partition)
+	db, err := l.acquire(op, partition)
 	if err != nil {
 		return err
 	}
-	it := iterPartition(db, partition, l.scanRO)
+	var it iterator.Iterator
+	if start == nil {
+		it = iterPartition(db, partition, l.scanRO)
+	} else {
+		r := util.BytesPrefix(partitionPrefix(partition))
+		r.Start = encodeKey(partition, start)
+		if end != nil {
+			r.Limit = encodeKey(partition, end)
+		}
+		it = db.NewIterator(r, l.scanRO)
+	}
 	l.mu.RUnlock() // NB: the fold count keeps db open until the iterator is released
 	defer it.Release()
 	for it.Next() {
@@ -401,11 +428,11 @@ func (l *LevelDB) Fold(partition uint32, fn func(key, value []byte) error) error
 			if errors.Is(err, ErrStopFold) {
 				return nil
 			}
-			return opError("fold", partition, err)
+			return opError(op, partition, err)
 		}
 	}
 	if err := it.Error(); err != nil {
-		return l.fail("fold", partition, err)
+		return l.fail(op, partition, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 )
@@ -72,6 +73,13 @@ type Backend interface {
 	Close() error
 }
 
+// RangeFolder is implemented by backends that can fold one key range of a partition and read nothing
+// else (an index seek, not a scan): Fold's rules, over the keys k with start <= k < end (end nil: to the
+// partition's end). Partition.FoldRange falls back to a filtered Fold for a backend without it.
+type RangeFolder interface {
+	FoldRange(partition uint32, start, end []byte, fn func(key, value []byte) error) error
+}
+
 // Partition is a convenience view of a Backend bound to one partition.
 // It is a value type: copying it is cheap and it owns nothing.
 type Partition struct {
@@ -93,6 +101,23 @@ func (p Partition) Write(ops []Op) error { return p.Backend.Write(p.ID, ops) }
 
 // Fold calls Backend.Fold for p's partition.
 func (p Partition) Fold(fn func(key, value []byte) error) error { return p.Backend.Fold(p.ID, fn) }
+
+// FoldRange folds the keys k of p's partition with start <= k < end (end nil: to the end), in order: with
+// the backend's RangeFolder when it has one, else by a Fold that skips the rest (a full scan).
+func (p Partition) FoldRange(start, end []byte, fn func(key, value []byte) error) error {
+	if rf, ok := p.Backend.(RangeFolder); ok {
+		return rf.FoldRange(p.ID, start, end, fn)
+	}
+	return p.Backend.Fold(p.ID, func(k, v []byte) error {
+		if bytes.Compare(k, start) < 0 {
+			return nil
+		}
+		if end != nil && bytes.Compare(k, end) >= 0 {
+			return ErrStopFold
+		}
+		return fn(k, v)
+	})
+}
 
 // IsEmpty calls Backend.IsEmpty for p's partition.
 func (p Partition) IsEmpty() (bool, error) { return p.Backend.IsEmpty(p.ID) }
