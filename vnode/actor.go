@@ -31,6 +31,7 @@ type jobDone struct{}
 
 // shared is what a manager's vnodes share.
 type shared struct {
+	aae     AAEConfig // Q 0: no hash trees
 	metrics *Metrics
 	pool    *workerPool
 	busyLog ratelog.Limiter // "worker pool busy"
@@ -42,6 +43,10 @@ type partitionCounters struct {
 	received atomic.Int64
 	// jobs counts the partition's async work running or queued, whichever vnode incarnation started it.
 	jobs atomic.Int64
+	// aae is the latest status of the partition's hash trees (nil: none); aaeCounts its counters, owned by
+	// whichever vnode incarnation runs (one at a time).
+	aae       atomic.Pointer[AAEStatus]
+	aaeCounts AAEStatus
 }
 
 // vnodeActor hosts one Behaviour for one partition. All Behaviour calls happen inside Receive.
@@ -64,6 +69,9 @@ type vnodeActor struct {
 	retired  bool
 	received *atomic.Int64 // partitionCounters.received
 	jobs     *atomic.Int64 // partitionCounters.jobs
+	counters *partitionCounters
+	// aae is the current incarnation's hash trees (nil when the behaviour has none or anti-entropy is off).
+	aae *Hashtrees
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {
@@ -102,6 +110,10 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 		panic(fmt.Sprintf("vnode: partition %d: crash requested: %s", a.env.Partition, msg.Reason))
 	case *selfMessage:
 		a.selfMessage(msg)
+	case *aaeStep:
+		if msg.h == a.aae && a.aae != nil && !a.retired {
+			a.aae.step(ctx.ActorSystem(), ctx.Self(), a.env.Logger)
+		}
 	case *jobDone:
 		if a.handoff != nil {
 			a.flushHandoff(ctx)
@@ -118,7 +130,7 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 			}
 			return
 		}
-		if a.handleHandoff(ctx, msg) || a.handleCoverage(ctx, msg) {
+		if a.handleAAE(ctx, msg) || a.handleHandoff(ctx, msg) || a.handleCoverage(ctx, msg) {
 			return
 		}
 		a.command(ctx, msg, Sender{system: ctx.ActorSystem(), pid: ctx.Sender()})
@@ -133,6 +145,14 @@ func (a *vnodeActor) startBehaviour(ctx actor.Context) {
 	env := a.env
 	env.Self = Self{inc: a.inc}
 	a.b = a.factory()
+	if hasher, ok := a.b.(AAEHasher); ok && a.shared.aae.Q > 0 {
+		h, err := openHashtrees(env, hasher, a.shared.aae, &a.counters.aae, &a.counters.aaeCounts)
+		if err != nil {
+			panic(fmt.Errorf("vnode: partition %d: %w", a.env.Partition, err))
+		}
+		env.AAE, a.aae = h, h
+		h.kick(ctx.ActorSystem(), ctx.Self())
+	}
 	if err := a.b.Init(env); err != nil {
 		// NB: a panic hands the failure to the vnode supervisor, which restarts this vnode within its
 		// restart limits or stops it (and the manager escalates).
@@ -153,6 +173,21 @@ func (a *vnodeActor) stopBehaviour(reason any) {
 		a.ended = true
 		a.b.Terminate(reason)
 	}
+	a.closeHashtrees(reason == nil)
+}
+
+// closeHashtrees ends the incarnation's hash trees; on a clean stop (not a retire) it persists them first.
+func (a *vnodeActor) closeHashtrees(clean bool) {
+	if a.aae == nil {
+		return
+	}
+	if clean && !a.retired {
+		if err := a.aae.persist(); err != nil {
+			a.env.Logger.Warn("vnode: hash trees not persisted: the next start rebuilds them", "err", err)
+		}
+	}
+	a.aae.close()
+	a.aae = nil
 }
 
 // replaceBehaviour starts a fresh Behaviour on the partition after a drop deleted its data: the old one's
@@ -169,6 +204,7 @@ func (a *vnodeActor) replaceBehaviour(ctx actor.Context, reason any) {
 		delete(old.watched, k) // NB: their ends, still to come, are not the new behaviour's business
 	}
 	a.b.Terminate(reason)
+	a.closeHashtrees(false) // NB: the partition's data, trees included, was deleted
 	old.leave()
 	a.startBehaviour(ctx)
 }
@@ -256,7 +292,7 @@ func (a *vnodeActor) submit(ctx actor.Context, j job) bool {
 
 func newVnodeProps(env Env, factory Factory, sh *shared, pc *partitionCounters) *actor.Props {
 	return actors.WireProps(actor.PropsFromProducer(func() actor.Actor {
-		return &vnodeActor{env: env, factory: factory, shared: sh, received: &pc.received, jobs: &pc.jobs}
+		return &vnodeActor{env: env, factory: factory, shared: sh, received: &pc.received, jobs: &pc.jobs, counters: pc}
 	}))
 }
 

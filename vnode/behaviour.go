@@ -73,6 +73,11 @@ type Env struct {
 	Store     storage.Partition // the partition's key space in the node's storage backend
 	Logger    *slog.Logger      // carries node and partition attributes
 	Now       func() time.Time  // the node's clock (fake in tests)
+	// AAE is the vnode's anti-entropy hash trees when the behaviour implements AAEHasher and the node runs
+	// anti-entropy, else nil. A behaviour that has them writes every change of an item through AAE.Write
+	// (so the trees and their index stay in step with storage), and never writes keys that start with
+	// AAEReservedPrefix.
+	AAE *Hashtrees
 	// Self is the vnode's handle on itself: timers, messages to itself, actors it spawns or watches. It
 	// belongs to this Behaviour value: its timers and messages die with it (restart, stop, drop). The zero
 	// Self (a behaviour run outside a vnode, in a unit test) sends nothing.

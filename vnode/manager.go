@@ -44,6 +44,10 @@ type ManagerConfig struct {
 	// WorkQueue is how many jobs at most wait for a worker; beyond it async work is refused (the
 	// behaviour's IfBusy reply). Default 1024, range 0..1<<20 (0 means the default).
 	WorkQueue int
+
+	// AAE configures the hash trees of behaviours that implement AAEHasher; its zero value (Q 0) keeps
+	// them off.
+	AAE AAEConfig
 }
 
 func (c *ManagerConfig) setDefaults() {
@@ -68,6 +72,7 @@ func (c *ManagerConfig) setDefaults() {
 	if c.WorkQueue == 0 {
 		c.WorkQueue = 1024
 	}
+	c.AAE.setDefaults()
 }
 
 // Validate reports the first invalid field.
@@ -85,6 +90,9 @@ func (c *ManagerConfig) Validate() error {
 		return fmt.Errorf("vnode: ManagerConfig.Workers %d out of range 1..1024", c.Workers)
 	case c.WorkQueue < 0 || c.WorkQueue > 1<<20:
 		return fmt.Errorf("vnode: ManagerConfig.WorkQueue %d out of range 0..%d", c.WorkQueue, 1<<20)
+	}
+	if err := c.AAE.validate(); err != nil {
+		return err
 	}
 	for _, p := range c.Partitions {
 		if p < 0 {
@@ -270,7 +278,7 @@ func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, system: system, stopped: make(chan struct{})}
-	m.shared = &shared{metrics: &m.metrics, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
+	m.shared = &shared{aae: cfg.AAE, metrics: &m.metrics, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
 	empty := map[int]*actor.PID{}
 	m.pids.Store(&empty)
 	m.strategy = &limitStrategy{max: cfg.MaxRestarts, within: cfg.RestartWindow, log: func(reason any) {
@@ -422,3 +430,17 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	return m.shared.pool.close(ctx)
 }
+
+// AAEStatus is the state of partition p's hash trees; false when its vnode has none (anti-entropy off, a
+// behaviour without AAEHasher, or no vnode started yet).
+func (m *Manager) AAEStatus(p int) (AAEStatus, bool) {
+	if c, ok := m.counters.Load(p); ok {
+		if st := c.(*partitionCounters).aae.Load(); st != nil {
+			return *st, true
+		}
+	}
+	return AAEStatus{}, false
+}
+
+// AAE is the hash-tree configuration the manager runs with (Q 0: off).
+func (m *Manager) AAE() AAEConfig { return m.cfg.AAE }

@@ -1,0 +1,254 @@
+package vnode_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gokai-kv/gokai/aae"
+	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/kv"
+	"github.com/gokai-kv/gokai/ring"
+	"github.com/gokai-kv/gokai/storage"
+	"github.com/gokai-kv/gokai/vnode"
+)
+
+const aaeQ = 8
+
+// storedItems reads partition p's objects straight from storage: key -> version hash.
+func storedItems(t *testing.T, db storage.Backend, p int) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	err := db.Fold(uint32(p), func(k, v []byte) error {
+		if len(k) == 0 || k[0] != 'k' {
+			return nil
+		}
+		o, err := kv.UnmarshalObject(v)
+		if err != nil {
+			return err
+		}
+		out[string(k[1:])] = kv.VersionHash(o)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// wantTrees builds the trees of items from scratch, by source.
+func wantTrees(items map[string]uint64) map[int]*aae.Tree {
+	out := map[int]*aae.Tree{}
+	for k, v := range items {
+		kh := ring.KeyHash([]byte(k))
+		src := int(kh >> (64 - 3))
+		if out[src] == nil {
+			out[src] = &aae.Tree{}
+		}
+		out[src].Insert(kh, v)
+	}
+	return out
+}
+
+func query(t *testing.T, m *vnode.Manager, p int, q *vnode.AAEQuery) *vnode.AAEAnswer {
+	t.Helper()
+	a := ask(t, m, p, q).(*vnode.AAEAnswer)
+	if a.Err != "" {
+		t.Fatalf("partition %d source %d query %d: %s", p, q.Source, q.Kind, a.Err)
+	}
+	return a
+}
+
+// checkTrees asks the vnode for every source's branches and compares them with trees rebuilt from storage,
+// and its segment fold of every segment with the stored items.
+func checkTrees(t *testing.T, m *vnode.Manager, db storage.Backend, p int) {
+	t.Helper()
+	items := storedItems(t, db, p)
+	want := wantTrees(items)
+	all := make([]int, aae.Segments)
+	for i := range all {
+		all[i] = i
+	}
+	for src := range aaeQ {
+		w := want[src]
+		if w == nil {
+			w = &aae.Tree{}
+		}
+		root := query(t, m, p, &vnode.AAEQuery{V: 1, Source: src, Kind: aae.QueryRoot})
+		br := query(t, m, p, &vnode.AAEQuery{V: 1, Source: src, Kind: aae.QueryBranches})
+		if root.Root != w.Root() || !slices.Equal(br.Branches, w.Branches()) {
+			t.Fatalf("partition %d source %d: the vnode's tree differs from a rebuild of storage", p, src)
+		}
+		keys := query(t, m, p, &vnode.AAEQuery{V: 1, Source: src, Kind: aae.QueryKeys, Segments: all})
+		var wantKeys []aae.KeyVersion
+		for k, v := range items {
+			if int(ring.KeyHash([]byte(k))>>(64-3)) == src {
+				wantKeys = append(wantKeys, aae.KeyVersion{Key: []byte(k), Version: v})
+			}
+		}
+		aae.SortKeys(wantKeys)
+		if !slices.EqualFunc(keys.Keys, wantKeys, func(a, b aae.KeyVersion) bool {
+			return bytes.Equal(a.Key, b.Key) && a.Version == b.Version
+		}) {
+			t.Fatalf("partition %d source %d: segment fold gave %d keys, storage holds %d", p, src, len(keys.Keys), len(wantKeys))
+		}
+	}
+}
+
+func put(t *testing.T, m *vnode.Manager, p int, key, val string) *kv.Object {
+	t.Helper()
+	rep := ask(t, m, p, &kv.PutRequest{V: 1, Key: []byte(key), Coordinate: true, Blind: true, Value: []byte(val)}).(*kv.PutReply)
+	if rep.Err != "" {
+		t.Fatal(rep.Err)
+	}
+	return rep.Object
+}
+
+func waitBuilt(t *testing.T, m *vnode.Manager, p int) vnode.AAEStatus {
+	t.Helper()
+	var st vnode.AAEStatus
+	eventually.True(t, 10*time.Second, "hash trees built", func() bool {
+		var ok bool
+		st, ok = m.AAEStatus(p)
+		return ok && st.State == vnode.AAEBuilt
+	})
+	return st
+}
+
+// TestHashtreesFollowEveryWrite: puts, overwrites, tombstones, reaps, drops and handed-off items keep the
+// vnode's trees equal to trees rebuilt from storage, and its segment folds equal to storage.
+func TestHashtreesFollowEveryWrite(t *testing.T) {
+	db := storage.NewMemory()
+	m := startManager(t, db, vnode.ManagerConfig{Partitions: []int{0, 1}, AAE: vnode.AAEConfig{Q: aaeQ}})
+	waitBuilt(t, m, 0)
+	rng := rand.New(rand.NewPCG(1, 1))
+	objs := map[string]*kv.Object{}
+	for i := range 600 {
+		k := fmt.Sprintf("key-%d", rng.IntN(300))
+		switch {
+		case i%7 == 3 && objs[k] != nil:
+			// a tombstone, then its reap
+			rep := ask(t, m, 0, &kv.PutRequest{V: 1, Key: []byte(k), Coordinate: true, Context: objs[k].Clock,
+				Meta: kv.Meta{Deleted: true}}).(*kv.PutReply)
+			if rep.Err != "" {
+				t.Fatal(rep.Err)
+			}
+			m.System().Root.Send(m.PID(0), &kv.ReapRequest{V: 1, Key: []byte(k), Clock: rep.Object.Clock})
+			delete(objs, k)
+		case i%5 == 1:
+			// replication of another vnode's object (the repair and handoff path)
+			o := put(t, m, 1, k, fmt.Sprint(i))
+			if rep := ask(t, m, 0, &kv.PutRequest{V: 1, Key: []byte(k), Object: o}).(*kv.PutReply); rep.Err != "" {
+				t.Fatal(rep.Err)
+			}
+		default:
+			objs[k] = put(t, m, 0, k, fmt.Sprint(i))
+		}
+	}
+	checkTrees(t, m, db, 0)
+	checkTrees(t, m, db, 1)
+}
+
+// TestHashtreesPersistAcrossACleanStop: a clean stop writes the trees; the next start loads them (no
+// rebuild) and they still match storage. A crash leaves them suspect: the restarted vnode rebuilds, and the
+// rebuilt trees match storage too.
+func TestHashtreesPersistAcrossACleanStop(t *testing.T) {
+	db, err := storage.OpenLevelDB(storage.DefaultLevelDBConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := vnode.ManagerConfig{Partitions: []int{0}, AAE: vnode.AAEConfig{Q: aaeQ, RebuildChunk: 7}}
+	m := startManager(t, db, cfg)
+	waitBuilt(t, m, 0)
+	for i := range 200 {
+		put(t, m, 0, fmt.Sprintf("k%d", i), "v")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m = startManager(t, db, cfg)
+	st := waitBuilt(t, m, 0)
+	if st.Rebuilds != 0 || st.Items != 200 {
+		t.Fatalf("after a clean stop: %+v, want the persisted trees of 200 items and no rebuild", st)
+	}
+	checkTrees(t, m, db, 0)
+
+	// A crash: the trees are rebuilt from storage (in chunks of 7), and meanwhile writes go on.
+	if err := m.Crash(0, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		put(t, m, 0, fmt.Sprintf("k%d", i*3), "w")
+	}
+	eventually.True(t, 10*time.Second, "rebuilt after the crash", func() bool {
+		st, ok := m.AAEStatus(0)
+		return ok && st.State == vnode.AAEBuilt && st.Rebuilds == 1
+	})
+	checkTrees(t, m, db, 0)
+	if st, _ := m.AAEStatus(0); st.Mismatched != 0 {
+		t.Fatalf("the rebuild found the live trees wrong: %+v", st)
+	}
+}
+
+// TestHashtreesRebuildRepairsACorruptIndex: an index entry lost (or wrong) in storage is put right by the
+// rebuild that follows an unclean start.
+func TestHashtreesRebuildRepairsACorruptIndex(t *testing.T) {
+	db := storage.NewMemory()
+	cfg := vnode.ManagerConfig{Partitions: []int{0}, AAE: vnode.AAEConfig{Q: aaeQ}}
+	m := startManager(t, db, cfg)
+	waitBuilt(t, m, 0)
+	for i := range 50 {
+		put(t, m, 0, fmt.Sprintf("k%d", i), "v")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Drop every index entry and the clean-stop marker, as a crash with a damaged index would leave them.
+	var drop []storage.Op
+	_ = db.Fold(0, func(k, _ []byte) error {
+		if bytes.HasPrefix(k, []byte{0xff, 'A', 'i'}) || bytes.Equal(k, []byte{0xff, 'A', 'c'}) {
+			drop = append(drop, storage.Op{Key: bytes.Clone(k), Delete: true})
+		}
+		return nil
+	})
+	if len(drop) != 51 {
+		t.Fatalf("%d index entries and marker, want 51", len(drop))
+	}
+	if err := db.Write(0, drop); err != nil {
+		t.Fatal(err)
+	}
+	m = startManager(t, db, cfg)
+	st := waitBuilt(t, m, 0)
+	if st.Fixed != 50 || st.Rebuilds != 1 {
+		t.Fatalf("status %+v: want 50 index entries fixed by one rebuild", st)
+	}
+	checkTrees(t, m, db, 0)
+}
+
+// TestHashtreesAnswerBadQueriesWithAnError: out-of-range sources, branches and segments are refused.
+func TestHashtreesAnswerBadQueriesWithAnError(t *testing.T) {
+	m := startManager(t, storage.NewMemory(), vnode.ManagerConfig{Partitions: []int{0}, AAE: vnode.AAEConfig{Q: aaeQ}})
+	waitBuilt(t, m, 0)
+	for _, q := range []*vnode.AAEQuery{
+		{Source: aaeQ, Kind: aae.QueryRoot}, {Source: -1, Kind: aae.QueryRoot}, {Kind: 99},
+		{Kind: aae.QuerySegments, Branches: []int{aae.Branches}}, {Kind: aae.QueryKeys, Segments: []int{aae.Segments}},
+		{Kind: aae.QueryKeys, Segments: []int{5, 3}},
+	} {
+		if a := ask(t, m, 0, q).(*vnode.AAEAnswer); a.Err == "" {
+			t.Fatalf("query %+v answered", q)
+		}
+	}
+	off := startManager(t, storage.NewMemory(), vnode.ManagerConfig{Partitions: []int{0}})
+	if a := ask(t, off, 0, &vnode.AAEQuery{Kind: aae.QueryRoot}).(*vnode.AAEAnswer); a.Err == "" {
+		t.Fatal("a vnode without anti-entropy answered")
+	}
+}
