@@ -55,6 +55,15 @@ type Answer struct {
 	Keys     []KeyVersion // sorted by key
 }
 
+// size is the payload of an answer: 8 bytes a hash, a key's bytes and 8 for its version.
+func (a Answer) size() int {
+	n := 8 + 8*len(a.Branches) + 8*len(a.Segments)
+	for _, k := range a.Keys {
+		n += len(k.Key) + 8
+	}
+	return n
+}
+
 // Outcome is what an exchange found.
 type Outcome struct {
 	// Keys are the keys whose versions differ between the replicas, ascending.
@@ -63,6 +72,8 @@ type Outcome struct {
 	Branches, Segments int
 	// Truncated: more segments differed than MaxSegments; the rest wait for the next exchange.
 	Truncated bool
+	// Bytes counts the hashes and keys both answers carried (the exchange's payload, without framing).
+	Bytes int
 }
 
 // NewExchange starts an exchange that compares at most maxSegments segments' keys (minimum 1).
@@ -78,6 +89,7 @@ func (e *Exchange) Outcome() Outcome { return e.res }
 
 // Answer takes both replicas' answers to the last query and returns the next one, or done.
 func (e *Exchange) Answer(a, b Answer) (next Query, done bool) {
+	e.res.Bytes += a.size() + b.size()
 	switch e.step {
 	case QueryRoot:
 		if a.Root == b.Root {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gokai-kv/gokai/ring"
 )
@@ -267,5 +268,29 @@ func TestDiffKeysMatchesNaive(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("DiffKeys %v, want %v", got, want)
 		}
+	}
+}
+
+// TestBucketLimitsTheRate: a burst goes at once, then one token per 1/rate, whatever the callers' pace.
+func TestBucketLimitsTheRate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	b := NewBucket(10, 5)
+	for i := range 5 {
+		if w := b.Take(t0); w != 0 {
+			t.Fatalf("token %d of the burst waits %s", i, w)
+		}
+	}
+	if w := b.Take(t0); w != 100*time.Millisecond {
+		t.Fatalf("past the burst: wait %s, want 100ms", w)
+	}
+	if w := b.Take(t0); w != 200*time.Millisecond {
+		t.Fatalf("second past the burst: wait %s, want 200ms", w)
+	}
+	// After a second the bucket refilled (10 tokens, minus the 2 owed, capped at the burst of 5).
+	if w := b.Take(t0.Add(time.Second)); w != 0 {
+		t.Fatalf("after a second: wait %s", w)
+	}
+	if w := (&Bucket{}).Take(t0); w != 0 {
+		t.Fatal("the zero bucket limits")
 	}
 }
