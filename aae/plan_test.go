@@ -22,7 +22,7 @@ func TestPlanCoversEveryPreflistInBothDirections(t *testing.T) {
 			}
 			type key struct {
 				src, a, b int
-				from  ring.NodeID
+				from      ring.NodeID
 			}
 			got := map[key]int{}
 			for _, self := range nodes {
