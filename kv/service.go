@@ -21,7 +21,7 @@ const KeySpace = 0
 // service: its methods answer without the "kv." prefix, as they did before services.
 func Service(o Options) service.Service {
 	return service.Service{
-		Name: ServiceName, ID: KeySpace, Default: true,
+		Name: ServiceName, ID: KeySpace, Default: true, AntiEntropy: true,
 		Validate: o.Validate,
 		Wire:     wireMessages,
 		Vnode: func(n service.NodeInfo) (vnode.Factory, error) {
@@ -37,7 +37,8 @@ func Service(o Options) service.Service {
 				return nil, err
 			}
 			faces := rpcFaces{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout}
-			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: c.serviceStats}, nil
+			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: c.serviceStats,
+				Repair: c.Repair}, nil
 		},
 		Rehome: &service.Rehome{
 			Drop: func(keys, values [][]byte) any { return &DropRequest{Keys: keys, Objects: values} },
