@@ -80,6 +80,12 @@ func (x *exchangeActor) Receive(ctx actor.Context) {
 		go func() {
 			sys.Root.Send(self, repairKeys(rctx, m, repair, out.Keys))
 		}()
+	case *actor.DeadLetterResponse:
+		// NB: a vnode that stopped (retired, or its node is leaving) answers nothing: fail now rather than
+		// hold a concurrency slot until the timeout.
+		if x.cancel == nil {
+			x.finish(ctx, x.exOutcome(), repairsDone{err: fmt.Errorf("vnode %s is gone", msg.Target)})
+		}
 	case *repairsDone:
 		x.finish(ctx, x.ex.Outcome(), *msg)
 	case *actor.ReceiveTimeout:

@@ -60,7 +60,7 @@ type Config struct {
 	// MaxSegments bounds the segments whose keys one exchange fetches (more wait for the next exchange).
 	// Default 4096, range 1..aae.Segments.
 	MaxSegments int
-	// Timeout is how long an exchange waits for an answer from a vnode. Default 30s.
+	// Timeout is how long an exchange waits for an answer from a vnode. Default 10s.
 	Timeout time.Duration
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -86,7 +86,7 @@ func (c *Config) setDefaults() {
 		c.MaxSegments = 4096
 	}
 	if c.Timeout == 0 {
-		c.Timeout = 30 * time.Second
+		c.Timeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -191,6 +191,7 @@ type Manager struct {
 	mu          sync.Mutex
 	queue       []task                         // REQUIRES: mu held
 	periodStart time.Time                      // REQUIRES: mu held
+	ringVersion uint64                         // REQUIRES: mu held; the ring the queue was planned on
 	status      map[statusKey]*PartitionStatus // REQUIRES: mu held
 	bucket      *aae.Bucket                    // REQUIRES: mu held
 	running     int                            // REQUIRES: mu held
@@ -297,10 +298,12 @@ func (m *Manager) statusOfLocked(svc string, p int) *PartitionStatus {
 // planLocked starts a new period: every planned exchange, due at evenly spread times. REQUIRES: mu held.
 func (m *Manager) planLocked(now time.Time) {
 	m.periodStart = now
+	m.queue = nil
 	r := m.cluster.Ring()
 	if r == nil {
 		return
 	}
+	m.ringVersion = r.Version()
 	var ts []task
 	for i, s := range m.svcs {
 		for _, p := range aae.Plan(r, m.cfg.Node, m.cfg.N) {
@@ -385,6 +388,11 @@ func (a *managerActor) startDue(ctx actor.Context) {
 	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if r := m.cluster.Ring(); r != nil && r.Version() != m.ringVersion && !m.periodStart.IsZero() {
+		// The ring changed: the pairs planned may no longer be replicas of their sources. Plan anew now
+		// (the exchanges running finish; their repairs go through the service's current preference lists).
+		m.planLocked(now)
+	}
 	if len(m.queue) == 0 && (m.periodStart.IsZero() || now.Sub(m.periodStart) >= m.cfg.Period) {
 		m.planLocked(now)
 	}
@@ -400,7 +408,9 @@ func (a *managerActor) startDue(ctx actor.Context) {
 		m.running++
 		m.xseq++
 		x := &exchangeActor{m: m, t: t, svc: m.svcs[t.svc], base: rand.Uint64() &^ 0xffff}
-		if _, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return x }), fmt.Sprintf("x-%d", m.xseq)); err != nil {
+		// NB: WireProps: the queries to a peer's vnode and its answers cross the transport as wire envelopes.
+		props := actors.WireProps(actor.PropsFromProducer(func() actor.Actor { return x }))
+		if _, err := ctx.SpawnNamed(props, fmt.Sprintf("x-%d", m.xseq)); err != nil {
 			m.running--
 			m.cfg.Logger.Warn("entropy: spawn exchange", "err", err)
 		}
