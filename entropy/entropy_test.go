@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -208,4 +209,71 @@ func TestExchangeWithADownPeerIsSkipped(t *testing.T) {
 	if st := m.Stats(); st.Exchanges != 0 {
 		t.Fatalf("exchanges ran with the peer down: %+v", st)
 	}
+}
+
+// switchable is a cluster whose ring the test replaces.
+type switchable struct {
+	*twoNodes
+	r atomic.Pointer[ring.Ring]
+}
+
+func (s *switchable) Ring() *ring.Ring { return s.r.Load() }
+
+// TestRingChangePlansAnew: the exchanges planned on a one-node ring (the node before it joined) are
+// replaced by the new ring's as soon as it changes, not a period later.
+func TestRingChangePlansAnew(t *testing.T) {
+	c := newTwoNodes(t)
+	alone, err := ring.NewFromOwners(slices.Repeat([]ring.NodeID{"a"}, q), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := ring.NewFromOwners(c.ring.Owners(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &switchable{twoNodes: c}
+	sc.r.Store(alone)
+	var askedB atomic.Int64
+	svc := entropy.Service{Name: "kv",
+		Vnode: func(x ring.NodeID, p int) *actor.PID {
+			if x == "b" {
+				askedB.Add(1)
+			}
+			return c.vn[x].PID(p)
+		},
+		Repair: func(ctx context.Context, key []byte) error { return c.repair(ctx, key) }}
+	m, err := entropy.Start(c.sys, entropy.Config{Node: "a", N: n, Period: time.Hour, Name: "aae-sup-switch"}, sc,
+		[]entropy.Service{svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	eventually.True(t, 5*time.Second, "the one-node plan's first exchange", func() bool { return m.Stats().Exchanges >= 1 })
+	if askedB.Load() != 0 {
+		t.Fatal("the one-node plan named b")
+	}
+	sc.r.Store(two)
+	// With an hour's period, only a new plan brings an exchange with b within seconds.
+	eventually.True(t, 5*time.Second, "an exchange with b on the new ring", func() bool { return askedB.Load() >= 1 })
+}
+
+// TestExchangeWithAGoneVnodeFailsAtOnce: a vnode that no longer exists answers with a dead letter; the
+// exchange ends with an error then, not at its timeout.
+func TestExchangeWithAGoneVnodeFailsAtOnce(t *testing.T) {
+	c := newTwoNodes(t)
+	svc := entropy.Service{Name: "kv",
+		Vnode: func(x ring.NodeID, p int) *actor.PID {
+			if x == "b" {
+				return actor.NewPID(c.sys.Address(), "vnode-gone")
+			}
+			return c.vn[x].PID(p)
+		},
+		Repair: func(context.Context, []byte) error { return nil }}
+	m, err := entropy.Start(c.sys, entropy.Config{Node: "a", N: n, Period: time.Hour, Timeout: time.Hour,
+		Name: "aae-sup-gone"}, c, []entropy.Service{svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	eventually.True(t, 5*time.Second, "the exchange failed", func() bool { return m.Stats().ExchangeErrors >= 1 })
 }
