@@ -95,6 +95,7 @@ type harness struct {
 	ca    string // the cluster CA, the gossip key and the operator certificate (client.admin)
 	tls   *tls.Config
 	start time.Time
+	flags []string // more node flags, after nodeFlags (set before form)
 
 	mu     sync.Mutex
 	nodes  map[int]*fnode
@@ -250,7 +251,7 @@ func (h *harness) launch(n *fnode) {
 	h.t.Helper()
 	args := append([]string{"start", "-name", n.name, "-data-dir", n.dataDir, "-memcache-listen", n.mcAddr(),
 		"-rpc-listen", n.rpcAddr(), "-gossip-listen", n.ip + ":" + gossipPort, "-transport-listen", n.transportAddr(),
-		"-certs-dir", n.certs, "-rpc-tls"}, nodeFlags...)
+		"-certs-dir", n.certs, "-rpc-tls"}, append(append([]string{}, nodeFlags...), h.flags...)...)
 	cmd := h.topo.NodeCommand(n.idx, gokaiBinary(h.t), args...) // its pid is gokai's
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
