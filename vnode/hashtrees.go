@@ -132,6 +132,8 @@ type Hashtrees struct {
 	counts *AAEStatus // cumulative counters, copied into status
 	timer  *time.Timer
 	closed bool
+	system *actor.ActorSystem // set by kick: where rebuild steps are sent
+	self   *actor.PID
 	ibuf   []byte
 }
 
@@ -222,9 +224,12 @@ func (h *Hashtrees) Write(ops []storage.Op, ch AAEChange) error {
 		ops = append(ops, idx)
 	}
 	if err := h.store.Write(ops); err != nil {
-		if h.trees != nil && h.build == nil {
+		if h.build == nil {
 			h.startBuild()
 			h.publish()
+			if h.system != nil {
+				h.schedule(h.system, h.self, max(h.cfg.RebuildPause, 100*time.Millisecond))
+			}
 		}
 		return err
 	}
@@ -291,6 +296,7 @@ func (h *Hashtrees) schedule(system *actor.ActorSystem, self *actor.PID, pause t
 
 // kick schedules what the trees need next: a rebuild step, or the next periodic rebuild.
 func (h *Hashtrees) kick(system *actor.ActorSystem, self *actor.PID) {
+	h.system, h.self = system, self
 	switch {
 	case h.build != nil:
 		h.schedule(system, self, 0)

@@ -3,9 +3,11 @@ package vnode_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,4 +253,43 @@ func TestHashtreesAnswerBadQueriesWithAnError(t *testing.T) {
 	if a := ask(t, off, 0, &vnode.AAEQuery{Kind: aae.QueryRoot}).(*vnode.AAEAnswer); a.Err == "" {
 		t.Fatal("a vnode without anti-entropy answered")
 	}
+}
+
+// failingWrites is a backend whose batch writes fail while fail is set (a full or failing disk).
+type failingWrites struct {
+	storage.Backend
+	fail atomic.Bool
+}
+
+func (f *failingWrites) Write(p uint32, ops []storage.Op) error {
+	if f.fail.Load() {
+		return errors.New("injected write failure")
+	}
+	return f.Backend.Write(p, ops)
+}
+
+// TestHashtreesRebuildAfterAFailedWrite: a write that failed may or may not have reached storage, so the
+// trees are rebuilt from storage (and answer meanwhile from the old ones).
+func TestHashtreesRebuildAfterAFailedWrite(t *testing.T) {
+	mem := storage.NewMemory()
+	db := &failingWrites{Backend: mem}
+	m := startManager(t, db, vnode.ManagerConfig{Partitions: []int{0}, AAE: vnode.AAEConfig{Q: aaeQ}})
+	st := waitBuilt(t, m, 0)
+	for i := range 20 {
+		put(t, m, 0, fmt.Sprintf("k%d", i), "v")
+	}
+	db.fail.Store(true)
+	rep := ask(t, m, 0, &kv.PutRequest{V: 1, Key: []byte("k0"), Coordinate: true, Blind: true, Value: []byte("w")}).(*kv.PutReply)
+	if rep.Err == "" {
+		t.Fatal("the write did not fail")
+	}
+	if s, _ := m.AAEStatus(0); s.State != vnode.AAERebuilding {
+		t.Fatalf("after a failed write the trees are %q, want rebuilding", s.State)
+	}
+	db.fail.Store(false)
+	eventually.True(t, 10*time.Second, "rebuilt", func() bool {
+		s, ok := m.AAEStatus(0)
+		return ok && s.State == vnode.AAEBuilt && s.Rebuilds == st.Rebuilds+1
+	})
+	checkTrees(t, m, mem, 0)
 }
