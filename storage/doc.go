@@ -5,7 +5,9 @@
 // LevelDB (goleveldb, the default) and Memory (tests, nodes without
 // durability). Keys and values are opaque bytes here: encoding objects,
 // vector clocks and tombstones belongs to the vnode's behaviour, and handoff
-// and anti-entropy are built by their packages on top of Fold. Storage knows
+// and anti-entropy are built by their packages on top of Fold and FoldRange (a
+// fold of one key range: goleveldb seeks to it and reads nothing else; the
+// vnode's anti-entropy index reads a few segments this way). Storage knows
 // nothing of the ring, actors or the network.
 //
 // # Key layout (LevelDB)

@@ -36,6 +36,7 @@ import (
 //	CoverageHandler   coverage commands (list keys, count, ...)  default: refused with an error chunk
 //	InfoHandler       timers (Self.After) and messages to itself (Self.Send)  default: dropped, logged
 //	ExitHandler       watched or spawned actors that stopped (Self.Watch, Self.Spawn)  default: ignored
+//	AAEHasher         the tree key and version hash of a stored item: anti-entropy's hash trees  default: none
 type Behaviour interface {
 	// Init prepares the behaviour for its partition. An error crashes the vnode (the supervisor retries
 	// within its restart limits).
