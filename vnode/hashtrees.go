@@ -26,13 +26,15 @@ import (
 // AAEReservedPrefix (0xFF 'A'); a behaviour must not write such keys itself, and its HandoffFold must not
 // yield them (KV's keys start with 'k' or 'm'). Drop deletes them with the rest.
 //
-//	0xFF 'A' 'i' segment(2) keyhash(8) key  ->  version(8)     the index: a segment's items, for exchanges
+//	0xFF 'A' 'i' segment(2) keyhash(8) key  ->  store key      the index: a segment's items, for exchanges
 //	0xFF 'A' 't' source(2)                  ->  encoded tree   written at a clean stop
 //	0xFF 'A' 'c'                            ->  items(8)       the clean-stop marker
 //
-// The index entry of an item is written in the same storage batch as the item itself (Env.AAE.Write), so
-// the index never disagrees with the data: a segment fold (QueryKeys) reads only the index range of the
-// segments asked, never the whole partition. The in-memory trees are updated after the batch is stored. A
+// The index entry of an item is written in the same storage batch as the item's creation and deleted in
+// the batch of its deletion (Env.AAE.Write), so the index never disagrees with the data on which items
+// exist; it holds no version, so an overwrite (the common write) adds no index write. A segment fold
+// (QueryKeys) reads only the index range of the segments asked, then each listed item's stored value for
+// its version (a few reads: the segments that differ), never the whole partition. The in-memory trees are updated after the batch is stored. A
 // vnode that stops cleanly writes its trees and the marker in one batch; one that starts and finds the
 // marker loads the trees and deletes the marker (so a crash from then on leaves none). Without the marker
 // (a crash, a restart after a panic, a data dir from before anti-entropy) the trees are suspect: the
@@ -214,14 +216,11 @@ func (h *Hashtrees) indexKey(kh uint64, key []byte) []byte {
 // everything: the trees are then marked suspect and rebuilt, so they never claim what storage lacks.
 func (h *Hashtrees) Write(ops []storage.Op, ch AAEChange) error {
 	kh := ring.KeyHash(ch.Key)
-	if ch.Old != ch.New {
-		idx := storage.Op{Key: h.indexKey(kh, ch.Key)}
-		if ch.New == 0 {
-			idx.Delete = true
-		} else {
-			idx.Value = binary.BigEndian.AppendUint64(nil, ch.New)
-		}
-		ops = append(ops, idx)
+	switch {
+	case ch.Old == 0 && ch.New != 0:
+		ops = append(ops, storage.Op{Key: h.indexKey(kh, ch.Key), Value: bytes.Clone(ch.StoreKey)})
+	case ch.Old != 0 && ch.New == 0:
+		ops = append(ops, storage.Op{Key: h.indexKey(kh, ch.Key), Delete: true})
 	}
 	if err := h.store.Write(ops); err != nil {
 		if h.build == nil {
@@ -388,8 +387,8 @@ func (h *Hashtrees) buildChunk() (done bool, err error) {
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		if len(got) != 8 || binary.BigEndian.Uint64(got) != ver {
-			fix = append(fix, storage.Op{Key: ik, Value: binary.BigEndian.AppendUint64(nil, ver)})
+		if !bytes.Equal(got, k) {
+			fix = append(fix, storage.Op{Key: ik, Value: bytes.Clone(k)})
 		}
 		return nil
 	})
@@ -539,10 +538,10 @@ func (a *vnodeActor) handleAAE(ctx actor.Context, msg any) bool {
 			rep.Root, rep.Branches, rep.Segments = ans.Root, ans.Branches, ans.Segments
 			break
 		}
-		store, src, segs := h.store, q.Source, q.Segments
+		store, src, segs, hasher := h.store, q.Source, q.Segments, h.hasher
 		source := h.source
 		a.execute(ctx, Async(func(c context.Context) any {
-			keys, err := foldSegments(c, store, source, src, segs)
+			keys, err := foldSegments(c, store, hasher, source, src, segs)
 			if err != nil {
 				rep.Err = err.Error()
 			} else {
@@ -557,10 +556,13 @@ func (a *vnodeActor) handleAAE(ctx actor.Context, msg any) bool {
 	return true
 }
 
-// foldSegments reads the index entries of segments segs whose key belongs to source src: a range read per
-// run of consecutive segments, never the partition's data. Keys come back sorted.
-func foldSegments(ctx context.Context, store storage.Partition, source func(uint64) int, src int, segs []int) ([]aae.KeyVersion, error) {
+// foldSegments reads the index entries of segments segs whose key belongs to source src (a range read per
+// run of consecutive segments), then the stored value of each for its version. It never reads the rest of
+// the partition. Keys come back sorted.
+func foldSegments(ctx context.Context, store storage.Partition, hasher AAEHasher, source func(uint64) int, src int,
+	segs []int) ([]aae.KeyVersion, error) {
 	var out []aae.KeyVersion
+	var storeKeys [][]byte
 	size := 0
 	for i := 0; i < len(segs); {
 		if err := ctx.Err(); err != nil {
@@ -577,7 +579,7 @@ func foldSegments(ctx context.Context, store storage.Partition, source func(uint
 		}
 		i = j
 		err := store.FoldRange(lo, hi, func(k, v []byte) error {
-			if len(k) < len(lo)+8 || len(v) != 8 {
+			if len(k) < len(lo)+8 {
 				return nil
 			}
 			kh := binary.BigEndian.Uint64(k[len(lo):])
@@ -589,13 +591,35 @@ func foldSegments(ctx context.Context, store storage.Partition, source func(uint
 			if size > MaxAAEAnswerBytes {
 				return fmt.Errorf("vnode: segment fold over %d bytes", MaxAAEAnswerBytes)
 			}
-			out = append(out, aae.KeyVersion{Key: key, Version: binary.BigEndian.Uint64(v)})
+			out = append(out, aae.KeyVersion{Key: key})
+			storeKeys = append(storeKeys, bytes.Clone(v))
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	aae.SortKeys(out)
-	return out, nil
+	// The versions, from the items themselves. NB: an item deleted since the index fold is left out (it is
+	// absent now, as the trees say).
+	kept := out[:0]
+	for i, kv := range out {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		val, err := store.Get(storeKeys[i])
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, ver, ok := hasher.AAEItem(storeKeys[i], val); ok && ver != 0 {
+			kv.Version = ver
+			kept = append(kept, kv)
+		}
+	}
+	aae.SortKeys(kept)
+	return kept, nil
 }
