@@ -47,6 +47,7 @@ type partitionCounters struct {
 	// whichever vnode incarnation runs (one at a time).
 	aae       atomic.Pointer[AAEStatus]
 	aaeCounts AAEStatus
+	aaeItems  atomic.Int64 // items in the serving trees, kept current on every write
 }
 
 // vnodeActor hosts one Behaviour for one partition. All Behaviour calls happen inside Receive.
@@ -146,7 +147,8 @@ func (a *vnodeActor) startBehaviour(ctx actor.Context) {
 	env.Self = Self{inc: a.inc}
 	a.b = a.factory()
 	if hasher, ok := a.b.(AAEHasher); ok && a.shared.aae.Q > 0 {
-		h, err := openHashtrees(env, hasher, a.shared.aae, &a.counters.aae, &a.counters.aaeCounts)
+		h, err := openHashtrees(env, hasher, a.shared.aae, &a.counters.aae, &a.counters.aaeCounts,
+			&a.counters.aaeItems)
 		if err != nil {
 			panic(fmt.Errorf("vnode: partition %d: %w", a.env.Partition, err))
 		}

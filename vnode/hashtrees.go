@@ -126,7 +126,7 @@ type Hashtrees struct {
 	bits   int
 	now    func() time.Time
 	trees  map[int]*aae.Tree // serving; nil while building with nothing to serve
-	items  int64
+	items  *atomic.Int64     // items in the serving trees (read by Manager.AAEStatus)
 	state  string
 	built  time.Time
 	build  *treeBuild
@@ -149,9 +149,11 @@ type treeBuild struct {
 }
 
 // openHashtrees loads a vnode's trees (built, after a clean stop) or starts a rebuild.
-func openHashtrees(env Env, hasher AAEHasher, cfg AAEConfig, status *atomic.Pointer[AAEStatus], counts *AAEStatus) (*Hashtrees, error) {
+func openHashtrees(env Env, hasher AAEHasher, cfg AAEConfig, status *atomic.Pointer[AAEStatus], counts *AAEStatus,
+	items *atomic.Int64) (*Hashtrees, error) {
 	h := &Hashtrees{store: env.Store, hasher: hasher, cfg: cfg, bits: bits.TrailingZeros(uint(cfg.Q)), now: env.Now,
-		status: status, counts: counts}
+		status: status, counts: counts, items: items}
+	items.Store(0)
 	trees := map[int]*aae.Tree{}
 	err := h.store.FoldRange(aaeTreePrefix, prefixEnd(aaeTreePrefix), func(k, v []byte) error {
 		if len(k) != len(aaeTreePrefix)+2 {
@@ -173,7 +175,8 @@ func openHashtrees(env Env, hasher AAEHasher, cfg AAEConfig, status *atomic.Poin
 		if err := h.store.Delete(aaeCleanKey); err != nil {
 			return nil, fmt.Errorf("vnode: hash trees: clear the clean-stop marker: %w", err)
 		}
-		h.trees, h.items, h.state, h.built = trees, int64(binary.BigEndian.Uint64(marker)), AAEBuilt, h.now()
+		h.trees, h.state, h.built = trees, AAEBuilt, h.now()
+		h.items.Store(int64(binary.BigEndian.Uint64(marker)))
 	case err == nil || errors.Is(err, storage.ErrNotFound):
 		h.trees = trees
 		if len(trees) == 0 {
@@ -237,7 +240,7 @@ func (h *Hashtrees) Write(ops []storage.Op, ch AAEChange) error {
 	}
 	src := h.source(kh)
 	if h.trees != nil {
-		h.items += itemDelta(ch.Old, ch.New)
+		h.items.Add(itemDelta(ch.Old, ch.New))
 		treeOf(h.trees, src).Update(kh, ch.Old, ch.New)
 	}
 	if b := h.build; b != nil && b.started && bytes.Compare(ch.StoreKey, b.cursor) <= 0 {
@@ -332,7 +335,8 @@ func (h *Hashtrees) step(system *actor.ActorSystem, self *actor.PID, logger inte
 		h.counts.Mismatched++
 		logger.Warn("vnode: hash tree rebuild found the trees out of step with storage", "items", b.items)
 	}
-	h.trees, h.items, h.state, h.built = b.trees, b.items, AAEBuilt, h.now()
+	h.trees, h.state, h.built = b.trees, AAEBuilt, h.now()
+	h.items.Store(b.items)
 	h.publish()
 	if h.cfg.RebuildPeriod > 0 {
 		h.schedule(system, self, h.cfg.RebuildPeriod)
@@ -423,10 +427,10 @@ func (h *Hashtrees) persist() error {
 		v, _ := t.MarshalBinary()
 		ops = append(ops, storage.Op{Key: k, Value: v})
 	}
-	if h.items == 0 {
+	if h.items.Load() == 0 {
 		return h.store.Write(append(ops, storage.Op{Key: aaeCleanKey, Delete: true}))
 	}
-	ops = append(ops, storage.Op{Key: aaeCleanKey, Value: binary.BigEndian.AppendUint64(nil, uint64(h.items))})
+	ops = append(ops, storage.Op{Key: aaeCleanKey, Value: binary.BigEndian.AppendUint64(nil, uint64(h.items.Load()))})
 	return h.store.Write(ops)
 }
 
@@ -441,7 +445,7 @@ func (h *Hashtrees) close() {
 
 func (h *Hashtrees) publish() {
 	st := *h.counts
-	st.State, st.Items, st.Trees, st.BuiltAt = h.state, h.items, len(h.trees), h.built
+	st.State, st.Trees, st.BuiltAt = h.state, len(h.trees), h.built
 	h.status.Store(&st)
 }
 

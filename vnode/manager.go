@@ -435,8 +435,11 @@ func (m *Manager) Stop(ctx context.Context) error {
 // behaviour without AAEHasher, or no vnode started yet).
 func (m *Manager) AAEStatus(p int) (AAEStatus, bool) {
 	if c, ok := m.counters.Load(p); ok {
-		if st := c.(*partitionCounters).aae.Load(); st != nil {
-			return *st, true
+		pc := c.(*partitionCounters)
+		if st := pc.aae.Load(); st != nil {
+			out := *st
+			out.Items = pc.aaeItems.Load()
+			return out, true
 		}
 	}
 	return AAEStatus{}, false
