@@ -266,10 +266,11 @@ func (a *vnodeActor) execute(ctx actor.Context, res Result, from Sender) {
 
 // busy answers a command whose async work the pool refused.
 func (a *vnodeActor) busy(ctx actor.Context, res Result, from Sender) {
+	// NB: counted before the sender hears of it, so a sender that reads the counter on the reply sees it.
+	a.shared.metrics.asyncRefused.Add(1)
 	if res.hasBusy && from.pid != nil && res.busy != nil {
 		ctx.Send(from.pid, res.busy)
 	}
-	a.shared.metrics.asyncRefused.Add(1)
 	a.shared.busyLog.Warn(a.env.Logger, "vnode: worker pool busy: async work refused")
 }
 
