@@ -293,3 +293,54 @@ func TestHashtreesRebuildAfterAFailedWrite(t *testing.T) {
 	})
 	checkTrees(t, m, mem, 0)
 }
+
+// TestHashtreesFollowAHandoff: the new owner's trees take the handed-off items (the receive path is a
+// write like any other) and match the old owner's; the old owner's drop leaves it with empty trees.
+func TestHashtreesFollowAHandoff(t *testing.T) {
+	sys := newSystem(t)
+	dbA, dbB := storage.NewMemory(), storage.NewMemory()
+	mk := func(name, node string, db storage.Backend) *vnode.Manager {
+		m, err := vnode.StartManager(sys, vnode.ManagerConfig{Name: name, Node: node, Partitions: []int{5},
+			Factory: kv.NewVnode(kv.DefaultConfig()), Store: db, AAE: vnode.AAEConfig{Q: aaeQ}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Stop(context.Background()) })
+		return m
+	}
+	a, b := mk("sup-a", "a", dbA), mk("sup-b", "b", dbB)
+	waitBuilt(t, a, 5)
+	waitBuilt(t, b, 5)
+	for i := range 300 {
+		putVia(t, sys, a.PID(5), fmt.Sprintf("k%d", i), "v")
+	}
+	putVia(t, sys, b.PID(5), "k7", "b's own") // a sibling of a's k7 once merged
+	st := begin(t, sys, a.PID(5), b.PID(5))
+	var items [][]byte
+	if err := st.Fold(func(k, v []byte) error {
+		item, err := st.Encode(k, v)
+		items = append(items, item)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := ask(t, b, 5, &vnode.HandoffBatch{V: 1, Seq: 1, Items: items}).(*vnode.HandoffAck); r.Err != "" {
+		t.Fatal(r.Err)
+	}
+	putVia(t, sys, a.PID(5), "during", "x") // forwarded to b
+	if fl := ask(t, a, 5, &vnode.FinishHandoff{Session: st.Session}).(*vnode.HandoffFlushed); fl.Err != "" {
+		t.Fatal(fl.Err)
+	}
+	checkTrees(t, b, dbB, 5)
+	if s, _ := b.AAEStatus(5); s.Items != 301 {
+		t.Fatalf("new owner's trees hold %d items, want 301", s.Items)
+	}
+	if r := ask(t, a, 5, &vnode.HandoffDrop{Session: st.Session}).(*vnode.HandoffDropped); r.Err != "" {
+		t.Fatal(r.Err)
+	}
+	s := waitBuilt(t, a, 5)
+	if s.Items != 0 {
+		t.Fatalf("the old owner's trees hold %d items after the drop", s.Items)
+	}
+	checkTrees(t, a, dbA, 5)
+}
