@@ -31,10 +31,11 @@ type jobDone struct{}
 
 // shared is what a manager's vnodes share.
 type shared struct {
-	aae     AAEConfig // Q 0: no hash trees
-	metrics *Metrics
-	pool    *workerPool
-	busyLog ratelog.Limiter // "worker pool busy"
+	aae      AAEConfig     // Q 0: no hash trees
+	aaeSlots chan struct{} // the rebuild semaphore (AAEConfig.RebuildConcurrency)
+	metrics  *Metrics
+	pool     *workerPool
+	busyLog  ratelog.Limiter // "worker pool busy"
 }
 
 // partitionCounters outlive a partition's vnode actors (restarts, retirement): they belong to the Manager.
@@ -148,7 +149,7 @@ func (a *vnodeActor) startBehaviour(ctx actor.Context) {
 	a.b = a.factory()
 	if hasher, ok := a.b.(AAEHasher); ok && a.shared.aae.Q > 0 {
 		h, err := openHashtrees(env, hasher, a.shared.aae, &a.counters.aae, &a.counters.aaeCounts,
-			&a.counters.aaeItems)
+			&a.counters.aaeItems, a.shared.aaeSlots)
 		if err != nil {
 			panic(fmt.Errorf("vnode: partition %d: %w", a.env.Partition, err))
 		}

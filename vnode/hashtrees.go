@@ -69,6 +69,10 @@ type AAEConfig struct {
 	RebuildPause time.Duration
 	// RebuildPeriod starts a verifying rebuild this long after the last one ended; 0 (default) never.
 	RebuildPeriod time.Duration
+	// RebuildConcurrency bounds the rebuilds that fold data at once across the manager's vnodes (after a
+	// crash every vnode rebuilds; riak_kv allowed one per node). Rebuilds of empty partitions do not count.
+	// Default 2, range 1..1024.
+	RebuildConcurrency int
 }
 
 func (c *AAEConfig) setDefaults() {
@@ -77,6 +81,9 @@ func (c *AAEConfig) setDefaults() {
 	}
 	if c.RebuildPause == 0 {
 		c.RebuildPause = 5 * time.Millisecond
+	}
+	if c.RebuildConcurrency == 0 {
+		c.RebuildConcurrency = 2
 	}
 }
 
@@ -88,6 +95,8 @@ func (c *AAEConfig) validate() error {
 		return fmt.Errorf("vnode: AAEConfig.RebuildChunk %d out of range 1..65536", c.RebuildChunk)
 	case c.RebuildPeriod < 0:
 		return fmt.Errorf("vnode: AAEConfig.RebuildPeriod %s must be >= 0", c.RebuildPeriod)
+	case c.RebuildConcurrency < 0 || c.RebuildConcurrency > 1024:
+		return fmt.Errorf("vnode: AAEConfig.RebuildConcurrency %d out of range 1..1024", c.RebuildConcurrency)
 	}
 	return nil
 }
@@ -136,7 +145,10 @@ type Hashtrees struct {
 	closed bool
 	system *actor.ActorSystem // set by kick: where rebuild steps are sent
 	self   *actor.PID
-	ibuf   []byte
+	// slots is the manager's rebuild semaphore (AAEConfig.RebuildConcurrency); holding: this rebuild has one.
+	slots   chan struct{}
+	holding bool
+	ibuf    []byte
 }
 
 // treeBuild is a rebuild under way: the trees of the items up to cursor (store order).
@@ -150,9 +162,9 @@ type treeBuild struct {
 
 // openHashtrees loads a vnode's trees (built, after a clean stop) or starts a rebuild.
 func openHashtrees(env Env, hasher AAEHasher, cfg AAEConfig, status *atomic.Pointer[AAEStatus], counts *AAEStatus,
-	items *atomic.Int64) (*Hashtrees, error) {
+	items *atomic.Int64, slots chan struct{}) (*Hashtrees, error) {
 	h := &Hashtrees{store: env.Store, hasher: hasher, cfg: cfg, bits: bits.TrailingZeros(uint(cfg.Q)), now: env.Now,
-		status: status, counts: counts, items: items}
+		status: status, counts: counts, items: items, slots: slots}
 	items.Store(0)
 	trees := map[int]*aae.Tree{}
 	err := h.store.FoldRange(aaeTreePrefix, prefixEnd(aaeTreePrefix), func(k, v []byte) error {
@@ -269,6 +281,25 @@ func treeOf(m map[int]*aae.Tree, src int) *aae.Tree {
 	return t
 }
 
+// release gives back the rebuild slot this vnode holds, if any.
+func (h *Hashtrees) release() {
+	if h.holding {
+		<-h.slots
+		h.holding = false
+	}
+}
+
+// noItems reports whether the partition holds nothing but the trees' own keys (a rebuild has nothing to
+// fold).
+func (h *Hashtrees) noItems() (bool, error) {
+	empty := true
+	err := h.store.FoldRange([]byte{}, AAEReservedPrefix, func(_, _ []byte) error {
+		empty = false
+		return storage.ErrStopFold
+	})
+	return empty, err
+}
+
 // startBuild starts a rebuild (the serving trees, if any, keep serving).
 func (h *Hashtrees) startBuild() {
 	if h.build != nil {
@@ -317,6 +348,22 @@ func (h *Hashtrees) step(system *actor.ActorSystem, self *actor.PID, logger inte
 		h.startBuild()
 		h.publish()
 	}
+	if !h.holding {
+		empty, err := h.noItems()
+		switch {
+		case err == nil && empty:
+			// NB: nothing to fold: the rebuild ends at once and takes no slot.
+		case h.slots == nil:
+		default:
+			select {
+			case h.slots <- struct{}{}:
+				h.holding = true
+			default:
+				h.schedule(system, self, max(h.cfg.RebuildPause, 50*time.Millisecond)) // a slot is taken: later
+				return
+			}
+		}
+	}
 	done, err := h.buildChunk()
 	if err != nil {
 		logger.Warn("vnode: hash tree rebuild step failed; retrying", "err", err)
@@ -329,6 +376,7 @@ func (h *Hashtrees) step(system *actor.ActorSystem, self *actor.PID, logger inte
 	}
 	b := h.build
 	h.build = nil
+	h.release()
 	h.counts.Rebuilds++
 	h.counts.Fixed += b.fixed
 	if h.trees != nil && !sameTrees(h.trees, b.trees) {
@@ -437,6 +485,7 @@ func (h *Hashtrees) persist() error {
 // close ends the trees' timers (the incarnation ends).
 func (h *Hashtrees) close() {
 	h.closed = true
+	h.release()
 	if h.timer != nil {
 		h.timer.Stop()
 		h.timer = nil

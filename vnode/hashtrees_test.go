@@ -344,3 +344,37 @@ func TestHashtreesFollowAHandoff(t *testing.T) {
 	}
 	checkTrees(t, a, dbA, 5)
 }
+
+// TestHashtreesRebuildsTakeTurns: with RebuildConcurrency 1, vnodes that must rebuild fold one at a time:
+// each rebuild here lasts at least 5 pauses of 20 ms, so serialized rebuilds end at least 100 ms apart.
+func TestHashtreesRebuildsTakeTurns(t *testing.T) {
+	db := storage.NewMemory()
+	o, err := kv.Update(nil, "x/0/1", nil, true, []byte("v"), kv.Meta{}, 1, kv.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := o.MarshalBinary()
+	for p := range 3 {
+		for i := range 5 {
+			if err := db.Put(uint32(p), fmt.Appendf(nil, "kkey-%d", i), raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	m := startManager(t, db, vnode.ManagerConfig{Partitions: []int{0, 1, 2},
+		AAE: vnode.AAEConfig{Q: aaeQ, RebuildChunk: 1, RebuildPause: 20 * time.Millisecond, RebuildConcurrency: 1}})
+	var ends []time.Time
+	for p := range 3 {
+		st := waitBuilt(t, m, p)
+		if st.Items != 5 {
+			t.Fatalf("partition %d: %d items", p, st.Items)
+		}
+		ends = append(ends, st.BuiltAt)
+	}
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	for i := 1; i < len(ends); i++ {
+		if d := ends[i].Sub(ends[i-1]); d < 100*time.Millisecond {
+			t.Fatalf("rebuilds ended %v apart: they ran at once", d)
+		}
+	}
+}

@@ -278,7 +278,7 @@ func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, system: system, stopped: make(chan struct{})}
-	m.shared = &shared{aae: cfg.AAE, metrics: &m.metrics, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
+	m.shared = &shared{aae: cfg.AAE, aaeSlots: make(chan struct{}, max(1, cfg.AAE.RebuildConcurrency)), metrics: &m.metrics, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
 	empty := map[int]*actor.PID{}
 	m.pids.Store(&empty)
 	m.strategy = &limitStrategy{max: cfg.MaxRestarts, within: cfg.RestartWindow, log: func(reason any) {
