@@ -147,6 +147,13 @@ func (a *vnodeActor) startBehaviour(ctx actor.Context) {
 	env := a.env
 	env.Self = Self{inc: a.inc}
 	a.b = a.factory()
+	if _, ok := a.b.(AAEHasher); ok && a.shared.aae.Q == 0 {
+		// Anti-entropy is off: writes now bypass the trees, so trees a clean stop persisted earlier must not
+		// be trusted when it is on again (without the marker the next start rebuilds them).
+		if err := dropCleanMarker(env.Store); err != nil {
+			panic(fmt.Errorf("vnode: partition %d: %w", a.env.Partition, err))
+		}
+	}
 	if hasher, ok := a.b.(AAEHasher); ok && a.shared.aae.Q > 0 {
 		h, err := openHashtrees(env, hasher, a.shared.aae, &a.counters.aae, &a.counters.aaeCounts,
 			&a.counters.aaeItems, a.shared.aaeSlots)

@@ -202,6 +202,21 @@ func openHashtrees(env Env, hasher AAEHasher, cfg AAEConfig, status *atomic.Poin
 	return h, nil
 }
 
+// dropCleanMarker deletes the clean-stop marker if the partition has one.
+func dropCleanMarker(store storage.Partition) error {
+	_, err := store.Get(aaeCleanKey)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("hash trees: read the clean-stop marker: %w", err)
+	}
+	if err := store.Delete(aaeCleanKey); err != nil {
+		return fmt.Errorf("hash trees: clear the clean-stop marker: %w", err)
+	}
+	return nil
+}
+
 // prefixEnd is the first key after every key starting with p (p's last byte is below 0xff).
 func prefixEnd(p []byte) []byte {
 	e := bytes.Clone(p)

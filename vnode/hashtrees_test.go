@@ -378,3 +378,34 @@ func TestHashtreesRebuildsTakeTurns(t *testing.T) {
 		}
 	}
 }
+
+// TestHashtreesAfterRunningWithAAEOff: trees persisted by a clean stop, then a run with anti-entropy off
+// (writes bypass the trees), then on again: the trees are rebuilt, not loaded stale.
+func TestHashtreesAfterRunningWithAAEOff(t *testing.T) {
+	db := storage.NewMemory()
+	on := vnode.ManagerConfig{Partitions: []int{0}, AAE: vnode.AAEConfig{Q: aaeQ}}
+	stop := func(m *vnode.Manager) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := m.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := startManager(t, db, on)
+	waitBuilt(t, m, 0)
+	for i := range 20 {
+		put(t, m, 0, fmt.Sprintf("k%d", i), "v")
+	}
+	stop(m)
+	m = startManager(t, db, vnode.ManagerConfig{Partitions: []int{0}})
+	for i := range 20 {
+		put(t, m, 0, fmt.Sprintf("off%d", i), "v")
+	}
+	stop(m)
+	m = startManager(t, db, on)
+	st := waitBuilt(t, m, 0)
+	if st.Rebuilds != 1 || st.Items != 40 {
+		t.Fatalf("after a run with anti-entropy off: %+v, want a rebuild of 40 items", st)
+	}
+	checkTrees(t, m, db, 0)
+}
