@@ -47,7 +47,11 @@ func (n *Node) startAAE(context.Context) error {
 	cfg.Logger, cfg.Now = n.logger.With("actor", entropy.SupervisorName), n.now
 	var svcs []entropy.Service
 	for _, rt := range n.svcs {
-		if !rt.spec.AntiEntropy || rt.inst == nil || rt.inst.Repair == nil {
+		if !rt.spec.AntiEntropy {
+			continue
+		}
+		if rt.inst == nil || rt.inst.Repair == nil {
+			rt.logger.Warn("anti-entropy: the service opted in but gives no Repair: its trees are kept, no exchange runs")
 			continue
 		}
 		r := router{n, rt}
