@@ -21,7 +21,7 @@
 //     reach or at the deadline; then read repair of every replica that answered with less, late replies
 //     included, until all are in or Linger passed.
 //   - Write(ctx, svc, proto, key, WriteOptions, op): the op's command to one coordinating replica (the
-//     first on this node), which applies it and answers with the value written; that value is replicated to
+//     first on this node, else the first reachable), which applies it and answers with the value written; that value is replicated to
 //     the others, and the answer comes after W acknowledgements (PW from primaries). A replica that fails or
 //     stays silent through the linger is replaced by a fallback (sloppy quorum: counts toward W, never PW).
 //     With WriteOptions.ReapAfter, a follow-up command (Op.Reap) goes to every replica once all stored it.

@@ -339,7 +339,7 @@ func Read[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, proto Proto
 }
 
 // Write sends op's command to a coordinating replica of key (the first replica of the key's preference list
-// on this node, else the first), which applies it and answers with the value written; that value is then
+// on this node, else the first the Router can reach), which applies it and answers with the value written; that value is then
 // sent, with op's Replicate command, to the other replicas of the list. It answers with the written value
 // once W replicas acknowledged (PW of them primaries, for a strict quorum; the coordinating one counts), or
 // with an error as soon as W is out of reach (the coordinating replica's own error when it failed) or at the
@@ -365,6 +365,13 @@ func Write[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, proto Prot
 		if t.Node == s.cfg.Node {
 			coord = i
 			break
+		}
+	}
+	// NB: else the first replica the router can reach: one it cannot would fail the write, applied
+	// nowhere, where another replica could have taken it.
+	for i := 0; coord < 0 && i < len(ts); i++ {
+		if s.router.VnodePID(ts[i].Node, ts[i].Partition) != nil {
+			coord = i
 		}
 	}
 	if coord < 0 && len(ts) > 0 {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,5 +217,80 @@ func TestAServiceOtherThanKV(t *testing.T) {
 	// A bad request never reaches a replica.
 	if _, err := coordinator.Read(ctx, svc, proto, key, coordinator.ReadOptions{R: 4}, regOp{}); !errors.Is(err, coordinator.ErrBadRequest) {
 		t.Fatalf("R=4 with N=3: %v, want ErrBadRequest", err)
+	}
+}
+
+// downRouter routes to one vnode manager per node; the nodes in down have no reachable vnode (VnodePID nil,
+// as the node's router answers for a member it sees down or gone).
+type downRouter struct {
+	ring   *ring.Ring
+	vnodes map[ring.NodeID]*vnode.Manager
+	mu     sync.Mutex
+	down   map[ring.NodeID]bool // REQUIRES: mu held
+}
+
+func (r *downRouter) Preflist(key []byte, n int) []ring.PrefEntry {
+	return r.ring.Preflist(key, n, nil)
+}
+func (r *downRouter) VnodePID(node ring.NodeID, p int) *actor.PID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down[node] || r.vnodes[node] == nil {
+		return nil
+	}
+	return r.vnodes[node].PID(p)
+}
+func (r *downRouter) Fallback([]byte, int, ring.NodeID) (ring.PrefEntry, bool) {
+	return ring.PrefEntry{}, false
+}
+func (r *downRouter) ReportFailure(ring.NodeID) {}
+
+// TestWriteCoordinatesAtAReachableReplica: a write from a node that holds no replica of the key is
+// coordinated by the first replica it can reach, not by the first of the list when that one is unreachable
+// (which failed the write, applied nowhere, with an error a client could only take as indeterminate).
+func TestWriteCoordinatesAtAReachableReplica(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	sys := actors.NewSystem(logger)
+	t.Cleanup(sys.Shutdown)
+	names := []ring.NodeID{"n1", "n2", "n3"}
+	rg, err := ring.New(8, 3, names)
+	if err != nil && !errors.Is(err, ring.ErrTargetN) {
+		t.Fatal(err)
+	}
+	r := &downRouter{ring: rg, vnodes: map[ring.NodeID]*vnode.Manager{}, down: map[ring.NodeID]bool{"n1": true}}
+	all := []int{0, 1, 2, 3, 4, 5, 6, 7}
+	for _, n := range names {
+		m, err := vnode.StartManager(sys, vnode.ManagerConfig{Name: "reg-" + string(n), Node: string(n), Partitions: all,
+			Factory: func() vnode.Behaviour { return &regVnode{} }, Store: storage.NewMemory(), Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Stop(context.Background()) })
+		r.vnodes[n] = m
+	}
+	cfg := coordinator.DefaultConfig("client") // a node that holds no replica
+	cfg.Linger, cfg.Logger = 50*time.Millisecond, logger
+	svc, err := coordinator.Start(sys, cfg, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	// A key whose list starts on the node that is down.
+	var key []byte
+	for i := 0; key == nil; i++ {
+		if k := []byte(fmt.Sprintf("key%d", i)); rg.Preflist(k, 3, nil)[0].Node == "n1" {
+			key = k
+		}
+	}
+	w, err := coordinator.Write(context.Background(), svc, regProtocol{}, key, coordinator.WriteOptions{W: 2}, regOp{n: 5})
+	if err != nil || w != (reg{N: 5, Found: true}) {
+		t.Fatalf("write with the first replica unreachable: %+v %v", w, err)
+	}
+	// With every replica unreachable there is no one to coordinate: the write fails, applied nowhere.
+	r.mu.Lock()
+	r.down["n2"], r.down["n3"] = true, true
+	r.mu.Unlock()
+	if _, err := coordinator.Write(context.Background(), svc, regProtocol{}, key, coordinator.WriteOptions{W: 1}, regOp{n: 6}); err == nil {
+		t.Fatal("a write with no replica reachable succeeded")
 	}
 }

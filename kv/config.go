@@ -26,6 +26,9 @@ type Config struct {
 	// ReapDelay is how long after every replica stored a tombstone it is reaped (DeleteReap only).
 	// Default 3s; must be > 0 with DeleteReap.
 	ReapDelay time.Duration
+	// FlushCutoff is KV's flush epoch (service.NodeInfo.FlushCutoff): reads hide every sibling written at
+	// or before what it returns (flush.go). Not a setting: the node provides it. Default nil: none.
+	FlushCutoff func(nowNs int64) int64
 }
 
 // DeleteMode says what happens to tombstones.

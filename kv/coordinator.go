@@ -53,7 +53,8 @@ func refused(err error) bool {
 }
 
 // Get reads key at R replicas (opts may override R, PR, Timeout, NotFoundOK) and returns the reconciled
-// object, tombstones and expired siblings included (nil if no replica holds the key). Callers show
+// object, tombstones and expired siblings included (nil if no replica holds the key), with the siblings a
+// flush hides shown as tombstones (Object.Flushed; read repair had the real objects). Callers show
 // Object.Live(now) to clients.
 func (c *Coordinator) Get(ctx context.Context, key []byte, opts coordinator.ReadOptions) (*Object, error) {
 	o, err := coordinator.Read(ctx, c.svc, c.proto, key, opts, getOp{})
@@ -61,8 +62,12 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, opts coordinator.Read
 		return nil, err
 	}
 	c.gets.Add(1)
-	if err == nil && o != nil && o.LiveCount(c.svc.Config().Now().Unix()) > 1 {
-		c.siblings.Add(1)
+	if err == nil && o != nil {
+		now := c.svc.Config().Now()
+		o = o.Flushed(cutoff(c.cfg.FlushCutoff, now))
+		if o.LiveCount(now.Unix()) > 1 {
+			c.siblings.Add(1)
+		}
 	}
 	return o, err
 }
@@ -71,10 +76,15 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, opts coordinator.Read
 // the siblings that read returned); a nil vctx supersedes nothing (the write becomes a sibling of whatever
 // the key holds). With blind, vctx is ignored and the context is whatever the coordinating vnode holds (the
 // write supersedes that replica's siblings, seen by the writer or not): callers ask for it only on a
-// client's explicit request (memcache set, msgpack-RPC {"blind": true}). It returns the written object.
+// client's explicit request (memcache set, msgpack-RPC {"blind": true}). It returns the written object as
+// reads show it (Object.Flushed: siblings of it a flush hides are tombstones).
 func (c *Coordinator) Put(ctx context.Context, key, value []byte, meta Meta, vctx VClock, blind bool, opts coordinator.WriteOptions) (*Object, error) {
 	c.puts.Add(1)
-	return c.write(ctx, key, value, meta, vctx, blind, opts)
+	o, err := c.write(ctx, key, value, meta, vctx, blind, opts)
+	if err == nil && o != nil {
+		o = o.Flushed(cutoff(c.cfg.FlushCutoff, c.svc.Config().Now()))
+	}
+	return o, err
 }
 
 // Delete writes a tombstone for key under vctx (or blind), W/PW as for Put. In DeleteReap mode the tombstone

@@ -15,12 +15,13 @@ var _ vnode.CoverageHandler = (*Vnode)(nil)
 // (one count). Both fold the partition's storage snapshot on the worker pool, never in the vnode actor:
 // the fold reads the storage handle and the time captured here, nothing else of the vnode.
 func (vn *Vnode) HandleCoverage(cmd any, filter vnode.Filter, _ vnode.Sender) vnode.Result {
-	store, p, nowSec := vn.env.Store, vn.env.Partition, vn.env.Now().Unix()
+	now := vn.env.Now()
+	store, p, at := vn.env.Store, vn.env.Partition, view{now.Unix(), cutoff(vn.cfg.FlushCutoff, now)}
 	switch req := cmd.(type) {
 	case *CoverKeysRequest:
-		prefix := bytes.Clone(req.Prefix)
+		prefix, after := bytes.Clone(req.Prefix), bytes.Clone(req.After)
 		return vnode.Stream(func(ctx context.Context, emit func([]byte) error) error {
-			return foldLiveKeys(ctx, store, filter, prefix, nowSec, func(key []byte) error {
+			return foldLiveKeys(ctx, store, filter, prefix, after, at, func(key []byte) error {
 				// NB: the fold reuses its buffers; the stream keeps what it is given.
 				return emit(bytes.Clone(key))
 			})
@@ -29,7 +30,7 @@ func (vn *Vnode) HandleCoverage(cmd any, filter vnode.Filter, _ vnode.Sender) vn
 		prefix := bytes.Clone(req.Prefix)
 		return vnode.Async(func(ctx context.Context) any {
 			rep := &CountKeysReply{V: 1, Partition: p}
-			if err := foldLiveKeys(ctx, store, filter, prefix, nowSec, func([]byte) error { rep.Count++; return nil }); err != nil {
+			if err := foldLiveKeys(ctx, store, filter, prefix, nil, at, func([]byte) error { rep.Count++; return nil }); err != nil {
 				rep.Err = err.Error()
 			}
 			return rep
@@ -41,19 +42,25 @@ func (vn *Vnode) HandleCoverage(cmd any, filter vnode.Filter, _ vnode.Sender) vn
 }
 
 // foldLiveKeys calls fn, in ascending byte order, with every key of the partition's storage snapshot that
-// filter covers, that starts with prefix, and whose object has a live sibling at nowSec (unix seconds). fn
-// must not retain key. It stops with ctx's error once ctx ends.
-func foldLiveKeys(ctx context.Context, store storage.Partition, filter vnode.Filter, prefix []byte, nowSec int64, fn func(key []byte) error) error {
+// filter covers, that starts with prefix, that sorts after after (nil: no bound), and whose object has a live
+// sibling in view (not deleted, expired nor flushed). fn must not retain key. It stops with ctx's error once
+// ctx ends. The fold seeks to the first key that can match, so neither the keys before the prefix nor those
+// up to after are read.
+func foldLiveKeys(ctx context.Context, store storage.Partition, filter vnode.Filter, prefix, after []byte, at view, fn func(key []byte) error) error {
 	start := append([]byte{nsObject}, prefix...)
+	seek := start
+	if after != nil {
+		// NB: after+0x00 is the first key that sorts after after.
+		if past := append(append([]byte{nsObject}, after...), 0); bytes.Compare(past, seek) > 0 {
+			seek = past
+		}
+	}
 	n := 0
-	return store.Fold(func(k, v []byte) error {
+	return store.FoldFrom(seek, func(k, v []byte) error {
 		if n++; n%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-		}
-		if bytes.Compare(k, start) < 0 {
-			return nil // before the prefix (and before the object namespace)
 		}
 		if !bytes.HasPrefix(k, start) {
 			return storage.ErrStopFold // keys ascend: past the prefix, nothing more matches
@@ -66,9 +73,13 @@ func foldLiveKeys(ctx context.Context, store storage.Partition, filter vnode.Fil
 		if err != nil {
 			return fmt.Errorf("kv: partition %d: key %q: %w", store.ID, key, err)
 		}
-		if o.TombstoneOnly(nowSec) {
+		if o.Flushed(at.cutoff).TombstoneOnly(at.nowSec) {
 			return nil
 		}
 		return fn(key)
 	})
 }
+
+// view is what a fold shows as live: siblings neither expired at nowSec (unix seconds) nor hidden by the
+// flush cutoff (unix ns; Object.Flushed).
+type view struct{ nowSec, cutoff int64 }

@@ -79,11 +79,11 @@ func TestCoverKeys(t *testing.T) {
 		}
 		return out
 	}
-	list := func(prefix string, f vnode.Filter) []string {
+	list := func(prefix string, f vnode.Filter, after []byte) []string {
 		t.Helper()
 		var got []string
 		rep, err := vnode.RequestCoverage(context.Background(), sys, pid,
-			&vnode.CoverageRequest{Filter: f, Cmd: &CoverKeysRequest{V: 1, Prefix: []byte(prefix)}, MaxItems: 16, Window: 2}, 10*time.Second,
+			&vnode.CoverageRequest{Filter: f, Cmd: &CoverKeysRequest{V: 1, Prefix: []byte(prefix), After: after}, MaxItems: 16, Window: 2}, 10*time.Second,
 			func(items [][]byte) error {
 				for _, it := range items {
 					got = append(got, string(it))
@@ -99,9 +99,22 @@ func TestCoverKeys(t *testing.T) {
 		prefix string
 		f      vnode.Filter
 	}{{"", filter}, {"user:", filter}, {"item:", filter}, {"", vnode.Filter{}}, {"user:1", vnode.Filter{}}, {"nothing", filter}} {
-		w, got := want(tc.prefix, tc.f), list(tc.prefix, tc.f)
+		w, got := want(tc.prefix, tc.f), list(tc.prefix, tc.f, nil)
 		if !slices.Equal(got, w) {
 			t.Fatalf("prefix %q filter %v: listed %d keys, want %d\n got %v\nwant %v", tc.prefix, tc.f, len(got), len(w), got, w)
+		}
+		// Resumed after a key: exactly the keys after it (after one listed, one between listed keys, one
+		// before the prefix, one past everything).
+		for _, after := range []string{"", "item:", "user:", "user:2", "user:250", "user:250\x00", "zzz", "a"} {
+			var rest []string
+			for _, k := range w {
+				if k > after {
+					rest = append(rest, k)
+				}
+			}
+			if got := list(tc.prefix, tc.f, []byte(after)); !slices.Equal(got, rest) {
+				t.Fatalf("prefix %q filter %v after %q: listed %v, want %v", tc.prefix, tc.f, after, got, rest)
+			}
 		}
 		rep, err := vnode.RequestCoverage(context.Background(), sys, pid,
 			&vnode.CoverageRequest{Filter: tc.f, Cmd: &CountKeysRequest{V: 1, Prefix: []byte(tc.prefix)}}, 10*time.Second, nil)

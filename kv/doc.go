@@ -21,7 +21,16 @@
 // Coverage (coverage.go): the behaviour serves two coverage commands (vnode.CoverageHandler), folding a
 // storage snapshot on the vnode worker pool, never in the vnode actor: CoverKeysRequest streams the live
 // keys (not only tombstones, not expired) of the request's hash partitions with a prefix, in byte order;
-// CountKeysRequest counts them.
+// CountKeysRequest counts them. CoverKeysRequest.After resumes a listing: the fold seeks past that key.
+//
+// Listing (listkeys.go, cursor.go): Lister pages through every live key once over coverage requests
+// (package coverage). A page streams from a few planned vnodes at once, takes their keys as they come and
+// acknowledges each chunk as soon as it took it (so no stream waits on another: see package coverage on the
+// worker pool), and ends at MaxKeys keys or about 1 MiB. Its continuation (listCursor) names the hash
+// partitions listed in full and the ranges listed part of the way with the last key taken from each; the
+// next page resumes those on a fresh plan, after that key, whichever replica answers then, so a key is listed
+// once across pages, replicas, re-plans and failed vnodes. Count sums the CountKeysReply of every planned
+// vnode, asking again for the ranges whose vnode failed.
 //
 // Messages (messages.go, wire.go): GetRequest, PutRequest, ReapRequest and KeysRequest with their replies
 // cross the node-to-node transport under the wire codes 1..7, CoverKeysRequest, CountKeysRequest and
@@ -34,16 +43,23 @@
 // the resulting object to the others, and read repair sends the merged object. A delete is a write of a
 // tombstone; with DeleteReap a ReapRequest follows once every replica stored it.
 //
+// Flush epochs (flush.go): reads hide every sibling written at or before the service's flush cutoff
+// (Config.FlushCutoff, from the cluster state): Coordinator.Get and Put return Object.Flushed views (read
+// repair and replication work on the real objects), and the coverage folds skip keys whose every sibling is
+// hidden. Stored objects are never rewritten for a flush; writes supersede hidden siblings as usual.
+//
 // As a service (service.go, options.go, rpc.go, memcache.go): Service(Options) is what a binary registers
 // with a node (node.WithService): KV keeps storage key space 0 and the vnode supervisor name "vnode-sup", so
 // data dirs and clusters from before services work unchanged, and it is the node's default service: its
-// msgpack-RPC methods (get, put, delete, and vnode_get for operators) answer with and without the "kv."
-// prefix, and it serves the memcache face. Options holds its settings as `gokai start` flags (lww,
-// max-siblings, vclock-*, delete-mode, reap-delay, object-cache-mib). Its faces map its own error (too many
+// msgpack-RPC methods (get, put, delete, list_keys, count, and vnode_get for operators) answer with and
+// without the "kv." prefix, and it serves the memcache face (its flush_all sets KV's flush epoch:
+// Host.Flush). Options holds its settings as `gokai start` flags (lww, max-siblings, vclock-*, delete-mode,
+// reap-delay, object-cache-mib). Its faces map its own error (too many
 // siblings) to a client code and everything else through service.Classify. DropRequest lets the node
 // re-home KV's misplaced keys.
 //
-// It does not own: the vnode actors, their supervision and the handoff protocol (vnode), quorums, timers,
+// It does not own: the vnode actors, their supervision and the handoff protocol (vnode), coverage plans and
+// coverage request actors (coverage), quorums, timers,
 // fallbacks and the request actors (coordinator), where replicas are (ring, membership), the storage engine
 // (storage), nor the node that runs it (node, which does not import kv) and its listeners.
 //

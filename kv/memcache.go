@@ -6,23 +6,17 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	"github.com/gokai-kv/gokai/service"
-	"github.com/gokai-kv/gokai/vnode"
 )
 
-// memcacheStore is KV's memcache face: every call runs one coordinator. FlushAll lists the keys of this
-// node's vnodes; Stats shows the node's stats.
+// memcacheStore is KV's memcache face: every call but FlushAll runs one coordinator; FlushAll sets KV's
+// flush epoch; Stats shows the node's stats.
 type memcacheStore struct {
 	coord   *Coordinator
 	now     func() time.Time
-	system  *actor.ActorSystem
-	vnodes  *vnode.Manager
-	timeout time.Duration
+	flush   func(ctx context.Context, at time.Time) error
 	stats   func() []service.Stat
 	version string
 }
@@ -30,7 +24,7 @@ type memcacheStore struct {
 var _ memcache.Store = (*memcacheStore)(nil)
 
 func newMemcacheStore(c *Coordinator, h service.Host) *memcacheStore {
-	return &memcacheStore{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout, stats: h.Stats, version: h.Version}
+	return &memcacheStore{coord: c, now: h.Now, flush: h.Flush, stats: h.Stats, version: h.Version}
 }
 
 // ToEntry turns a reconciled object into what memcache shows: the live siblings, the one plain `get`
@@ -139,42 +133,23 @@ func (s *memcacheStore) Delete(ctx context.Context, key []byte, over memcache.Su
 	return memcacheError(s.coord.Delete(ctx, key, vc, blind, coordinator.WriteOptions{}))
 }
 
-// FlushAll deletes every key this node holds, through coordinators (so replicas get tombstones).
-func (s *memcacheStore) FlushAll(ctx context.Context) error {
-	return memcacheError(s.flushAll(ctx))
-}
-
-func (s *memcacheStore) flushAll(ctx context.Context) error {
-	seen := map[string]bool{}
-	for _, p := range s.vnodes.Partitions() {
-		pid := s.vnodes.PID(p)
-		res, err := actors.Request(ctx, s.system, pid, &KeysRequest{V: 1}, s.timeout)
-		if err != nil {
-			return fmt.Errorf("flush_all: partition %d: %w", p, err)
-		}
-		rep, ok := res.(*KeysReply)
-		if !ok || rep.Err != "" {
-			return fmt.Errorf("flush_all: partition %d: %v", p, rep)
-		}
-		for _, k := range rep.Keys {
-			if seen[string(k)] {
-				continue
-			}
-			seen[string(k)] = true
-			o, err := s.coord.Get(ctx, k, coordinator.ReadOptions{})
-			if err != nil {
-				return err
-			}
-			if o == nil || o.TombstoneOnly(s.now().Unix()) {
-				continue
-			}
-			if err := s.coord.Delete(ctx, k, o.Clock, false, coordinator.WriteOptions{}); err != nil {
-				return err
-			}
-		}
+// FlushAll records KV's flush epoch in the cluster state (service.Host.Flush): from at on, every node hides
+// every value written at or before at (flush.go). It fails, and the client is told, when the epoch could not
+// be confirmed (the claimant is unreachable, refused, or could not save it): a flush_all never answers OK
+// without effect. An unreachable claimant recorded nothing.
+func (s *memcacheStore) FlushAll(ctx context.Context, at time.Time) error {
+	if s.flush == nil {
+		return &memcache.StoreError{Code: codeFlushFailed, Msg: "flush_all is not available on this node"}
+	}
+	if err := s.flush(ctx, at); err != nil {
+		return &memcache.StoreError{Code: codeFlushFailed, Err: err,
+			Msg: "flush_all not confirmed: the cluster's claimant could not be reached or could not record it"}
 	}
 	return nil
 }
+
+// codeFlushFailed is the StoreError code (the log's rate-limit kind) of a flush_all that was not recorded.
+const codeFlushFailed = "flush_failed"
 
 func (s *memcacheStore) Stats() []memcache.Stat {
 	st := s.stats()

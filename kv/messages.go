@@ -103,11 +103,13 @@ type KeysReply struct {
 }
 
 // CoverKeysRequest is a coverage command (the Cmd of a vnode.CoverageRequest): the vnode streams the keys it
-// holds, within the request's filter, that start with Prefix and hold a live value (keys whose siblings
-// are all tombstones or expired are left out), in ascending byte order, one key per chunk item.
+// holds, within the request's filter, that start with Prefix, sort after After (when set) and hold a live
+// value (keys whose siblings are all tombstones or expired are left out), in ascending byte order, one key
+// per chunk item. After resumes a listing: the fold seeks past it instead of reading the keys before.
 type CoverKeysRequest struct {
 	V      uint8  `msgpack:"v"`
 	Prefix []byte `msgpack:"p"`
+	After  []byte `msgpack:"a"`
 }
 
 // CountKeysRequest is a coverage command: the vnode counts the keys a CoverKeysRequest with Prefix would

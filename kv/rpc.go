@@ -15,8 +15,8 @@ import (
 	"github.com/gokai-kv/gokai/vnode"
 )
 
-// KV's msgpack-RPC methods (docs/msgpack-rpc.md): get, put and delete over the coordinators, and vnode_get,
-// an operator's read of one replica. KV is the node's default service, so they answer as "get" and as
+// KV's msgpack-RPC methods (docs/msgpack-rpc.md): get, put and delete over the coordinators, list_keys and
+// count over coverage requests (listkeys.go), and vnode_get, an operator's read of one replica. KV is the node's default service, so they answer as "get" and as
 // "kv.get".
 
 // rpcFaces serves KV's methods on one node.
@@ -26,6 +26,7 @@ type rpcFaces struct {
 	system  *actor.ActorSystem
 	vnodes  *vnode.Manager
 	timeout time.Duration
+	lister  *Lister
 }
 
 // methods is KV's method table.
@@ -35,6 +36,8 @@ func (h rpcFaces) methods() map[string]service.Method {
 		"put":       {Call: h.put},
 		"delete":    {Call: h.delete},
 		"vnode_get": {Call: h.vnodeGet, Operator: true},
+		"list_keys": {Call: h.listKeys},
+		"count":     {Call: h.count},
 	}
 }
 

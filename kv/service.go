@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/gokai-kv/gokai/coverage"
 	"github.com/gokai-kv/gokai/service"
 	"github.com/gokai-kv/gokai/vnode"
 )
@@ -16,7 +17,7 @@ const ServiceName = "kv"
 const KeySpace = 0
 
 // Service is KV as a service a node runs (node.WithService): its vnodes (NewVnode with o), its wire
-// messages, its msgpack-RPC methods (get, put, delete; vnode_get for operators), the memcache face, its
+// messages, its msgpack-RPC methods (get, put, delete, list_keys, count; vnode_get for operators), the memcache face, its
 // stats, and re-homing of keys whose preference list changed (DropRequest). KV is the node's default
 // service: its methods answer without the "kv." prefix, as they did before services.
 func Service(o Options) service.Service {
@@ -29,15 +30,28 @@ func Service(o Options) service.Service {
 			if err := cfg.Validate(); err != nil {
 				return nil, err
 			}
+			cfg.FlushCutoff = n.FlushCutoff
 			return NewVnode(cfg), nil
 		},
 		Start: func(h service.Host) (*service.Instance, error) {
-			c, err := NewCoordinator(h.Coordinators, o.Config(h.Q))
+			cfg := o.Config(h.Q)
+			cfg.FlushCutoff = h.FlushCutoff
+			c, err := NewCoordinator(h.Coordinators, cfg)
 			if err != nil {
 				return nil, err
 			}
-			faces := rpcFaces{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout}
-			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: c.serviceStats,
+			cov, err := coverage.NewService(h.System, h.Cluster, coverage.Config{N: h.N, Logger: h.Logger})
+			if err != nil {
+				return nil, err
+			}
+			faces := rpcFaces{coord: c, now: h.Now, system: h.System, vnodes: h.Vnodes, timeout: h.Timeout,
+				lister: &Lister{Coverage: cov, Q: h.Q}}
+			stats := func() []service.Stat {
+				cs := cov.Stats()
+				return append(c.serviceStats(), service.Stat{Name: "gokai_kv_coverage_requests", Value: cs.Started},
+					service.Stat{Name: "gokai_kv_coverage_failures", Value: cs.Failures})
+			}
+			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: stats,
 				Repair: c.Repair}, nil
 		},
 		Rehome: &service.Rehome{

@@ -9,14 +9,18 @@
 //
 //   - state.go: [ClusterState] is the versioned cluster document: members
 //     (joining, valid, leaving, exiting), the ring (a [ring.Ring] of the
-//     same version), the claimant, staged changes and the pending transfers
-//     of the last commit. The claimant's transitions (StageJoin, StageLeave,
-//     ClearStaged, Commit, CompleteTransfer, UpdateMember, TakeClaim) each
+//     same version), the claimant, staged changes, the pending transfers
+//     of the last commit and the services' flush epochs (flush.go: [Flush],
+//     memcache flush_all). The claimant's transitions (StageJoin, StageLeave,
+//     ClearStaged, Commit, CompleteTransfer, UpdateMember, TakeClaim, SetFlush) each
 //     return a new state with Version+1 and never modify the receiver;
 //     [ClusterState.Plan] shows what a commit would do. [Newer] is the
 //     merge rule: the higher version, then the higher [ClusterState.Hash].
 //   - statedoc.go: the msgpack encoding, and UnmarshalClusterState, which
 //     bounds and validates untrusted bytes (mpscan first).
+//   - gossip.go also takes a state sent directly by another node
+//     ([Gossip.Install]: the claimant hands a new flush epoch to every member
+//     before it answers), under the same checks as a gossiped one.
 //
 // # Gossip shell
 //

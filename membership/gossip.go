@@ -440,6 +440,16 @@ func (g *Gossip) Propose(s *ClusterState) bool {
 	return g.install(in, false, "propose")
 }
 
+// Install installs a state another node sent directly (its signed form, as StateDoc returns it) under the
+// same rules as one gossip delivers: signature and claimant checks, and only if it is Newer. It returns the
+// current state afterwards, so a caller can tell whether this node now holds that state or a newer one.
+func (g *Gossip) Install(doc []byte) *ClusterState {
+	if !g.isClosed() {
+		g.install(g.remote(doc, false, "direct"), false, "direct")
+	}
+	return g.State()
+}
+
 // StateDoc returns the current state's signed form, to save and hand back as GossipConfig.Signed.
 func (g *Gossip) StateDoc() []byte { return g.cur.Load().doc }
 

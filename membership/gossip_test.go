@@ -150,8 +150,12 @@ func TestGossipConverges(t *testing.T) {
 	}
 	// The seed has every joiner's meta at once (the joiner's second
 	// push-pull); others learn it by gossip, or push-pull (off here).
-	if !metaSettled(nodes[:1]) {
-		t.Fatal("the seed lacks a joiner's meta after the joins returned")
+	// NB: the meta only, not liveness: on a loaded machine a probe may time out and make a member suspect
+	// for a moment, which says nothing about the meta the joins carried.
+	for _, m := range nodes[0].Members() {
+		if m.Cluster != "c1" || m.RPCAddr != string(m.Name)+":8087" {
+			t.Fatalf("the seed lacks a joiner's meta after the joins returned: %+v", m)
+		}
 	}
 	// A change proposed on any node reaches all (push-pull is off).
 	s := base

@@ -110,8 +110,8 @@ type PendingTransfer struct {
 }
 
 // ClusterState is the versioned cluster document that gossip spreads: the
-// members, the ring, the claimant, the staged changes and the transfers
-// of the last commit.
+// members, the ring, the claimant, the staged changes, the transfers
+// of the last commit and the services' flush epochs.
 //
 // A ClusterState is a value: treat it as immutable once built. The
 // transitions (StageJoin, Commit, ...) return a new state with Version+1 and
@@ -123,7 +123,8 @@ type PendingTransfer struct {
 // joining member has a staged join and every leaving member a staged leave,
 // and nothing else is staged; exiting members exist only while transfers
 // are pending; a waiting transfer's partition is owned by From, a done one
-// by To; Transfers, when not empty, holds at least one waiting transfer.
+// by To; Transfers, when not empty, holds at least one waiting transfer;
+// Flushes holds at most MaxFlushes valid epochs (Flush.Valid).
 type ClusterState struct {
 	Version   uint64
 	Cluster   string      // cluster id
@@ -133,6 +134,8 @@ type ClusterState struct {
 	Ring      *ring.Ring
 	Staged    []Change
 	Transfers []PendingTransfer
+	// Flushes are the services' flush epochs (flush.go), by service name; nil when none was ever set.
+	Flushes map[string]Flush
 }
 
 // NewClusterState returns the version-1 state of a new cluster whose only
@@ -280,7 +283,7 @@ func (s *ClusterState) Validate() error {
 	if exiting > 0 && len(s.Transfers) == 0 {
 		return fmt.Errorf("%w: %d exiting members and no pending transfers", ErrInvalidState, exiting)
 	}
-	return nil
+	return s.validateFlushes()
 }
 
 // validateStaged checks that staged changes and joining/leaving statuses
@@ -363,6 +366,7 @@ func (s *ClusterState) successor() *ClusterState {
 		Ring:      s.Ring, // replaced by seal
 		Staged:    nilIfEmpty(slices.Clone(s.Staged)),
 		Transfers: nilIfEmpty(slices.Clone(s.Transfers)),
+		Flushes:   s.Flushes, // NB: shared, never modified; SetFlush replaces it
 	}
 }
 

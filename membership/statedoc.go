@@ -6,6 +6,8 @@ import (
 	"encoding"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/gokai-kv/gokai/internal/mpscan"
 	"github.com/gokai-kv/gokai/ring"
@@ -31,15 +33,16 @@ var stateLimits = mpscan.Limits{MaxBytes: MaxStateBytes, MaxDepth: 4, MaxElems: 
 // members by their index in Members, which holds every owner and every
 // transfer's endpoints.
 type stateDoc struct {
-	Format    uint16        `msgpack:"format"`    // stateDocFormat
-	Version   uint64        `msgpack:"version"`   // also the ring's version
-	Cluster   string        `msgpack:"cluster"`   // cluster id
-	Claimant  string        `msgpack:"claimant"`  // a member name
-	N         int           `msgpack:"n"`         // replica count
-	Members   []memberDoc   `msgpack:"members"`   // sorted by name
-	Owners    []uint32      `msgpack:"owners"`    // member index per partition; len = Q
-	Staged    []changeDoc   `msgpack:"staged"`    // in staging order
-	Transfers []transferDoc `msgpack:"transfers"` // pending moves of the last commit
+	Format    uint16        `msgpack:"format"`            // stateDocFormat
+	Version   uint64        `msgpack:"version"`           // also the ring's version
+	Cluster   string        `msgpack:"cluster"`           // cluster id
+	Claimant  string        `msgpack:"claimant"`          // a member name
+	N         int           `msgpack:"n"`                 // replica count
+	Members   []memberDoc   `msgpack:"members"`           // sorted by name
+	Owners    []uint32      `msgpack:"owners"`            // member index per partition; len = Q
+	Staged    []changeDoc   `msgpack:"staged"`            // in staging order
+	Transfers []transferDoc `msgpack:"transfers"`         // pending moves of the last commit
+	Flushes   []flushDoc    `msgpack:"flushes,omitempty"` // by service name; absent when none
 }
 
 type memberDoc struct {
@@ -63,10 +66,18 @@ type transferDoc struct {
 	State     string // TransferState
 }
 
+type flushDoc struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Service  string
+	Epoch    int64
+	Pending  int64
+}
+
 var _ encoding.BinaryMarshaler = (*ClusterState)(nil)
 
 // MarshalBinary encodes the state as a msgpack map with the keys format,
-// version, cluster, claimant, n, members, owners, staged, transfers.
+// version, cluster, claimant, n, members, owners, staged, transfers, and
+// flushes when a service has a flush epoch.
 // UnmarshalClusterState reverses it. It fails only for a state that does
 // not Validate.
 func (s *ClusterState) MarshalBinary() ([]byte, error) {
@@ -97,6 +108,10 @@ func (s *ClusterState) MarshalBinary() ([]byte, error) {
 	for _, t := range s.Transfers {
 		doc.Transfers = append(doc.Transfers, transferDoc{Partition: uint32(t.Partition),
 			From: index[t.From], To: index[t.To], State: string(t.State)})
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Flushes)) {
+		f := s.Flushes[name]
+		doc.Flushes = append(doc.Flushes, flushDoc{Service: name, Epoch: f.Epoch, Pending: f.Pending})
 	}
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
@@ -191,6 +206,18 @@ func (doc *stateDoc) state() (*ClusterState, error) {
 		s.Transfers = append(s.Transfers, PendingTransfer{Partition: int(t.Partition), From: from, To: to,
 			State: TransferState(t.State)})
 	}
+	if len(doc.Flushes) > MaxFlushes {
+		return nil, fmt.Errorf("flush epochs of %d services (max %d)", len(doc.Flushes), MaxFlushes)
+	}
+	for _, f := range doc.Flushes {
+		if s.Flushes == nil {
+			s.Flushes = make(map[string]Flush, len(doc.Flushes))
+		}
+		if _, dup := s.Flushes[f.Service]; dup {
+			return nil, fmt.Errorf("flush of %q listed twice", f.Service)
+		}
+		s.Flushes[f.Service] = Flush{Epoch: f.Epoch, Pending: f.Pending}
+	}
 	r, err := ring.NewFromOwners(owners, doc.Version)
 	if err != nil {
 		return nil, err
@@ -252,6 +279,16 @@ func (s *ClusterState) Hash() uint64 {
 		str(string(t.From))
 		str(string(t.To))
 		str(string(t.State))
+	}
+	// NB: appended, and only when set, so a state without flushes hashes as it did before they existed.
+	if len(s.Flushes) > 0 {
+		u(uint64(len(s.Flushes)))
+		for _, name := range slices.Sorted(maps.Keys(s.Flushes)) {
+			f := s.Flushes[name]
+			str(name)
+			u(uint64(f.Epoch))
+			u(uint64(f.Pending))
+		}
 	}
 	sum := sha256.Sum256(buf)
 	return binary.BigEndian.Uint64(sum[:8])

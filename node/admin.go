@@ -54,6 +54,7 @@ func (n *Node) stats() []stat {
 			out = append(out, rt.inst.Stats()...)
 		}
 	}
+	out = append(out, n.flushStats()...)
 	if n.cl != nil && n.cl.handoff != nil {
 		var active int
 		for _, p := range n.cl.handoff.Progress() {

@@ -66,6 +66,18 @@ func (n *Node) applyClaimant(method string, params []any) (any, error) {
 				}
 			}
 		}
+	case "cluster_flush":
+		var svc string
+		var at, now int64
+		if svc, at, now, err = n.flushParams(params); err == nil {
+			err = checkFlushClock(now, n.now().UnixNano())
+		}
+		if err == nil {
+			next, err = cur.SetFlush(svc, at, now)
+			if err == nil && next == cur {
+				return true, nil // an earlier flush than the recorded one: nothing to change
+			}
+		}
 	default:
 		return nil, rpc.ErrUnknownMethod(method)
 	}

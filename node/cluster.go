@@ -34,6 +34,8 @@ type cluster struct {
 
 	// claimMu serialises the claimant's read-modify-propose of the cluster state.
 	claimMu sync.Mutex
+	// saveMu serialises writes of the saved cluster state (saveCurrentState).
+	saveMu sync.Mutex
 
 	// fd is this node's own failure detection: peers whose requests failed or went unanswered.
 	fd *failureDetector
@@ -112,6 +114,15 @@ func (n *Node) saveState(doc []byte) error {
 		return nil
 	}
 	return writeFileAtomic(n.statePath(), doc)
+}
+
+// saveCurrentState saves the current cluster state and returns it. Under saveMu, and reading the state
+// inside it, so of two concurrent saves the later writes the newer state.
+func (n *Node) saveCurrentState() (*membership.ClusterState, error) {
+	n.cl.saveMu.Lock()
+	defer n.cl.saveMu.Unlock()
+	s, doc := n.cl.gossip.Signed()
+	return s, n.saveState(doc)
 }
 
 // startCluster starts the transport and the gossip shell (before any vnode or coordinator is spawned:
@@ -317,11 +328,11 @@ func (n *Node) watchCluster(ctx context.Context) error {
 	// (a node's own before it joined, the one it adopted) can share a version number.
 	var saved *membership.ClusterState
 	save := func() {
-		s, doc := n.cl.gossip.Signed()
-		if s == saved {
+		if n.state() == saved {
 			return
 		}
-		if err := n.saveState(doc); err != nil {
+		s, err := n.saveCurrentState()
+		if err != nil {
 			n.logger.Error("cluster: save state", "err", err)
 			return
 		}

@@ -72,6 +72,7 @@ func runChildNode(args []string) int {
 // child is one node process.
 type child struct {
 	name, rpc, transport string
+	dir                  string // data dir, when the test chose it
 	cmd                  *exec.Cmd
 	log                  *lockedBuffer
 	exited               chan struct{}
@@ -80,12 +81,14 @@ type child struct {
 
 var childReadyRE = regexp.MustCompile(`CHILD READY rpc=(\S+) transport=(\S+)`)
 
-func startChild(t *testing.T, name string) *child {
+// startChild starts node process name; extra flags follow (and so override) the defaults.
+func startChild(t testing.TB, name string, extra ...string) *child {
 	t.Helper()
 	ch := &child{name: name, log: &lockedBuffer{}, exited: make(chan struct{})}
-	ch.cmd = exec.Command(os.Args[0], "-name", name, "-data-dir", t.TempDir(), "-q", "16",
+	args := []string{"-name", name, "-data-dir", t.TempDir(), "-q", "16",
 		"-memcache-listen", "", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0",
-		"-gossip-probe-interval", "200ms", "-linger", "200ms")
+		"-gossip-probe-interval", "200ms", "-linger", "200ms"}
+	ch.cmd = exec.Command(os.Args[0], append(args, extra...)...)
 	ch.cmd.Env = append(os.Environ(), "GOKAI_NODE_TEST_CHILD=1")
 	stderr, err := ch.cmd.StderrPipe()
 	if err != nil {
@@ -134,7 +137,7 @@ func startChild(t *testing.T, name string) *child {
 }
 
 // stop ends the process with SIGTERM (SIGKILL after 30s) and waits for it.
-func (ch *child) stop(t *testing.T) {
+func (ch *child) stop(t testing.TB) {
 	select {
 	case <-ch.exited:
 		return
@@ -170,7 +173,7 @@ type servicesStatus struct {
 
 // settled polls the nodes until each sees exactly members, all valid and alive, nothing staged or
 // transferring, at one version.
-func settled(t *testing.T, nodes []*child, members ...string) {
+func settled(t testing.TB, nodes []*child, members ...string) {
 	t.Helper()
 	eventually.NoError(t, 120*time.Second, "the cluster settled on "+strings.Join(members, ","), func() error {
 		var version uint64
@@ -201,7 +204,7 @@ func settled(t *testing.T, nodes []*child, members ...string) {
 }
 
 // commit plans and commits what is staged, through ch, once want changes are staged.
-func commit(t *testing.T, ch *child, want int) {
+func commit(t testing.TB, ch *child, want int) {
 	t.Helper()
 	eventually.NoError(t, 30*time.Second, fmt.Sprintf("%d changes staged", want), func() error {
 		var st servicesStatus

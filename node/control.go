@@ -16,7 +16,8 @@ import (
 )
 
 // The control plane: node-to-node calls (a joining node's stage join, a handoff's transfer done, operator
-// changes forwarded to the claimant, gossip key rotation, a seed's join information) travel over the
+// changes and flush epochs forwarded to the claimant, a claimant's new state handed to members directly
+// (flush.go), gossip key rotation, a seed's join information) travel over the
 // transport to every node's control actor, never over the client port. With certificates the transport
 // authenticates the calling node (actors.Peer), and each method checks the caller may make it: a node
 // stages only its own join and reports only its own transfers; forwarded operator changes and keyring steps
@@ -156,6 +157,16 @@ func (n *Node) control(ctx context.Context, method string, params []any, c calle
 			return nil, errNotAllowed
 		}
 		return n.applyClaimant(method, params)
+	case "cluster_flush":
+		if !n.isMemberCaller(c) {
+			return nil, errNotAllowed
+		}
+		return n.applyFlush(ctx, params)
+	case "cluster_state":
+		if !n.isMemberCaller(c) {
+			return nil, errNotAllowed
+		}
+		return n.installState(params)
 	case "keyring":
 		if !n.isMemberCaller(c) {
 			return nil, errNotAllowed

@@ -16,6 +16,10 @@
 // also re-homes keys whose preference list no longer names the partition holding them, for every service
 // that says how to drop a key (rehome.go, on its own goroutine, one pass at a time).
 //
+// Flush epochs (flush.go): a service's flush (service.Host.Flush, memcache flush_all) is recorded by the
+// claimant in the cluster state, which then hands the new state to every live member before it answers;
+// each service reads its cutoff from the current state (service.NodeInfo.FlushCutoff).
+//
 // It does not own: any service (kv and the others are given to it; it imports none), what a service is
 // (service), the ring algorithm (ring), the cluster state (membership), storage formats (storage, the
 // services), the request FSMs (coordinator), transfers (handoff), wire protocols (protocol/...).

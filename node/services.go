@@ -84,7 +84,9 @@ func (n *Node) serviceNames() []string {
 }
 
 func (n *Node) nodeInfo(rt *svcRuntime) service.NodeInfo {
-	return service.NodeInfo{Name: n.cfg.Name, Version: Version, Q: n.cfg.Q, N: n.cfg.N, Logger: rt.logger, Now: n.now}
+	name := rt.spec.Name
+	return service.NodeInfo{Name: n.cfg.Name, Version: Version, Q: n.cfg.Q, N: n.cfg.N, Logger: rt.logger, Now: n.now,
+		FlushCutoff: func(nowNs int64) int64 { return n.flushCutoff(name, nowNs) }}
 }
 
 // startVnodes starts rt's vnode supervisor with a vnode for every partition when this node is a member
@@ -141,6 +143,13 @@ func (r router) Fallback(key []byte, p int, failed ring.NodeID) (ring.PrefEntry,
 // ReportFailure makes the node treat a replica's node as down for a while (see isUp).
 func (r router) ReportFailure(node ring.NodeID) { r.n.suspect(node) }
 
+// Ring is the node's current ring (coverage.Cluster).
+func (r router) Ring() *ring.Ring { return r.n.state().Ring }
+
+// Up reports whether node counts as up: memberlist sees it alive and no failure made it suspected
+// (coverage.Cluster).
+func (r router) Up(node ring.NodeID) bool { return r.n.isUp(node) }
+
 // VnodePID is the service's local vnode for this node, else its remote vnode on a node memberlist sees
 // alive; nil for a node that is down, so a coordinator never waits on the transport's retries to a dead
 // peer.
@@ -172,7 +181,8 @@ func (n *Node) startCoordinators(context.Context) error {
 			continue
 		}
 		inst, err := rt.spec.Start(service.Host{NodeInfo: n.nodeInfo(rt), System: n.system, Coordinators: s,
-			Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats})
+			Cluster: router{n, rt}, Vnodes: rt.vnodes, Timeout: n.cfg.Timeout, Stats: n.serviceStats,
+			Flush: func(ctx context.Context, at time.Time) error { return n.flushService(ctx, rt.spec.Name, at) }})
 		if err == nil && inst == nil {
 			err = errors.New("Start returned no instance")
 		}

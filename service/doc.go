@@ -12,7 +12,9 @@
 //     empty vnodes when the node leaves, and, if it says how to drop a key (Rehome), re-homing of keys whose
 //     preference list changed;
 //   - its wire messages registered for the node-to-node transport (Wire);
-//   - msgpack-RPC methods in its own name space ("counter" serves "counter.incr"), and stats in the node's.
+//   - msgpack-RPC methods in its own name space ("counter" serves "counter.incr"), and stats in the node's;
+//   - a flush epoch in the cluster state (Host.Flush sets it through the claimant, NodeInfo.FlushCutoff
+//     reads it): KV's memcache flush_all; a service that serves reads hides what it hides.
 //
 // A Service is a static description; the node calls Vnode when it starts the service's vnodes and Start
 // once its coordinators run, and serves what Start returns (an Instance) until it stops.

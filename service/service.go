@@ -12,6 +12,7 @@ import (
 
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/coverage"
 	"github.com/gokai-kv/gokai/protocol/memcache"
 	"github.com/gokai-kv/gokai/vnode"
 )
@@ -77,6 +78,11 @@ type NodeInfo struct {
 	Q, N    int          // ring partitions; replicas per key
 	Logger  *slog.Logger // carries the node and the service
 	Now     func() time.Time
+	// FlushCutoff is the service's flush epoch as of nowNs (unix ns, the caller's clock): the greatest
+	// LastMod (unix ns) a flush hides, 0 for none. Values written at or before it read as deleted (see
+	// Host.Flush). It reads the node's current cluster state: cheap, safe for concurrent use, non-blocking.
+	// nil (a service run outside a node) hides nothing.
+	FlushCutoff func(nowNs int64) int64
 }
 
 // Host is the running node, as a service's Start sees it: its own vnodes and coordinators.
@@ -88,11 +94,21 @@ type Host struct {
 	Coordinators *coordinator.Service
 	// Vnodes is the service's vnode supervisor on this node (its partitions, their PIDs).
 	Vnodes *vnode.Manager
+	// Cluster is the node's ring, which nodes are up, and the service's vnodes on every node: what a
+	// coverage request (coverage.NewService) needs to plan and to reach the vnodes it asks.
+	Cluster coverage.Cluster
 	// Timeout is the node's request deadline (for calls a service makes to its vnodes directly).
 	Timeout time.Duration
 	// Stats returns the node's stats, every service's included (for a face that shows them, such as
 	// memcache's `stats`). Call it only while serving requests, not from Start.
 	Stats func() []Stat
+	// Flush records a flush of the service (memcache flush_all) in the cluster state: from at on (at once
+	// when at is not in the future; the clock of this node), every value written at or before at reads as
+	// deleted on every node (FlushCutoff). Epochs only move forward: a flush earlier than the recorded one
+	// changes nothing. It goes through the cluster's claimant and returns once the claimant recorded it and
+	// handed the new state to every member it reaches; it fails, having recorded nothing, when the claimant
+	// cannot be reached or ctx ends first.
+	Flush func(ctx context.Context, at time.Time) error
 }
 
 // Instance is a started service: what the node serves for it.

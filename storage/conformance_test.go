@@ -396,6 +396,46 @@ var conformance = []struct {
 	}},
 }
 
+// TestFoldFrom: a fold from a key visits exactly the partition's keys at or after it, in order, never a key
+// of the next partition (also from a start past the partition's last key, and in the last partition).
+func TestFoldFrom(t *testing.T) {
+	for _, f := range factories() {
+		t.Run(f.name, func(t *testing.T) {
+			b := f.open(t)
+			keys := []string{"", "\x00", "a", "a\x00", "ab", "b", "\xff", "\xff\xff"}
+			for _, p := range []uint32{6, 7, 8, maxP} {
+				for _, k := range keys {
+					mustPut(t, b, p, k, fmt.Sprintf("%d/%s", p, k))
+				}
+			}
+			for _, p := range []uint32{7, maxP} {
+				for _, start := range append(keys, "aa", "\xff\xff\xff", "c") {
+					var got []string
+					if err := b.FoldFrom(p, []byte(start), func(k, v []byte) error {
+						if string(v) != fmt.Sprintf("%d/%s", p, k) {
+							t.Fatalf("partition %d key %q: value %q", p, k, v)
+						}
+						got = append(got, string(k))
+						return nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+					var want []string
+					for _, k := range keys {
+						if k >= start {
+							want = append(want, k)
+						}
+					}
+					slices.Sort(want)
+					if !slices.Equal(got, want) {
+						t.Errorf("partition %d from %q: %q, want %q", p, start, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestConformance(t *testing.T) {
 	for _, f := range factories() {
 		t.Run(f.name, func(t *testing.T) {

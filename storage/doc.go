@@ -5,9 +5,10 @@
 // LevelDB (goleveldb, the default) and Memory (tests, nodes without
 // durability). Keys and values are opaque bytes here: encoding objects,
 // vector clocks and tombstones belongs to the vnode's behaviour, and handoff
-// and anti-entropy are built by their packages on top of Fold and FoldRange (a
-// fold of one key range: goleveldb seeks to it and reads nothing else; the
-// vnode's anti-entropy index reads a few segments this way). Storage knows
+// and anti-entropy (and coverage listings) are built by their packages on top
+// of Fold and FoldFrom (Partition.FoldRange, a FoldFrom that stops at an end
+// key, reads one key range: the vnode's anti-entropy index reads a few
+// segments this way). Storage knows
 // nothing of the ring, actors or the network.
 //
 // # Key layout (LevelDB)
@@ -29,8 +30,10 @@
 //
 // Big-endian keeps a partition's keys contiguous and in user-key byte order,
 // so Fold, IsEmpty and DropPartition read the range util.BytesPrefix(BE32(p))
-// (for 0xFFFFFFFF that range is open-ended), and Partitions skips from one
-// partition's first key straight to the next prefix.
+// (for 0xFFFFFFFF that range is open-ended), FoldFrom seeks to
+// BE32(p) ‖ start within it (a listing resumed after a key reads only what
+// is left), and Partitions skips from one partition's first key straight to
+// the next prefix.
 //
 // # Why one DB per node, not one per partition
 //

@@ -40,10 +40,7 @@ type KeySpace struct {
 	Space   uint16
 }
 
-var (
-	_ Backend     = KeySpace{}
-	_ RangeFolder = KeySpace{}
-)
+var _ Backend = KeySpace{}
 
 func (k KeySpace) partition(op string, p uint32) (uint32, error) {
 	if p > MaxSpacePartition {
@@ -97,13 +94,13 @@ func (k KeySpace) Fold(p uint32, fn func(key, value []byte) error) error {
 	return k.Backend.Fold(bp, fn)
 }
 
-// FoldRange implements RangeFolder (through the backend's, or a filtered Fold when it has none).
-func (k KeySpace) FoldRange(p uint32, start, end []byte, fn func(key, value []byte) error) error {
-	bp, err := k.partition("fold-range", p)
+// FoldFrom implements Backend.
+func (k KeySpace) FoldFrom(p uint32, start []byte, fn func(key, value []byte) error) error {
+	bp, err := k.partition("fold", p)
 	if err != nil {
 		return err
 	}
-	return Partition{Backend: k.Backend, ID: bp}.FoldRange(start, end, fn)
+	return k.Backend.FoldFrom(bp, start, fn)
 }
 
 // IsEmpty implements Backend.

@@ -23,6 +23,30 @@ func TestKeySpacesDoNotMix(t *testing.T) {
 			if got := foldAll(t, kv0, 7); !slices.Equal(got, []kv{{"k", "zero"}}) {
 				t.Fatalf("space 0 fold = %v", got)
 			}
+			// A fold from a key stays in its space's partition, also from past its last key.
+			for _, c := range []struct {
+				ks    KeySpace
+				p     uint32
+				start string
+				want  []string
+			}{
+				{kv0, 7, "a", []string{"k"}}, {kv0, 7, "l", nil}, {other, 7, "k", []string{"k"}},
+				{other, 7, "kk", nil}, {other, MaxSpacePartition, "", []string{"last"}},
+			} {
+				var got []string
+				if err := c.ks.FoldFrom(c.p, []byte(c.start), func(k, _ []byte) error {
+					got = append(got, string(k))
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, c.want) {
+					t.Errorf("space %d partition %d from %q: %q, want %q", c.ks.Space, c.p, c.start, got, c.want)
+				}
+			}
+			if err := other.FoldFrom(MaxSpacePartition+1, nil, func(_, _ []byte) error { return nil }); !errors.Is(err, ErrSpacePartition) {
+				t.Fatalf("fold from past the range: %v", err)
+			}
 			wantPartitions(t, kv0, 7)
 			wantPartitions(t, other, 7, MaxSpacePartition)
 			wantPartitions(t, b, 7, 3<<16|7, 3<<16|MaxSpacePartition)

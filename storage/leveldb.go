@@ -18,10 +18,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
-var (
-	_ Backend     = (*LevelDB)(nil)
-	_ RangeFolder = (*LevelDB)(nil)
-)
+var _ Backend = (*LevelDB)(nil)
 
 // LevelDBConfig configures the goleveldb backend. Start from
 // DefaultLevelDBConfig; in a literal, a zero WriteBufferMiB, BlockCacheMiB or
@@ -367,34 +364,30 @@ func (l *LevelDB) Write(partition uint32, ops []Op) error {
 	return nil
 }
 
-// iterPartition returns an iterator over the partition's stored keys. A
-// goleveldb iterator reads an implicit snapshot taken at creation.
-func iterPartition(db *leveldb.DB, partition uint32, ro *opt.ReadOptions) iterator.Iterator {
-	return db.NewIterator(util.BytesPrefix(partitionPrefix(partition)), ro)
-}
-
-// Fold implements Backend. It holds no lock while fn runs (fn may call back
-// in); a reopen waits for the folds in progress, and a fold started during a
-// reopen fails with ErrUnavailable.
-func (l *LevelDB) Fold(partition uint32, fn func(key, value []byte) error) error {
-	return l.fold("fold", partition, nil, nil, fn)
-}
-
-// FoldRange implements RangeFolder: an iterator over [start, end) of the partition, so only that range is
-// read.
-func (l *LevelDB) FoldRange(partition uint32, start, end []byte, fn func(key, value []byte) error) error {
-	if start == nil {
-		start = []byte{}
+// iterPartition returns an iterator over the partition's stored keys from
+// start on (nil: all of them). A goleveldb iterator reads an implicit
+// snapshot taken at creation.
+func iterPartition(db *leveldb.DB, partition uint32, start []byte, ro *opt.ReadOptions) iterator.Iterator {
+	rg := util.BytesPrefix(partitionPrefix(partition))
+	if len(start) > 0 {
+		rg.Start = appendKey(nil, partition, start)
 	}
-	return l.fold("fold-range", partition, start, end, fn)
+	return db.NewIterator(rg, ro)
 }
 
-// fold is Fold over the whole partition (start nil) or over [start, end) (end nil: to the partition's end).
-func (l *LevelDB) fold(op string, partition uint32, start, end []byte, fn func(key, value []byte) error) error {
+// Fold implements Backend.
+func (l *LevelDB) Fold(partition uint32, fn func(key, value []byte) error) error {
+	return l.FoldFrom(partition, nil, fn)
+}
+
+// FoldFrom implements Backend. It holds no lock while fn runs (fn may call
+// back in); a reopen waits for the folds in progress, and a fold started
+// during a reopen fails with ErrUnavailable.
+func (l *LevelDB) FoldFrom(partition uint32, start []byte, fn func(key, value []byte) error) error {
 	l.fmu.Lock()
 	if l.reopening {
 		l.fmu.Unlock()
-		return opError(op, partition, ErrUnavailable)
+		return opError("fold", partition, ErrUnavailable)
 	}
 	l.folds++
 	l.fmu.Unlock()
@@ -406,21 +399,11 @@ func (l *LevelDB) fold(op string, partition uint32, start, end []byte, fn func(k
 		}
 		l.fmu.Unlock()
 	}()
-	db, err := l.acquire(op, partition)
+	db, err := l.acquire("fold", partition)
 	if err != nil {
 		return err
 	}
-	var it iterator.Iterator
-	if start == nil {
-		it = iterPartition(db, partition, l.scanRO)
-	} else {
-		r := util.BytesPrefix(partitionPrefix(partition))
-		r.Start = encodeKey(partition, start)
-		if end != nil {
-			r.Limit = encodeKey(partition, end)
-		}
-		it = db.NewIterator(r, l.scanRO)
-	}
+	it := iterPartition(db, partition, start, l.scanRO)
 	l.mu.RUnlock() // NB: the fold count keeps db open until the iterator is released
 	defer it.Release()
 	for it.Next() {
@@ -428,11 +411,11 @@ func (l *LevelDB) fold(op string, partition uint32, start, end []byte, fn func(k
 			if errors.Is(err, ErrStopFold) {
 				return nil
 			}
-			return opError(op, partition, err)
+			return opError("fold", partition, err)
 		}
 	}
 	if err := it.Error(); err != nil {
-		return l.fail(op, partition, err)
+		return l.fail("fold", partition, err)
 	}
 	return nil
 }
@@ -444,7 +427,7 @@ func (l *LevelDB) IsEmpty(partition uint32) (bool, error) {
 		return false, err
 	}
 	defer l.mu.RUnlock()
-	it := iterPartition(db, partition, nil)
+	it := iterPartition(db, partition, nil, nil)
 	defer it.Release()
 	if it.First() {
 		return false, nil
@@ -466,7 +449,7 @@ func (l *LevelDB) DropPartition(partition uint32) error {
 		return err
 	}
 	defer l.mu.RUnlock()
-	it := iterPartition(db, partition, l.scanRO)
+	it := iterPartition(db, partition, nil, l.scanRO)
 	defer it.Release()
 	var b leveldb.Batch
 	deleted := 0

@@ -8,10 +8,7 @@ import (
 	"sync"
 )
 
-var (
-	_ Backend     = (*Memory)(nil)
-	_ RangeFolder = (*Memory)(nil)
-)
+var _ Backend = (*Memory)(nil)
 
 // Memory is an in-memory Backend for tests and for nodes that need no
 // durability. Its data is lost on Close.
@@ -136,30 +133,22 @@ type memEntry struct {
 
 // Fold implements Backend.
 func (m *Memory) Fold(partition uint32, fn func(key, value []byte) error) error {
-	return m.fold("fold", partition, nil, nil, fn)
+	return m.FoldFrom(partition, nil, fn)
 }
 
-// FoldRange implements RangeFolder.
-func (m *Memory) FoldRange(partition uint32, start, end []byte, fn func(key, value []byte) error) error {
-	if start == nil {
-		start = []byte{}
-	}
-	return m.fold("fold-range", partition, start, end, fn)
-}
-
-func (m *Memory) fold(op string, partition uint32, start, end []byte, fn func(key, value []byte) error) error {
+// FoldFrom implements Backend.
+func (m *Memory) FoldFrom(partition uint32, start []byte, fn func(key, value []byte) error) error {
 	m.mu.RLock()
 	if m.closed {
 		m.mu.RUnlock()
-		return opError(op, partition, ErrClosed)
+		return opError("fold", partition, ErrClosed)
 	}
 	p := m.parts[partition]
 	snap := make([]memEntry, 0, len(p))
 	for k, v := range p {
-		if start != nil && (k < string(start) || (end != nil && k >= string(end))) {
-			continue
+		if k >= string(start) {
+			snap = append(snap, memEntry{k, v})
 		}
-		snap = append(snap, memEntry{k, v})
 	}
 	m.mu.RUnlock()
 
@@ -174,7 +163,7 @@ func (m *Memory) fold(op string, partition uint32, start, end []byte, fn func(ke
 			if errors.Is(err, ErrStopFold) {
 				return nil
 			}
-			return opError(op, partition, err)
+			return opError("fold", partition, err)
 		}
 	}
 	return nil

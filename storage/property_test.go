@@ -102,11 +102,15 @@ func runMetamorphic(t *testing.T, seed uint64, steps int) {
 				t.Fatalf("seed %d step %d: IsEmpty(%#x): leveldb %v, memory %v", seed, step, p, le, me)
 			}
 		case r < 88:
-			// A fold stopped after a random number of entries.
+			// A fold from a random key (or the first), stopped after a random number of entries.
 			stopAt := rng.IntN(len(keys) + 1)
+			var start []byte
+			if rng.IntN(2) == 0 {
+				start = randKey()
+			}
 			visit := func(b Backend) ([]kv, error) {
 				var seen []kv
-				err := b.Fold(p, func(k, v []byte) error {
+				err := b.FoldFrom(p, start, func(k, v []byte) error {
 					if len(seen) == stopAt {
 						return ErrStopFold
 					}
@@ -119,7 +123,7 @@ func runMetamorphic(t *testing.T, seed uint64, steps int) {
 			m, merr := visit(mem)
 			sameErr(step, "fold", lerr, merr)
 			if !slices.Equal(l, m) {
-				t.Fatalf("seed %d step %d: fold %#x stop at %d:\nleveldb %s\nmemory  %s", seed, step, p, stopAt, brief(l), brief(m))
+				t.Fatalf("seed %d step %d: fold %#x from %q stop at %d:\nleveldb %s\nmemory  %s", seed, step, p, start, stopAt, brief(l), brief(m))
 			}
 		case r < 92:
 			sameErr(step, "drop", ldb.DropPartition(p), mem.DropPartition(p))

@@ -62,6 +62,10 @@ type Backend interface {
 	// methods. fn returning ErrStopFold stops the fold and Fold returns nil;
 	// any other error stops the fold and is returned wrapped.
 	Fold(partition uint32, fn func(key, value []byte) error) error
+	// FoldFrom is Fold starting at the first key >= start (nil or empty:
+	// the first key): it seeks there instead of visiting the keys before,
+	// so a fold resumed after a key costs what is left, not what was read.
+	FoldFrom(partition uint32, start []byte, fn func(key, value []byte) error) error
 	// IsEmpty reports whether the partition holds no entry.
 	IsEmpty(partition uint32) (bool, error)
 	// DropPartition removes all of the partition's entries.
@@ -71,13 +75,6 @@ type Backend interface {
 	Partitions() ([]uint32, error)
 	// Close releases the backend. Later calls return ErrClosed.
 	Close() error
-}
-
-// RangeFolder is implemented by backends that can fold one key range of a partition and read nothing
-// else (an index seek, not a scan): Fold's rules, over the keys k with start <= k < end (end nil: to the
-// partition's end). Partition.FoldRange falls back to a filtered Fold for a backend without it.
-type RangeFolder interface {
-	FoldRange(partition uint32, start, end []byte, fn func(key, value []byte) error) error
 }
 
 // Partition is a convenience view of a Backend bound to one partition.
@@ -102,16 +99,16 @@ func (p Partition) Write(ops []Op) error { return p.Backend.Write(p.ID, ops) }
 // Fold calls Backend.Fold for p's partition.
 func (p Partition) Fold(fn func(key, value []byte) error) error { return p.Backend.Fold(p.ID, fn) }
 
-// FoldRange folds the keys k of p's partition with start <= k < end (end nil: to the end), in order: with
-// the backend's RangeFolder when it has one, else by a Fold that skips the rest (a full scan).
+// FoldFrom calls Backend.FoldFrom for p's partition.
+func (p Partition) FoldFrom(start []byte, fn func(key, value []byte) error) error {
+	return p.Backend.FoldFrom(p.ID, start, fn)
+}
+
+// FoldRange folds the keys k of p's partition with start <= k < end (end nil: to the partition's end), in
+// order: a FoldFrom that seeks to start and stops at end, so it reads only that range (anti-entropy's
+// segment folds read a few index ranges this way).
 func (p Partition) FoldRange(start, end []byte, fn func(key, value []byte) error) error {
-	if rf, ok := p.Backend.(RangeFolder); ok {
-		return rf.FoldRange(p.ID, start, end, fn)
-	}
-	return p.Backend.Fold(p.ID, func(k, v []byte) error {
-		if bytes.Compare(k, start) < 0 {
-			return nil
-		}
+	return p.Backend.FoldFrom(p.ID, start, func(k, v []byte) error {
 		if end != nil && bytes.Compare(k, end) >= 0 {
 			return ErrStopFold
 		}

@@ -16,7 +16,7 @@ const (
 	WireCoverageChunk     actors.WireType = 14
 	WireCoverageAck       actors.WireType = 15
 	WireCoverageCancel    actors.WireType = 16
-	// 17..23 are kept for coverage; 24 and 25 are anti-entropy's.
+	// 24 and 25 are anti-entropy's (17..23 and 26..31 are free).
 	WireAAEQuery  actors.WireType = 24
 	WireAAEAnswer actors.WireType = 25
 )

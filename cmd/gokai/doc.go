@@ -10,8 +10,9 @@
 //	gokai bench table FILE...    one table of bench JSON reports, with ratios against a baseline
 //	gokai version
 //
-// It owns only the command line: main calls run(ctx, args, stdout, stderr), each command is a function of
-// the same shape, and the work is done by node (start), client (the client commands) and bench.
+// It is package cli's gokai program: a node running KV (cli.KV), with every command cli has. The command
+// line itself is package cli, so a binary of other services (examples/counter/cmd/gokai-counter) takes the
+// same flags and commands.
 //
 // `gokai start -h` lists every setting; each can also be given in a config file (`-config FILE`, lines of
 // `name = value` with the flag names).

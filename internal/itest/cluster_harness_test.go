@@ -38,7 +38,13 @@ var clusterReadyRE = regexp.MustCompile(`msg="cluster ready" .*gossip=(\S+) tran
 // listener unless extra sets them.
 func startCNode(t *testing.T, name, dataDir string, extra ...string) *cnode {
 	t.Helper()
-	p := startNode(t, dataDir, append(append([]string{"-name", name}, secureFlags(t, name)...), extra...)...)
+	return startCNodeOf(t, gokaiBinary(t), name, dataDir, extra...)
+}
+
+// startCNodeOf is startCNode with another binary of gokai's command line.
+func startCNodeOf(t *testing.T, bin, name, dataDir string, extra ...string) *cnode {
+	t.Helper()
+	p := startNodeOf(t, bin, dataDir, append(append([]string{"-name", name}, secureFlags(t, name)...), extra...)...)
 	m := clusterReadyRE.FindStringSubmatch(p.logText())
 	if m == nil {
 		t.Fatalf("%s: no cluster ready line in the log:\n%s", name, p.logText())
@@ -52,7 +58,7 @@ func (c *cnode) restart(t *testing.T) *cnode {
 	t.Helper()
 	args := append(append([]string{}, c.extra...), "-memcache-listen", c.mcAddr, "-rpc-listen", c.rpcAddr,
 		"-gossip-listen", c.gossipAddr, "-transport-listen", c.transportAddr)
-	return startCNode(t, c.name, c.dataDir, args...)
+	return startCNodeOf(t, c.bin, c.name, c.dataDir, args...)
 }
 
 // kill9 kills c with SIGKILL and waits for the exit.
@@ -156,8 +162,17 @@ func callTransfers(ctx context.Context, c *client.Client) ([]tProgress, error) {
 // cluster is a set of running nodes and a client per node.
 type cluster struct {
 	t     *testing.T
+	bin   string // the binary its nodes and CLI run ("": gokai's)
 	nodes []*cnode
 	cls   map[string]*client.Client // by node name
+}
+
+// binary is the binary the cluster's nodes and CLI commands run.
+func (cl *cluster) binary() string {
+	if cl.bin == "" {
+		return gokaiBinary(cl.t)
+	}
+	return cl.bin
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -167,7 +182,7 @@ func newCluster(t *testing.T) *cluster {
 // add starts a node and keeps it in the cluster's list (it is not a member until it joins).
 func (cl *cluster) add(name string, extra ...string) *cnode {
 	cl.t.Helper()
-	n := startCNode(cl.t, name, "", extra...)
+	n := startCNodeOf(cl.t, cl.binary(), name, "", extra...)
 	cl.nodes = append(cl.nodes, n)
 	cl.cls[name] = rpcClient(cl.t, n.rpcAddr)
 	return n
@@ -205,7 +220,7 @@ func (cl *cluster) names() []string {
 // cli runs the gokai binary against node n and fails the test on a non-zero exit.
 func (cl *cluster) cli(n *cnode, args ...string) string {
 	cl.t.Helper()
-	return gokaiCLI(cl.t, n.rpcAddr, "", args...).ok(cl.t, "gokai "+strings.Join(args, " ")).stdout
+	return binCLI(cl.t, cl.binary(), n.rpcAddr, "", args...).ok(cl.t, "gokai "+strings.Join(args, " ")).stdout
 }
 
 // cliJSON runs a --json command against n and decodes its output into v.

@@ -3,6 +3,10 @@
 // libmemcached-tools and memccapable, Dalli, memjs, pylibmc) and raw sockets. Every process and temp dir a
 // test starts is cleaned up by the test.
 //
+// TestCounterCluster runs another binary of gokai's command line, examples/counter/cmd/gokai-counter (KV and
+// the counter service), as a cluster under kill -9 and restart, a join and a leave, and checks every
+// counter against the outcomes of its increments; -counter.cycles repeats the kill and restart.
+//
 // TestMemcachedProtocolSuite runs memcached's own t/ tests against gokai nodes (memcached_t_test.go): it
 // fetches Debian's memcached source package with apt-get, so it needs the network (Debian's archive), perl
 // and gcc; testdata/memcached-t holds the server shim and the list of skipped files and known differences.

@@ -19,36 +19,46 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildMu   sync.Mutex
+	binDir    string                // REQUIRES: buildMu held
+	binaries  = map[string]string{} // package -> built binary; REQUIRES: buildMu held
+	buildErrs = map[string]error{}  // REQUIRES: buildMu held
 )
 
-// gokaiBinary builds cmd/gokai once per test binary run.
-func gokaiBinary(t *testing.T) string {
+// buildBinary builds a main package once per test binary run (into one temp dir TestMain removes).
+func buildBinary(t *testing.T, pkg string) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if err := buildErrs[pkg]; err != nil {
+		t.Fatal(err)
+	}
+	if path, ok := binaries[pkg]; ok {
+		return path
+	}
+	if binDir == "" {
 		dir, err := os.MkdirTemp("", "gokai-itest-bin-")
 		if err != nil {
-			buildErr = err
-			return
+			t.Fatal(err)
 		}
-		binPath = filepath.Join(dir, "gokai")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/gokai-kv/gokai/cmd/gokai")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+		binDir = dir
 	}
-	return binPath
+	path := filepath.Join(binDir, filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", path, pkg).CombinedOutput(); err != nil {
+		buildErrs[pkg] = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		t.Fatal(buildErrs[pkg])
+	}
+	binaries[pkg] = path
+	return path
 }
+
+// gokaiBinary builds cmd/gokai once per test binary run.
+func gokaiBinary(t *testing.T) string { return buildBinary(t, "github.com/gokai-kv/gokai/cmd/gokai") }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
+	if binDir != "" {
+		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
@@ -56,6 +66,7 @@ func TestMain(m *testing.M) {
 // proc is one running gokai process.
 type proc struct {
 	t       *testing.T
+	bin     string // the binary it runs
 	cmd     *exec.Cmd
 	dataDir string
 	args    []string
@@ -73,12 +84,18 @@ var readyRE = regexp.MustCompile(`msg="gokai ready" memcache=(\S+) rpc=(\S*)`)
 // extra flags, and waits until it is ready.
 func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
+	return startNodeOf(t, gokaiBinary(t), dataDir, extra...)
+}
+
+// startNodeOf is startNode with another binary of gokai's command line (package cli).
+func startNodeOf(t *testing.T, bin, dataDir string, extra ...string) *proc {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	args := append([]string{"start", "-data-dir", dataDir, "-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-log-level", "info"}, extra...)
-	p := &proc{t: t, dataDir: dataDir, args: args, exited: make(chan struct{})}
-	p.cmd = exec.Command(gokaiBinary(t), args...)
+	p := &proc{t: t, bin: bin, dataDir: dataDir, args: args, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

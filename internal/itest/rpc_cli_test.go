@@ -22,9 +22,15 @@ type cliResult struct {
 // gokaiCLI runs the built gokai binary with GOKAI_ADDR set to addr (so --addr is optional).
 func gokaiCLI(t *testing.T, addr, stdin string, args ...string) cliResult {
 	t.Helper()
+	return binCLI(t, gokaiBinary(t), addr, stdin, args...)
+}
+
+// binCLI is gokaiCLI with another binary of gokai's command line.
+func binCLI(t *testing.T, bin, addr, stdin string, args ...string) cliResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gokaiBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "GOKAI_ADDR="+addr)
 	if secureMode != nil {
 		cmd.Env = append(cmd.Env, "GOKAI_CERTS_DIR="+secureMode.ca)

@@ -25,14 +25,17 @@ import (
 	"github.com/gokai-kv/gokai/ring"
 )
 
-// TestSecureClusterPassesClusterAndFailureTests runs cluster and failure tests with every node on
+// TestSecureClusterPassesClusterAndFailureTests runs cluster, failure and flush tests with every node on
 // certificates (mutual TLS transport, encrypted gossip, signed states, TLS client port with an operator
-// certificate).
+// certificate); ListKeys checks that coverage streams cross the mutual-TLS transport.
 func TestSecureClusterPassesClusterAndFailureTests(t *testing.T) {
 	useSecure(t)
 	t.Run("ThreeNodes", TestClusterThreeNodes)
 	t.Run("JoinLeaveUnderLoad", TestClusterJoinLeaveUnderLoad)
 	t.Run("KillFallback", TestFailureKillFallback)
+	t.Run("Counter", TestCounterCluster)
+	t.Run("ListKeys", TestClusterListKeys)
+	t.Run("FlushAll", TestClusterFlushAll)
 }
 
 // rawTransport dials a node's transport as a hostile peer would: with tlsCfg (nil: plaintext), and opens

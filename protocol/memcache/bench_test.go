@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func BenchmarkParseCommand(b *testing.B) {
@@ -44,7 +45,7 @@ type fixedStore struct{ e Entry }
 func (s *fixedStore) Get(context.Context, []byte) (Entry, error)                    { return s.e, nil }
 func (s *fixedStore) Set(context.Context, []byte, Value, Supersede) (uint64, error) { return 1, nil }
 func (s *fixedStore) Delete(context.Context, []byte, Supersede) error               { return nil }
-func (s *fixedStore) FlushAll(context.Context) error                                { return nil }
+func (s *fixedStore) FlushAll(context.Context, time.Time) error                     { return nil }
 func (s *fixedStore) Stats() []Stat                                                 { return nil }
 
 func BenchmarkServerRoundTrip(b *testing.B) {

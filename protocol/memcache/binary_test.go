@@ -180,12 +180,13 @@ func TestBinaryCommands(t *testing.T) {
 	}
 	c.doBin(binReq{op: binVerbosity, ext: u32(1)}, binStatusOK)
 
-	// FLUSH empties the store; a delayed one is scheduled.
+	// FLUSH empties the store; a delayed one goes to the store at once, with its time.
 	c.doBin(binReq{op: binFlush}, binStatusOK)
 	c.doBin(binReq{op: binGet, key: "a"}, binStatusKeyNotFound)
 	c.doBin(binReq{op: binFlush, ext: u32(3600)}, binStatusOK)
-	if n := ts.store.flushCount(); n != 1 {
-		t.Fatalf("%d flushes, want 1 (the delayed one is pending)", n)
+	times := ts.store.flushTimes()
+	if want := time.Unix(ts.clock.Now().Unix()+3600, 0).Add(-time.Nanosecond); len(times) != 2 || !times[1].Equal(want) {
+		t.Fatalf("flush times %v, want the second at %v", times, want)
 	}
 
 	// Text still works on a connection of its own.

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"io"
 	"strconv"
-	"time"
 )
 
 // handleBinary reads and executes one binary-protocol request (semantics in doc.go). It returns false
@@ -329,17 +328,15 @@ func (c *conn) binFlush(ext []byte) {
 	if len(ext) == 4 {
 		delay = int64(binary.BigEndian.Uint32(ext))
 	}
-	now := c.now().Unix()
-	if at := ExpiryAt(delay, now); at > now {
-		c.s.scheduleFlush(time.Duration(min(at-now, maxDelaySeconds)) * time.Second)
-		c.binReply(nil, nil, nil, 0)
-		return
-	}
-	if err := c.s.store.FlushAll(c.s.ctx); err != nil {
+	now := c.now()
+	at := FlushAt(delay, now)
+	if err := c.s.store.FlushAll(c.s.ctx, at); err != nil {
 		c.binStoreFailed(err)
 		return
 	}
-	c.s.states.reset()
+	if !at.After(now) {
+		c.s.states.reset()
+	}
 	c.binReply(nil, nil, nil, 0)
 }
 

@@ -106,6 +106,18 @@ func TestCompatFlushAllNotAllowed(t *testing.T) {
 	c.do("flush_all\r\n", "CLIENT_ERROR flush_all not allowed\r\n")
 	c.do("flush_all noreply\r\n", "")
 	c.inSync()
+	// memcached counts a refused flush_all in cmd_flush ("not allowed but we log it on stats").
+	c.send("stats\r\n")
+	found := false
+	for line := c.readLine(); line != "END"; line = c.readLine() {
+		found = found || line == "STAT cmd_flush 2"
+	}
+	if !found {
+		t.Error("cmd_flush is not 2 after two refused flush_all")
+	}
+	if n := ts.store.flushCount(); n != 0 {
+		t.Errorf("a refused flush_all reached the store %d times", n)
+	}
 }
 
 // issue_50.t and memcached's -B: a binary-only server closes a connection that speaks text; a text-only

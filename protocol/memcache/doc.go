@@ -57,7 +57,8 @@
 //	gat/gats        touch each found key, then reply like get; gats shows the cas unique of the touch.
 //	delete          Get; not found -> NOT_FOUND; else Delete with Context -> DELETED.
 //	flush_all [d]   disabled unless Config.FlushAllEnabled (CLIENT_ERROR flush_all not allowed); else
-//	                Store.FlushAll now, or after the delay d (an exptime) on a timer that Shutdown cancels.
+//	                Store.FlushAll(FlushAt(d, now)) at once, with or without a delay d (an exptime): the
+//	                Store hides what was written before that time from then on; OK.
 //	stats           memcached's general stats this server tracks, then Store.Stats(), then END.
 //	                "stats settings" lists the Config; "stats reset" zeroes the counters (RESET); "stats
 //	                detail on|off|dump" counts gets, hits, sets and deletes per key prefix (up to ':');

@@ -1,5 +1,7 @@
 package memcache
 
+import "time"
+
 // MaxRelativeExptime is the largest exptime taken as seconds from now (30 days); larger values are absolute
 // unix times (protocol.txt, "Expiration times").
 const MaxRelativeExptime = 60 * 60 * 24 * 30
@@ -26,6 +28,20 @@ func ExpiryAt(exptime int64, nowUnix int64) int64 {
 	default:
 		return exptime
 	}
+}
+
+// FlushAt is the time a flush_all (binary FLUSH) with delay exptime, issued at now, names: the values
+// written at or before it are gone from then on. Without a delay (0, or one that names a time not after
+// now) it is now itself. With one, it is a nanosecond before the second the delay names (an exptime, as
+// ExpiryAt reads it), as memcached's oldest_live = realtime(exptime) - 1: values stored during that second
+// stay.
+func FlushAt(exptime int64, now time.Time) time.Time {
+	nowSec := now.Unix()
+	at := ExpiryAt(exptime, nowSec)
+	if at <= nowSec {
+		return now
+	}
+	return time.Unix(at, 0).Add(-time.Nanosecond)
 }
 
 // Expired reports whether a value with the given absolute expiry (0 = never) is expired at nowUnix. As in

@@ -2,9 +2,7 @@ package memcache
 
 import (
 	"bytes"
-	"math"
 	"strconv"
-	"time"
 )
 
 // execute carries out a parsed request over the Store (semantics in doc.go). It returns false when the
@@ -403,28 +401,27 @@ func (c *conn) statsDetail() {
 	}
 }
 
-// maxDelaySeconds keeps a flush_all delay within time.Duration.
-const maxDelaySeconds = int64(math.MaxInt64 / time.Second)
-
-// flushAll runs Store.FlushAll now, or after the delay (an exptime: relative up to 30 days, else absolute).
+// flushAll asks the Store to flush now, or from the delay on (FlushAt: an exptime, relative up to 30 days,
+// else absolute). The Store records it at once either way (a delayed flush is part of the cluster state,
+// not a timer of this server).
+//
+// NB: cmd_flush counts a refused flush_all too, as memcached's text protocol does.
 func (c *conn) flushAll() {
+	c.s.stats.cmdFlush.Add(1)
 	if !c.s.cfg.FlushAllEnabled {
 		if !c.cmd.NoReply {
 			c.writeError(ReplyClientError, msgFlushDisabled)
 		}
 		return
 	}
-	c.s.stats.cmdFlush.Add(1)
-	now := c.now().Unix()
-	if at := ExpiryAt(c.cmd.Exptime, now); at > now {
-		c.s.scheduleFlush(time.Duration(min(at-now, maxDelaySeconds)) * time.Second)
-		c.write(replyOK)
-		return
-	}
-	if err := c.s.store.FlushAll(c.s.ctx); err != nil {
+	now := c.now()
+	at := FlushAt(c.cmd.Exptime, now)
+	if err := c.s.store.FlushAll(c.s.ctx, at); err != nil {
 		c.storeFailed(err)
 		return
 	}
-	c.s.states.reset()
+	if !at.After(now) {
+		c.s.states.reset()
+	}
 	c.write(replyOK)
 }

@@ -25,10 +25,16 @@ type memStore struct {
 	nextDot uint64
 	fail    map[string]error // Get/Set/Delete of these keys fail
 	flushes int
-	block   chan struct{} // when set, Get waits for it to close (or ctx) before it reads
-	entered chan struct{} // when set, Get signals here before blocking
-	hold    chan struct{} // when set, Get signals on held after it read, then waits for hold to close
-	held    chan struct{}
+	flushAt []time.Time // every FlushAll's at, in call order
+	// flushDot hides the siblings with a dot up to it (the last immediate flush: an exact cliff, as the
+	// node's nanosecond LastMod stamps are under a clock that moves); pending the delayed flushes (unix ns):
+	// each hides the siblings with LastMod up to it once the clock reaches it.
+	flushDot uint64
+	pending  []int64
+	block    chan struct{} // when set, Get waits for it to close (or ctx) before it reads
+	entered  chan struct{} // when set, Get signals here before blocking
+	hold     chan struct{} // when set, Get signals on held after it read, then waits for hold to close
+	held     chan struct{}
 }
 
 type memSibling struct {
@@ -87,7 +93,7 @@ func (m *memStore) readLocked(key []byte, hide bool) (Entry, error) {
 	var dots []uint64 // every sibling's, hidden ones included: as the node's context covers them
 	for _, s := range m.items[string(key)] {
 		dots = append(dots, s.dot)
-		if hide && Expired(s.v.Expiry, now) {
+		if hide && Expired(s.v.Expiry, now) || m.flushedLocked(s) {
 			continue
 		}
 		v := s.v
@@ -186,12 +192,39 @@ func (m *memStore) Delete(_ context.Context, key []byte, over Supersede) error {
 	return nil
 }
 
-func (m *memStore) FlushAll(context.Context) error {
+// FlushAll hides, as the node does, without deleting: a write over a flushed key supersedes its hidden
+// siblings through the context.
+func (m *memStore) FlushAll(_ context.Context, at time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.items = map[string][]memSibling{}
 	m.flushes++
+	m.flushAt = append(m.flushAt, at)
+	if at.After(m.now()) {
+		m.pending = append(m.pending, at.UnixNano())
+	} else {
+		m.flushDot = m.nextDot
+	}
 	return nil
+}
+
+// flushedLocked reports whether a flush hides s. REQUIRES: mu held.
+func (m *memStore) flushedLocked(s memSibling) bool {
+	if s.dot <= m.flushDot {
+		return true
+	}
+	now := m.now().UnixNano()
+	for _, at := range m.pending {
+		if now >= at && s.v.LastMod <= at {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *memStore) flushTimes() []time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.flushAt)
 }
 
 func (m *memStore) Stats() []Stat {

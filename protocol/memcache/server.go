@@ -46,7 +46,7 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	conns *netserve.Tracker[*conn] // listeners, connections, and the delayed flushes Shutdown waits for
+	conns *netserve.Tracker[*conn] // listeners and connections
 	curr  *netserve.Gauge          // open connections: conns.Open()
 	mem   *netserve.Budget         // Config.Memory, or the server's own
 	stats counters
@@ -57,9 +57,6 @@ type Server struct {
 	// Warnings a flood repeats go through these: one line per kind per second.
 	logStore                    ratelog.Kinds // store errors, per StoreError.Code
 	logConns, logNoMem, logAuth ratelog.Limiter
-
-	tmu    sync.Mutex
-	timers map[*time.Timer]struct{} // delayed flush_all; REQUIRES: tmu held
 }
 
 // NewServer returns a server over store. Zero Config fields take their defaults; an invalid Config (or a nil
@@ -74,7 +71,6 @@ func NewServer(cfg Config, store Store, logger *slog.Logger) *Server {
 		store:  store,
 		log:    logger,
 		pid:    os.Getpid(),
-		timers: make(map[*time.Timer]struct{}),
 		states: newItemStates(defaultItemStateBytes),
 	}
 	if s.cfgErr == nil && store == nil {
@@ -127,50 +123,16 @@ func (s *Server) accept(nc net.Conn) {
 	go c.serve()
 }
 
-// Shutdown stops the server gracefully: it closes the listeners, cancels pending delayed flushes, closes
-// connections that are waiting for a request, and lets each connection finish the request it is executing,
-// reply, and close (pipelined requests behind it go unanswered). It returns nil once every connection is closed. If ctx
-// ends first, it closes the remaining connections, cancels the context of Store calls still running, and
+// Shutdown stops the server gracefully: it closes the listeners, closes connections that are waiting for a
+// request, and lets each connection finish the request it is executing, reply, and close (pipelined
+// requests behind it go unanswered). It returns nil once every connection is closed. If ctx ends first, it closes the remaining connections, cancels the context of Store calls still running, and
 // returns ctx's error without waiting for them.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.conns.Close(func(c *conn) { c.closeIfIdle() })
-	s.tmu.Lock()
-	for t := range s.timers {
-		t.Stop()
-		delete(s.timers, t)
-	}
-	s.tmu.Unlock()
 	err := s.conns.Wait(ctx)
 	s.cancel()
 	if err != nil {
 		s.conns.Each(func(c *conn) { c.nc.Close() })
 	}
 	return err
-}
-
-// scheduleFlush runs Store.FlushAll after d (flush_all with a delay). Shutdown cancels it.
-func (s *Server) scheduleFlush(d time.Duration) {
-	s.tmu.Lock()
-	defer s.tmu.Unlock()
-	if s.conns.Closing() {
-		return // NB: Shutdown stops the timers after Closing turns true, under tmu.
-	}
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		s.tmu.Lock()
-		_, pending := s.timers[t] // NB: t is set; the AfterFunc caller held tmu until then.
-		delete(s.timers, t)
-		s.tmu.Unlock()
-		if !pending || !s.conns.AddTask() {
-			return
-		}
-		defer s.conns.TaskDone()
-		if err := s.store.FlushAll(s.ctx); err != nil {
-			s.stats.storeErrors.Add(1)
-			s.log.Warn("memcache: delayed flush_all failed", "err", err)
-			return
-		}
-		s.states.reset()
-	})
-	s.timers[t] = struct{}{}
 }

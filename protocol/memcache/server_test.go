@@ -484,11 +484,38 @@ func TestServerFlushAll(t *testing.T) {
 	c := ts.dial()
 	c.do("set a 0 0 1\r\nx\r\nflush_all\r\nget a\r\n", "STORED\r\nOK\r\nEND\r\n")
 	c.do("set a 0 0 1\r\nx\r\nflush_all -1\r\nget a\r\n", "STORED\r\nOK\r\nEND\r\n")
-	c.do("set a 0 0 1\r\nx\r\nflush_all 1\r\nget a\r\n", "STORED\r\nOK\r\nVALUE a 0 1\r\nx\r\nEND\r\n")
-	waitFor(t, "delayed flush", func() bool { return ts.store.flushCount() == 3 })
-	c.do("get a\r\n", "END\r\n")
-	// A delayed flush still pending at Shutdown is cancelled.
-	c.do("flush_all 100\r\n", "OK\r\n")
+	// A set right after a flush is kept.
+	c.do("set a 0 0 1\r\nx\r\nget a\r\n", "STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n")
+	// A delayed flush goes to the Store at once, naming a nanosecond before the second it names
+	// (memcached's oldest_live): what is stored until then is visible until then, and gone after.
+	now := ts.clock.Now()
+	c.do("flush_all 2\r\nset b 0 0 1\r\ny\r\nget a b\r\n", "OK\r\nSTORED\r\nVALUE a 0 1\r\nx\r\nVALUE b 0 1\r\ny\r\nEND\r\n")
+	times := ts.store.flushTimes()
+	if want := time.Unix(now.Unix()+2, 0).Add(-time.Nanosecond); len(times) != 3 || !times[0].Equal(now) || !times[2].Equal(want) {
+		t.Fatalf("flush times %v, want [%v %v %v]", times, now, now, want)
+	}
+	ts.clock.Advance(2 * time.Second)
+	c.do("get a b\r\nset c 0 0 1\r\nz\r\nget c\r\n", "END\r\nSTORED\r\nVALUE c 0 1\r\nz\r\nEND\r\n")
+	// An absolute time works the same; "flush_all noreply" answers nothing.
+	c.do(fmt.Sprintf("flush_all %d noreply\r\nget c\r\n", ts.clock.Now().Unix()+5), "VALUE c 0 1\r\nz\r\nEND\r\n")
+	if n := ts.store.flushCount(); n != 4 {
+		t.Fatalf("%d flushes, want 4", n)
+	}
+}
+
+func TestFlushAt(t *testing.T) {
+	now := time.Unix(1_700_000_000, 123)
+	for _, tc := range []struct {
+		exptime int64
+		want    time.Time
+	}{
+		{0, now}, {-1, now}, {1, time.Unix(1_700_000_001, 0).Add(-1)}, {100, time.Unix(1_700_000_100, 0).Add(-1)},
+		{1_700_000_000, now}, {1_600_000_000, now}, {1_700_000_050, time.Unix(1_700_000_050, 0).Add(-1)},
+	} {
+		if got := FlushAt(tc.exptime, now); !got.Equal(tc.want) {
+			t.Errorf("FlushAt(%d) = %v, want %v", tc.exptime, got, tc.want)
+		}
+	}
 }
 
 func TestServerStats(t *testing.T) {

@@ -1,6 +1,9 @@
 package memcache
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Value is one sibling as memcache sees it.
 type Value struct {
@@ -57,7 +60,12 @@ type Store interface {
 	Set(ctx context.Context, key []byte, v Value, over Supersede) (cas uint64, err error)
 	// Delete writes a tombstone that replaces the siblings over says, as Set.
 	Delete(ctx context.Context, key []byte, over Supersede) error
-	FlushAll(ctx context.Context) error
+	// FlushAll makes every value written at or before at read as gone from at on (at once when at is not
+	// in the future): memcached's flush_all and its delayed form. at is the server's clock (Config.Now).
+	// The Store records a delayed flush itself (the server keeps no timer); a later call with an earlier
+	// at must not uncover what an earlier call hid. A Store that cannot record the flush returns an
+	// error and the client is told so.
+	FlushAll(ctx context.Context, at time.Time) error
 	Stats() []Stat // gokai's own counters, appended to `stats` output
 }
 

@@ -1,6 +1,6 @@
-package main
+package cli
 
-// The client commands: gokai get | put | delete | status | ring | members, over msgpack-RPC with the Go
+// The client commands: gokai get | put | delete | status | ring | members (and keys, cli_keys.go), over msgpack-RPC with the Go
 // client (package client). Each is a func(ctx, args, stdout, stderr) error; exitCode maps its error to
 // the process exit code.
 

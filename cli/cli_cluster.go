@@ -1,4 +1,4 @@
-package main
+package cli
 
 // The cluster commands: gokai cluster join|leave|plan|commit|clear|status and gokai transfers, over the
 // msgpack-RPC cluster methods (docs/msgpack-rpc.md, docs/cluster.md). Fetching and rendering are apart:
