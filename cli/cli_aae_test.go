@@ -45,6 +45,18 @@ func TestCLIAAEStatus(t *testing.T) {
 		!regexpMatch(`(?m)^kv +0 +built +\d+ +\d+ `, out) {
 		t.Fatalf("aae status: %d %s\n%s", code, errs, out)
 	}
+	out, _, _ = runCLI(t, "status", "--json")
+	var stats struct {
+		Stats map[string]any `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(out), &stats); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"gokai_aae_exchanges", "gokai_aae_keys_repaired", "gokai_aae_repair_errors", "gokai_aae_tree_rebuilds"} {
+		if _, ok := stats.Stats[name]; !ok {
+			t.Errorf("stats lack %s", name)
+		}
+	}
 	for _, args := range [][]string{{"aae"}, {"aae", "bogus"}, {"aae", "status", "extra"}} {
 		if _, _, code := runCLI(t, args...); code != exitUsage {
 			t.Errorf("%v: exit code %d, want %d", args, code, exitUsage)
