@@ -184,8 +184,9 @@ func (p *probe) HandleCommand(cmd any, from vnode.Sender) vnode.Result {
 		p.env.Self.Unwatch(p.spawned[m.Name])
 		return vnode.Reply(&done{})
 	case *asyncWork:
-		release := p.j.releaseCh()
+		release, j := p.j.releaseCh(), p.j
 		return vnode.Async(func(ctx context.Context) any {
+			j.add("async running %s", m.Tag)
 			select {
 			case <-release:
 			case <-ctx.Done():
