@@ -25,7 +25,7 @@ const WireVersion = 1
 //	0            invalid
 //	1..7         kv (GetRequest=1 ... KeysReply=7)
 //	8..31        vnode (HandoffBatch=8 ... HandoffForwardAck=11, HandoffCommand=12, CoverageRequest=13 ...
-//	             CoverageCancel=16; 17..31 reserved for vnode)
+//	             CoverageCancel=16, AAEQuery=24, AAEAnswer=25; 17..23, 26..31 reserved for vnode)
 //	32..39       actors (Ping=32, Pong=33)
 //	40..47       node (ControlRequest=40, ControlReply=41)
 //	48..63       free, for gokai's own packages

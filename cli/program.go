@@ -99,17 +99,18 @@ commands:
   members   the cluster's nodes
   cluster   join|leave|plan|commit|clear|status: change the cluster (gokai cluster help)
   transfers ownership transfers in progress on every node (--watch to follow)
+  aae       status: active anti-entropy per partition (hash trees, exchanges, repairs)
   certs     create-ca|create-node|create-client|gossip-key: certificates for a secure cluster
   version   print the version
 
-client commands (get put delete keys status ring members cluster transfers) take --addr (default 127.0.0.1:11011 or
+client commands (get put delete keys status ring members cluster transfers aae) take --addr (default 127.0.0.1:11011 or
 $GOKAI_ADDR), --timeout, --json, and --certs-dir/--user for a node with -rpc-tls (an operator's certificate
 for cluster changes); they exit 0 ok, 1 not found, 2 usage, 3 server or connection error.
 `
 
 // builtin are the commands of every program (Run's switch).
 var builtin = map[string]bool{"start": true, "bench": true, "get": true, "put": true, "delete": true,
-	"keys": true, "status": true, "ring": true, "members": true, "cluster": true, "transfers": true, "certs": true,
+	"keys": true, "status": true, "ring": true, "members": true, "cluster": true, "transfers": true, "aae": true, "certs": true,
 	"version": true, "-v": true, "--version": true, "help": true, "-h": true, "--help": true}
 
 // Run runs one command: args are the process's arguments after its name. main calls it through Main;
@@ -152,6 +153,8 @@ func (p Program) Run(ctx context.Context, args []string, stdout, stderr io.Write
 		return cliCluster(ctx, args[1:], stdout, stderr)
 	case "transfers":
 		return cliTransfers(ctx, args[1:], stdout, stderr)
+	case "aae":
+		return cliAAE(ctx, args[1:], stdout, stderr)
 	case "certs":
 		return certsCmd(ctx, args[1:], stdout, stderr)
 	case "version", "-v", "--version":

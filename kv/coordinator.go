@@ -105,6 +105,26 @@ func (c *Coordinator) Delete(ctx context.Context, key []byte, vctx VClock, blind
 	return err
 }
 
+// Repair is anti-entropy's repair of key (service.Instance.Repair): a read of every replica (R = N) whose
+// coordinator writes the merged object to each replica that lacks it (read repair, after the replies). It
+// counts as no client get. In reap mode a key that holds only tombstones is deleted again under the merged
+// context, so once every primary stored that tombstone the reaper removes it from all of them: a tombstone
+// reaped on some replicas but not on others ends as nothing everywhere, never as a resurrected value, and
+// the next exchange finds the replicas equal (no ping-pong).
+func (c *Coordinator) Repair(ctx context.Context, key []byte) error {
+	n := c.svc.Config().N
+	o, err := coordinator.Read(ctx, c.svc, c.proto, key, coordinator.ReadOptions{R: n}, getOp{})
+	if err != nil {
+		return err
+	}
+	if o == nil || c.cfg.DeleteMode != DeleteReap || !o.TombstoneOnly(c.svc.Config().Now().Unix()) {
+		return nil
+	}
+	_, err = c.write(ctx, key, nil, Meta{Deleted: true}, o.Clock, false,
+		coordinator.WriteOptions{W: n, ReapAfter: c.cfg.ReapDelay})
+	return err
+}
+
 func (c *Coordinator) write(ctx context.Context, key, value []byte, meta Meta, vctx VClock, blind bool, opts coordinator.WriteOptions) (*Object, error) {
 	meta.LastMod = c.svc.Config().Now().UnixNano()
 	op := putOp{req: PutRequest{V: 1, Key: key, Coordinate: true, Context: vctx, Blind: blind, Value: value, Meta: meta}}

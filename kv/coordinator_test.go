@@ -78,6 +78,12 @@ func startNode(t testing.TB, logger *slog.Logger, factory vnode.Factory, mod fun
 // coordinators' router (default testRouter).
 func startNodeDispatch(t testing.TB, logger *slog.Logger, factory vnode.Factory, mod func(*coordinator.Config), pooled bool,
 	route func(*testNode) coordinator.Router) *testNode {
+	return startNodeWith(t, logger, factory, mod, pooled, route, vnode.AAEConfig{})
+}
+
+// startNodeWith is startNodeDispatch with the vnodes' hash-tree configuration (Q 0: off).
+func startNodeWith(t testing.TB, logger *slog.Logger, factory vnode.Factory, mod func(*coordinator.Config), pooled bool,
+	route func(*testNode) coordinator.Router, aae vnode.AAEConfig) *testNode {
 	t.Helper()
 	db, err := storage.OpenLevelDB(storage.DefaultLevelDBConfig(t.TempDir()))
 	if err != nil {
@@ -97,7 +103,7 @@ func startNodeDispatch(t testing.TB, logger *slog.Logger, factory vnode.Factory,
 		vdisp = actor.NewSynchronizedDispatcher(300)
 	}
 	n.vnodes, err = vnode.StartManager(n.system, vnode.ManagerConfig{Node: "n1", Partitions: rg.PartitionsOf("n1"),
-		Factory: factory, Store: db, Logger: logger, Dispatcher: vdisp})
+		Factory: factory, Store: db, Logger: logger, Dispatcher: vdisp, AAE: aae})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,10 @@
 // The behaviour (kv.go, cache.go): Vnode implements vnode.Behaviour. It acknowledges a write (PutReply) only
 // after storage took it, keeps its actor id and dot-counter lease in its partition, and keeps a bounded
 // write-through cache of decoded objects (cache.go), so a hot key costs neither a storage read nor a decode.
-// During a handoff it forwards the result of every write to the new owner.
+// During a handoff it forwards the result of every write to the new owner. It opts into active
+// anti-entropy (aae.go): its items are its objects, their version hash (VersionHash) covers what
+// Object.Equal compares, and every object write, reap and re-home drop goes through the vnode's hash
+// trees (Env.AAE); Coordinator.Repair is its repair path (docs/anti-entropy.md).
 //
 // Coverage (coverage.go): the behaviour serves two coverage commands (vnode.CoverageHandler), folding a
 // storage snapshot on the vnode worker pool, never in the vnode actor: CoverKeysRequest streams the live

@@ -47,6 +47,7 @@ var (
 	_ vnode.HandoffCommander = (*Vnode)(nil)
 	_ vnode.HandoffMerger    = (*Vnode)(nil)
 	_ vnode.ConcurrentFold   = (*Vnode)(nil)
+	_ vnode.AAEHasher        = (*Vnode)(nil)
 )
 
 // ConcurrentFoldSafe: KV's fold reads a storage snapshot and its encoder is pure.
@@ -161,19 +162,32 @@ func (vn *Vnode) load(key []byte) (*Object, error) {
 	return o, nil
 }
 
-// store writes o, which is then cached and shared: nobody may modify it afterwards.
-func (vn *Vnode) store(key []byte, o *Object) error {
+// store writes o over old (what the vnode held: nil for nothing); o is then cached and shared: nobody may
+// modify it afterwards.
+func (vn *Vnode) store(key []byte, old, o *Object) error {
 	raw, err := o.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	if err := vn.env.Store.Put(vn.objectKey(key), raw); err != nil {
+	if err := vn.write(key, old, storage.Op{Key: vn.objectKey(key), Value: raw}, VersionHash(o)); err != nil {
 		// NB: the write may or may not have reached storage: forget the key so the next read asks it.
 		vn.cache.drop(key)
 		return err
 	}
 	vn.cache.put(key, o)
 	return nil
+}
+
+// write stores op, the one storage change of key, whose version goes from old's to newV (0: absent):
+// through the hash trees when the vnode has them, so their index changes in the same batch.
+func (vn *Vnode) write(key []byte, old *Object, op storage.Op, newV uint64) error {
+	if vn.env.AAE == nil {
+		if op.Delete {
+			return vn.env.Store.Delete(op.Key)
+		}
+		return vn.env.Store.Put(op.Key, op.Value)
+	}
+	return vn.env.AAE.Write([]storage.Op{op}, vnode.AAEChange{StoreKey: op.Key, Key: key, Old: VersionHash(old), New: newV})
 }
 
 func (vn *Vnode) nowNanos() int64 { return vn.env.Now().UnixNano() }
@@ -269,7 +283,7 @@ func (vn *Vnode) apply(req *PutRequest) (rep *PutReply, stored bool) {
 			return rep, false
 		}
 	}
-	if err := vn.store(req.Key, next); err != nil {
+	if err := vn.store(req.Key, local, next); err != nil {
 		rep.Code, rep.Err = storageCode(err), err.Error()
 		return rep, false
 	}
@@ -287,7 +301,7 @@ func (vn *Vnode) reap(req *ReapRequest) {
 	if !local.TombstoneOnly(vn.env.Now().Unix()) || !req.Clock.Descends(local.Clock) {
 		return
 	}
-	err = vn.env.Store.Delete(vn.objectKey(req.Key))
+	err = vn.write(req.Key, local, storage.Op{Key: vn.objectKey(req.Key), Delete: true}, 0)
 	vn.cache.drop(req.Key)
 	if err != nil {
 		vn.env.Logger.Warn("kv: reap failed", "err", err)
@@ -313,7 +327,14 @@ func (vn *Vnode) drop(req *DropRequest) *DropReply {
 		if !bytes.Equal(raw, req.Objects[i]) {
 			continue // written since the fold read it: keep it (a later scan moves the new version)
 		}
-		err = vn.env.Store.Delete(vn.objectKey(key))
+		var old *Object
+		if vn.env.AAE != nil {
+			if old, err = UnmarshalObject(raw); err != nil {
+				rep.Err = err.Error()
+				return rep
+			}
+		}
+		err = vn.write(key, old, storage.Op{Key: vn.objectKey(key), Delete: true}, 0)
 		vn.cache.drop(key)
 		if err != nil {
 			rep.Err = err.Error()

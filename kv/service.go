@@ -22,7 +22,7 @@ const KeySpace = 0
 // service: its methods answer without the "kv." prefix, as they did before services.
 func Service(o Options) service.Service {
 	return service.Service{
-		Name: ServiceName, ID: KeySpace, Default: true,
+		Name: ServiceName, ID: KeySpace, Default: true, AntiEntropy: true,
 		Validate: o.Validate,
 		Wire:     wireMessages,
 		Vnode: func(n service.NodeInfo) (vnode.Factory, error) {
@@ -56,7 +56,8 @@ func Service(o Options) service.Service {
 				return append(c.serviceStats(), service.Stat{Name: "gokai_kv_coverage_requests", Value: cs.Started},
 					service.Stat{Name: "gokai_kv_coverage_failures", Value: cs.Failures})
 			}
-			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: stats}, nil
+			return &service.Instance{Methods: faces.methods(), Memcache: newMemcacheStore(c, h), Stats: stats,
+				Repair: c.Repair}, nil
 		},
 		Rehome: &service.Rehome{
 			Drop: func(keys, values [][]byte) any { return &DropRequest{Keys: keys, Objects: values} },

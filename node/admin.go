@@ -79,6 +79,7 @@ func (n *Node) stats() []stat {
 		}
 		out = append(out, stat{Name: "gokai_disk_full", Value: full}, stat{Name: "gokai_disk_full_recoveries", Value: db.Recoveries()})
 	}
+	out = append(out, n.aaeStats()...)
 	out = append(out, stat{Name: "gokai_client_memory_bytes", Value: n.mem.Used()}, stat{Name: "gokai_client_memory_limit", Value: n.mem.Limit()},
 		stat{Name: "gokai_client_memory_refusals", Value: n.mem.Refused()})
 	if n.rpc != nil {

@@ -95,6 +95,13 @@ type Config struct {
 	RPCAdvertise       string
 	MemcacheAdvertise  string
 
+	// Active anti-entropy (docs/anti-entropy.md), for the services that opt in.
+	AAE               string        // on (default), passive (trees kept, no exchange started here) or off (no trees)
+	AAEExchangePeriod time.Duration // every exchange this node plans starts within one period; default 10m, at least 10ms
+	AAEConcurrency    int           // exchanges at once; default 2, range 1..64
+	AAERepairRate     float64       // keys repaired a second, node-wide; default 100, range 1..1e6
+	AAERebuildPeriod  time.Duration // a verifying rebuild of each vnode's trees this long after the last; default 0 (never)
+
 	CertsDir    string // certificates (gokai certs): mutual TLS between nodes, encrypted gossip; default "" (none)
 	Insecure    bool   // allow listeners off loopback without certs-dir (a trusted network); default false
 	RPCTLS      bool   // serve msgpack-RPC over TLS (needs certs-dir); default false
@@ -116,6 +123,7 @@ func Default() Config {
 		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
 		HTTPListen:          "127.0.0.1:11080",
 		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 2 * time.Second, FailureProbe: 500 * time.Millisecond,
+		AAE: "on", AAEExchangePeriod: 10 * time.Minute, AAEConcurrency: 2, AAERepairRate: 100,
 		LogLevel: "info",
 	}
 }
@@ -163,6 +171,18 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	switch {
+	case c.AAE != "on" && c.AAE != "passive" && c.AAE != "off":
+		return fmt.Errorf("config: aae %q: want on, passive or off", c.AAE)
+	case c.AAEExchangePeriod < 10*time.Millisecond:
+		return fmt.Errorf("config: aae-exchange-period %s: want >= 10ms", c.AAEExchangePeriod)
+	case c.AAEConcurrency < 1 || c.AAEConcurrency > 64:
+		return fmt.Errorf("config: aae-concurrency %d: want 1..64", c.AAEConcurrency)
+	case c.AAERepairRate < 1 || c.AAERepairRate > 1e6:
+		return fmt.Errorf("config: aae-repair-rate %g: want 1..1e6", c.AAERepairRate)
+	case c.AAERebuildPeriod < 0:
+		return fmt.Errorf("config: aae-rebuild-period %s: want >= 0", c.AAERebuildPeriod)
 	}
 	if err := c.checkBinds(); err != nil {
 		return err
@@ -237,6 +257,11 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.TransportAdvertise, "transport-advertise", c.TransportAdvertise, "host:port peers reach the transport at (NAT; overrides advertise-host)")
 	fs.StringVar(&c.RPCAdvertise, "rpc-advertise", c.RPCAdvertise, "host:port clients reach msgpack-RPC at (NAT; overrides advertise-host)")
 	fs.StringVar(&c.MemcacheAdvertise, "memcache-advertise", c.MemcacheAdvertise, "host:port clients reach memcache at (NAT; overrides advertise-host)")
+	fs.StringVar(&c.AAE, "aae", c.AAE, "active anti-entropy: on, passive (hash trees kept, no exchange started here) or off")
+	fs.DurationVar(&c.AAEExchangePeriod, "aae-exchange-period", c.AAEExchangePeriod, "every anti-entropy exchange of this node starts within one period")
+	fs.IntVar(&c.AAEConcurrency, "aae-concurrency", c.AAEConcurrency, "anti-entropy exchanges at once")
+	fs.Float64Var(&c.AAERepairRate, "aae-repair-rate", c.AAERepairRate, "keys anti-entropy repairs a second, node-wide")
+	fs.DurationVar(&c.AAERebuildPeriod, "aae-rebuild-period", c.AAERebuildPeriod, "rebuild each vnode's hash trees from storage this long after the last build, verifying them (0 = never)")
 	fs.StringVar(&c.DebugListen, "debug-listen", c.DebugListen, "serve net/http/pprof on this address (\"\" = off)")
 	fs.StringVar(&c.CertsDir, "certs-dir", c.CertsDir, "certificates directory (gokai certs): mutual TLS between nodes, encrypted gossip")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow listeners off loopback without certs-dir (a network you trust)")

@@ -369,4 +369,10 @@ func TestMetricsAreDocumented(t *testing.T) {
 	if seen < 40 {
 		t.Fatalf("only %d gokai_ series served", seen)
 	}
+	// Anti-entropy (on by default) has its series too.
+	for _, name := range []string{"gokai_aae_exchanges_total", "gokai_aae_repairs_total", "gokai_aae_tree_builds_total"} {
+		if _, ok := mfs[name]; !ok {
+			t.Errorf("%s is not served", name)
+		}
+	}
 }

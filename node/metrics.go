@@ -320,13 +320,21 @@ var (
 	dRPCBadFrames  = desc("gokai_rpc_bad_frames_total", "msgpack-RPC connections closed for a malformed message.")
 	dRPCOverloads  = desc("gokai_rpc_overloads_total", "msgpack-RPC requests refused for memory.")
 	dRPCTimeouts   = desc("gokai_rpc_read_timeouts_total", "msgpack-RPC connections closed because a started message did not arrive in time.")
+
+	dAAEExchanges = desc("gokai_aae_exchanges_total", "Anti-entropy exchanges this node planned, by result (ok, error: a vnode did not answer or refused, skipped: the peer was down).", "result")
+	dAAERunning   = desc("gokai_aae_exchanges_running", "Anti-entropy exchanges running now.")
+	dAAEDiffering = desc("gokai_aae_keys_differing_total", "Keys anti-entropy exchanges found differing between replicas.")
+	dAAERepairs   = desc("gokai_aae_repairs_total", "Keys anti-entropy repaired, by result (ok, error).", "result")
+	dAAEBuilds    = desc("gokai_aae_tree_builds_total", "Hash-tree rebuilds from storage of this node's vnodes (after a crash, a verifying rebuild), by service.", "service")
+	dAAEMismatch  = desc("gokai_aae_tree_mismatches_total", "Verifying rebuilds that found a vnode's hash trees out of step with its storage, by service.", "service")
 )
 
 var allDescs = []*prometheus.Desc{dReady, dBuildInfo, dRingQ, dRingVer, dOwned, dMembers, dPending, dSuspected, dSuspicion,
 	dReconnect, dVnodes, dVRestarts, dMailbox, dMailboxMax, dAsyncRefused, dReceived, dInFlight, dRepairs, dOverloads,
 	dFallbacks, dHandoffActive, dHandoffKeys, dHandoffBytes, dHandoffTries, dHintedRounds, dHintsPending, dRehomed,
 	dDiskFull, dRecoveries, dLevelBytes, dLevelTabs, dCompact, dStalls, dStallSecs, dPaused, dIO, dOpenTables,
-	dClientMem, dClientMemMax, dClientRefused, dRPCConns, dRPCRequests, dRPCErrors, dRPCBadFrames, dRPCOverloads, dRPCTimeouts}
+	dClientMem, dClientMemMax, dClientRefused, dRPCConns, dRPCRequests, dRPCErrors, dRPCBadFrames, dRPCOverloads, dRPCTimeouts,
+	dAAEExchanges, dAAERunning, dAAEDiffering, dAAERepairs, dAAEBuilds, dAAEMismatch}
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
@@ -362,6 +370,37 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	n.collectHandoff(ch)
 	n.collectStorage(ch)
 	n.collectClients(ch)
+	n.collectAAE(ch)
+}
+
+// collectAAE reads the anti-entropy manager's counters and the vnodes' hash-tree status (nothing when
+// anti-entropy is off).
+func (n *Node) collectAAE(ch chan<- prometheus.Metric) {
+	if n.aae == nil {
+		return
+	}
+	s := n.aae.Stats()
+	counter(ch, dAAEExchanges, float64(s.Exchanges-s.ExchangeErrors), "ok")
+	counter(ch, dAAEExchanges, float64(s.ExchangeErrors), "error")
+	counter(ch, dAAEExchanges, float64(s.Skipped), "skipped")
+	gauge(ch, dAAERunning, float64(s.Running))
+	counter(ch, dAAEDiffering, float64(s.KeysDiffering))
+	counter(ch, dAAERepairs, float64(s.KeysRepaired), "ok")
+	counter(ch, dAAERepairs, float64(s.RepairErrors), "error")
+	for _, rt := range n.svcs {
+		if rt.vnodes == nil {
+			continue
+		}
+		var builds, mismatched int64
+		for p := range n.cfg.Q {
+			if st, ok := rt.vnodes.AAEStatus(p); ok {
+				builds += st.Rebuilds
+				mismatched += st.Mismatched
+			}
+		}
+		counter(ch, dAAEBuilds, float64(builds), rt.spec.Name)
+		counter(ch, dAAEMismatch, float64(mismatched), rt.spec.Name)
+	}
 }
 
 func (n *Node) collectCluster(ch chan<- prometheus.Metric) {

@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/gokai-kv/gokai/actors"
+	"github.com/gokai-kv/gokai/entropy"
 	"github.com/gokai-kv/gokai/internal/netserve"
 	"github.com/gokai-kv/gokai/internal/pki"
 	"github.com/gokai-kv/gokai/protocol/memcache"
@@ -49,6 +50,7 @@ type Node struct {
 	disp    *actors.Dispatcher
 	backend storage.Backend
 	cl      *cluster
+	aae     *entropy.Manager // aae-sup; nil before it starts
 
 	// The services, in registration order (New); each has its own vnode supervisor and coordinators.
 	svcs       []*svcRuntime
@@ -127,6 +129,8 @@ func New(cfg Config, logger *slog.Logger, now func() time.Time, opts ...Option) 
 	}
 	n.tree.Add(supervisor.Child{Name: "handoff-sup", Start: n.startHandoff, Stop: n.stopHandoff})
 	n.tree.Add(supervisor.Child{Name: "coordinator-sup", Start: n.startCoordinators, Stop: n.stopCoordinators})
+	// Anti-entropy repairs through the coordinators: it starts after them and stops before them.
+	n.tree.Add(supervisor.Child{Name: entropy.SupervisorName, Start: n.startAAE, Stop: n.stopAAE})
 	n.tree.Add(supervisor.Child{Name: "cluster-watch", Run: n.watchCluster})
 	if n.cfg.MemcacheListen != "" {
 		n.tree.Add(supervisor.Child{Name: "memcache", Start: n.startMemcache, Run: n.runMemcache, Stop: n.stopMemcache})

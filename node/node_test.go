@@ -217,6 +217,11 @@ func TestConfigFileAndValidation(t *testing.T) {
 		{func(c *Config) { c.RPCMaxConnMiB = 512 }, "rpc-max-conn-mib 512"},
 		{func(c *Config) { c.RPCReadTimeout = -time.Second }, "rpc-read-timeout -1s"},
 		{func(c *Config) { c.MemcacheMaxValue = 200 << 20 }, "memcache-max-value 209715200"},
+		{func(c *Config) { c.AAE = "maybe" }, `aae "maybe"`},
+		{func(c *Config) { c.AAEConcurrency = 65 }, "aae-concurrency 65"},
+		{func(c *Config) { c.AAERepairRate = 0 }, "aae-repair-rate 0"},
+		{func(c *Config) { c.AAEExchangePeriod = time.Millisecond }, "aae-exchange-period 1ms"},
+		{func(c *Config) { c.AAERebuildPeriod = -time.Second }, "aae-rebuild-period -1s"},
 	} {
 		c := Default()
 		tc.mod(&c)

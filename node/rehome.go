@@ -257,8 +257,10 @@ type rehomeState struct {
 	// fp is the fingerprint of fpRing (the ring of the last scan). REQUIRES: mu held
 	fpRing *ring.Ring
 	fp     uint64
-	wg     sync.WaitGroup // the running pass
-	moved  atomic.Int64   // keys moved since start (gokai_rehomed_keys)
+	// stopped: the node stops; no pass starts any more (waitRehome). REQUIRES: mu held
+	stopped bool
+	wg      sync.WaitGroup // the running pass; Add only under mu while !stopped
+	moved   atomic.Int64   // keys moved since start (gokai_rehomed_keys)
 }
 
 // rehomePath keeps the re-home marks between runs.
@@ -305,7 +307,7 @@ func (n *Node) scanRehome(ctx context.Context, s *membership.ClusterState) {
 	rs := &n.cl.rehome
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.running || ctx.Err() != nil {
+	if rs.running || rs.stopped || ctx.Err() != nil {
 		return
 	}
 	if !rs.loaded {
@@ -419,7 +421,16 @@ func (n *Node) runRehome(ctx context.Context, rg *ring.Ring, version, fp, gen ui
 }
 
 // waitRehome waits for the running pass (its ctx must be done or ending).
-func (n *Node) waitRehome() { n.cl.rehome.wg.Wait() }
+func (n *Node) waitRehome() {
+	// NB: stopped under mu, so no pass starts (wg.Add) once Wait may run: an Add racing a Wait on a zero
+	// counter is a misuse of the WaitGroup (the race detector caught the cluster watch starting a pass as a
+	// node that had just started stopped).
+	rs := &n.cl.rehome
+	rs.mu.Lock()
+	rs.stopped = true
+	rs.mu.Unlock()
+	rs.wg.Wait()
+}
 
 // loadRehomeMarks reads data-dir/rehome: lines "service partition fingerprint" (fingerprint in hex), and
 // for the service of key space 0 (KV) "partition fingerprint", the form from before services, which nodes of

@@ -59,6 +59,8 @@ func (h rpcHandler) Call(ctx context.Context, method string, params []any) (any,
 		return h.n.clusterStatus(), nil
 	case "transfers":
 		return h.n.transfersInfo(), nil
+	case "aae_status":
+		return h.n.aaeStatus(), nil
 	case "cluster_join":
 		seed, err := rpc.Bytes(params, 0, "seed")
 		if err != nil {

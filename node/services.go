@@ -110,7 +110,7 @@ func (n *Node) startVnodes(rt *svcRuntime) error {
 		Name: rt.sup, Node: n.cfg.Name, Partitions: parts, Factory: factory,
 		Store: storage.KeySpace{Backend: n.backend, Space: rt.spec.ID}, Logger: rt.logger, Now: n.now,
 		MaxRestarts: n.cfg.VnodeMaxRestarts, RestartWindow: n.cfg.VnodeRestartWin, OnEscalate: n.tree.Escalate,
-		Dispatcher: n.vnodeDispatcher(), Observe: n.vnodeObserver(rt.spec.Name), ObserveEvery: n.vnodeTimeEvery,
+		Dispatcher: n.vnodeDispatcher(), Observe: n.vnodeObserver(rt.spec.Name), ObserveEvery: n.vnodeTimeEvery, AAE: n.vnodeAAE(rt),
 	})
 	if err != nil {
 		return fmt.Errorf("service %s: %w", rt.spec.Name, err)
@@ -166,7 +166,7 @@ func (r router) VnodePID(node ring.NodeID, p int) *actor.PID {
 // nodeMethods are the node's own msgpack-RPC methods: a default service's methods may not shadow them.
 var nodeMethods = map[string]bool{"ping": true, "version": true, "stats": true, "ring": true, "members": true,
 	"cluster_status": true, "transfers": true, "cluster_join": true, "cluster_keys": true, "cluster_leave": true,
-	"cluster_clear": true, "cluster_plan": true, "cluster_commit": true, "preflist": true}
+	"cluster_clear": true, "cluster_plan": true, "cluster_commit": true, "preflist": true, "aae_status": true}
 
 // startCoordinators starts every service's coordinators, then each service's client side (its Start), and
 // gathers their msgpack-RPC methods.

@@ -28,6 +28,7 @@
 #                     table.md here; default: a new temp dir, printed and kept
 #   BENCH_ARGS="..."  extra gokai bench flags for every run, after the defaults (e.g. "-pipeline 4" or
 #                     "-keys 1000 -conns 10"); each run is bounded by DURATION + 100 s (prefill included)
+#   GOKAI_ARGS="..."  extra `gokai start` flags for every gokai node (e.g. "-aae off")
 #
 # Needs Go and memcached (the Debian package `memcached` is installed with apt-get when missing). Loopback
 # only. Every wait has a deadline; on exit, failure or Ctrl-C every process it started is stopped and its work
@@ -68,12 +69,14 @@ SKIP_PROTOCOLS=${SKIP_PROTOCOLS:-}
 SKIP_CLUSTER_TLS=${SKIP_CLUSTER_TLS:-}
 SKIP_CLUSTER=${SKIP_CLUSTER:-}
 BENCH_ARGS=${BENCH_ARGS:-}
+GOKAI_ARGS=${GOKAI_ARGS:-}
 OUT=${OUT:-}
 
 duration_s=$(duration_secs "$DURATION") || die "DURATION=$DURATION: want a Go duration in whole units (10s, 500ms, 1m30s)"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ && $ROUNDS -le 100 ]] || die "ROUNDS=$ROUNDS: want 1..100"
 [[ $RATE =~ ^[1-9][0-9]*$ ]] || die "RATE=$RATE: want a positive integer (ops/s)"
 read -r -a extra_args <<<"$BENCH_ARGS"
+read -r -a gokai_args <<<"$GOKAI_ARGS"
 bench_bound=$((duration_s + 100)) # hard cap duration+5s, prefill timeout 60s, dial and startup slack
 
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
@@ -174,7 +177,7 @@ start_gokai() {
 	: >"$log"
 	"$gk" start -name "$name@127.0.0.1" -data-dir "$work/$name" -n 3 -r 2 -w 2 -backend leveldb \
 		-memcache-listen 127.0.0.1:0 -rpc-listen 127.0.0.1:0 -gossip-listen 127.0.0.1:0 \
-		-transport-listen 127.0.0.1:0 -http-listen 127.0.0.1:0 -log-level info -shutdown-timeout 10s "$@" >"$log" 2>&1 &
+		-transport-listen 127.0.0.1:0 -http-listen 127.0.0.1:0 -log-level info -shutdown-timeout 10s "${gokai_args[@]}" "$@" >"$log" 2>&1 &
 	gk_pid=$!
 	pids+=("$gk_pid")
 	deadline=$((SECONDS + 60))

@@ -58,7 +58,7 @@ echo "== go test -race -count=3 (packages with concurrency; three runs, so a fla
 # NB: not cli (cmd/gokai's command line): its tests run several in-process nodes at once, and two protoactor remotes in one
 # process race inside gRPC's global logger setup (protoactor's Remote.Start); multi-node behaviour is tested
 # with separate processes in internal/itest instead.
-go test -race -count=3 ./actors/... ./coordinator/... ./vnode/... ./kv/... ./ring/... ./membership/... ./storage/... ./supervisor/... ./protocol/... ./bench/... ./client/... ./internal/mpscan/... ./internal/netserve/... ./internal/eventually/... ./handoff/... ./coverage/... ./service/... ./node/... ./examples/...
+go test -race -count=3 ./actors/... ./coordinator/... ./vnode/... ./kv/... ./ring/... ./membership/... ./storage/... ./supervisor/... ./protocol/... ./bench/... ./client/... ./internal/mpscan/... ./internal/netserve/... ./internal/eventually/... ./handoff/... ./coverage/... ./entropy/... ./aae/... ./service/... ./node/... ./examples/...
 
 echo "== go test ./..."
 # NB: internal/faults runs real clusters under faults for about 8 minutes (as root; it skips elsewhere):

@@ -47,8 +47,9 @@ type Service struct {
 	// longer names it (node/rehome.go). Without it such copies stay where they are (reads still find the
 	// current list's copies; read repair fills them in).
 	Rehome *Rehome
-	// AntiEntropy opts the service into active anti-entropy once gokai has it (a placeholder: nothing reads
-	// it yet).
+	// AntiEntropy opts the service into active anti-entropy (docs/anti-entropy.md): its behaviour must
+	// implement vnode.AAEHasher (its vnodes then keep hash trees) and its Start must return an Instance with
+	// Repair (the node's exchanges repair through it).
 	AntiEntropy bool
 }
 
@@ -123,6 +124,9 @@ type Instance struct {
 	// service serves no memcache; one whose default service has no Memcache refuses to start while
 	// memcache-listen is set (set it to "").
 	Memcache memcache.Store
+	// Repair makes every replica of key hold the merge of all of them, as read repair does (anti-entropy's
+	// repair path; required with Service.AntiEntropy). Safe for concurrent use; honours ctx.
+	Repair func(ctx context.Context, key []byte) error
 	// Stats are the service's counters, appended to the node's (names must be unique in the node: prefix
 	// them, "gokai_<service>_..."); optional.
 	Stats func() []Stat

@@ -6,7 +6,9 @@
 // durability). Keys and values are opaque bytes here: encoding objects,
 // vector clocks and tombstones belongs to the vnode's behaviour, and handoff
 // and anti-entropy (and coverage listings) are built by their packages on top
-// of Fold and FoldFrom. Storage knows
+// of Fold and FoldFrom (Partition.FoldRange, a FoldFrom that stops at an end
+// key, reads one key range: the vnode's anti-entropy index reads a few
+// segments this way). Storage knows
 // nothing of the ring, actors or the network.
 //
 // # Key layout (LevelDB)

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 )
@@ -101,6 +102,18 @@ func (p Partition) Fold(fn func(key, value []byte) error) error { return p.Backe
 // FoldFrom calls Backend.FoldFrom for p's partition.
 func (p Partition) FoldFrom(start []byte, fn func(key, value []byte) error) error {
 	return p.Backend.FoldFrom(p.ID, start, fn)
+}
+
+// FoldRange folds the keys k of p's partition with start <= k < end (end nil: to the partition's end), in
+// order: a FoldFrom that seeks to start and stops at end, so it reads only that range (anti-entropy's
+// segment folds read a few index ranges this way).
+func (p Partition) FoldRange(start, end []byte, fn func(key, value []byte) error) error {
+	return p.Backend.FoldFrom(p.ID, start, func(k, v []byte) error {
+		if end != nil && bytes.Compare(k, end) >= 0 {
+			return ErrStopFold
+		}
+		return fn(k, v)
+	})
 }
 
 // IsEmpty calls Backend.IsEmpty for p's partition.

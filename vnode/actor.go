@@ -32,9 +32,11 @@ type jobDone struct{}
 
 // shared is what a manager's vnodes share.
 type shared struct {
-	metrics *Metrics
-	pool    *workerPool
-	busyLog ratelog.Limiter // "worker pool busy"
+	aae      AAEConfig     // Q 0: no hash trees
+	aaeSlots chan struct{} // the rebuild semaphore (AAEConfig.RebuildConcurrency)
+	metrics  *Metrics
+	pool     *workerPool
+	busyLog  ratelog.Limiter // "worker pool busy"
 
 	// observe is ManagerConfig.Observe (nil: commands are not observed), timing one command in every
 	// observeEvery; now is its clock.
@@ -51,6 +53,11 @@ type partitionCounters struct {
 	jobs atomic.Int64
 	// mailbox is the current vnode actor's mailbox (Manager.MailboxDepth); nil before the first spawn.
 	mailbox atomic.Pointer[actor.Mailbox]
+	// aae is the latest status of the partition's hash trees (nil: none); aaeCounts its counters, owned by
+	// whichever vnode incarnation runs (one at a time).
+	aae       atomic.Pointer[AAEStatus]
+	aaeCounts AAEStatus
+	aaeItems  atomic.Int64 // items in the serving trees, kept current on every write
 }
 
 // vnodeActor hosts one Behaviour for one partition. All Behaviour calls happen inside Receive.
@@ -74,7 +81,10 @@ type vnodeActor struct {
 	received *atomic.Int64 // partitionCounters.received
 	jobs     *atomic.Int64 // partitionCounters.jobs
 	// untimed counts the commands observed since the last timed one (shared.observeEvery).
-	untimed uint32
+	untimed  uint32
+	counters *partitionCounters
+	// aae is the current incarnation's hash trees (nil when the behaviour has none or anti-entropy is off).
+	aae *Hashtrees
 }
 
 func (a *vnodeActor) Receive(ctx actor.Context) {
@@ -113,6 +123,10 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 		panic(fmt.Sprintf("vnode: partition %d: crash requested: %s", a.env.Partition, msg.Reason))
 	case *selfMessage:
 		a.selfMessage(msg)
+	case *aaeStep:
+		if msg.h == a.aae && a.aae != nil && !a.retired {
+			a.aae.step(ctx.ActorSystem(), ctx.Self(), a.env.Logger)
+		}
 	case *jobDone:
 		if a.handoff != nil {
 			a.flushHandoff(ctx)
@@ -129,7 +143,7 @@ func (a *vnodeActor) Receive(ctx actor.Context) {
 			}
 			return
 		}
-		if a.handleHandoff(ctx, msg) || a.handleCoverage(ctx, msg) {
+		if a.handleAAE(ctx, msg) || a.handleHandoff(ctx, msg) || a.handleCoverage(ctx, msg) {
 			return
 		}
 		a.command(ctx, msg, Sender{system: ctx.ActorSystem(), pid: ctx.Sender()})
@@ -144,6 +158,22 @@ func (a *vnodeActor) startBehaviour(ctx actor.Context) {
 	env := a.env
 	env.Self = Self{inc: a.inc}
 	a.b = a.factory()
+	if _, ok := a.b.(AAEHasher); ok && a.shared.aae.Q == 0 {
+		// Anti-entropy is off: writes now bypass the trees, so trees a clean stop persisted earlier must not
+		// be trusted when it is on again (without the marker the next start rebuilds them).
+		if err := dropCleanMarker(env.Store); err != nil {
+			panic(fmt.Errorf("vnode: partition %d: %w", a.env.Partition, err))
+		}
+	}
+	if hasher, ok := a.b.(AAEHasher); ok && a.shared.aae.Q > 0 {
+		h, err := openHashtrees(env, hasher, a.shared.aae, &a.counters.aae, &a.counters.aaeCounts,
+			&a.counters.aaeItems, a.shared.aaeSlots)
+		if err != nil {
+			panic(fmt.Errorf("vnode: partition %d: %w", a.env.Partition, err))
+		}
+		env.AAE, a.aae = h, h
+		h.kick(ctx.ActorSystem(), ctx.Self())
+	}
 	if err := a.b.Init(env); err != nil {
 		// NB: a panic hands the failure to the vnode supervisor, which restarts this vnode within its
 		// restart limits or stops it (and the manager escalates).
@@ -164,6 +194,21 @@ func (a *vnodeActor) stopBehaviour(reason any) {
 		a.ended = true
 		a.b.Terminate(reason)
 	}
+	a.closeHashtrees(reason == nil)
+}
+
+// closeHashtrees ends the incarnation's hash trees; on a clean stop (not a retire) it persists them first.
+func (a *vnodeActor) closeHashtrees(clean bool) {
+	if a.aae == nil {
+		return
+	}
+	if clean && !a.retired {
+		if err := a.aae.persist(); err != nil {
+			a.env.Logger.Warn("vnode: hash trees not persisted: the next start rebuilds them", "err", err)
+		}
+	}
+	a.aae.close()
+	a.aae = nil
 }
 
 // replaceBehaviour starts a fresh Behaviour on the partition after a drop deleted its data: the old one's
@@ -180,6 +225,7 @@ func (a *vnodeActor) replaceBehaviour(ctx actor.Context, reason any) {
 		delete(old.watched, k) // NB: their ends, still to come, are not the new behaviour's business
 	}
 	a.b.Terminate(reason)
+	a.closeHashtrees(false) // NB: the partition's data, trees included, was deleted
 	old.leave()
 	a.startBehaviour(ctx)
 }
@@ -268,7 +314,7 @@ func (a *vnodeActor) submit(ctx actor.Context, j job) bool {
 
 func newVnodeProps(env Env, factory Factory, sh *shared, pc *partitionCounters) *actor.Props {
 	return actors.WireProps(actor.PropsFromProducer(func() actor.Actor {
-		return &vnodeActor{env: env, factory: factory, shared: sh, received: &pc.received, jobs: &pc.jobs}
+		return &vnodeActor{env: env, factory: factory, shared: sh, received: &pc.received, jobs: &pc.jobs, counters: pc}
 	}))
 }
 

@@ -36,6 +36,7 @@ import (
 //	CoverageHandler   coverage commands (list keys, count, ...)  default: refused with an error chunk
 //	InfoHandler       timers (Self.After) and messages to itself (Self.Send)  default: dropped, logged
 //	ExitHandler       watched or spawned actors that stopped (Self.Watch, Self.Spawn)  default: ignored
+//	AAEHasher         the tree key and version hash of a stored item: anti-entropy's hash trees  default: none
 type Behaviour interface {
 	// Init prepares the behaviour for its partition. An error crashes the vnode (the supervisor retries
 	// within its restart limits).
@@ -73,6 +74,11 @@ type Env struct {
 	Store     storage.Partition // the partition's key space in the node's storage backend
 	Logger    *slog.Logger      // carries node and partition attributes
 	Now       func() time.Time  // the node's clock (fake in tests)
+	// AAE is the vnode's anti-entropy hash trees when the behaviour implements AAEHasher and the node runs
+	// anti-entropy, else nil. A behaviour that has them writes every change of an item through AAE.Write
+	// (so the trees and their index stay in step with storage), and never writes keys that start with
+	// AAEReservedPrefix.
+	AAE *Hashtrees
 	// Self is the vnode's handle on itself: timers, messages to itself, actors it spawns or watches. It
 	// belongs to this Behaviour value: its timers and messages die with it (restart, stop, drop). The zero
 	// Self (a behaviour run outside a vnode, in a unit test) sends nothing.

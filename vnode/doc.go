@@ -28,11 +28,21 @@
 //	HandleInfo            a timer (Self.After) or a message to itself (Self.Send)      InfoHandler
 //	HandleExit            an actor it spawned (Self.Spawn) or watches (Self.Watch) ends ExitHandler
 //	Terminate             the vnode stops or restarts, or a drop replaces the behaviour Behaviour
+//	AAEItem               a hash-tree rebuild folds the partition (inside the vnode)   AAEHasher
 //
 // What runs outside the actor: the work of an Async result and the fold of a Stream result, on the
 // manager's worker pool (ManagerConfig.Workers goroutines, WorkQueue jobs waiting), concurrently with the
 // callbacks: they may read storage (a snapshot) but must not write the partition or touch the behaviour's
 // fields unsynchronised. Self.Send, Self.After and Sender.Send are safe from any goroutine.
+//
+// # Anti-entropy
+//
+// A behaviour that implements AAEHasher, on a node that runs anti-entropy (ManagerConfig.AAE), gets hash
+// trees (hashtrees.go): Env.AAE, through which it writes every change of an item, so the trees stay current
+// in O(1) and their per-segment index is written in the same storage batch; the framework persists them at
+// a clean stop, rebuilds them in throttled chunks inside the vnode when they cannot be trusted, and answers
+// AAEQuery (root, branches, segments, the keys of segments) for exchanges. Keys starting with
+// AAEReservedPrefix are the framework's. docs/anti-entropy.md has the design.
 //
 // # Handoff states
 //

@@ -53,6 +53,9 @@ type ManagerConfig struct {
 	Observe func(cmd any, took time.Duration)
 	// ObserveEvery: see Observe. Default 1 (every command is timed); range 1..1<<20.
 	ObserveEvery int
+	// AAE configures the hash trees of behaviours that implement AAEHasher; its zero value (Q 0) keeps
+	// them off.
+	AAE AAEConfig
 }
 
 func (c *ManagerConfig) setDefaults() {
@@ -80,6 +83,7 @@ func (c *ManagerConfig) setDefaults() {
 	if c.ObserveEvery == 0 {
 		c.ObserveEvery = 1
 	}
+	c.AAE.setDefaults()
 }
 
 // Validate reports the first invalid field.
@@ -99,6 +103,9 @@ func (c *ManagerConfig) Validate() error {
 		return fmt.Errorf("vnode: ManagerConfig.ObserveEvery %d out of range 1..%d", c.ObserveEvery, 1<<20)
 	case c.WorkQueue < 0 || c.WorkQueue > 1<<20:
 		return fmt.Errorf("vnode: ManagerConfig.WorkQueue %d out of range 0..%d", c.WorkQueue, 1<<20)
+	}
+	if err := c.AAE.validate(); err != nil {
+		return err
 	}
 	for _, p := range c.Partitions {
 		if p < 0 {
@@ -291,7 +298,7 @@ func StartManager(system *actor.ActorSystem, cfg ManagerConfig) (*Manager, error
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, system: system, stopped: make(chan struct{})}
-	m.shared = &shared{metrics: &m.metrics, observe: cfg.Observe, observeEvery: uint32(cfg.ObserveEvery), now: cfg.Now, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
+	m.shared = &shared{aae: cfg.AAE, aaeSlots: make(chan struct{}, max(1, cfg.AAE.RebuildConcurrency)), metrics: &m.metrics, observe: cfg.Observe, observeEvery: uint32(cfg.ObserveEvery), now: cfg.Now, pool: newWorkerPool(cfg.Workers, cfg.WorkQueue, cfg.Logger.With("node", cfg.Node))}
 	empty := map[int]*actor.PID{}
 	m.pids.Store(&empty)
 	m.strategy = &limitStrategy{max: cfg.MaxRestarts, within: cfg.RestartWindow, log: func(reason any) {
@@ -460,3 +467,20 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	return m.shared.pool.close(ctx)
 }
+
+// AAEStatus is the state of partition p's hash trees; false when its vnode has none (anti-entropy off, a
+// behaviour without AAEHasher, or no vnode started yet).
+func (m *Manager) AAEStatus(p int) (AAEStatus, bool) {
+	if c, ok := m.counters.Load(p); ok {
+		pc := c.(*partitionCounters)
+		if st := pc.aae.Load(); st != nil {
+			out := *st
+			out.Items = pc.aaeItems.Load()
+			return out, true
+		}
+	}
+	return AAEStatus{}, false
+}
+
+// AAE is the hash-tree configuration the manager runs with (Q 0: off).
+func (m *Manager) AAE() AAEConfig { return m.cfg.AAE }

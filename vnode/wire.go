@@ -16,6 +16,9 @@ const (
 	WireCoverageChunk     actors.WireType = 14
 	WireCoverageAck       actors.WireType = 15
 	WireCoverageCancel    actors.WireType = 16
+	// 24 and 25 are anti-entropy's (17..23 and 26..31 are free).
+	WireAAEQuery  actors.WireType = 24
+	WireAAEAnswer actors.WireType = 25
 )
 
 func init() {
@@ -28,6 +31,8 @@ func init() {
 	actors.RegisterWire(WireCoverageChunk, func() any { return &CoverageChunk{} })
 	actors.RegisterWire(WireCoverageAck, func() any { return &CoverageAck{} })
 	actors.RegisterWire(WireCoverageCancel, func() any { return &CoverageCancel{} })
+	actors.RegisterWire(WireAAEQuery, func() any { return &AAEQuery{} })
+	actors.RegisterWire(WireAAEAnswer, func() any { return &AAEAnswer{} })
 	// Other nodes' coordinators and handoffs address vnodes (and vnodes each other, for forwards).
 	actors.AllowRemoteTarget(actors.VnodeSupervisorName + "/")
 	// Coverage chunks from other nodes' vnodes reach RequestCoverage's receivers.

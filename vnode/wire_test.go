@@ -11,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/gokai-kv/gokai/aae"
 	"github.com/gokai-kv/gokai/actors"
 	"github.com/gokai-kv/gokai/internal/mpscan"
 )
@@ -21,6 +22,7 @@ func TestWireRegistrationsFixed(t *testing.T) {
 	for code, m := range map[actors.WireType]any{
 		8: &HandoffBatch{}, 9: &HandoffAck{}, 10: &HandoffForward{}, 11: &HandoffForwardAck{},
 		12: &HandoffCommand{}, 13: &CoverageRequest{}, 14: &CoverageChunk{}, 15: &CoverageAck{}, 16: &CoverageCancel{},
+		24: &AAEQuery{}, 25: &AAEAnswer{},
 	} {
 		if got, ok := actors.WireTypeOf(m); !ok || got != code {
 			t.Errorf("%T: wire type %d, %v; want %d", m, got, ok, code)
@@ -52,6 +54,9 @@ func TestEnvelopesCarryCommands(t *testing.T) {
 		&CoverageChunk{V: 1, ID: 9, Partition: 63, Seq: 4, Items: [][]byte{[]byte("a"), {}, []byte("ccc")}, Done: true, Err: "x"},
 		&CoverageAck{V: 1, ID: 9, Seq: 4, Stop: true},
 		&CoverageCancel{V: 1, ID: 9},
+		&AAEQuery{V: 1, ID: 1<<64 - 1, Source: 63, Kind: 4, Branches: []int{0, 127}, Segments: []int{1, 2, 16383}},
+		&AAEAnswer{V: 1, ID: 3, Partition: 5, State: "built", Root: 1 << 63, Branches: []uint64{1, 2}, Segments: []uint64{3},
+			Keys: []aae.KeyVersion{{Key: []byte("k"), Version: 9}, {Key: []byte{}, Version: 1}}, Err: "e"},
 	}
 	for _, m := range msgs {
 		got := roundTrip(t, m)

@@ -96,6 +96,7 @@ type harness struct {
 	ca    string // the cluster CA, the gossip key and the operator certificate (client.admin)
 	tls   *tls.Config
 	start time.Time
+	flags []string // more node flags, after nodeFlags (set before form)
 
 	mu     sync.Mutex
 	nodes  map[int]*fnode
@@ -255,11 +256,11 @@ func (h *harness) launch(n *fnode) {
 	h.t.Helper()
 	args := append([]string{"start", "-name", n.name, "-data-dir", n.dataDir, "-memcache-listen", n.mcAddr(),
 		"-rpc-listen", n.rpcAddr(), "-gossip-listen", n.ip + ":" + gossipPort, "-transport-listen", n.transportAddr(),
-		"-certs-dir", n.certs, "-rpc-tls", "-http-listen", "127.0.0.1:0"}, nodeFlags...)
+		"-certs-dir", n.certs, "-rpc-tls", "-http-listen", "127.0.0.1:0"}, append(append([]string{}, nodeFlags...), h.flags...)...)
 	if h.bindAll {
 		args = append([]string{"start", "-name", n.name, "-data-dir", n.dataDir, "-memcache-listen", "0.0.0.0:" + memcachePort,
 			"-rpc-listen", "0.0.0.0:" + rpcPort, "-gossip-listen", "0.0.0.0:" + gossipPort, "-transport-listen", "0.0.0.0:" + transportPort,
-			"-http-listen", "0.0.0.0:" + httpPort, "-advertise-host", n.ip, "-certs-dir", n.certs, "-rpc-tls"}, nodeFlags...)
+			"-http-listen", "0.0.0.0:" + httpPort, "-advertise-host", n.ip, "-certs-dir", n.certs, "-rpc-tls"}, append(append([]string{}, nodeFlags...), h.flags...)...)
 	}
 	cmd := h.topo.NodeCommand(n.idx, gokaiBinary(h.t), args...) // its pid is gokai's
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

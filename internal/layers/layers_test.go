@@ -23,7 +23,7 @@ const (
 	client     role = "client"     // the Go client
 	bench      role = "bench"      // the load generator
 	membership role = "membership" // gossip shell
-	runtime    role = "runtime"    // vnode, coordinator, handoff, coverage
+	runtime    role = "runtime"    // vnode, coordinator, handoff, coverage, entropy, aae
 	svcAPI     role = "service"    // what an application registers
 	svc        role = "svc"        // a service: kv, examples/*
 	nodeRole   role = "node"       // the node
@@ -66,7 +66,7 @@ func roleOf(rel string) role {
 		return bench
 	case rel == "membership":
 		return membership
-	case rel == "vnode" || rel == "coordinator" || rel == "handoff" || rel == "coverage":
+	case rel == "vnode" || rel == "coordinator" || rel == "handoff" || rel == "coverage" || rel == "entropy" || rel == "aae":
 		return runtime
 	case rel == "service":
 		return svcAPI
