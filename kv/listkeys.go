@@ -10,6 +10,7 @@ import (
 
 	"github.com/gokai-kv/gokai/coverage"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
+	"github.com/gokai-kv/gokai/service"
 )
 
 // Key listing and counting over coverage requests (package coverage): list_keys pages through every live
@@ -273,10 +274,10 @@ func (h rpcFaces) listKeys(ctx context.Context, params []any) (any, error) {
 	if o.Continue, err = bytesOpt(opts, "continuation"); err != nil {
 		return nil, err
 	}
-	if o.MaxKeys, err = optInt(opts, "max_keys", MaxListPageKeys); err != nil {
+	if o.MaxKeys, err = service.OptInt(opts, "max_keys", MaxListPageKeys); err != nil {
 		return nil, err
 	}
-	if o.Idle, err = timeoutOpt(opts); err != nil {
+	if o.Idle, err = service.Timeout(opts); err != nil {
 		return nil, err
 	}
 	page, err := h.lister.Page(ctx, o)
@@ -308,7 +309,7 @@ func (h rpcFaces) count(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	idle, err := timeoutOpt(opts)
+	idle, err := service.Timeout(opts)
 	if err != nil {
 		return nil, err
 	}

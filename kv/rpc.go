@@ -78,22 +78,6 @@ func badRequest(format string, args ...any) error {
 	return &rpc.Error{Code: "bad_request", Message: fmt.Sprintf(format, args...)}
 }
 
-func optInt(m map[string]any, key string, max int64) (int, error) {
-	v, ok, err := rpc.Int(m, key)
-	if err != nil || !ok {
-		return 0, err
-	}
-	if v < 0 || v > max {
-		return 0, badRequest("option %s=%d out of range 0..%d", key, v, max)
-	}
-	return int(v), nil
-}
-
-func timeoutOpt(m map[string]any) (time.Duration, error) {
-	ms, err := optInt(m, "timeout_ms", 3_600_000)
-	return time.Duration(ms) * time.Millisecond, err
-}
-
 func (h rpcFaces) key(params []any) ([]byte, error) {
 	key, err := rpc.Bytes(params, 0, "key")
 	if err != nil {
@@ -117,20 +101,9 @@ func (h rpcFaces) get(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ro coordinator.ReadOptions
-	if ro.R, err = optInt(opts, "r", 16); err != nil {
+	ro, err := service.ReadOptions(opts)
+	if err != nil {
 		return nil, err
-	}
-	if ro.PR, err = optInt(opts, "pr", 16); err != nil {
-		return nil, err
-	}
-	if ro.Timeout, err = timeoutOpt(opts); err != nil {
-		return nil, err
-	}
-	if v, ok, err := rpc.Bool(opts, "notfound_ok"); err != nil {
-		return nil, err
-	} else if ok {
-		ro.NotFoundOK = &v
 	}
 	o, err := h.coord.Get(ctx, key, ro)
 	if err != nil {
@@ -166,19 +139,6 @@ func (h rpcFaces) body(o *Object) (map[string]any, bool, error) {
 		return nil, false, err
 	}
 	return map[string]any{"values": values, "metadata": meta, "context": ctxb}, true, nil
-}
-
-func (h rpcFaces) writeOpts(opts map[string]any) (coordinator.WriteOptions, error) {
-	var wo coordinator.WriteOptions
-	var err error
-	if wo.W, err = optInt(opts, "w", 16); err != nil {
-		return wo, err
-	}
-	if wo.PW, err = optInt(opts, "pw", 16); err != nil {
-		return wo, err
-	}
-	wo.Timeout, err = timeoutOpt(opts)
-	return wo, err
 }
 
 // contextParams reads what a put or delete supersedes: params[i], the context of an earlier get, and the
@@ -230,7 +190,7 @@ func (h rpcFaces) put(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	wo, err := h.writeOpts(opts)
+	wo, err := service.WriteOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +250,7 @@ func (h rpcFaces) delete(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	wo, err := h.writeOpts(opts)
+	wo, err := service.WriteOptions(opts)
 	if err != nil {
 		return nil, err
 	}

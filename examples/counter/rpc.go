@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/gokai-kv/gokai/coordinator"
 	rpc "github.com/gokai-kv/gokai/protocol/msgpackrpc"
 	"github.com/gokai-kv/gokai/service"
 )
@@ -60,22 +58,6 @@ func name(params []any) ([]byte, error) {
 	return n, nil
 }
 
-func optInt(m map[string]any, key string, hi int64) (int, error) {
-	v, ok, err := rpc.Int(m, key)
-	if err != nil || !ok {
-		return 0, err
-	}
-	if v < 0 || v > hi {
-		return 0, badRequest("option %s=%d out of range 0..%d", key, v, hi)
-	}
-	return int(v), nil
-}
-
-func timeoutOpt(m map[string]any) (time.Duration, error) {
-	ms, err := optInt(m, "timeout_ms", 3_600_000)
-	return time.Duration(ms) * time.Millisecond, err
-}
-
 // incr: (name, by, opts) -> true.
 func (m methods) incr(ctx context.Context, params []any) (any, error) {
 	if len(params) < 2 || len(params) > 3 {
@@ -96,14 +78,8 @@ func (m methods) incr(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var wo coordinator.WriteOptions
-	if wo.W, err = optInt(opts, "w", 16); err != nil {
-		return nil, err
-	}
-	if wo.PW, err = optInt(opts, "pw", 16); err != nil {
-		return nil, err
-	}
-	if wo.Timeout, err = timeoutOpt(opts); err != nil {
+	wo, err := service.WriteOptions(opts) // the options KV's put takes
+	if err != nil {
 		return nil, err
 	}
 	err = m.c.Incr(ctx, n, by, wo)
@@ -127,20 +103,9 @@ func (m methods) value(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ro coordinator.ReadOptions
-	if ro.R, err = optInt(opts, "r", 16); err != nil {
+	ro, err := service.ReadOptions(opts) // the options KV's get takes
+	if err != nil {
 		return nil, err
-	}
-	if ro.PR, err = optInt(opts, "pr", 16); err != nil {
-		return nil, err
-	}
-	if ro.Timeout, err = timeoutOpt(opts); err != nil {
-		return nil, err
-	}
-	if v, ok, err := rpc.Bool(opts, "notfound_ok"); err != nil {
-		return nil, err
-	} else if ok {
-		ro.NotFoundOK = &v
 	}
 	v, err := m.c.Value(ctx, n, ro)
 	m.stats.count(&m.stats.values, &m.stats.valueErrs, err)
