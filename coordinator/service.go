@@ -375,7 +375,7 @@ func read[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, req *reques
 }
 
 // Write sends op's command to a coordinating replica of key (the first replica of the key's preference list
-// on this node, else the first the Router can reach), which applies it and answers with the value written; that value is then
+// on this node if its vnode runs, else the first the Router can reach), which applies it and answers with the value written; that value is then
 // sent, with op's Replicate command, to the other replicas of the list. It answers with the written value
 // once W replicas acknowledged (PW of them primaries, for a strict quorum; the coordinating one counts), or
 // with an error as soon as W is out of reach (the coordinating replica's own error when it failed) or at the
@@ -407,15 +407,16 @@ func write[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, req *reque
 		return none, err
 	}
 	ts := s.targets(key)
+	// The local replica if it runs, else the first replica the router can reach. NB: one it cannot reach
+	// (a remote one down, or this node's own vnode not started yet, as right after a join) would fail the
+	// write, applied nowhere, where another replica could have taken it.
 	coord := -1
 	for i, t := range ts {
-		if t.Node == s.cfg.Node {
+		if t.Node == s.cfg.Node && s.router.VnodePID(t.Node, t.Partition) != nil {
 			coord = i
 			break
 		}
 	}
-	// NB: else the first replica the router can reach: one it cannot would fail the write, applied
-	// nowhere, where another replica could have taken it.
 	for i := 0; coord < 0 && i < len(ts); i++ {
 		if s.router.VnodePID(ts[i].Node, ts[i].Partition) != nil {
 			coord = i

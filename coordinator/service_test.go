@@ -286,6 +286,18 @@ func TestWriteCoordinatesAtAReachableReplica(t *testing.T) {
 	if err != nil || w != (reg{N: 5, Found: true}) {
 		t.Fatalf("write with the first replica unreachable: %+v %v", w, err)
 	}
+	// The same on a node of the list whose own vnode does not run (not started yet, as right after a join):
+	// another replica coordinates.
+	cfg1 := coordinator.DefaultConfig("n1")
+	cfg1.Linger, cfg1.Logger = 50*time.Millisecond, logger
+	svc1, err := coordinator.Start(sys, cfg1, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc1.Stop(context.Background()) })
+	if w, err := coordinator.Write(context.Background(), svc1, regProtocol{}, key, coordinator.WriteOptions{W: 2}, regOp{n: 6}); err != nil || w != (reg{N: 6, Found: true}) {
+		t.Fatalf("write on a node whose own replica is not running: %+v %v", w, err)
+	}
 	// With every replica unreachable there is no one to coordinate: the write fails, applied nowhere.
 	r.mu.Lock()
 	r.down["n2"], r.down["n3"] = true, true
