@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -36,5 +38,20 @@ func TestFSMStepAllocations(t *testing.T) {
 		if n := testing.AllocsPerRun(200, tt.run); n > tt.max {
 			t.Errorf("%s of three replicas: %v allocations, want at most %v", tt.name, n, tt.max)
 		}
+	}
+}
+
+// TestServiceCountAllocations: counting a request's outcome allocates nothing when it succeeded (every
+// request is counted), and still tells timeouts from other quorum failures.
+func TestServiceCountAllocations(t *testing.T) {
+	s := &Service{}
+	if n := testing.AllocsPerRun(100, func() { s.count(nil) }); n != 0 {
+		t.Errorf("count(nil): %v allocations, want 0", n)
+	}
+	s.count(&QuorumError{Timeout: true})
+	s.count(fmt.Errorf("wrapped: %w", &QuorumError{}))
+	s.count(errors.New("other"))
+	if st := s.Stats(); st.Timeouts != 1 || st.QuorumFailures != 1 {
+		t.Errorf("stats %+v: want 1 timeout and 1 quorum failure", st)
 	}
 }
