@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -16,7 +17,7 @@ import (
 // Config is one benchmark run. Every field has a flag of the same name (see Bind).
 type Config struct {
 	Protocol    string // wire protocol: "memcache" (text, default), "memcache-binary", "memcache-meta" or "msgpack-rpc" (gokai's get and put)
-	Addr        string // server host:port; "" (default): 127.0.0.1:11211 for the memcache ones, 127.0.0.1:11011 for msgpack-rpc
+	Addr        string // server host:port, or several joined by commas (connection i goes to the (i mod n)th); "" (default): 127.0.0.1:11211 for the memcache ones, 127.0.0.1:11011 for msgpack-rpc
 	AllowRemote bool   // allow a non-loopback Addr; default false (a load generator aimed at the wrong host is an attack)
 
 	Conns    int     // connections, each driven by one worker; 1..10000; default 50
@@ -74,6 +75,14 @@ func (c Config) ServerAddr() string {
 	return protocols[c.Protocol].addr
 }
 
+// maxAddrs bounds the comma-separated servers of one run.
+const maxAddrs = 64
+
+// ServerAddrs splits ServerAddr at its commas: the servers the connections are spread over, round-robin.
+func (c Config) ServerAddrs() []string {
+	return strings.Split(c.ServerAddr(), ",")
+}
+
 // Validate reports the first invalid field by its flag name and value.
 func (c Config) Validate() error {
 	proto, ok := protocols[c.Protocol]
@@ -112,7 +121,16 @@ func (c Config) Validate() error {
 	if err := validLabel("target", c.Target); err != nil {
 		return err
 	}
-	return validAddr(c.ServerAddr(), c.AllowRemote)
+	addrs := c.ServerAddrs()
+	if len(addrs) > maxAddrs {
+		return fmt.Errorf("bench: addr %q: %d servers, want at most %d", c.ServerAddr(), len(addrs), maxAddrs)
+	}
+	for _, a := range addrs {
+		if err := validAddr(a, c.AllowRemote); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // validKeyPrefix checks that every key of the space is a legal key of the protocol.
@@ -169,7 +187,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Protocol, "protocol", c.Protocol,
 		"wire protocol: memcache (text), memcache-binary, memcache-meta or msgpack-rpc")
 	fs.StringVar(&c.Addr, "addr", c.Addr,
-		"server address host:port (default 127.0.0.1:11211 for the memcache protocols, 127.0.0.1:11011 for msgpack-rpc)")
+		"server address host:port, or several joined by commas to spread the connections over them round-robin\n"+
+			"(default 127.0.0.1:11211 for the memcache protocols, 127.0.0.1:11011 for msgpack-rpc)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", c.AllowRemote, "allow a non-loopback -addr")
 	fs.IntVar(&c.Conns, "conns", c.Conns, "connections (one worker each)")
 	fs.IntVar(&c.Pipeline, "pipeline", c.Pipeline,

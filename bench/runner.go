@@ -37,8 +37,8 @@ const (
 // ErrWorkerFailed is wrapped by Run's error when workers gave up reconnecting; the report is still returned.
 var ErrWorkerFailed = errors.New("bench: workers gave up")
 
-// Run benchmarks cfg.Addr: it dials cfg.Conns connections (failing fast if one cannot be opened), sets every
-// key once if cfg.Prefill, then drives the workload until cfg.Duration passed or cfg.Ops operations were
+// Run benchmarks cfg.Addr: it dials cfg.Conns connections (connection i to the (i mod n)th of its n
+// comma-separated servers; failing fast if one cannot be opened), sets every key once if cfg.Prefill, then drives the workload until cfg.Duration passed or cfg.Ops operations were
 // issued, and returns the merged results. A cancelled ctx ends the run early with a partial report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
@@ -49,6 +49,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, errNoProtocol
 	}
 	cfg.Addr = cfg.ServerAddr()
+	addrs := cfg.ServerAddrs()
 	value := fillValue(make([]byte, cfg.ValueSize))
 	d := &net.Dialer{Timeout: dialTimeout}
 	workers := make([]*worker, cfg.Conns)
@@ -60,7 +61,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 	for i := range workers {
-		w := &worker{id: i, cfg: &cfg, dialer: d, newClient: proto.newClient, value: value,
+		w := &worker{id: i, cfg: &cfg, addr: addrs[i%len(addrs)], dialer: d, newClient: proto.newClient, value: value,
 			wl: NewWorkload(cfg, uint64(i)), keyBuf: make([]byte, 0, len(cfg.KeyPrefix)+20),
 			batch: make([]Op, cfg.Pipeline), starts: make([]time.Time, cfg.Pipeline), busy: make([]bool, cfg.Pipeline)}
 		workers[i] = w
@@ -154,6 +155,7 @@ func (l *limiter) exhausted() bool { return l.limit > 0 && l.claimed.Load() >= l
 type worker struct {
 	id        int
 	cfg       *Config
+	addr      string // the server of this connection (one of cfg.ServerAddrs)
 	dialer    *net.Dialer
 	newClient func(rw io.ReadWriter) Client
 	value     []byte
@@ -176,7 +178,7 @@ type worker struct {
 
 // dial opens the connection and binds it to bindCtx (its end unblocks the connection).
 func (w *worker) dial(dialCtx, bindCtx context.Context) error {
-	conn, err := w.dialer.DialContext(dialCtx, "tcp", w.cfg.Addr)
+	conn, err := w.dialer.DialContext(dialCtx, "tcp", w.addr)
 	if err != nil {
 		return err
 	}

@@ -329,6 +329,38 @@ func TestRunReconnects(t *testing.T) {
 	}
 }
 
+// TestRunSpreadsConnections: with several servers in Addr, connection i goes to the (i mod n)th, and every
+// server sees its share of the operations.
+func TestRunSpreadsConnections(t *testing.T) {
+	fakes := []*fakeServer{{}, {}, {}}
+	var addrs []string
+	for _, f := range fakes {
+		addrs = append(addrs, startFake(t, f))
+	}
+	cfg := testConfig(strings.Join(addrs, ","))
+	cfg.Conns, cfg.Keys, cfg.Ops = 7, 70, 700
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, rep)
+	if rep.Ops != 700 || rep.Errors != 0 || rep.Reconnects != 0 {
+		t.Fatalf("counts %+v: want 700 operations without errors or reconnects", rep.Counts)
+	}
+	for i, f := range fakes {
+		f.mu.Lock()
+		conns, keys := len(f.conns), len(f.data)
+		f.mu.Unlock()
+		want := 2 // connections 0, 3, 6 go to the first server, 1 and 4 to the second, 2 and 5 to the third
+		if i == 0 {
+			want = 3
+		}
+		if conns != want || keys == 0 {
+			t.Errorf("server %d: %d connections and %d keys set, want %d connections and some keys", i, conns, keys, want)
+		}
+	}
+}
+
 // TestRunReplyErrorsKeepConnection: SERVER_ERROR replies count as errors without reconnecting.
 func TestRunReplyErrorsKeepConnection(t *testing.T) {
 	addr := startFake(t, &fakeServer{setReply: "SERVER_ERROR busy"})
@@ -470,6 +502,10 @@ func TestConfigValidate(t *testing.T) {
 		{"remote allowed", func(c *Config) { c.Addr, c.AllowRemote = "10.1.2.3:11211", true }, ""},
 		{"no port", func(c *Config) { c.Addr = "127.0.0.1" }, "addr"},
 		{"port 0", func(c *Config) { c.Addr = "127.0.0.1:0" }, "addr"},
+		{"several", func(c *Config) { c.Addr = "127.0.0.1:1,[::1]:2,localhost:3" }, ""},
+		{"several, one remote", func(c *Config) { c.Addr = "127.0.0.1:1,10.1.2.3:2" }, "addr \"10.1.2.3:2\": not a loopback"},
+		{"several, one empty", func(c *Config) { c.Addr = "127.0.0.1:1," }, "addr \"\""},
+		{"too many", func(c *Config) { c.Addr = strings.Repeat("127.0.0.1:1,", 64) + "127.0.0.1:1" }, "65 servers"},
 		{"protocol", func(c *Config) { c.Protocol = "redis" }, "protocol \"redis\""},
 		{"conns", func(c *Config) { c.Conns = 0 }, "conns 0"},
 		{"pipeline", func(c *Config) { c.Pipeline = 5000 }, "pipeline 5000"},

@@ -184,20 +184,21 @@ func (q *quorum) allIn() bool {
 }
 
 // settle answers once: with v when the quorum is met, with the quorum error as soon as it is out of
-// reach; either way the linger starts. It does nothing while undecided or after the answer.
-func settle[V any](q *quorum, answered *bool, op string, v V, linger time.Duration) []Effect {
+// reach; either way the linger starts. It appends those effects to eff (no new slice: a request's FSM
+// steps are on every read's and write's path) and does nothing while undecided or after the answer.
+func settle[V any](eff []Effect, q *quorum, answered *bool, op string, v V, linger time.Duration) []Effect {
 	if *answered {
-		return nil
+		return eff
 	}
 	if q.met() {
 		*answered = true
-		return []Effect{Answer[V]{Value: v}, StartTimer{Timer: TimerLinger, After: linger}}
+		return append(eff, Answer[V]{Value: v}, StartTimer{Timer: TimerLinger, After: linger})
 	}
 	if bad, _ := q.unreachable(); bad {
 		*answered = true
-		return []Effect{Answer[V]{Err: q.failErr(op)}, StartTimer{Timer: TimerLinger, After: linger}}
+		return append(eff, Answer[V]{Err: q.failErr(op)}, StartTimer{Timer: TimerLinger, After: linger})
 	}
-	return nil
+	return eff
 }
 
 func (q *quorum) err(op string, timeout bool) *QuorumError {
@@ -314,11 +315,11 @@ func (f *GetFSM[V]) Reply(i int, v V, err error) []Effect {
 	}
 	var eff []Effect
 	if f.found || f.p.NotFoundOK || f.q.allIn() || !f.q.met() {
-		eff = settle(&f.q, &f.answered, "get", f.merged, f.p.Linger)
+		eff = settle(eff, &f.q, &f.answered, "get", f.merged, f.p.Linger)
 	}
 	// NB: otherwise R replies said "not found": wait for the others (notfound_ok off).
 	if f.answered && f.q.allIn() {
-		eff = append(eff, f.finish()...)
+		eff = f.finish(eff)
 	}
 	return eff
 }
@@ -339,15 +340,15 @@ func (f *GetFSM[V]) Fire(t Timer) []Effect {
 			return f.q.silent([]Effect{ans, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
 		}
 	case TimerLinger:
-		return append(f.q.silent(nil), f.finish()...)
+		return f.finish(f.q.silent(nil))
 	}
 	return nil
 }
 
-// finish read-repairs every replica that answered with less than the merged value.
-func (f *GetFSM[V]) finish() []Effect {
+// finish read-repairs every replica that answered with less than the merged value; it appends its effects
+// to eff.
+func (f *GetFSM[V]) finish(eff []Effect) []Effect {
 	f.done = true
-	var eff []Effect
 	if f.found {
 		for i, s := range f.q.state {
 			if s == replied && !f.vals.Equal(f.merged, f.values[i]) {
@@ -422,15 +423,17 @@ func (f *PutFSM[V]) Reply(i int, v V, err error) []Effect {
 			return []Effect{Answer[V]{Err: err}, Done{}}
 		}
 		f.value, f.written = v, !f.vals.Missing(v)
+		// NB: room for the replicas' writes, settle's answer and linger, and finish's effect.
+		eff = make([]Effect, 0, len(f.q.targets)+2)
 		for j := range f.q.targets {
 			if j != f.coord {
 				eff = append(eff, SendPut[V]{Target: j, Value: v})
 			}
 		}
 	}
-	eff = append(eff, settle(&f.q, &f.answered, "put", f.value, f.p.Linger)...)
+	eff = settle(eff, &f.q, &f.answered, "put", f.value, f.p.Linger)
 	if f.answered && f.q.allIn() {
-		eff = append(eff, f.finish()...)
+		eff = f.finish(eff)
 	}
 	return eff
 }
@@ -465,7 +468,7 @@ func (f *PutFSM[V]) Fire(t Timer) []Effect {
 				return append(eff, StartTimer{Timer: TimerLinger, After: f.p.Linger})
 			}
 		}
-		return append(f.q.silent(nil), f.finish()...)
+		return f.finish(f.q.silent(nil))
 	case TimerReap:
 		f.done = true
 		return []Effect{SendReap[V]{Value: f.value}, Done{}}
@@ -495,9 +498,9 @@ func (f *PutFSM[V]) NoFallback() []Effect {
 		return nil
 	}
 	f.q.extra = max(0, f.q.extra-1)
-	eff := settle(&f.q, &f.answered, "put", f.value, f.p.Linger)
+	eff := settle(nil, &f.q, &f.answered, "put", f.value, f.p.Linger)
 	if f.answered && f.q.allIn() {
-		eff = append(eff, f.finish()...)
+		eff = f.finish(eff)
 	}
 	return eff
 }
@@ -505,13 +508,15 @@ func (f *PutFSM[V]) NoFallback() []Effect {
 // Targets is the FSM's current replica list (fallbacks included).
 func (f *PutFSM[V]) Targets() []Target { return f.q.targets }
 
-func (f *PutFSM[V]) finish() []Effect {
+// finish ends the write, or starts the reap timer of a tombstone every target stored; it appends its
+// effect to eff.
+func (f *PutFSM[V]) finish(eff []Effect) []Effect {
 	// A tombstone is reaped only when every target stored it: a replica that missed it could otherwise
 	// resurrect the deleted value through read repair.
 	if f.p.Reap && f.written && f.q.ok == len(f.q.targets) && f.q.okPrim == len(f.q.targets) {
 		f.reaping = true
-		return []Effect{StartTimer{Timer: TimerReap, After: f.p.ReapDelay}}
+		return append(eff, StartTimer{Timer: TimerReap, After: f.p.ReapDelay})
 	}
 	f.done = true
-	return []Effect{Done{}}
+	return append(eff, Done{})
 }

@@ -304,6 +304,9 @@ func (s *Service) untrack(a *liveEntry) {
 }
 
 func (s *Service) count(err error) {
+	if err == nil {
+		return // NB: before qe, whose address errors.As takes: it would cost every request an allocation
+	}
 	var qe *QuorumError
 	if errors.As(err, &qe) {
 		if qe.Timeout {

@@ -28,6 +28,21 @@ func BenchmarkGetFSMStep(b *testing.B) {
 	}
 }
 
+// BenchmarkPutFSMStep measures the pure write FSM: the coordinating vnode answers, then the two replicas.
+func BenchmarkPutFSMStep(b *testing.B) {
+	o, _ := Update(nil, "a/1/x", nil, true, make([]byte, 100), Meta{}, 1, UpdateOptions{})
+	ts := []coordinator.Target{{Partition: 1, Node: "a", Primary: true}, {Partition: 2, Node: "a", Primary: true}, {Partition: 3, Node: "a", Primary: true}}
+	var vals coordinator.Values[*Object] = &protocol{}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		f := coordinator.NewPutFSM(vals, coordinator.PutParams{W: 2, Timeout: 1, Linger: 1}, ts, 0)
+		f.Start()
+		f.Reply(0, o, nil)
+		f.Reply(1, o, nil)
+		f.Reply(2, o, nil)
+	}
+}
+
 // BenchmarkServiceGet measures a whole read through coordinator actors, vnode actors and goleveldb:
 // N=3, R=2, 100-byte values, one key space of 1000 keys, parallel callers.
 func BenchmarkServiceGet(b *testing.B) {

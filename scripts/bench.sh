@@ -9,8 +9,18 @@
 #                                  the same load over the memcache binary protocol, then meta commands (mg, ms):
 #                                  with the text protocol above, one node's three memcache faces in one run
 #   1 node, open loop at RATE/s    the same load offered at RATE ops/s (latency from the intended send time)
+#   1 node, closed loop, 100% set / 50% set
+#                                  the same load, write-only (-get-ratio 0), then half gets and half sets (last
+#                                  on this node: the compactions they leave behind would weigh on the others)
 #   3 nodes via n1, closed loop    the load against n1 of a 3-node cluster (all nodes on this machine)
+#   3 nodes, 51 conns over all     the load with 51 connections spread over n1, n2 and n3 (17 each; memcached
+#                                  gets the same 51 connections)
 #   ... , mTLS between nodes       the same on certificates: node-to-node traffic over mutual TLS
+#   ownership handoff              a node holding HANDOFF_KEYS keys (loaded by `gokai bench`, 100-byte values)
+#                                  is joined by a second, empty one; from the commit until every transfer is
+#                                  done: items and bytes sent (the first node's gokai_handoff_*_sent_total
+#                                  metrics), MB/s and keys/s; beside it the same node's load of those keys by
+#                                  memcache sets (its own baseline), ROUNDS times with fresh nodes
 # Then prints one markdown table (`gokai bench table`): per scenario and target the median ops/s, p50, p99 and
 # p99.9 over the rounds and the gokai/memcached ratios of ops/s and p99.9, with the exact bench commands.
 #
@@ -24,6 +34,9 @@
 #   SKIP_PROTOCOLS=1  skip the binary-protocol and meta-command scenarios
 #   SKIP_CLUSTER=1    skip the 3-node cluster scenarios
 #   SKIP_CLUSTER_TLS=1  skip the 3-node cluster with mutual TLS between the nodes (certificates, -certs-dir)
+#   SKIP_WRITES=1     skip the write-only and 50/50 scenarios
+#   SKIP_HANDOFF=1    skip the ownership-handoff scenario
+#   HANDOFF_KEYS=100000  keys on the first node of the handoff scenario
 #   OUT=DIR           keep the JSON reports (NN-scenario-target.json), each run's printout (.txt), node logs and
 #                     table.md here; default: a new temp dir, printed and kept
 #   BENCH_ARGS="..."  extra gokai bench flags for every run, after the defaults (e.g. "-pipeline 4" or
@@ -34,8 +47,9 @@
 # only. Every wait has a deadline; on exit, failure or Ctrl-C every process it started is stopped and its work
 # dir (binary, data dirs) removed.
 #
-# Usage: scripts/bench.sh                       (about 6 min with the defaults)
-#        DURATION=2s ROUNDS=1 scripts/bench.sh  (a quick look)
+# Usage: scripts/bench.sh                       (about 12 min with the defaults)
+#        scripts/bench.sh --short               (a quick look, about 2 min: DURATION=3s ROUNDS=1
+#                                               HANDOFF_KEYS=20000, no protocol and TLS scenarios, unless set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +75,15 @@ duration_secs() {
 	echo $(((ms + 999) / 1000))
 }
 
+case ${1:-} in
+"") ;;
+--short)
+	DURATION=${DURATION:-3s} ROUNDS=${ROUNDS:-1} HANDOFF_KEYS=${HANDOFF_KEYS:-20000}
+	SKIP_PROTOCOLS=${SKIP_PROTOCOLS-1} SKIP_CLUSTER_TLS=${SKIP_CLUSTER_TLS-1}
+	;;
+*) die "usage: scripts/bench.sh [--short] (knobs are environment variables, see the head of this script)" ;;
+esac
+
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-10000}
@@ -68,6 +91,9 @@ SKIP_OPEN_LOOP=${SKIP_OPEN_LOOP:-}
 SKIP_PROTOCOLS=${SKIP_PROTOCOLS:-}
 SKIP_CLUSTER_TLS=${SKIP_CLUSTER_TLS:-}
 SKIP_CLUSTER=${SKIP_CLUSTER:-}
+SKIP_WRITES=${SKIP_WRITES:-}
+SKIP_HANDOFF=${SKIP_HANDOFF:-}
+HANDOFF_KEYS=${HANDOFF_KEYS:-100000}
 BENCH_ARGS=${BENCH_ARGS:-}
 GOKAI_ARGS=${GOKAI_ARGS:-}
 OUT=${OUT:-}
@@ -75,6 +101,7 @@ OUT=${OUT:-}
 duration_s=$(duration_secs "$DURATION") || die "DURATION=$DURATION: want a Go duration in whole units (10s, 500ms, 1m30s)"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ && $ROUNDS -le 100 ]] || die "ROUNDS=$ROUNDS: want 1..100"
 [[ $RATE =~ ^[1-9][0-9]*$ ]] || die "RATE=$RATE: want a positive integer (ops/s)"
+[[ $HANDOFF_KEYS =~ ^[1-9][0-9]*$ && $HANDOFF_KEYS -le 10000000 ]] || die "HANDOFF_KEYS=$HANDOFF_KEYS: want 1..10000000"
 read -r -a extra_args <<<"$BENCH_ARGS"
 read -r -a gokai_args <<<"$GOKAI_ARGS"
 bench_bound=$((duration_s + 100)) # hard cap duration+5s, prefill timeout 60s, dial and startup slack
@@ -169,7 +196,7 @@ start_memcached() {
 }
 
 # start_gokai NAME [flags...] starts a gokai node with every listener on a loopback port chosen by the OS,
-# waits for its "gokai ready" log line and sets gk_pid, gk_mc, gk_rpc and gk_transport.
+# waits for its "gokai ready" log line and sets gk_pid, gk_mc, gk_rpc, gk_transport and gk_http.
 start_gokai() {
 	local name=$1 log="$OUT/logs/$1.log" line="" deadline
 	shift
@@ -188,8 +215,8 @@ start_gokai() {
 		((SECONDS < deadline)) || { tail -n 30 "$log" >&2; die "gokai $name not ready after 60s"; }
 		sleep 0.1 # poll interval
 	done
-	[[ $line =~ memcache=([^ ]+)\ rpc=([^ ]+)\ transport=([^ ]+) ]] || die "gokai $name: no addresses in its ready line: $line"
-	gk_mc=${BASH_REMATCH[1]} gk_rpc=${BASH_REMATCH[2]} gk_transport=${BASH_REMATCH[3]}
+	[[ $line =~ memcache=([^ ]+)\ rpc=([^ ]+)\ transport=([^ ]+)\ http=([^ ]+) ]] || die "gokai $name: no addresses in its ready line: $line"
+	gk_mc=${BASH_REMATCH[1]} gk_rpc=${BASH_REMATCH[2]} gk_transport=${BASH_REMATCH[3]} gk_http=${BASH_REMATCH[4]}
 	echo "== gokai $name: memcache $gk_mc, msgpack-RPC $gk_rpc (pid $gk_pid)"
 }
 
@@ -242,14 +269,16 @@ rounds() {
 	done
 }
 
-# cluster_settled succeeds when each node at the given RPC addresses sees the same ring version, 3 valid
-# and alive members, nothing staged and no transfer pending, and no transfer (ownership or hinted) runs.
+# cluster_settled COUNT ADDR... succeeds when each node at the given RPC addresses sees the same ring version,
+# COUNT valid and alive members, nothing staged and no transfer pending, and no transfer (ownership or hinted)
+# runs.
 cluster_settled() {
-	local addr st versions=()
+	local count=$1 addr st versions=()
+	shift
 	for addr in "$@"; do
 		st=$(gkcli "$addr" cluster status --json 2>/dev/null) || return 1
-		[[ $(grep -o '"status":"valid"' <<<"$st" | wc -l) -eq 3 ]] || return 1
-		[[ $(grep -o '"alive":true' <<<"$st" | wc -l) -eq 3 ]] || return 1
+		[[ $(grep -o '"status":"valid"' <<<"$st" | wc -l) -eq $count ]] || return 1
+		[[ $(grep -o '"alive":true' <<<"$st" | wc -l) -eq $count ]] || return 1
 		! grep -q -e '"kind":' -e '"partition":' <<<"$st" || return 1
 		versions+=("$(grep -o '"version":[0-9]*' <<<"$st" | head -n1)")
 	done
@@ -278,19 +307,25 @@ fi
 if [[ -z $SKIP_OPEN_LOOP ]]; then
 	rounds "1 node, open loop at $RATE ops/s" 1node-open "$gk_mc" -rate "$RATE"
 fi
+# NB: the write-heavy scenarios come last on this node: they leave goleveldb compactions behind, which would
+# weigh on the scenarios after them (measured after them, the open loop's p99 was 47 ms; before them, 3.5 ms).
+if [[ -z $SKIP_WRITES ]]; then
+	rounds "1 node, closed loop, 100% set" 1node-set "$gk_mc" -get-ratio 0
+	rounds "1 node, closed loop, 50% set" 1node-mixed "$gk_mc" -get-ratio 0.5
+fi
 stop_pids "$single_pid"
 
 # cluster LABEL SLUG [start flags...] forms a 3-node cluster (n1, n2, n3; GOKAI_CERTS_DIR set for the CLI when
 # the nodes run on certificates), runs the rounds against n1 and stops the nodes.
 cluster() {
-	local label=$1 slug=$2 n1_mc n1_rpc n1_transport n2_rpc n3_rpc cpids
+	local label=$1 slug=$2 n1_mc n1_rpc n1_transport n2_mc n2_rpc n3_mc n3_rpc cpids
 	shift 2
 	start_gokai "n1$slug" "$@" $(node_certs "n1$slug")
 	n1_mc=$gk_mc n1_rpc=$gk_rpc n1_transport=$gk_transport cpids=("$gk_pid")
 	start_gokai "n2$slug" "$@" $(node_certs "n2$slug")
-	n2_rpc=$gk_rpc cpids+=("$gk_pid")
+	n2_mc=$gk_mc n2_rpc=$gk_rpc cpids+=("$gk_pid")
 	start_gokai "n3$slug" "$@" $(node_certs "n3$slug")
-	n3_rpc=$gk_rpc cpids+=("$gk_pid")
+	n3_mc=$gk_mc n3_rpc=$gk_rpc cpids+=("$gk_pid")
 	gkcli "$n2_rpc" cluster join "$n1_transport" >>"$OUT/logs/cluster.log"
 	gkcli "$n3_rpc" cluster join "$n1_transport" >>"$OUT/logs/cluster.log"
 	deadline=$((SECONDS + 30))
@@ -301,13 +336,14 @@ cluster() {
 	gkcli "$n1_rpc" cluster plan >>"$OUT/logs/cluster.log"
 	gkcli "$n1_rpc" cluster commit >>"$OUT/logs/cluster.log"
 	deadline=$((SECONDS + 180))
-	until cluster_settled "$n1_rpc" "$n2_rpc" "$n3_rpc"; do
+	until cluster_settled 3 "$n1_rpc" "$n2_rpc" "$n3_rpc"; do
 		((SECONDS < deadline)) || die "the cluster did not settle within 180s (see $OUT/logs)"
 		sleep 0.2 # poll interval
 	done
 	gkcli "$n1_rpc" cluster status >>"$OUT/logs/cluster.log"
 	echo "== 3-node cluster settled ($label)"
 	rounds "3 nodes via n1, closed loop$label" "3nodes-closed$slug" "$n1_mc"
+	rounds "3 nodes, 51 conns over all, closed loop$label" "3nodes-spread$slug" "$n1_mc,$n2_mc,$n3_mc" -conns 51
 	stop_pids "${cpids[@]}"
 }
 
@@ -335,7 +371,76 @@ if [[ -z $SKIP_CLUSTER ]]; then
 	fi
 fi
 
+# metric HTTP_ADDR NAME{LABELS} prints the value of one sample of the node's Prometheus metrics (0 when absent).
+metric() {
+	local v
+	v=$(curl -fsS --max-time 5 "http://$1/metrics" | awk -v name="$2" '$1 == name { print $2; exit }') ||
+		die "metrics of $1 not readable"
+	echo "${v:-0}"
+}
+
+now_ns() { date +%s%N; }
+
+handoff_rows=()
+
+# handoff_round R loads HANDOFF_KEYS keys into a fresh node, joins a second empty one, commits and times the
+# ownership transfers from the commit until both nodes see none pending and none running.
+handoff_round() {
+	local r=$1 a_rpc a_http a_mc a_transport b_rpc hpids file t0 t1 items bytes pkeys psecs secs
+	start_gokai "h${r}a"
+	a_rpc=$gk_rpc a_http=$gk_http a_mc=$gk_mc a_transport=$gk_transport hpids=("$gk_pid")
+	file=$(printf '%s/handoff-%02d-load' "$OUT" "$r")
+	echo "   round $r: loading $HANDOFF_KEYS keys into h${r}a"
+	timeout --foreground --kill-after=10s $((bench_bound + 900)) "$gk" bench -scenario "handoff load" -target gokai \
+		-addr "$a_mc" -conns 50 -get-ratio 0 -value-size 100 -keys "$HANDOFF_KEYS" -ops 1 -prefill-timeout 900s \
+		-json "$file.json" >"$file.txt" 2>&1 || { cat "$file.txt" >&2; die "loading the handoff keys failed"; }
+	pkeys=$(grep -o '"keys": *[0-9]*' "$file.json" | tail -n1 | grep -o '[0-9]*$')
+	psecs=$(grep -o '"elapsed_s": *[0-9.e+-]*' "$file.json" | tail -n1 | sed 's/.*: *//')
+	start_gokai "h${r}b"
+	b_rpc=$gk_rpc hpids+=("$gk_pid")
+	gkcli "$b_rpc" cluster join "$a_transport" >>"$OUT/logs/cluster.log"
+	deadline=$((SECONDS + 30))
+	until [[ $(gkcli "$a_rpc" cluster status --json 2>/dev/null | grep -o '"kind":' | wc -l) -eq 1 ]]; do
+		((SECONDS < deadline)) || die "the claimant h${r}a did not stage the join within 30s"
+		sleep 0.1 # poll interval
+	done
+	gkcli "$a_rpc" cluster plan >>"$OUT/logs/cluster.log"
+	t0=$(now_ns)
+	gkcli "$a_rpc" cluster commit >>"$OUT/logs/cluster.log"
+	deadline=$((SECONDS + 900))
+	until cluster_settled 2 "$a_rpc" "$b_rpc"; do
+		((SECONDS < deadline)) || die "the handoff did not finish within 900s (see $OUT/logs)"
+		sleep 0.05 # poll interval
+	done
+	t1=$(now_ns)
+	items=$(metric "$a_http" 'gokai_handoff_keys_sent_total{kind="ownership"}')
+	bytes=$(metric "$a_http" 'gokai_handoff_bytes_sent_total{kind="ownership"}')
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+	echo "   round $r: $items items, $bytes bytes in ${secs}s"
+	handoff_rows+=("$(awk -v i="$items" -v b="$bytes" -v s="$secs" -v pk="$pkeys" -v ps="$psecs" -v r="$r" 'BEGIN {
+		printf "| %d | %d | %.1f | %.2f | **%.1f** | **%.0f** | %d keys in %.2f s: %.1f MB/s, %.0f keys/s |", r, i, b / 1e6, s,
+			b / 1e6 / s, i / s, pk, ps, pk * 100 / 1e6 / ps, pk / ps }')")
+	stop_pids "${hpids[@]}"
+}
+
+if [[ -z $SKIP_HANDOFF ]]; then
+	echo "== ownership handoff: $ROUNDS round(s) of $HANDOFF_KEYS keys, a second node joins the loaded first"
+	for ((r = 1; r <= ROUNDS; r++)); do handoff_round "$r"; done
+fi
+
 echo
 "$gk" bench table "${reports[@]}" | tee "$OUT/table.md"
+if ((${#handoff_rows[@]} > 0)); then
+	{
+		echo
+		echo "Ownership handoff, $HANDOFF_KEYS keys of 100 B on one node (N=3: every replica local), a second node joins;"
+		echo "from the commit until no transfer is pending or running. Baseline: the same node loading those keys by"
+		echo "memcache sets (gokai bench, 50 connections, pipelined; MB of values)."
+		echo
+		echo "| round | items sent | MB sent | s | MB/s | items/s | baseline: load by sets |"
+		echo "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+		printf '%s\n' "${handoff_rows[@]}"
+	} | tee -a "$OUT/table.md"
+fi
 echo
 echo "JSON reports, run printouts, node logs and table.md: $OUT"

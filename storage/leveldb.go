@@ -298,7 +298,7 @@ func (l *LevelDB) Get(partition uint32, key []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer l.mu.RUnlock()
-	v, err := db.Get(encodeKey(partition, key), nil)
+	v, err := db.Get(encodeKey(partition, key), nil) // NB: does not escape: a short key stays on the stack
 	if err != nil {
 		if errors.Is(err, leveldb.ErrNotFound) {
 			return nil, ErrNotFound
@@ -321,7 +321,9 @@ func (l *LevelDB) Put(partition uint32, key, value []byte) error {
 		return err
 	}
 	defer l.mu.RUnlock()
-	if err := db.Put(encodeKey(partition, key), value, l.wo); err != nil {
+	k := borrowKey(partition, key)
+	defer returnKey(k)
+	if err := db.Put(*k, value, l.wo); err != nil {
 		return l.fail("put", partition, err)
 	}
 	return nil
@@ -337,7 +339,9 @@ func (l *LevelDB) Delete(partition uint32, key []byte) error {
 		return err
 	}
 	defer l.mu.RUnlock()
-	if err := db.Delete(encodeKey(partition, key), l.wo); err != nil {
+	k := borrowKey(partition, key)
+	defer returnKey(k)
+	if err := db.Delete(*k, l.wo); err != nil {
 		return l.fail("delete", partition, err)
 	}
 	return nil

@@ -41,10 +41,16 @@ type incarnation struct {
 // enter and leave bracket the vnode actor's handling of a message.
 func (c *incarnation) enter(ctx actor.Context) {
 	if p := c.ctx.Load(); p == nil || *p != ctx {
-		c.ctx.Store(&ctx)
+		c.storeCtx(ctx)
 	}
 	c.inCall.Store(true)
 }
+
+// storeCtx keeps ctx for Self. NB: apart from enter, so that only this rare call moves its ctx to the heap
+// (&ctx in enter itself allocated on every message).
+//
+//go:noinline
+func (c *incarnation) storeCtx(ctx actor.Context) { c.ctx.Store(&ctx) }
 
 func (c *incarnation) leave() { c.inCall.Store(false) }
 

@@ -1,0 +1,57 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Allocation ceilings of TestFSMStepAllocations (targets3 and newQuorum included).
+const readAllocs, writeAllocs = 8, 12
+
+// TestFSMStepAllocations bounds the allocations of one whole read and one whole write through the pure FSMs
+// (three replicas answer the same value), which run on every request's path: each step appends its effects to
+// one slice instead of building and copying one per helper. Boxing the effects into the Effect interface
+// and the FSM itself account for the rest.
+func TestFSMStepAllocations(t *testing.T) {
+	v := obj("x")
+	read := func() {
+		f := newGet(GetParams{R: 2, Timeout: time.Second, Linger: time.Second}, targets3())
+		f.Start()
+		f.Reply(0, v, nil)
+		f.Reply(1, v, nil)
+		f.Reply(2, v, nil)
+	}
+	write := func() {
+		f := newPut(PutParams{W: 2, Timeout: time.Second, Linger: time.Second}, targets3(), 0)
+		f.Start()
+		f.Reply(0, v, nil)
+		f.Reply(1, v, nil)
+		f.Reply(2, v, nil)
+	}
+	for _, tt := range []struct {
+		name string
+		run  func()
+		max  float64
+	}{{"read", read, readAllocs}, {"write", write, writeAllocs}} {
+		if n := testing.AllocsPerRun(200, tt.run); n > tt.max {
+			t.Errorf("%s of three replicas: %v allocations, want at most %v", tt.name, n, tt.max)
+		}
+	}
+}
+
+// TestServiceCountAllocations: counting a request's outcome allocates nothing when it succeeded (every
+// request is counted), and still tells timeouts from other quorum failures.
+func TestServiceCountAllocations(t *testing.T) {
+	s := &Service{}
+	if n := testing.AllocsPerRun(100, func() { s.count(nil) }); n != 0 {
+		t.Errorf("count(nil): %v allocations, want 0", n)
+	}
+	s.count(&QuorumError{Timeout: true})
+	s.count(fmt.Errorf("wrapped: %w", &QuorumError{}))
+	s.count(errors.New("other"))
+	if st := s.Stats(); st.Timeouts != 1 || st.QuorumFailures != 1 {
+		t.Errorf("stats %+v: want 1 timeout and 1 quorum failure", st)
+	}
+}
