@@ -74,7 +74,9 @@ func TestBenchScript(t *testing.T) {
 		rows[cells[0]+"/"+cells[1]] = row{ops: ops, opsRatio: cells[8], p999Ratio: cells[9]}
 	}
 	scenarios := []string{"1 node, closed loop", "1 node, closed loop, binary protocol", "1 node, closed loop, meta commands",
-		"1 node, open loop at 2000 ops/s", "3 nodes via n1, closed loop", "3 nodes via n1, closed loop, mTLS between nodes"}
+		"1 node, open loop at 2000 ops/s", "1 node, closed loop, 100% set", "1 node, closed loop, 50% set",
+		"3 nodes via n1, closed loop", "3 nodes, 51 conns over all, closed loop",
+		"3 nodes via n1, closed loop, mTLS between nodes", "3 nodes, 51 conns over all, closed loop, mTLS between nodes"}
 	for _, sc := range scenarios {
 		for _, target := range []string{"memcached", "gokai"} {
 			r, ok := rows[sc+"/"+target]
@@ -95,7 +97,11 @@ func TestBenchScript(t *testing.T) {
 		t.Errorf("the table lists no exact bench command")
 	}
 
-	reports, _ := filepath.Glob(filepath.Join(out, "*.json"))
+	// The ownership handoff's table: one round, with its rates.
+	if !regexp.MustCompile(`(?m)^\| 1 \| \d+ \| [\d.]+ \| [\d.]+ \| \*\*[\d.]+\*\* \| \*\*\d+\*\* \|`).MatchString(stdout.String()) {
+		t.Errorf("no ownership-handoff round in the output")
+	}
+	reports, _ := filepath.Glob(filepath.Join(out, "[0-9]*.json")) // NB: the handoff's load report aside
 	if len(reports) != 2*len(scenarios) {
 		t.Errorf("%d JSON reports in OUT, want %d: %v", len(reports), 2*len(scenarios), reports)
 	}
