@@ -131,19 +131,27 @@ func (n *Node) aaeStats() []stat {
 	s := n.aae.Stats()
 	var rebuilds, mismatched int64
 	for _, rt := range n.svcs {
-		if rt.vnodes == nil {
-			continue
-		}
-		for p := range n.cfg.Q {
-			if st, ok := rt.vnodes.AAEStatus(p); ok {
-				rebuilds += st.Rebuilds
-				mismatched += st.Mismatched
-			}
-		}
+		r, m := n.aaeTreeCounts(rt)
+		rebuilds, mismatched = rebuilds+r, mismatched+m
 	}
 	return []stat{{Name: "gokai_aae_exchanges", Value: s.Exchanges}, {Name: "gokai_aae_exchange_errors", Value: s.ExchangeErrors},
 		{Name: "gokai_aae_exchanges_skipped", Value: s.Skipped}, {Name: "gokai_aae_keys_differing", Value: s.KeysDiffering},
 		{Name: "gokai_aae_keys_repaired", Value: s.KeysRepaired}, {Name: "gokai_aae_repair_errors", Value: s.RepairErrors},
 		{Name: "gokai_aae_exchanges_running", Value: s.Running}, {Name: "gokai_aae_tree_rebuilds", Value: rebuilds},
 		{Name: "gokai_aae_tree_rebuild_mismatches", Value: mismatched}}
+}
+
+// aaeTreeCounts sums the hash-tree rebuilds and the verifying rebuilds that found a mismatch over service
+// rt's vnodes on this node (for stats and /metrics).
+func (n *Node) aaeTreeCounts(rt *svcRuntime) (rebuilds, mismatched int64) {
+	if rt.vnodes == nil {
+		return 0, 0
+	}
+	for p := range n.cfg.Q {
+		if st, ok := rt.vnodes.AAEStatus(p); ok {
+			rebuilds += st.Rebuilds
+			mismatched += st.Mismatched
+		}
+	}
+	return rebuilds, mismatched
 }

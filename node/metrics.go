@@ -391,13 +391,7 @@ func (n *Node) collectAAE(ch chan<- prometheus.Metric) {
 		if rt.vnodes == nil {
 			continue
 		}
-		var builds, mismatched int64
-		for p := range n.cfg.Q {
-			if st, ok := rt.vnodes.AAEStatus(p); ok {
-				builds += st.Rebuilds
-				mismatched += st.Mismatched
-			}
-		}
+		builds, mismatched := n.aaeTreeCounts(rt)
 		counter(ch, dAAEBuilds, float64(builds), rt.spec.Name)
 		counter(ch, dAAEMismatch, float64(mismatched), rt.spec.Name)
 	}
