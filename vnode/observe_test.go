@@ -72,6 +72,8 @@ func TestObserveAndMailboxDepth(t *testing.T) {
 	if res := ask(t, m, 1, &pingCmd{}); res != "pong" {
 		t.Fatalf("ping: %v", res)
 	}
+	// NB: the reply leaves inside the command, before the vnode observes it: wait for the observation.
+	eventually.True(t, 5*time.Second, "the ping observed", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 })
 	mu.Lock()
 	if len(got) != 1 || got[0].took != time.Millisecond {
 		t.Fatalf("observed %+v, want one command that took one clock step", got)
