@@ -373,9 +373,11 @@ fi
 
 # metric HTTP_ADDR NAME{LABELS} prints the value of one sample of the node's Prometheus metrics (0 when absent).
 metric() {
-	local v
-	v=$(curl -fsS --max-time 5 "http://$1/metrics" | awk -v name="$2" '$1 == name { print $2; exit }') ||
-		die "metrics of $1 not readable"
+	local body v
+	# The whole page first: awk leaving at the first match would close the pipe on a curl still writing,
+	# and curl reports that as a failure (exit 23) that pipefail passes on.
+	body=$(curl -fsS --max-time 5 "http://$1/metrics") || die "metrics of $1 not readable"
+	v=$(awk -v name="$2" '$1 == name { print $2; exit }' <<<"$body")
 	echo "${v:-0}"
 }
 
