@@ -7,9 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -374,5 +376,43 @@ func TestMetricsAreDocumented(t *testing.T) {
 		if _, ok := mfs[name]; !ok {
 			t.Errorf("%s is not served", name)
 		}
+	}
+}
+
+// TestDebugListenerLogsTheBoundPort: with -debug-listen 127.0.0.1:0 the node logs the port the OS chose
+// (it logged the configured ":0"), and pprof answers there.
+func TestDebugListenerLogsTheBoundPort(t *testing.T) {
+	var logs lockedBuffer
+	cfg := Default()
+	cfg.DataDir = t.TempDir()
+	cfg.MemcacheListen, cfg.RPCListen, cfg.GossipListen, cfg.TransportListen = "", "", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.HTTPListen, cfg.DebugListen, cfg.Q = "", "127.0.0.1:0", 16
+	n, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})), nil,
+		WithService(kv.Service(kv.DefaultOptions())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Stop(ctx)
+	})
+	re := regexp.MustCompile(`msg="debug listening".* addr=(\S+)`)
+	var addr string
+	eventually.True(t, 10*time.Second, "the debug listener logs its address", func() bool {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		t.Fatalf("debug listening at %q: the bound port, not the configured one, must be logged (%v)", addr, err)
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	if code, body := httpGet(t, c, "http://"+addr+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof index at %s: %d %.200q", addr, code, body)
 	}
 }

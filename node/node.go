@@ -376,13 +376,18 @@ func (n *Node) runDebug(ctx context.Context) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Addr: n.cfg.DebugListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", n.cfg.DebugListen)
+	if err != nil {
+		return fmt.Errorf("node: debug listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	n.logger.Info("debug listening", "addr", n.cfg.DebugListen)
-	if err := srv.ListenAndServe(); err != nil && ctx.Err() == nil {
+	// NB: the bound address, so that a configured port 0 logs the port the OS chose.
+	n.logger.Info("debug listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
