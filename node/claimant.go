@@ -188,10 +188,19 @@ func (n *Node) transfersInfo() []any {
 // it asks the seed (over the transport, authenticated both ways with certificates) for its gossip address,
 // joins its gossip, adopts its cluster state, and asks the claimant to stage its join. Only the named seed
 // is contacted.
-func (n *Node) joinCluster(ctx context.Context, seed string) error {
+func (n *Node) joinCluster(ctx context.Context, seed string) (err error) {
 	if s := n.state(); len(s.Members) > 1 {
 		return &rpc.Error{Code: "bad_request", Message: fmt.Sprintf("this node is already in a cluster of %d members", len(s.Members))}
 	}
+	// NB: from before the seed's state is adopted (the node is no member of it) until the node sees itself
+	// a member: its vnodes must not retire meanwhile (mayRetire).
+	start := &joinAttempt{at: n.now()}
+	n.cl.joining.Store(start)
+	defer func() {
+		if err != nil {
+			n.cl.joining.Store(nil)
+		}
+	}()
 	if _, _, err := net.SplitHostPort(seed); err != nil {
 		return &rpc.Error{Code: "bad_request", Message: fmt.Sprintf("seed %q: want the transport host:port of a node of the cluster", seed)}
 	}
@@ -205,6 +214,9 @@ func (n *Node) joinCluster(ctx context.Context, seed string) error {
 	if gossipSeed == "" || cluster == "" {
 		return fmt.Errorf("cluster: join: seed %s did not tell its gossip address", seed)
 	}
+	// NB: only membership of this cluster ends the join (the node is a member of its own until it adopts
+	// the seed's state).
+	n.cl.joining.Store(&joinAttempt{at: start.at, cluster: cluster})
 	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := n.cl.gossip.Join(jctx, []string{gossipSeed}, true); err != nil {

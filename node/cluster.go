@@ -54,6 +54,16 @@ type cluster struct {
 
 	// rehome moves keys out of vnodes their preference lists no longer name (rehome.go).
 	rehome rehomeState
+
+	// joining is the join in progress (nil: none): set when this node begins to join a cluster, cleared
+	// when the node sees itself a member of that cluster, or when the join failed; see mayRetire.
+	joining atomic.Pointer[joinAttempt]
+}
+
+// joinAttempt is a join in progress.
+type joinAttempt struct {
+	at      time.Time
+	cluster string // the cluster id being joined ("" until the seed told it)
 }
 
 // statePath is where the cluster state is kept between runs.
@@ -412,6 +422,9 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 			go n.dropLeftover(ctx, d.slot, d.session)
 		}
 	}
+	if j := n.cl.joining.Load(); pl.member && j != nil && j.cluster == s.Cluster {
+		n.cl.joining.CompareAndSwap(j, nil)
+	}
 	if pl.member {
 		// NB: with every state and tick, not only with the hint scan: a key whose list just changed has
 		// fewer copies where its list looks until its pass ran (docs/cluster.md).
@@ -431,7 +444,18 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 		n.logger.Debug("cluster: hint scan waits for a newer state", "service", sl.Service, "partition", sl.Partition,
 			"have", s.Version, "data-from", probes[sl].ring)
 	}
-	for _, sl := range hp.retire {
+	n.retireVnodes(ctx, hp.retire)
+	n.cl.handoff.SyncHinted(hp.hinted)
+}
+
+// retireVnodes retires the empty vnodes of slots, one after another, as long as the node may retire
+// (mayRetire): the plan was decided from an earlier state, each retirement takes a while, and the node may
+// have become (or be about to become) a member meanwhile, when its vnodes are needed again.
+func (n *Node) retireVnodes(ctx context.Context, slots []slot) {
+	for _, sl := range slots {
+		if !n.mayRetire() {
+			return
+		}
 		rt := n.svcByName[sl.Service]
 		if err := rt.vnodes.Retire(ctx, sl.Partition); errors.Is(err, vnode.ErrNotEmpty) {
 			rt.logger.Debug("cluster: retire refused: data arrived; it is handed on at the next scan", "partition", sl.Partition)
@@ -439,7 +463,24 @@ func (n *Node) reconcile(ctx context.Context, s *membership.ClusterState, scanHi
 			rt.logger.Error("cluster: retire", "partition", sl.Partition, "err", err)
 		}
 	}
-	n.cl.handoff.SyncHinted(hp.hinted)
+}
+
+// joinGrace bounds how long a join in progress keeps the node's vnodes from retiring: long enough for the
+// claimant's staged join and its commit to reach the node, short enough that a join nobody committed
+// (staged changes cleared) lets the node retire its empty vnodes again.
+const joinGrace = 2 * time.Minute
+
+// mayRetire reports whether this node may retire its vnodes now: it is no member of the cluster state it
+// holds, and it is not joining a cluster. A joining node adopts the seed's state (where it is no member
+// yet) before the claimant stages its join and long before the commit; retiring then stopped vnodes that
+// the committed ring named a moment later, and requests to them went to dead letters (silent replicas,
+// writes that timed out right after a cluster formed).
+func (n *Node) mayRetire() bool {
+	if j := n.cl.joining.Load(); j != nil && n.now().Sub(j.at) < joinGrace {
+		return false
+	}
+	_, member := n.state().Member(n.self())
+	return !member
 }
 
 // planInput gathers what the plan is decided from.
