@@ -13,6 +13,9 @@
 //   - WireProps gives an actor a sender middleware that wraps registered messages addressed to another node
 //     (Send, Request, Forward and Respond all pass through it) and a receiver middleware that unwraps them.
 //     The Root context of a system made by NewSystem wraps the same way, so Root.Send reaches other nodes.
+//   - WireSenderProps is the sender half alone, for an actor spawned per request whose Receive unwraps with
+//     DecodeReceived: without a receiver middleware protoactor hands the actor its lifecycle messages
+//     without an envelope each (three allocations of every coordinator; a canary test pins it).
 //   - Every unwrap first runs mpscan.Scan with the transport's limits: hostile bytes never reach the msgpack
 //     decoder unbounded. A message that does not decode is logged and dropped.
 //   - A future's result bypasses middleware: a reply from another node arrives as the raw BytesValue.

@@ -86,7 +86,13 @@ type replicaUnreachable struct {
 var errNoVnode = errors.New("coordinator: replica unreachable")
 
 func (a *requestActor[V, O, PO]) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
+	// NB: the actor has no receiver middleware (actors.WireSenderProps, see Start): replies from other nodes
+	// are decoded here.
+	m, ok := actors.DecodeReceived(ctx, ctx.Message())
+	if !ok {
+		return
+	}
+	switch msg := m.(type) {
 	case *actor.Started:
 		a.live.pid.Store(ctx.Self())
 		if a.live.stopReq.Load() {

@@ -200,7 +200,9 @@ func Start(system *actor.ActorSystem, cfg Config, router Router) (*Service, erro
 		return actor.StopDirective
 	})
 	s.root = actor.NewRootContext(system, nil).WithGuardian(strategy)
-	s.props = *actors.WireProps(actor.PropsFromProducer(func() actor.Actor { return nil }))
+	// NB: the sender middleware only: a receiver middleware would cost every request three envelopes (its
+	// Started, Stopping and Stopped); Receive decodes wire replies itself.
+	s.props = *actors.WireSenderProps(actor.PropsFromProducer(func() actor.Actor { return nil }))
 	return s, nil
 }
 

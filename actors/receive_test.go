@@ -1,0 +1,84 @@
+package actors
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// TestDecodeReceived: an actor made with WireSenderProps that passes its messages through DecodeReceived gets
+// wire messages decoded, as WireProps's receiver middleware would hand them, other messages as they are, and
+// drops a wire message that does not decode.
+func TestDecodeReceived(t *testing.T) {
+	sys := NewSystem(slog.New(slog.DiscardHandler))
+	got := make(chan any, 8)
+	pid := sys.Root.Spawn(WireSenderProps(actor.PropsFromFunc(func(c actor.Context) {
+		m, ok := DecodeReceived(c, c.Message())
+		switch {
+		case !ok:
+			got <- "dropped"
+		case m == nil:
+		default:
+			if _, life := m.(actor.SystemMessage); !life {
+				got <- m
+			}
+		}
+	})))
+	defer sys.Root.Stop(pid)
+	bv, err := EncodeWire(&testEcho{V: 1, Seq: 7, Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Root.Send(pid, bv)
+	sys.Root.Send(pid, "plain")
+	sys.Root.Send(pid, &wrapperspb.BytesValue{Value: []byte{0xff, 0xff, 0xff}})
+	want := []func(any) bool{
+		func(m any) bool { e, ok := m.(*testEcho); return ok && e.Seq == 7 && e.Text == "hi" },
+		func(m any) bool { return m == "plain" },
+		func(m any) bool { return m == "dropped" },
+	}
+	for i, w := range want {
+		select {
+		case m := <-got:
+			if !w(m) {
+				t.Fatalf("message %d: got %#v", i, m)
+			}
+		case <-time.After(10 * time.Second): // NB: a deadline for a message that must come, not a wait
+			t.Fatalf("message %d never came", i)
+		}
+	}
+}
+
+// TestCanaryLifecycleEnvelopes pins the protoactor behaviour WireSenderProps relies on: an actor with a receiver
+// middleware gets each lifecycle message (Started, Stopping, Stopped) wrapped in a new envelope, one without
+// gets them bare. If an upgrade changes that, the coordinators' WireSenderProps no longer saves what it was
+// made for (or saves more): re-measure.
+func TestCanaryLifecycleEnvelopes(t *testing.T) {
+	sys := NewSystem(slog.New(slog.DiscardHandler))
+	// NB: a synchronized dispatcher runs the mailbox on the spawning and stopping goroutine, so an actor's
+	// whole life is inside one call and its allocations are counted.
+	life := func(props *actor.Props) func() {
+		props.Configure(actor.WithDispatcher(actor.NewSynchronizedDispatcher(300)))
+		return func() {
+			pid := sys.Root.Spawn(props)
+			sys.Root.Stop(pid)
+		}
+	}
+	// The actor sends once, as a coordinator does (its fan-out): through the sender middleware, which makes
+	// the context's extras, so only the envelopes differ.
+	noop := func() actor.Actor {
+		return actor.ReceiveFunc(func(c actor.Context) {
+			if _, ok := c.Message().(*actor.Started); ok {
+				c.Send(c.Self(), "ping")
+			}
+		})
+	}
+	full := testing.AllocsPerRun(200, life(WireProps(actor.PropsFromProducer(noop))))
+	sender := testing.AllocsPerRun(200, life(WireSenderProps(actor.PropsFromProducer(noop))))
+	if full-sender != 3 {
+		t.Fatalf("an actor's life: %v allocations with a receiver middleware, %v without: want 3 fewer (one envelope per lifecycle message)", full, sender)
+	}
+}
