@@ -252,6 +252,10 @@ type GetParams struct {
 //	Start ──► waiting ──(R ok)──► answered ──(all in | linger)──► repair ──► Done
 //	             │ (quorum unreachable | deadline)                  ▲
 //	             └──────────────── answer error ───────────────────┘
+//
+// The effects a step (Start, Reply, Fire) returns live in the FSM, valid until its next step: the shell
+// carries out one step's effects before it feeds the FSM the next input (a read's steps are on every read's
+// path, and a slice per step was three of its allocations).
 type GetFSM[V any] struct {
 	p        GetParams
 	vals     Values[V]
@@ -265,6 +269,9 @@ type GetFSM[V any] struct {
 	// The per-target slices live here when there are at most maxInline targets.
 	valBuf   [maxInline]V
 	stateBuf [maxInline]replyState
+	// effBuf holds the effects of one step (see GetFSM's steps): a fan-out or the repairs of maxInline
+	// targets, a timer, an answer and Done fit.
+	effBuf [maxInline + 3]Effect
 }
 
 // NewGetFSM makes a read FSM over targets.
@@ -284,9 +291,15 @@ func (f *GetFSM[V]) init(vals Values[V], p GetParams, targets []Target) {
 	}
 }
 
+// effs returns f's effect buffer, emptied: the slice a step returns, valid until its next step.
+func (f *GetFSM[V]) effs() []Effect {
+	clear(f.effBuf[:]) // NB: drop the last step's values, so the buffer holds no object alive
+	return f.effBuf[:0]
+}
+
 // Start returns the fan-out.
 func (f *GetFSM[V]) Start() []Effect {
-	eff := make([]Effect, 0, len(f.q.targets)+2)
+	eff := f.effs()
 	if bad, _ := f.q.unreachable(); bad {
 		f.answered = true
 		return append(eff, Answer[V]{Err: f.q.failErr("get")}, Done{})
@@ -313,13 +326,16 @@ func (f *GetFSM[V]) Reply(i int, v V, err error) []Effect {
 			f.merged = f.vals.Merge(f.merged, v)
 		}
 	}
-	var eff []Effect
+	eff := f.effs()
 	if f.found || f.p.NotFoundOK || f.q.allIn() || !f.q.met() {
 		eff = settle(eff, &f.q, &f.answered, "get", f.merged, f.p.Linger)
 	}
 	// NB: otherwise R replies said "not found": wait for the others (notfound_ok off).
 	if f.answered && f.q.allIn() {
 		eff = f.finish(eff)
+	}
+	if len(eff) == 0 {
+		return nil
 	}
 	return eff
 }
@@ -337,10 +353,10 @@ func (f *GetFSM[V]) Fire(t Timer) []Effect {
 			if f.q.met() {
 				ans = Answer[V]{Value: f.merged} // R replies, all "not found": the others stayed silent
 			}
-			return f.q.silent([]Effect{ans, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
+			return f.q.silent(append(f.effs(), ans, StartTimer{Timer: TimerLinger, After: f.p.Linger}))
 		}
 	case TimerLinger:
-		return f.finish(f.q.silent(nil))
+		return f.finish(f.q.silent(f.effs()))
 	}
 	return nil
 }
