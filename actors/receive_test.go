@@ -82,3 +82,54 @@ func TestCanaryLifecycleEnvelopes(t *testing.T) {
 		t.Fatalf("an actor's life: %v allocations with a receiver middleware, %v without: want 3 fewer (one envelope per lifecycle message)", full, sender)
 	}
 }
+
+// TestTell: Tell delivers to a local actor the bare message with no sender, as a Send without middleware does,
+// and, canary of protoactor's sender path, one allocation (the envelope) fewer than ctx.Send from an actor
+// with WireProps to an actor without a receiver middleware.
+func TestTell(t *testing.T) {
+	sys := NewSystem(slog.New(slog.DiscardHandler))
+	sync := func(p *actor.Props) *actor.Props {
+		return p.Configure(actor.WithDispatcher(actor.NewSynchronizedDispatcher(300)))
+	}
+	type seen struct {
+		msg    any
+		sender *actor.PID
+	}
+	var last seen
+	// The sink is made as a coordinator is (WireSenderProps): with a receiver middleware protoactor would wrap
+	// the bare message on arrival instead.
+	sink := sys.Root.Spawn(sync(WireSenderProps(actor.PropsFromFunc(func(c actor.Context) {
+		if m, ok := c.Message().(string); ok {
+			last = seen{m, c.Sender()}
+		}
+	}))))
+	defer sys.Root.Stop(sink)
+	type viaSend struct{}
+	type viaTell struct{}
+	src := sys.Root.Spawn(sync(WireProps(actor.PropsFromFunc(func(c actor.Context) {
+		switch c.Message().(type) {
+		case viaSend:
+			c.Send(sink, "sent")
+		case viaTell:
+			Tell(c, sink, "told")
+		}
+	}))))
+	defer sys.Root.Stop(src)
+
+	sys.Root.Send(src, viaTell{})
+	if last != (seen{"told", nil}) {
+		t.Fatalf("the sink saw %+v, want the bare message without a sender", last)
+	}
+	sys.Root.Send(src, viaSend{})
+	if last != (seen{"sent", nil}) {
+		t.Fatalf("the sink saw %+v after a Send", last)
+	}
+	send := testing.AllocsPerRun(200, func() { sys.Root.Send(src, viaSend{}) })
+	tell := testing.AllocsPerRun(200, func() { sys.Root.Send(src, viaTell{}) })
+	if send-tell != 1 {
+		t.Fatalf("a message to a local actor: %v allocations by Send, %v by Tell: want exactly one fewer (the envelope)", send, tell)
+	}
+
+	// An unknown pid: the message goes to dead letters, as with Send; nothing panics.
+	Tell(sys.Root, actor.NewPID(sys.Address(), "nobody"), "lost")
+}

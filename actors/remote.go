@@ -381,6 +381,21 @@ func WireSenderProps(props *actor.Props) *actor.Props {
 	return props.Configure(actor.WithSenderMiddleware(wireSender))
 }
 
+// Tell is ctx.Send for an actor made with WireProps or WireSenderProps: a message to an actor of this node
+// goes to its process bare, as a Send without middleware delivers it (no sender, ctx.Message() the message);
+// one to another node goes through ctx.Send and the sender middleware. Why: with a sender middleware
+// protoactor wraps every message in a new envelope before the middleware looks at the target, local ones
+// included; a vnode's reply to a coordinator is on every request's path.
+func Tell(ctx actor.SenderContext, pid *actor.PID, msg any) {
+	sys := ctx.ActorSystem()
+	if r := remoteOf(sys); r != nil && r.isRemote(pid) {
+		ctx.Send(pid, msg)
+		return
+	}
+	ref, _ := sys.ProcessRegistry.Get(pid) // NB: an unknown pid gets the dead-letter process, as Send does
+	ref.SendUserMessage(pid, msg)
+}
+
 // DecodeReceived is WireProps's receiver middleware as a function, for actors made with WireSenderProps: a
 // wire message from another node (a BytesValue) comes back decoded, any other message as it is. ok is false
 // when a wire message does not decode (it is logged and counted as the middleware does): drop it.
