@@ -269,9 +269,11 @@ type GetFSM[V any] struct {
 	// The per-target slices live here when there are at most maxInline targets.
 	valBuf   [maxInline]V
 	stateBuf [maxInline]replyState
-	// effBuf holds the effects of one step (see GetFSM's steps): a fan-out or the repairs of maxInline
-	// targets, a timer, an answer and Done fit.
-	effBuf [maxInline + 3]Effect
+	// effBuf holds the effects of one step (see GetFSM's steps): with N=3, the fan-out and its timer, or
+	// an answer, its timer and Done, or Done and three repairs fit; a longer step appends past it into a new
+	// slice. NB: four, not more: with more the request actor that holds this FSM passes 1024 bytes, and
+	// its allocation takes the next size class (1152).
+	effBuf [4]Effect
 }
 
 // NewGetFSM makes a read FSM over targets.

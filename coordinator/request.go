@@ -56,13 +56,15 @@ type requestActor[V, O any, PO OpPtr[V, O]] struct {
 	// at the start: a request whose replicas answered at once is done by then and arms none (a read
 	// asks for two, the deadline and the linger, and arming and stopping them was ~5% of a read).
 	deferring bool
-	deferred  []StartTimer
-	deferBuf  [2]StartTimer
 	// sentInDefer: the actor sent to replicas since it last sent armTimers; their inline replies are
 	// queued behind that armTimers (a write's replication, after the coordinating vnode's reply), so
 	// armTimers goes round once more.
 	sentInDefer bool
-	deferRounds int
+	deferRounds int8
+	deferred    []StartTimer
+	deferBuf    [2]StartTimer
+	// NB: the small fields are packed beside one another: a read's request actor is 1008 bytes, under
+	// the 1024-byte size class with the allocator's 8-byte header (TestRequestActorSize).
 }
 
 // outcome is what a coordinator hands back to the waiting caller.
