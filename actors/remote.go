@@ -396,6 +396,21 @@ func Tell(ctx actor.SenderContext, pid *actor.PID, msg any) {
 	ref.SendUserMessage(pid, msg)
 }
 
+// Ask is ctx.Request in Tell's manner: to an actor of this node the envelope (msg, ctx's actor as its
+// sender) goes to its process directly; to another node through ctx.Request and the sender middleware. Why:
+// the first message an actor sends through a sender middleware makes protoactor allocate the context's
+// extras (for the middleware's context), three allocations of every request actor that would otherwise never
+// need them.
+func Ask(ctx actor.SenderContext, pid *actor.PID, msg any) {
+	sys := ctx.ActorSystem()
+	if r := remoteOf(sys); r != nil && r.isRemote(pid) {
+		ctx.Request(pid, msg)
+		return
+	}
+	ref, _ := sys.ProcessRegistry.Get(pid) // NB: an unknown pid gets the dead-letter process, as Request does
+	ref.SendUserMessage(pid, &actor.MessageEnvelope{Message: msg, Sender: ctx.Self()})
+}
+
 // DecodeReceived is WireProps's receiver middleware as a function, for actors made with WireSenderProps: a
 // wire message from another node (a BytesValue) comes back decoded, any other message as it is. ok is false
 // when a wire message does not decode (it is logged and counted as the middleware does): drop it.

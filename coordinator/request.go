@@ -115,13 +115,13 @@ func (a *requestActor[V, O, PO]) Receive(ctx actor.Context) {
 			a.apply(ctx, a.put.Start())
 		}
 		// NB: sent after the fan-out, so queued behind the replies of replicas that answered inline.
-		ctx.Send(ctx.Self(), armTimers{})
+		actors.Tell(ctx, ctx.Self(), armTimers{})
 		a.sentInDefer = false
 	case armTimers:
 		if a.sentInDefer && a.deferRounds < 2 && !a.stopping {
 			a.sentInDefer = false
 			a.deferRounds++
-			ctx.Send(ctx.Self(), armTimers{})
+			actors.Tell(ctx, ctx.Self(), armTimers{})
 			return
 		}
 		a.deferring = false
@@ -237,13 +237,16 @@ func (a *requestActor[V, O, PO]) answer(o outcome[V]) {
 	a.mu.Unlock()
 }
 
+// send sends msg to target i. NB: actors.Ask and actors.Tell rather than ctx.Request and ctx.Send, here and
+// for every send of this actor: a vnode of this node gets the message without the sender middleware, which
+// only acts on other nodes' pids and would make protoactor allocate this actor's context extras.
 func (a *requestActor[V, O, PO]) send(ctx actor.Context, i int, msg any) {
 	a.sentInDefer = a.deferring
 	if pid := a.pids[i]; pid != nil {
-		ctx.Request(pid, msg)
+		actors.Ask(ctx, pid, msg)
 		return
 	}
-	ctx.Send(ctx.Self(), &replicaUnreachable{i: i, err: fmt.Errorf("%w: partition %d on %s", errNoVnode, a.targets[i].Partition, a.targets[i].Node)})
+	actors.Tell(ctx, ctx.Self(), &replicaUnreachable{i: i, err: fmt.Errorf("%w: partition %d on %s", errNoVnode, a.targets[i].Partition, a.targets[i].Node)})
 }
 
 func (a *requestActor[V, O, PO]) apply(ctx actor.Context, effects []Effect) {
@@ -261,13 +264,13 @@ func (a *requestActor[V, O, PO]) apply(ctx actor.Context, effects []Effect) {
 		case Repair[V]:
 			a.svc.repairs.Add(1)
 			if pid := a.pids[e.Target]; pid != nil {
-				ctx.Request(pid, op.Replicate(a.key, uint32(e.Target), e.Value))
+				actors.Ask(ctx, pid, op.Replicate(a.key, uint32(e.Target), e.Value))
 			}
 		case SendReap[V]:
 			if msg := op.Reap(a.key, e.Value); msg != nil {
 				for _, pid := range a.pids {
 					if pid != nil {
-						ctx.Send(pid, msg)
+						actors.Tell(ctx, pid, msg)
 					}
 				}
 			}
