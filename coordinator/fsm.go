@@ -12,12 +12,10 @@ import (
 // return, in order. They are generic over the service's value type V and learn what they need about values
 // from a Values[V] (not found, equal, merge), which must be pure too.
 
-// Target is one replica of a request: a vnode (partition on node) from the key's preference list.
-type Target struct {
-	Partition int
-	Node      ring.NodeID
-	Primary   bool
-}
+// Target is one replica of a request: a vnode (partition on node) from the key's preference list, the
+// list's entry itself (Partition, Node, Primary; the FSMs do not read HintFor). NB: an alias, so a request
+// takes the Router's preference list as its targets without a copy (an allocation of every request).
+type Target = ring.PrefEntry
 
 // Effect is an action the FSM asks its shell to carry out.
 type Effect interface{ isEffect() }

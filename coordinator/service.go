@@ -18,7 +18,8 @@ import (
 // Router is what coordinators need from the rest of the node: where a key's replicas are and how to reach
 // them. Implementations must be safe for concurrent use and must not block.
 type Router interface {
-	// Preflist returns the key's preference list for n replicas (primaries, then fallbacks).
+	// Preflist returns the key's preference list for n replicas (primaries, then fallbacks), in a new slice
+	// the caller owns: a request keeps it as its targets and appends fallbacks to it.
 	Preflist(key []byte, n int) []ring.PrefEntry
 	// VnodePID returns the actor of partition p on node, or nil if it cannot be reached.
 	VnodePID(node ring.NodeID, p int) *actor.PID
@@ -244,14 +245,9 @@ func (s *Service) admit(a *liveEntry) error {
 	return nil
 }
 
-func (s *Service) targets(key []byte) []Target {
-	pl := s.router.Preflist(key, s.cfg.N)
-	ts := make([]Target, len(pl))
-	for i, e := range pl {
-		ts[i] = Target{Partition: e.Partition, Node: e.Node, Primary: e.Primary}
-	}
-	return ts
-}
+// targets is key's preference list for N replicas: the request's own (Router.Preflist returns a new slice),
+// which a write may extend with fallbacks.
+func (s *Service) targets(key []byte) []Target { return s.router.Preflist(key, s.cfg.N) }
 
 // run spawns req's actor and waits for its answer, or ctx. req was admitted; its FSM and op are set.
 func run[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, req *requestActor[V, O, PO]) (V, error) {
