@@ -373,6 +373,85 @@ func WireProps(props *actor.Props) *actor.Props {
 	return props.Configure(actor.WithReceiverMiddleware(wireReceiver), actor.WithSenderMiddleware(wireSender))
 }
 
+// WireSenderProps is WireProps without the receiver middleware, for an actor whose Receive passes every
+// message through DecodeReceived itself. Why: with a receiver middleware protoactor wraps every message it
+// hands the actor in a new envelope, its lifecycle messages (Started, Stopping, Stopped) included; an actor
+// spawned per request pays three allocations for them. Like props.Configure, it modifies props and returns it.
+func WireSenderProps(props *actor.Props) *actor.Props {
+	return props.Configure(actor.WithSenderMiddleware(wireSender))
+}
+
+// Tell is ctx.Send for an actor made with WireProps or WireSenderProps: a message to an actor of this node
+// goes to its process bare, as a Send without middleware delivers it (no sender, ctx.Message() the message);
+// one to another node goes through ctx.Send and the sender middleware. Why: with a sender middleware
+// protoactor wraps every message in a new envelope before the middleware looks at the target, local ones
+// included; a vnode's reply to a coordinator is on every request's path.
+func Tell(ctx actor.SenderContext, pid *actor.PID, msg any) {
+	sys := ctx.ActorSystem()
+	if r := remoteOf(sys); r != nil && r.isRemote(pid) {
+		ctx.Send(pid, msg)
+		return
+	}
+	ref, _ := sys.ProcessRegistry.Get(pid) // NB: an unknown pid gets the dead-letter process, as Send does
+	ref.SendUserMessage(pid, msg)
+}
+
+// Ask is ctx.Request in Tell's manner: to an actor of this node the envelope (msg, ctx's actor as its
+// sender) goes to its process directly; to another node through ctx.Request and the sender middleware. Why:
+// the first message an actor sends through a sender middleware makes protoactor allocate the context's
+// extras (for the middleware's context), three allocations of every request actor that would otherwise never
+// need them.
+func Ask(ctx actor.SenderContext, pid *actor.PID, msg any) {
+	sys := ctx.ActorSystem()
+	if r := remoteOf(sys); r != nil && r.isRemote(pid) {
+		ctx.Request(pid, msg)
+		return
+	}
+	ref, _ := sys.ProcessRegistry.Get(pid) // NB: an unknown pid gets the dead-letter process, as Request does
+	ref.SendUserMessage(pid, &actor.MessageEnvelope{Message: msg, Sender: ctx.Self()})
+}
+
+// DecodeReceived is WireProps's receiver middleware as a function, for actors made with WireSenderProps: a
+// wire message from another node (a BytesValue) comes back decoded, any other message as it is. ok is false
+// when a wire message does not decode (it is logged and counted as the middleware does): drop it.
+func DecodeReceived(c actor.Context, msg any) (_ any, ok bool) {
+	bv, isWire := msg.(*wrapperspb.BytesValue)
+	if !isWire {
+		return msg, true
+	}
+	m, err := decodeReceived(c, c.Sender(), bv)
+	return m, err == nil
+}
+
+// decodeReceived decodes a wire message that reached c from sender, logging and counting what does not
+// decode.
+func decodeReceived(c interface {
+	Self() *actor.PID
+	ActorSystem() *actor.ActorSystem
+	Logger() *slog.Logger
+}, sender *actor.PID, bv *wrapperspb.BytesValue) (any, error) {
+	r := remoteOf(c.ActorSystem())
+	lim := mpscan.Limits{MaxBytes: DefaultMaxMessageBytes}
+	if r != nil {
+		lim = r.lim
+	}
+	msg, err := DecodeWire(bv, lim)
+	if err != nil {
+		log := c.Logger()
+		if r != nil {
+			r.decodeErrors.Add(1)
+			log = r.log
+		}
+		args := []any{"to", pidString(c.Self()), "from", pidString(sender), "bytes", len(bv.GetValue()), "err", err}
+		if r != nil {
+			r.decodeWarn.Warn(log, "actors: dropped a wire message that does not decode", args...)
+		} else {
+			log.Warn("actors: dropped a wire message that does not decode", args...)
+		}
+	}
+	return msg, err
+}
+
 func wireReceiver(next actor.ReceiverFunc) actor.ReceiverFunc {
 	return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
 		bv, ok := env.Message.(*wrapperspb.BytesValue)
@@ -380,24 +459,8 @@ func wireReceiver(next actor.ReceiverFunc) actor.ReceiverFunc {
 			next(c, env)
 			return
 		}
-		r := remoteOf(c.ActorSystem())
-		lim := mpscan.Limits{MaxBytes: DefaultMaxMessageBytes}
-		if r != nil {
-			lim = r.lim
-		}
-		msg, err := DecodeWire(bv, lim)
+		msg, err := decodeReceived(c, env.Sender, bv)
 		if err != nil {
-			log := c.Logger()
-			if r != nil {
-				r.decodeErrors.Add(1)
-				log = r.log
-			}
-			args := []any{"to", pidString(c.Self()), "from", pidString(env.Sender), "bytes", len(bv.GetValue()), "err", err}
-			if r != nil {
-				r.decodeWarn.Warn(log, "actors: dropped a wire message that does not decode", args...)
-			} else {
-				log.Warn("actors: dropped a wire message that does not decode", args...)
-			}
 			return
 		}
 		next(c, &actor.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender})

@@ -344,3 +344,34 @@ func TestBenchRPCRewritesKeysBlind(t *testing.T) {
 		}
 	}
 }
+
+// TestStartGCFlags: start takes the collector's settings, and refuses bad ones before it makes a node.
+func TestStartGCFlags(t *testing.T) {
+	var errb bytes.Buffer
+	if err := run(context.Background(), []string{"start", "-h"}, io.Discard, &errb); !errors.Is(err, flag.ErrHelp) && ExitCode(err) != exitUsage {
+		t.Fatalf("start -h: %v", err)
+	}
+	if h := errb.String(); !strings.Contains(h, "-gc-percent") || !strings.Contains(h, "-memory-limit") || !strings.Contains(h, "GOGC") {
+		t.Fatalf("start -h does not describe the collector's flags:\n%s", h)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-gc-percent", "0"}, "gctune: gc-percent 0"},
+		{[]string{"-memory-limit", "lots"}, `gctune: memory-limit "lots"`},
+		{[]string{"-gc-percent", "-1", "-memory-limit", "off"}, "gctune: gc-percent -1 needs a memory limit"},
+	} {
+		t.Setenv("GOMEMLIMIT", "")
+		dir := t.TempDir()
+		args := append([]string{"start", "-data-dir", dir, "-memcache-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0",
+			"-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0", "-http-listen", "127.0.0.1:0"}, tc.args...)
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("start %v: %v; want %q", tc.args, err, tc.want)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Fatalf("start %v made a node in its data dir before refusing the settings", tc.args)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/client"
+	"github.com/gokai-kv/gokai/internal/gctune"
 	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/node"
 	"github.com/gokai-kv/gokai/service"
@@ -213,6 +214,8 @@ func (p Program) start(ctx context.Context, args []string, stdout, stderr io.Wri
 	for i, s := range p.Services {
 		makers[i] = s(fs)
 	}
+	gc := gctune.Default()
+	gc.Bind(fs)
 	configPath := fs.String("config", "", "config file (lines of name = value, names as these flags)")
 	stopTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
 	if err := fs.Parse(args); err != nil {
@@ -226,6 +229,11 @@ func (p Program) start(ctx context.Context, args []string, stdout, stderr io.Wri
 			return err
 		}
 	}
+	gcPlan, err := gctune.Decide(gc, os.LookupEnv, gctune.MemTotal())
+	if err != nil {
+		return err
+	}
+	gcPlan.Apply() // NB: process-wide, so here in the process's shell and not in node.New
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogJSON)
 	opts := make([]node.Option, len(makers))
 	for i, mk := range makers {
@@ -238,6 +246,7 @@ func (p Program) start(ctx context.Context, args []string, stdout, stderr io.Wri
 	// NB: "node" last on these lines: tools match their start ("gokai ready" memcache=... rpc=...).
 	self := cfg.Name
 	logger.Info("gokai starting", append(append([]any{"version", node.Version}, node.Attrs(fs)...), "node", self)...)
+	logger.Info("go collector", append(gcPlan.Attrs(), "node", self)...)
 	if err := n.Start(ctx); err != nil {
 		return err
 	}

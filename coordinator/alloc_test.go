@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Allocation ceilings of TestFSMStepAllocations (targets3 and newQuorum included).
-const readAllocs, writeAllocs = 8, 12
+const readAllocs, writeAllocs = 5, 12
 
 // TestFSMStepAllocations bounds the allocations of one whole read and one whole write through the pure FSMs
 // (three replicas answer the same value), which run on every request's path: each step appends its effects to
-// one slice instead of building and copying one per helper. Boxing the effects into the Effect interface
-// and the FSM itself account for the rest.
+// one slice instead of building and copying one per helper, and a read's steps return its FSM's own buffer
+// (8 allocations before). Boxing the effects into the Effect interface and the FSM itself account for the rest.
 func TestFSMStepAllocations(t *testing.T) {
 	v := obj("x")
 	read := func() {
@@ -53,5 +54,24 @@ func TestServiceCountAllocations(t *testing.T) {
 	s.count(errors.New("other"))
 	if st := s.Stats(); st.Timeouts != 1 || st.QuorumFailures != 1 {
 		t.Errorf("stats %+v: want 1 timeout and 1 quorum failure", st)
+	}
+}
+
+// sizeOp has the size of KV's read op (four GetRequests of 32 bytes: kv's TestGetOpSize pins it).
+type sizeOp struct{ reqs [4][32]byte }
+
+func (o *sizeOp) Command([]byte, uint32) any             { return nil }
+func (o *sizeOp) Replicate([]byte, uint32, *sizeVal) any { return nil }
+func (o *sizeOp) Reap([]byte, *sizeVal) any              { return nil }
+
+type sizeVal struct{}
+
+// TestRequestActorSize: a read's request actor (one allocation per read, with its FSM, op and props inside)
+// fits the 1024-byte size class. An object with pointers over 512 bytes carries an 8-byte header of the
+// allocator, so the struct must stay within 1016 bytes; past it every read allocates 1152.
+func TestRequestActorSize(t *testing.T) {
+	var a requestActor[*sizeVal, sizeOp, *sizeOp]
+	if n := unsafe.Sizeof(a); n > 1016 {
+		t.Fatalf("a read's request actor is %d bytes: over 1016, its allocation takes the 1152-byte size class", n)
 	}
 }

@@ -12,12 +12,10 @@ import (
 // return, in order. They are generic over the service's value type V and learn what they need about values
 // from a Values[V] (not found, equal, merge), which must be pure too.
 
-// Target is one replica of a request: a vnode (partition on node) from the key's preference list.
-type Target struct {
-	Partition int
-	Node      ring.NodeID
-	Primary   bool
-}
+// Target is one replica of a request: a vnode (partition on node) from the key's preference list, the
+// list's entry itself (Partition, Node, Primary; the FSMs do not read HintFor). NB: an alias, so a request
+// takes the Router's preference list as its targets without a copy (an allocation of every request).
+type Target = ring.PrefEntry
 
 // Effect is an action the FSM asks its shell to carry out.
 type Effect interface{ isEffect() }
@@ -252,6 +250,10 @@ type GetParams struct {
 //	Start ──► waiting ──(R ok)──► answered ──(all in | linger)──► repair ──► Done
 //	             │ (quorum unreachable | deadline)                  ▲
 //	             └──────────────── answer error ───────────────────┘
+//
+// The effects a step (Start, Reply, Fire) returns live in the FSM, valid until its next step: the shell
+// carries out one step's effects before it feeds the FSM the next input (a read's steps are on every read's
+// path, and a slice per step was three of its allocations).
 type GetFSM[V any] struct {
 	p        GetParams
 	vals     Values[V]
@@ -265,6 +267,11 @@ type GetFSM[V any] struct {
 	// The per-target slices live here when there are at most maxInline targets.
 	valBuf   [maxInline]V
 	stateBuf [maxInline]replyState
+	// effBuf holds the effects of one step (see GetFSM's steps): with N=3, the fan-out and its timer, or
+	// an answer, its timer and Done, or Done and three repairs fit; a longer step appends past it into a new
+	// slice. NB: four, not more: with more the request actor that holds this FSM passes 1024 bytes, and
+	// its allocation takes the next size class (1152).
+	effBuf [4]Effect
 }
 
 // NewGetFSM makes a read FSM over targets.
@@ -284,9 +291,15 @@ func (f *GetFSM[V]) init(vals Values[V], p GetParams, targets []Target) {
 	}
 }
 
+// effs returns f's effect buffer, emptied: the slice a step returns, valid until its next step.
+func (f *GetFSM[V]) effs() []Effect {
+	clear(f.effBuf[:]) // NB: drop the last step's values, so the buffer holds no object alive
+	return f.effBuf[:0]
+}
+
 // Start returns the fan-out.
 func (f *GetFSM[V]) Start() []Effect {
-	eff := make([]Effect, 0, len(f.q.targets)+2)
+	eff := f.effs()
 	if bad, _ := f.q.unreachable(); bad {
 		f.answered = true
 		return append(eff, Answer[V]{Err: f.q.failErr("get")}, Done{})
@@ -313,13 +326,16 @@ func (f *GetFSM[V]) Reply(i int, v V, err error) []Effect {
 			f.merged = f.vals.Merge(f.merged, v)
 		}
 	}
-	var eff []Effect
+	eff := f.effs()
 	if f.found || f.p.NotFoundOK || f.q.allIn() || !f.q.met() {
 		eff = settle(eff, &f.q, &f.answered, "get", f.merged, f.p.Linger)
 	}
 	// NB: otherwise R replies said "not found": wait for the others (notfound_ok off).
 	if f.answered && f.q.allIn() {
 		eff = f.finish(eff)
+	}
+	if len(eff) == 0 {
+		return nil
 	}
 	return eff
 }
@@ -337,10 +353,10 @@ func (f *GetFSM[V]) Fire(t Timer) []Effect {
 			if f.q.met() {
 				ans = Answer[V]{Value: f.merged} // R replies, all "not found": the others stayed silent
 			}
-			return f.q.silent([]Effect{ans, StartTimer{Timer: TimerLinger, After: f.p.Linger}})
+			return f.q.silent(append(f.effs(), ans, StartTimer{Timer: TimerLinger, After: f.p.Linger}))
 		}
 	case TimerLinger:
-		return f.finish(f.q.silent(nil))
+		return f.finish(f.q.silent(f.effs()))
 	}
 	return nil
 }

@@ -56,13 +56,15 @@ type requestActor[V, O any, PO OpPtr[V, O]] struct {
 	// at the start: a request whose replicas answered at once is done by then and arms none (a read
 	// asks for two, the deadline and the linger, and arming and stopping them was ~5% of a read).
 	deferring bool
-	deferred  []StartTimer
-	deferBuf  [2]StartTimer
 	// sentInDefer: the actor sent to replicas since it last sent armTimers; their inline replies are
 	// queued behind that armTimers (a write's replication, after the coordinating vnode's reply), so
 	// armTimers goes round once more.
 	sentInDefer bool
-	deferRounds int
+	deferRounds int8
+	deferred    []StartTimer
+	deferBuf    [2]StartTimer
+	// NB: the small fields are packed beside one another: a read's request actor is 1008 bytes, under
+	// the 1024-byte size class with the allocator's 8-byte header (TestRequestActorSize).
 }
 
 // outcome is what a coordinator hands back to the waiting caller.
@@ -86,7 +88,13 @@ type replicaUnreachable struct {
 var errNoVnode = errors.New("coordinator: replica unreachable")
 
 func (a *requestActor[V, O, PO]) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
+	// NB: the actor has no receiver middleware (actors.WireSenderProps, see Start): replies from other nodes
+	// are decoded here.
+	m, ok := actors.DecodeReceived(ctx, ctx.Message())
+	if !ok {
+		return
+	}
+	switch msg := m.(type) {
 	case *actor.Started:
 		a.live.pid.Store(ctx.Self())
 		if a.live.stopReq.Load() {
@@ -107,13 +115,13 @@ func (a *requestActor[V, O, PO]) Receive(ctx actor.Context) {
 			a.apply(ctx, a.put.Start())
 		}
 		// NB: sent after the fan-out, so queued behind the replies of replicas that answered inline.
-		ctx.Send(ctx.Self(), armTimers{})
+		actors.Tell(ctx, ctx.Self(), armTimers{})
 		a.sentInDefer = false
 	case armTimers:
 		if a.sentInDefer && a.deferRounds < 2 && !a.stopping {
 			a.sentInDefer = false
 			a.deferRounds++
-			ctx.Send(ctx.Self(), armTimers{})
+			actors.Tell(ctx, ctx.Self(), armTimers{})
 			return
 		}
 		a.deferring = false
@@ -229,13 +237,16 @@ func (a *requestActor[V, O, PO]) answer(o outcome[V]) {
 	a.mu.Unlock()
 }
 
+// send sends msg to target i. NB: actors.Ask and actors.Tell rather than ctx.Request and ctx.Send, here and
+// for every send of this actor: a vnode of this node gets the message without the sender middleware, which
+// only acts on other nodes' pids and would make protoactor allocate this actor's context extras.
 func (a *requestActor[V, O, PO]) send(ctx actor.Context, i int, msg any) {
 	a.sentInDefer = a.deferring
 	if pid := a.pids[i]; pid != nil {
-		ctx.Request(pid, msg)
+		actors.Ask(ctx, pid, msg)
 		return
 	}
-	ctx.Send(ctx.Self(), &replicaUnreachable{i: i, err: fmt.Errorf("%w: partition %d on %s", errNoVnode, a.targets[i].Partition, a.targets[i].Node)})
+	actors.Tell(ctx, ctx.Self(), &replicaUnreachable{i: i, err: fmt.Errorf("%w: partition %d on %s", errNoVnode, a.targets[i].Partition, a.targets[i].Node)})
 }
 
 func (a *requestActor[V, O, PO]) apply(ctx actor.Context, effects []Effect) {
@@ -253,13 +264,13 @@ func (a *requestActor[V, O, PO]) apply(ctx actor.Context, effects []Effect) {
 		case Repair[V]:
 			a.svc.repairs.Add(1)
 			if pid := a.pids[e.Target]; pid != nil {
-				ctx.Request(pid, op.Replicate(a.key, uint32(e.Target), e.Value))
+				actors.Ask(ctx, pid, op.Replicate(a.key, uint32(e.Target), e.Value))
 			}
 		case SendReap[V]:
 			if msg := op.Reap(a.key, e.Value); msg != nil {
 				for _, pid := range a.pids {
 					if pid != nil {
-						ctx.Send(pid, msg)
+						actors.Tell(ctx, pid, msg)
 					}
 				}
 			}

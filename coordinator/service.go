@@ -18,7 +18,8 @@ import (
 // Router is what coordinators need from the rest of the node: where a key's replicas are and how to reach
 // them. Implementations must be safe for concurrent use and must not block.
 type Router interface {
-	// Preflist returns the key's preference list for n replicas (primaries, then fallbacks).
+	// Preflist returns the key's preference list for n replicas (primaries, then fallbacks), in a new slice
+	// the caller owns: a request keeps it as its targets and appends fallbacks to it.
 	Preflist(key []byte, n int) []ring.PrefEntry
 	// VnodePID returns the actor of partition p on node, or nil if it cannot be reached.
 	VnodePID(node ring.NodeID, p int) *actor.PID
@@ -200,7 +201,9 @@ func Start(system *actor.ActorSystem, cfg Config, router Router) (*Service, erro
 		return actor.StopDirective
 	})
 	s.root = actor.NewRootContext(system, nil).WithGuardian(strategy)
-	s.props = *actors.WireProps(actor.PropsFromProducer(func() actor.Actor { return nil }))
+	// NB: the sender middleware only: a receiver middleware would cost every request three envelopes (its
+	// Started, Stopping and Stopped); Receive decodes wire replies itself.
+	s.props = *actors.WireSenderProps(actor.PropsFromProducer(func() actor.Actor { return nil }))
 	return s, nil
 }
 
@@ -242,14 +245,9 @@ func (s *Service) admit(a *liveEntry) error {
 	return nil
 }
 
-func (s *Service) targets(key []byte) []Target {
-	pl := s.router.Preflist(key, s.cfg.N)
-	ts := make([]Target, len(pl))
-	for i, e := range pl {
-		ts[i] = Target{Partition: e.Partition, Node: e.Node, Primary: e.Primary}
-	}
-	return ts
-}
+// targets is key's preference list for N replicas: the request's own (Router.Preflist returns a new slice),
+// which a write may extend with fallbacks.
+func (s *Service) targets(key []byte) []Target { return s.router.Preflist(key, s.cfg.N) }
 
 // run spawns req's actor and waits for its answer, or ctx. req was admitted; its FSM and op are set.
 func run[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, req *requestActor[V, O, PO]) (V, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/gokai-kv/gokai/ring"
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
+	"unsafe"
 )
 
 // testNode is a real single node without listeners: goleveldb in a temp dir, vnode actors, coordinators.
@@ -687,5 +688,13 @@ func TestStopStopsEveryAdmittedRequest(t *testing.T) {
 	t.Logf("%d iterations: %d reads stopped, %d refused", iters, stopped, refused)
 	if stopped == 0 || refused == 0 {
 		t.Fatalf("the race was not exercised: %d reads stopped, %d refused", stopped, refused)
+	}
+}
+
+// TestGetOpSize pins the size of a read's op, which the coordinator's request actor holds by value: its
+// TestRequestActorSize checks the actor's size class with an op of this size.
+func TestGetOpSize(t *testing.T) {
+	if n := unsafe.Sizeof(getOp{}); n != 128 {
+		t.Fatalf("getOp is %d bytes, want 128: update coordinator's sizeOp and check TestRequestActorSize", n)
 	}
 }

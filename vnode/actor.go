@@ -263,7 +263,7 @@ func (a *vnodeActor) execute(ctx actor.Context, res Result, from Sender) {
 	switch res.kind {
 	case resultReply:
 		if res.reply != nil && from.pid != nil {
-			ctx.Send(from.pid, res.reply)
+			actors.Tell(ctx, from.pid, res.reply) // NB: no envelope for a local sender (a coordinator of this node)
 		}
 	case resultAsync:
 		work := res.work
