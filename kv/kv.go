@@ -26,6 +26,10 @@ var (
 	metaLease   = []byte{nsMeta, 's', 'e', 'q'}
 )
 
+// maxKeptEncoding bounds the encoding buffer a vnode keeps between stores (Vnode.enc): a larger object's
+// buffer is left to the collector.
+const maxKeptEncoding = 64 << 10
+
 // counterLease is how many dot counters a vnode reserves per write of its lease.
 const counterLease = 1 << 16
 
@@ -36,6 +40,7 @@ type Vnode struct {
 	env   vnode.Env
 	actor string // this vnode's actor id in vector clocks
 	buf   []byte
+	enc   []byte       // the encoding of the object being stored (store), reused: storage copies it
 	cache *objectCache // nil when disabled
 	// seq is the highest dot counter this vnode issued (for any key); lease is the persisted bound below
 	// which counters may have been issued. INVARIANT: seq < lease.
@@ -165,9 +170,12 @@ func (vn *Vnode) load(key []byte) (*Object, error) {
 // store writes o over old (what the vnode held: nil for nothing); o is then cached and shared: nobody may
 // modify it afterwards.
 func (vn *Vnode) store(key []byte, old, o *Object) error {
-	raw, err := o.MarshalBinary()
+	raw, err := o.AppendBinary(vn.enc[:0])
 	if err != nil {
 		return err
+	}
+	if cap(raw) <= maxKeptEncoding {
+		vn.enc = raw // NB: storage copied it (Backend's ownership rule): the next store reuses it
 	}
 	if err := vn.write(key, old, storage.Op{Key: vn.objectKey(key), Value: raw}, VersionHash(o)); err != nil {
 		// NB: the write may or may not have reached storage: forget the key so the next read asks it.

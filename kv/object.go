@@ -454,14 +454,22 @@ func (o *Object) Size() int {
 
 // MarshalBinary encodes o for storage and for the wire (see Encoding above). It fails if o breaks its invariant.
 func (o *Object) MarshalBinary() ([]byte, error) {
+	return o.AppendBinary(nil)
+}
+
+// AppendBinary appends MarshalBinary's encoding of o to dst (encoding.BinaryAppender): a caller that
+// writes the bytes somewhere that copies them (storage) reuses one buffer instead of allocating per object.
+// On error dst is returned unchanged.
+func (o *Object) AppendBinary(dst []byte) ([]byte, error) {
 	if o == nil {
 		o = &Object{}
 	}
 	if err := o.Validate(); err != nil {
-		return nil, fmt.Errorf("kv: encode object: %w", err)
+		return dst, fmt.Errorf("kv: encode object: %w", err)
 	}
-	e := getEncoder(o.Size())
+	e := getEncoder(0)
 	defer putEncoder(e)
+	e.w.b = slices.Grow(dst, o.Size())
 	e.arrayLen(3)
 	e.uint(objectFormat)
 	e.clock(o.Clock)
@@ -588,9 +596,13 @@ var encoderPool = sync.Pool{New: func() any {
 	return e
 }}
 
+// getEncoder returns a pooled encoder writing into a new buffer of size bytes (0: none; the caller sets
+// e.w.b).
 func getEncoder(size int) *encoder {
 	e := encoderPool.Get().(*encoder)
-	e.w.b = make([]byte, 0, size)
+	if size > 0 {
+		e.w.b = make([]byte, 0, size)
+	}
 	return e
 }
 

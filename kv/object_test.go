@@ -878,6 +878,19 @@ func BenchmarkMarshalObject100B(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendObject100B is MarshalBinary into one reused buffer, as a vnode's store does.
+func BenchmarkAppendObject100B(b *testing.B) {
+	o := objBenchObject()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = o.AppendBinary(buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkUnmarshalObject100B(b *testing.B) {
 	enc, _ := objBenchObject().MarshalBinary()
 	b.SetBytes(int64(len(enc)))
@@ -912,5 +925,30 @@ func TestLiveAndLiveCount(t *testing.T) {
 	var none *Object
 	if none.Live(now) != nil || none.LiveCount(now) != 0 {
 		t.Fatal("nil object has live siblings")
+	}
+}
+
+// TestAppendBinaryAppendsMarshalBinary: AppendBinary(dst) is dst followed by MarshalBinary's bytes, and
+// leaves dst as it was on an invalid object.
+func TestAppendBinaryAppendsMarshalBinary(t *testing.T) {
+	o := objBenchObject()
+	want, err := o.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range [][]byte{nil, {}, []byte("prefix"), make([]byte, 3, 1000)} {
+		before := bytes.Clone(dst)
+		got, err := o.AppendBinary(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[:len(before)], before) || !bytes.Equal(got[len(before):], want) {
+			t.Fatalf("AppendBinary(%q) = %x, want the prefix then %x", before, got, want)
+		}
+	}
+	bad := &Object{Siblings: []Sibling{{Dot: Dot{Actor: "nobody", Counter: 1}}}}
+	got, err := bad.AppendBinary([]byte("keep"))
+	if err == nil || string(got) != "keep" {
+		t.Fatalf("invalid object: %q, %v; want \"keep\" and an error", got, err)
 	}
 }
