@@ -277,10 +277,13 @@ func (vn *Vnode) apply(req *PutRequest) (rep *PutReply, stored bool) {
 			rep.Code, rep.Err = CodeBadRequest, "kv: replicate without object"
 			return rep, false
 		}
-		next = Sync(local, req.Object, vn.cfg.LWW)
-		if next.Equal(req.Object) {
-			// Keep the incoming object itself (immutable, like every object), so that the replicas of one
-			// write share it and a read's comparison of their copies is a pointer comparison.
+		// Keep the incoming object itself when it is what Sync would make (immutable, like every object),
+		// so that the replicas of one write share it and a read's comparison of their copies is a pointer
+		// comparison. NB: SyncKeeps spares the merge in the common case (a write coordinated on what this
+		// replica holds).
+		if SyncKeeps(local, req.Object, vn.cfg.LWW) {
+			next = req.Object
+		} else if next = Sync(local, req.Object, vn.cfg.LWW); next.Equal(req.Object) {
 			next = req.Object
 		}
 		if local != nil && next.Equal(local) {
