@@ -40,8 +40,9 @@ type Vnode struct {
 	env   vnode.Env
 	actor string // this vnode's actor id in vector clocks
 	buf   []byte
-	enc   []byte       // the encoding of the object being stored (store), reused: storage copies it
-	cache *objectCache // nil when disabled
+	enc   []byte        // the encoding of the object being stored (store), reused: storage copies it
+	ops   [2]storage.Op // write's batch: the item's op and the hash trees' index entry
+	cache *objectCache  // nil when disabled
 	// seq is the highest dot counter this vnode issued (for any key); lease is the persisted bound below
 	// which counters may have been issued. INVARIANT: seq < lease.
 	seq, lease uint64
@@ -195,7 +196,11 @@ func (vn *Vnode) write(key []byte, old *Object, op storage.Op, newV uint64) erro
 		}
 		return vn.env.Store.Put(op.Key, op.Value)
 	}
-	return vn.env.AAE.Write([]storage.Op{op}, vnode.AAEChange{StoreKey: op.Key, Key: key, Old: VersionHash(old), New: newV})
+	// NB: the batch lives in the vnode, with room for the index entry Write appends: no allocation.
+	vn.ops[0] = op
+	err := vn.env.AAE.Write(vn.ops[:1:len(vn.ops)], vnode.AAEChange{StoreKey: op.Key, Key: key, Old: VersionHash(old), New: newV})
+	vn.ops = [2]storage.Op{}
+	return err
 }
 
 func (vn *Vnode) nowNanos() int64 { return vn.env.Now().UnixNano() }
