@@ -26,6 +26,10 @@ var (
 	metaLease   = []byte{nsMeta, 's', 'e', 'q'}
 )
 
+// maxKeptEncoding bounds the encoding buffer a vnode keeps between stores (Vnode.enc): a larger object's
+// buffer is left to the collector.
+const maxKeptEncoding = 64 << 10
+
 // counterLease is how many dot counters a vnode reserves per write of its lease.
 const counterLease = 1 << 16
 
@@ -36,7 +40,9 @@ type Vnode struct {
 	env   vnode.Env
 	actor string // this vnode's actor id in vector clocks
 	buf   []byte
-	cache *objectCache // nil when disabled
+	enc   []byte        // the encoding of the object being stored (store), reused: storage copies it
+	ops   [2]storage.Op // write's batch: the item's op and the hash trees' index entry
+	cache *objectCache  // nil when disabled
 	// seq is the highest dot counter this vnode issued (for any key); lease is the persisted bound below
 	// which counters may have been issued. INVARIANT: seq < lease.
 	seq, lease uint64
@@ -165,9 +171,12 @@ func (vn *Vnode) load(key []byte) (*Object, error) {
 // store writes o over old (what the vnode held: nil for nothing); o is then cached and shared: nobody may
 // modify it afterwards.
 func (vn *Vnode) store(key []byte, old, o *Object) error {
-	raw, err := o.MarshalBinary()
+	raw, err := o.AppendBinary(vn.enc[:0])
 	if err != nil {
 		return err
+	}
+	if cap(raw) <= maxKeptEncoding {
+		vn.enc = raw // NB: storage copied it (Backend's ownership rule): the next store reuses it
 	}
 	if err := vn.write(key, old, storage.Op{Key: vn.objectKey(key), Value: raw}, VersionHash(o)); err != nil {
 		// NB: the write may or may not have reached storage: forget the key so the next read asks it.
@@ -187,7 +196,11 @@ func (vn *Vnode) write(key []byte, old *Object, op storage.Op, newV uint64) erro
 		}
 		return vn.env.Store.Put(op.Key, op.Value)
 	}
-	return vn.env.AAE.Write([]storage.Op{op}, vnode.AAEChange{StoreKey: op.Key, Key: key, Old: VersionHash(old), New: newV})
+	// NB: the batch lives in the vnode, with room for the index entry Write appends: no allocation.
+	vn.ops[0] = op
+	err := vn.env.AAE.Write(vn.ops[:1:len(vn.ops)], vnode.AAEChange{StoreKey: op.Key, Key: key, Old: VersionHash(old), New: newV})
+	vn.ops = [2]storage.Op{}
+	return err
 }
 
 func (vn *Vnode) nowNanos() int64 { return vn.env.Now().UnixNano() }
@@ -269,10 +282,13 @@ func (vn *Vnode) apply(req *PutRequest) (rep *PutReply, stored bool) {
 			rep.Code, rep.Err = CodeBadRequest, "kv: replicate without object"
 			return rep, false
 		}
-		next = Sync(local, req.Object, vn.cfg.LWW)
-		if next.Equal(req.Object) {
-			// Keep the incoming object itself (immutable, like every object), so that the replicas of one
-			// write share it and a read's comparison of their copies is a pointer comparison.
+		// Keep the incoming object itself when it is what Sync would make (immutable, like every object),
+		// so that the replicas of one write share it and a read's comparison of their copies is a pointer
+		// comparison. NB: SyncKeeps spares the merge in the common case (a write coordinated on what this
+		// replica holds).
+		if SyncKeeps(local, req.Object, vn.cfg.LWW) {
+			next = req.Object
+		} else if next = Sync(local, req.Object, vn.cfg.LWW); next.Equal(req.Object) {
 			next = req.Object
 		}
 		if local != nil && next.Equal(local) {

@@ -223,6 +223,52 @@ func Sync(a, b *Object, lww bool) *Object {
 	return out
 }
 
+// SyncKeeps reports whether Sync(a, b, lww) equals b (Object.Equal), without building it: a replica that
+// receives b then stores b itself. It holds when b's clock descends a's, a's siblings that b lacks are
+// covered by b's clock (b superseded them), b's siblings that a lacks are not covered by a's clock (a has
+// not superseded them), and last-write-wins has nothing to collapse. The common case: b is a write
+// coordinated on a copy of what a holds. b must not be nil.
+func SyncKeeps(a, b *Object, lww bool) bool {
+	if lww && len(b.Siblings) > 1 {
+		return false
+	}
+	if a == nil {
+		return true
+	}
+	if !b.Clock.Descends(a.Clock) {
+		return false
+	}
+	as, bs := a.Siblings, b.Siblings
+	i, j := 0, 0
+	for i < len(as) || j < len(bs) {
+		c := 0
+		switch {
+		case i == len(as):
+			c = 1
+		case j == len(bs):
+			c = -1
+		default:
+			c = CompareDots(as[i].Dot, bs[j].Dot)
+		}
+		switch {
+		case c < 0:
+			if !b.Clock.Covers(as[i].Dot) {
+				return false
+			}
+			i++
+		case c > 0:
+			if a.Clock.Covers(bs[j].Dot) {
+				return false
+			}
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return true
+}
+
 // compareSiblings is a total order on siblings: (LastMod, Dot), then the rest of the content.
 func compareSiblings(x, y Sibling) int {
 	if c := cmp.Compare(x.Meta.LastMod, y.Meta.LastMod); c != 0 {
@@ -454,14 +500,22 @@ func (o *Object) Size() int {
 
 // MarshalBinary encodes o for storage and for the wire (see Encoding above). It fails if o breaks its invariant.
 func (o *Object) MarshalBinary() ([]byte, error) {
+	return o.AppendBinary(nil)
+}
+
+// AppendBinary appends MarshalBinary's encoding of o to dst (encoding.BinaryAppender): a caller that
+// writes the bytes somewhere that copies them (storage) reuses one buffer instead of allocating per object.
+// On error dst is returned unchanged.
+func (o *Object) AppendBinary(dst []byte) ([]byte, error) {
 	if o == nil {
 		o = &Object{}
 	}
 	if err := o.Validate(); err != nil {
-		return nil, fmt.Errorf("kv: encode object: %w", err)
+		return dst, fmt.Errorf("kv: encode object: %w", err)
 	}
-	e := getEncoder(o.Size())
+	e := getEncoder(0)
 	defer putEncoder(e)
+	e.w.b = slices.Grow(dst, o.Size())
 	e.arrayLen(3)
 	e.uint(objectFormat)
 	e.clock(o.Clock)
@@ -588,9 +642,13 @@ var encoderPool = sync.Pool{New: func() any {
 	return e
 }}
 
+// getEncoder returns a pooled encoder writing into a new buffer of size bytes (0: none; the caller sets
+// e.w.b).
 func getEncoder(size int) *encoder {
 	e := encoderPool.Get().(*encoder)
-	e.w.b = make([]byte, 0, size)
+	if size > 0 {
+		e.w.b = make([]byte, 0, size)
+	}
 	return e
 }
 

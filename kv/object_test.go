@@ -420,6 +420,44 @@ func TestSyncProperties(t *testing.T) {
 	}
 }
 
+// TestSyncKeepsAgreesWithSync: SyncKeeps(a, b) says Sync(a, b) equals b exactly when it does (a false "yes"
+// would make a replica store b over siblings it must keep), and says so for a write coordinated on a's copy.
+func TestSyncKeepsAgreesWithSync(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	kept := 0
+	for i := 0; i < 20000; i++ {
+		a, b := objUniverse(rng), objUniverse(rng)
+		if b == nil {
+			continue
+		}
+		for _, lww := range []bool{false, true} {
+			want := Sync(a, b, lww).Equal(b)
+			if got := SyncKeeps(a, b, lww); got != want {
+				t.Fatalf("lww=%v: SyncKeeps = %v, Sync(a, b).Equal(b) = %v\na=%v\nb=%v", lww, got, want, a, b)
+			}
+			if want {
+				kept++
+			}
+		}
+		if a == nil {
+			continue
+		}
+		// A write coordinated on a's copy, blind or with a's context, by a's or another actor.
+		for _, actor := range []string{"A", "D"} {
+			w, err := Update(a, actor, a.Clock, rng.Intn(2) == 0, []byte("w"), Meta{}, 9, UpdateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !SyncKeeps(a, w, false) || !Sync(a, w, false).Equal(w) {
+				t.Fatalf("a write coordinated on a is not kept by a's replica:\na=%v\nw=%v", a, w)
+			}
+		}
+	}
+	if kept == 0 {
+		t.Fatal("the generator never made a pair that Sync keeps")
+	}
+}
+
 // TestSyncWithUpdate: a replica that receives the coordinator's result ends up with exactly that result.
 func TestSyncWithUpdate(t *testing.T) {
 	rng := rand.New(rand.NewSource(4))
@@ -878,6 +916,19 @@ func BenchmarkMarshalObject100B(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendObject100B is MarshalBinary into one reused buffer, as a vnode's store does.
+func BenchmarkAppendObject100B(b *testing.B) {
+	o := objBenchObject()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = o.AppendBinary(buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkUnmarshalObject100B(b *testing.B) {
 	enc, _ := objBenchObject().MarshalBinary()
 	b.SetBytes(int64(len(enc)))
@@ -912,5 +963,30 @@ func TestLiveAndLiveCount(t *testing.T) {
 	var none *Object
 	if none.Live(now) != nil || none.LiveCount(now) != 0 {
 		t.Fatal("nil object has live siblings")
+	}
+}
+
+// TestAppendBinaryAppendsMarshalBinary: AppendBinary(dst) is dst followed by MarshalBinary's bytes, and
+// leaves dst as it was on an invalid object.
+func TestAppendBinaryAppendsMarshalBinary(t *testing.T) {
+	o := objBenchObject()
+	want, err := o.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range [][]byte{nil, {}, []byte("prefix"), make([]byte, 3, 1000)} {
+		before := bytes.Clone(dst)
+		got, err := o.AppendBinary(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[:len(before)], before) || !bytes.Equal(got[len(before):], want) {
+			t.Fatalf("AppendBinary(%q) = %x, want the prefix then %x", before, got, want)
+		}
+	}
+	bad := &Object{Siblings: []Sibling{{Dot: Dot{Actor: "nobody", Counter: 1}}}}
+	got, err := bad.AppendBinary([]byte("keep"))
+	if err == nil || string(got) != "keep" {
+		t.Fatalf("invalid object: %q, %v; want \"keep\" and an error", got, err)
 	}
 }

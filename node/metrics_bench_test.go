@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/internal/cputime"
 	"github.com/gokai-kv/gokai/kv"
 )
 
@@ -49,8 +49,8 @@ func BenchmarkLocalGetMetrics(b *testing.B) {
 			b.ResetTimer()
 			// NB: CPU time per read (the process's user+system time) is steadier than wall time on a busy
 			// machine: other work slows this one down but does not make it spend more CPU.
-			cpu0 := cpuTime()
-			defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") }()
+			cpu0 := cputime.Process()
+			defer func() { b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op") }()
 			b.RunParallel(func(pb *testing.PB) {
 				i := 0
 				for pb.Next() {
@@ -63,15 +63,6 @@ func BenchmarkLocalGetMetrics(b *testing.B) {
 			})
 		})
 	}
-}
-
-// cpuTime is the process's user and system CPU time in nanoseconds.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkObservers measures the request metrics' observers alone: the coordinator's per request, a

@@ -71,6 +71,10 @@
 // write is fsynced before it is acknowledged and survives power loss, at a much
 // lower write rate. Memory keeps nothing across Close.
 //
+// Concurrent writes (Put, Delete, Write from different partitions' vnodes) are merged into one goleveldb
+// batch by a group commit (commit.go); each caller still returns only once the batch holding its write is
+// written (and fsynced, with Sync), or with that batch's error: the durability above holds per call.
+//
 // # A full disk
 //
 // goleveldb keeps a failed journal write (ENOSPC) as a sticky error: every later write fails the same way

@@ -1,9 +1,6 @@
 package storage
 
-import (
-	"encoding/binary"
-	"sync"
-)
+import "encoding/binary"
 
 // Key layout of the goleveldb backend (see doc.go):
 //
@@ -31,28 +28,6 @@ func appendKey(dst []byte, partition uint32, key []byte) []byte {
 // encodeKey returns the stored form of (partition, key) in a new slice.
 func encodeKey(partition uint32, key []byte) []byte {
 	return appendKey(make([]byte, 0, prefixLen+len(key)), partition, key)
-}
-
-// keyBufs holds buffers for the stored form of a key during one goleveldb Put or Delete, which copy the key
-// (into a batch or the memtable) and keep no reference once they return; the key escapes there (a merged
-// write hands it to another goroutine), so encodeKey's slice would go to the heap on every write. A buffer
-// grown past maxPooledKey is left to the collector.
-var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}
-
-const maxPooledKey = 1 << 10
-
-// borrowKey returns a pooled buffer holding the stored form of (partition, key); give it back with
-// returnKey once the call that uses it has returned.
-func borrowKey(partition uint32, key []byte) *[]byte {
-	b := keyBufs.Get().(*[]byte)
-	*b = appendKey((*b)[:0], partition, key)
-	return b
-}
-
-func returnKey(b *[]byte) {
-	if cap(*b) <= maxPooledKey {
-		keyBufs.Put(b)
-	}
 }
 
 // decodePartition returns the partition of a stored key. ok is false for a

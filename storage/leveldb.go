@@ -126,6 +126,8 @@ type LevelDB struct {
 	wo     *opt.WriteOptions
 	scanRO *opt.ReadOptions
 	closed atomic.Bool
+	// commit merges concurrent writes into one goleveldb batch (commit.go).
+	commit committer
 
 	// open opens the DB (read-only or not) and returns what to close after it (nil: nothing); free
 	// reports the bytes free for the DB's files. Tests replace them to inject faults.
@@ -316,17 +318,7 @@ func (l *LevelDB) Put(partition uint32, key, value []byte) error {
 	if err := checkKey(key); err != nil {
 		return opError("put", partition, err)
 	}
-	db, err := l.acquireWrite("put", partition)
-	if err != nil {
-		return err
-	}
-	defer l.mu.RUnlock()
-	k := borrowKey(partition, key)
-	defer returnKey(k)
-	if err := db.Put(*k, value, l.wo); err != nil {
-		return l.fail("put", partition, err)
-	}
-	return nil
+	return l.write("put", partition, nil, Op{Key: key, Value: value})
 }
 
 // Delete implements Backend.
@@ -334,17 +326,7 @@ func (l *LevelDB) Delete(partition uint32, key []byte) error {
 	if err := checkKey(key); err != nil {
 		return opError("delete", partition, err)
 	}
-	db, err := l.acquireWrite("delete", partition)
-	if err != nil {
-		return err
-	}
-	defer l.mu.RUnlock()
-	k := borrowKey(partition, key)
-	defer returnKey(k)
-	if err := db.Delete(*k, l.wo); err != nil {
-		return l.fail("delete", partition, err)
-	}
-	return nil
+	return l.write("delete", partition, nil, Op{Key: key, Delete: true})
 }
 
 // Write implements Backend.
@@ -358,23 +340,25 @@ func (l *LevelDB) Write(partition uint32, ops []Op) error {
 		}
 		return nil
 	}
-	db, err := l.acquireWrite("write", partition)
+	return l.write("write", partition, ops, Op{})
+}
+
+// write stores ops (nil: the one op one) through the group committer.
+func (l *LevelDB) write(op string, partition uint32, ops []Op, one Op) error {
+	db, err := l.acquireWrite(op, partition)
 	if err != nil {
 		return err
 	}
 	defer l.mu.RUnlock()
-	var b leveldb.Batch
-	var kb []byte // NB: Batch copies keys and values, so one key buffer serves all ops.
-	for i := range ops {
-		kb = appendKey(kb[:0], partition, ops[i].Key)
-		if ops[i].Delete {
-			b.Delete(kb)
-		} else {
-			b.Put(kb, ops[i].Value)
-		}
+	w := getPending(partition, ops)
+	if ops == nil {
+		w.one[0] = one
+		w.ops = w.one[:]
 	}
-	if err := db.Write(&b, l.wo); err != nil {
-		return l.fail("write", partition, err)
+	err = l.commit.commit(db, l.wo, w)
+	putPending(w)
+	if err != nil {
+		return l.fail(op, partition, err)
 	}
 	return nil
 }
