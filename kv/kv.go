@@ -43,11 +43,12 @@ type Vnode struct {
 }
 
 var (
-	_ vnode.Behaviour        = (*Vnode)(nil)
-	_ vnode.HandoffCommander = (*Vnode)(nil)
-	_ vnode.HandoffMerger    = (*Vnode)(nil)
-	_ vnode.ConcurrentFold   = (*Vnode)(nil)
-	_ vnode.AAEHasher        = (*Vnode)(nil)
+	_ vnode.Behaviour          = (*Vnode)(nil)
+	_ vnode.HandoffCommander   = (*Vnode)(nil)
+	_ vnode.HandoffMerger      = (*Vnode)(nil)
+	_ vnode.HandoffBatchMerger = (*Vnode)(nil)
+	_ vnode.ConcurrentFold     = (*Vnode)(nil)
+	_ vnode.AAEHasher          = (*Vnode)(nil)
 )
 
 // ConcurrentFoldSafe: KV's fold reads a storage snapshot and its encoder is pure.
@@ -459,6 +460,110 @@ func (vn *Vnode) MergeHandoffData(data []byte) (changed bool, err error) {
 		return false, errors.New(rep.Err)
 	}
 	return stored, nil
+}
+
+// MergeHandoffBatch implements vnode.HandoffBatchMerger: every item merged as MergeHandoffData would, in
+// order (an item merges with the vnode's copy and with the earlier items of its key), and the changed
+// objects stored in one storage write (with their hash-tree index entries), then cached. A load failure or an
+// item that does not decode ends the batch there: the items before it are still stored.
+func (vn *Vnode) MergeHandoffBatch(items [][]byte, changed []bool) (int, error) {
+	var (
+		writes []batchWrite
+		at     = make(map[string]int, len(items)) // key -> its index in writes
+		n      = len(items)
+		failed error
+	)
+	for i, it := range items {
+		key, raw, err := DecodeHandoffItem(it)
+		if err != nil {
+			n, failed = i, err
+			break
+		}
+		in, err := UnmarshalObject(raw)
+		if err != nil {
+			n, failed = i, err
+			break
+		}
+		w, seen := at[string(key)]
+		var local *Object
+		if seen {
+			local = writes[w].obj
+		} else if local, err = vn.load(key); err != nil {
+			n, failed = i, err
+			break
+		}
+		// NB: exactly apply's merge of a replicated object (a PutRequest without Coordinate).
+		next := Sync(local, in, vn.cfg.LWW)
+		if next.Equal(in) {
+			next = in
+		}
+		if local != nil && next.Equal(local) {
+			continue
+		}
+		changed[i] = true
+		if seen {
+			writes[w].obj = next
+		} else {
+			at[string(key)] = len(writes)
+			writes = append(writes, batchWrite{key: key, old: local, obj: next})
+		}
+	}
+	if err := vn.storeBatch(writes); err != nil {
+		clear(changed)
+		return 0, err
+	}
+	return n, failed
+}
+
+// batchWrite is one object of storeBatch: the user key, what the vnode held (nil: nothing) and the new object.
+type batchWrite struct {
+	key      []byte
+	old, obj *Object
+}
+
+// storeBatch is store of several objects (one per key) in one storage write: the objects are then cached
+// and shared.
+func (vn *Vnode) storeBatch(writes []batchWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	size := 0
+	for _, w := range writes {
+		size += 1 + len(w.key)
+	}
+	keys := make([]byte, 0, size) // NB: every store key in one allocation; never grows past size
+	ops := make([]storage.Op, len(writes), len(writes)+1)
+	var chs []vnode.AAEChange
+	if vn.env.AAE != nil {
+		chs = make([]vnode.AAEChange, len(writes))
+	}
+	for i, w := range writes {
+		raw, err := w.obj.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		start := len(keys)
+		keys = append(append(keys, nsObject), w.key...)
+		ops[i] = storage.Op{Key: keys[start:len(keys):len(keys)], Value: raw}
+		if chs != nil {
+			chs[i] = vnode.AAEChange{StoreKey: ops[i].Key, Key: w.key, Old: VersionHash(w.old), New: VersionHash(w.obj)}
+		}
+	}
+	var err error
+	if chs != nil {
+		err = vn.env.AAE.WriteBatch(ops, chs)
+	} else {
+		err = vn.env.Store.Write(ops)
+	}
+	for _, w := range writes {
+		if err != nil {
+			// NB: the write may or may not have reached storage: forget the key so the next read asks it.
+			vn.cache.drop(w.key)
+		} else {
+			vn.cache.put(w.key, w.obj)
+		}
+	}
+	return err
 }
 
 // IsEmpty reports whether the vnode holds no objects.
