@@ -464,3 +464,233 @@ func TestPartitionReportedOnceEveryServiceMovedIt(t *testing.T) {
 		}
 	}
 }
+
+// batchHolder stands in for the new owner's vnode and lets the test decide when and how each batch is
+// acknowledged. It checks the window: batch s may arrive only while at most Window-1 batches before it are
+// unacknowledged (s <= the batches acknowledged in order from the first + Window). A batch with Seq 1 starts
+// a new attempt.
+type batchHolder struct {
+	sys    *actor.ActorSystem
+	window uint64
+
+	mu        sync.Mutex
+	auto      bool                  // acknowledge every batch at once
+	held      map[uint64]*actor.PID // seq -> whom to answer
+	inOrder   uint64                // batches acknowledged in order from the first (this attempt)
+	acked     map[uint64]bool
+	arrived   int
+	violation string
+}
+
+func (h *batchHolder) Receive(ctx actor.Context) {
+	m, ok := ctx.Message().(*vnode.HandoffBatch)
+	if !ok {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m.Seq == 1 {
+		h.held, h.acked, h.inOrder = map[uint64]*actor.PID{}, map[uint64]bool{}, 0
+	}
+	h.arrived++
+	if m.Seq > h.inOrder+h.window && h.violation == "" {
+		h.violation = fmt.Sprintf("batch %d sent with only %d acknowledged in order (window %d)", m.Seq, h.inOrder, h.window)
+	}
+	if h.auto {
+		ctx.Respond(&vnode.HandoffAck{V: 1, Seq: m.Seq})
+		h.ackedLocked(m.Seq)
+		return
+	}
+	h.held[m.Seq] = ctx.Sender()
+}
+
+func (h *batchHolder) ackedLocked(seq uint64) {
+	h.acked[seq] = true
+	for h.acked[h.inOrder+1] {
+		h.inOrder++
+	}
+}
+
+// heldSeqs is the batches waiting for an answer.
+func (h *batchHolder) heldSeqs() map[uint64]bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[uint64]bool{}
+	for s := range h.held {
+		out[s] = true
+	}
+	return out
+}
+
+// answer acknowledges batch seq (with errText, if not ""); drop forgets it unanswered (a lost ack).
+func (h *batchHolder) answer(t *testing.T, seq uint64, errText string, drop bool) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	to, ok := h.held[seq]
+	if !ok {
+		t.Fatalf("batch %d is not held", seq)
+	}
+	delete(h.held, seq)
+	if drop {
+		return
+	}
+	h.sys.Root.Send(to, &vnode.HandoffAck{V: 1, Seq: seq, Err: errText})
+	if errText == "" {
+		h.ackedLocked(seq)
+	}
+}
+
+// setAuto makes the holder acknowledge every batch from now on, those it holds included.
+func (h *batchHolder) setAuto(t *testing.T) {
+	h.mu.Lock()
+	h.auto = true
+	seqs := make([]uint64, 0, len(h.held))
+	for s := range h.held {
+		seqs = append(seqs, s)
+	}
+	h.mu.Unlock()
+	for _, s := range seqs {
+		h.answer(t, s, "", false)
+	}
+}
+
+func (h *batchHolder) check(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.violation != "" {
+		t.Fatal(h.violation)
+	}
+}
+
+// waitHeld waits until the holder holds exactly the batches want.
+func waitHeld(t *testing.T, h *batchHolder, want ...uint64) {
+	t.Helper()
+	eventually.NoError(t, 10*time.Second, fmt.Sprintf("batches %v held", want), func() error {
+		got := h.heldSeqs()
+		if len(got) != len(want) {
+			return fmt.Errorf("holding %v", got)
+		}
+		for _, s := range want {
+			if !got[s] {
+				return fmt.Errorf("holding %v", got)
+			}
+		}
+		return nil
+	})
+}
+
+// windowSetup: partition 3 of node a holds 100 keys; its move to b goes to a batchHolder, 10 items per
+// batch (10 batches), Window 4.
+func windowSetup(t *testing.T, timeout time.Duration) (*twoNodes, *batchHolder, *Manager) {
+	n, logger := setupNodes(t, []int{3}, 100)
+	h := &batchHolder{sys: n.sys, window: 4}
+	pid := n.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return h }))
+	m, err := New(Config{Self: "a", Concurrency: 1, BatchItems: 10, Window: 4, Timeout: timeout, RetryAfter: 10 * time.Millisecond,
+		Services: []string{"kv"}, Resolver: eaterResolver{n, pid}, System: n.sys, Report: n.report, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return n, h, m
+}
+
+// TestWindowKeepsBatchesInFlightAndTakesAcksInAnyOrder: four batches go out before any is acknowledged, no
+// fifth until the first is; acknowledgements arriving last-first still complete the move, every item counted
+// once.
+func TestWindowKeepsBatchesInFlightAndTakesAcksInAnyOrder(t *testing.T) {
+	n, h, m := windowSetup(t, 10*time.Second)
+	m.Sync([]Move{{Service: "kv", Partition: 3, From: "a", To: "b"}})
+	for _, group := range [][]uint64{{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10}} {
+		waitHeld(t, h, group...)
+		h.check(t)
+		for i := len(group) - 1; i >= 0; i-- { // the newest first
+			h.answer(t, group[i], "", false)
+		}
+	}
+	ps := waitDone(t, m, 1)
+	h.check(t)
+	if ps[0].Keys != 100 || ps[0].Attempts != 1 {
+		t.Fatalf("progress %+v: want 100 keys in one attempt", ps[0])
+	}
+	if keys, _, _, _ := m.Sent(); keys != 100 {
+		t.Fatalf("sent %d keys, want 100", keys)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.reported) != 1 {
+		t.Fatalf("reported %v", n.reported)
+	}
+}
+
+// TestWindowFailureMidWindowFailsTheAttempt: with batches 1-4 in flight, batch 1 acknowledged and batch 2
+// refused, the attempt fails (batches 3 and 4, acknowledged, do not count: only batch 1's items were sent);
+// in the next attempt batch 2's acknowledgement is lost, which fails it after the timeout (the batches after
+// it acknowledged); the third attempt completes. Every attempt starts from the first item.
+func TestWindowFailureMidWindowFailsTheAttempt(t *testing.T) {
+	_, h, m := windowSetup(t, time.Second)
+	m.Sync([]Move{{Service: "kv", Partition: 3, From: "a", To: "b"}})
+	waitHeld(t, h, 1, 2, 3, 4)
+	h.answer(t, 3, "", false)
+	h.answer(t, 4, "", false)
+	h.answer(t, 1, "", false)
+	waitHeld(t, h, 2, 5) // batch 1's slot went to batch 5
+	h.answer(t, 2, "receiver refused", false)
+	eventually.NoError(t, 10*time.Second, "the attempt failed on batch 2", func() error {
+		if ps := m.Progress(); len(ps) != 1 || !strings.Contains(ps[0].LastError, "batch 2: receiver refused") {
+			return fmt.Errorf("progress %+v", ps)
+		}
+		return nil
+	})
+	if keys, _, _, _ := m.Sent(); keys != 10 {
+		t.Fatalf("sent %d keys after the failed attempt, want 10 (batch 1 only)", keys)
+	}
+	// The retry: batch 2's acknowledgement is lost; every other batch is acknowledged from now on.
+	waitHeld(t, h, 1, 2, 3, 4)
+	h.answer(t, 1, "", false)
+	h.answer(t, 2, "", true)
+	h.setAuto(t)
+	ps := waitDone(t, m, 1)
+	if !strings.Contains(ps[0].LastError, "batch 2:") || strings.Contains(ps[0].LastError, "refused") {
+		t.Fatalf("last error %q: want batch 2's lost ack", ps[0].LastError)
+	}
+	h.check(t)
+	if ps[0].Keys != 100 || ps[0].Attempts != 3 {
+		t.Fatalf("progress %+v: want 100 keys in the third attempt", ps[0])
+	}
+	if keys, _, _, _ := m.Sent(); keys != 10+10+100 {
+		t.Fatalf("sent %d keys, want 120 (batch 1 of each failed attempt, then all)", keys)
+	}
+}
+
+// TestWindowCancelMidWindow: a move cancelled with batches in flight stops without their acknowledgements
+// (its attempt ends once the oldest one's times out); moved again, it completes, and only that move reports.
+func TestWindowCancelMidWindow(t *testing.T) {
+	n, h, m := windowSetup(t, time.Second)
+	mv := Move{Service: "kv", Partition: 3, From: "a", To: "b"}
+	m.Sync([]Move{mv})
+	waitHeld(t, h, 1, 2, 3, 4)
+	m.Sync(nil)
+	if ps := m.Progress(); len(ps) != 0 {
+		t.Fatalf("progress after cancel: %+v", ps)
+	}
+	m.Sync([]Move{mv})
+	// NB: with Concurrency 1 the new transfer starts only once the cancelled one's goroutine ended.
+	eventually.NoError(t, 10*time.Second, "the new transfer sending", func() error {
+		if ps := m.Progress(); len(ps) != 1 || ps[0].State != StateSending {
+			return fmt.Errorf("progress %+v", ps)
+		}
+		return nil
+	})
+	h.setAuto(t)
+	ps := waitDone(t, m, 1)
+	if ps[0].Keys != 100 || ps[0].Attempts != 1 {
+		t.Fatalf("progress %+v", ps[0])
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.reported) != 1 {
+		t.Fatalf("reported %v, want the one completed move", n.reported)
+	}
+}
