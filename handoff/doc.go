@@ -4,7 +4,9 @@
 // partition, so a move names a service and a partition (a Slot): an ownership transfer of partition p is one
 // move per service (Config.Services), and "transfer done" is reported to the claimant (Report) only by the
 // transfer that completes p last, when every service's part is done; the parts done earlier stay in handoff
-// mode, forwarding their writes to the new owner, meanwhile. Each transfer puts the local vnode in handoff mode (a session
+// mode, forwarding their writes to the new owner, meanwhile. Each transfer waits for the target vnode to run
+// (a new owner starts it once it sees the committed state, a moment after the claimant), puts the local vnode
+// in handoff mode (a session
 // named by the vnode), folds its partition into batches sent to the target vnode (at most Config.Window
 // batches in flight, sent without waiting for the acknowledgements of the ones before: backpressure that
 // keeps the receiver busy; a batch counts as sent once it and every batch before it are acknowledged, and

@@ -571,6 +571,9 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 	if dst == nil {
 		return fmt.Errorf("handoff: %s unreachable", mv.To)
 	}
+	if err := m.awaitTarget(ctx, dst); err != nil {
+		return err
+	}
 	res, err := actors.Request(ctx, sys, src, &vnode.BeginHandoff{Target: dst, Node: string(mv.To), Hinted: mv.Hinted}, m.cfg.Timeout)
 	if err != nil {
 		return fmt.Errorf("handoff: begin: %w", err)
@@ -714,6 +717,34 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 	}
 	m.update(t, func(p *Progress) { p.State = StateDone })
 	return nil
+}
+
+// targetPoll is how often awaitTarget asks again for a target vnode that does not run yet.
+const targetPoll = 50 * time.Millisecond
+
+// awaitTarget waits until the target vnode answers an empty batch, at most the step timeout. Right after a
+// commit the new owner's node may not have seen the cluster state that makes it start the vnode: the batch
+// is then a dead letter, and waiting for the vnode here, before a session begins, spares the attempt's
+// failure and its backoff (1 s at first). Any other failure ends the attempt as a failed batch does.
+func (m *Manager) awaitTarget(ctx context.Context, dst *actor.PID) error {
+	for polls := int(m.cfg.Timeout / targetPoll); ; polls-- {
+		// NB: Seq 0 and no items: the receiver stores nothing and acks; Ring 0 leaves its IsEmptyReply.Ring.
+		res, err := actors.Request(ctx, m.cfg.System, dst, &vnode.HandoffBatch{V: 1}, m.cfg.Timeout)
+		if err == nil {
+			if ack, ok := res.(*vnode.HandoffAck); !ok || ack.Err != "" {
+				return fmt.Errorf("handoff: target: unexpected reply %v", res)
+			}
+			return nil
+		}
+		if !errors.Is(err, actor.ErrDeadLetter) || polls <= 0 {
+			return fmt.Errorf("handoff: target: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(targetPoll):
+		}
+	}
 }
 
 // window is a transfer's batches in flight: at most max, acknowledged in the order they were sent. A batch

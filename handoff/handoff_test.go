@@ -487,6 +487,10 @@ func (h *batchHolder) Receive(ctx actor.Context) {
 	if !ok {
 		return
 	}
+	if m.Seq == 0 && len(m.Items) == 0 {
+		ctx.Respond(&vnode.HandoffAck{V: 1}) // the transfer asking whether the target runs
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if m.Seq == 1 {
@@ -692,5 +696,48 @@ func TestWindowCancelMidWindow(t *testing.T) {
 	defer n.mu.Unlock()
 	if len(n.reported) != 1 {
 		t.Fatalf("reported %v, want the one completed move", n.reported)
+	}
+}
+
+// forwarder passes every message on to to, keeping its sender (a vnode that starts late, by name).
+type forwarder struct{ to *actor.PID }
+
+func (f *forwarder) Receive(ctx actor.Context) {
+	if _, sys := ctx.Message().(actor.SystemMessage); !sys {
+		if _, auto := ctx.Message().(actor.AutoReceiveMessage); !auto {
+			ctx.Forward(f.to)
+		}
+	}
+}
+
+// TestTransferWaitsForATargetVnodeThatStartsLate: right after a commit the new owner may not run the vnode
+// yet (its requests are dead letters); the transfer waits for it within its first attempt instead of failing
+// and backing off.
+func TestTransferWaitsForATargetVnodeThatStartsLate(t *testing.T) {
+	n, logger := setupNodes(t, []int{3}, 50)
+	late := actor.NewPID(n.sys.Address(), "late-target")
+	var dead atomic.Int64
+	sub := n.sys.EventStream.Subscribe(func(ev any) {
+		if d, ok := ev.(*actor.DeadLetterEvent); ok && d.PID != nil && d.PID.Id == late.Id {
+			dead.Add(1)
+		}
+	})
+	t.Cleanup(func() { n.sys.EventStream.Unsubscribe(sub) })
+	m, err := New(Config{Self: "a", Concurrency: 1, Timeout: 10 * time.Second, RetryAfter: 10 * time.Millisecond,
+		Services: []string{"kv"}, Resolver: eaterResolver{n, late}, System: n.sys, Report: n.report, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	m.Sync([]Move{{Service: "kv", Partition: 3, From: "a", To: "b"}})
+	eventually.True(t, 10*time.Second, "requests to the missing target", func() bool { return dead.Load() >= 2 })
+	pid, err := n.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &forwarder{to: n.b.PID(3)} }), late.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.sys.Root.Stop(pid) })
+	ps := waitDone(t, m, 1)
+	if ps[0].Attempts != 1 || ps[0].Keys != 50 || ps[0].LastError != "" {
+		t.Fatalf("progress %+v: want the 50 keys in the first attempt, no error", ps[0])
 	}
 }
