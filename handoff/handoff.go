@@ -498,6 +498,7 @@ func (m *Manager) run(ctx context.Context, t *transfer) {
 	mv := t.p.Move
 	log := m.cfg.Logger.With("service", mv.Service, "partition", mv.Partition, "from", mv.From, "to", mv.To, "kind", mv.kind())
 	backoff := m.cfg.RetryAfter
+	quick := false // the last retry was a quick one (see below)
 	for attempt := 1; ; attempt++ {
 		m.update(t, func(p *Progress) {
 			p.Attempts, p.Keys, p.Bytes, p.TotalKeys, p.Forwarded = attempt, 0, 0, 0, 0
@@ -511,22 +512,32 @@ func (m *Manager) run(ctx context.Context, t *transfer) {
 			log.Info("handoff cancelled")
 			break
 		}
+		// NB: a dead letter past awaitTarget means the target vnode answered and then went away: it is being
+		// replaced (a joining node adopting the cluster's state restarts its vnodes), so the next attempt starts
+		// at once and waits for the new one (awaitTarget). Only once in a row: a vnode that keeps going away
+		// gets the backoff.
+		wait := backoff
+		if quick = errors.Is(err, actor.ErrDeadLetter) && !quick; quick {
+			wait = targetPoll
+		}
 		// NB: a move that keeps failing (a peer down for long) retries for as long as it is pending: warn on
 		// attempts 1, 2, 4, 8, ... only, not once per attempt.
 		level := slog.LevelDebug
-		if attempt&(attempt-1) == 0 {
+		if attempt&(attempt-1) == 0 && !quick {
 			level = slog.LevelWarn
 		}
-		log.Log(ctx, level, "handoff failed, retrying", "attempt", attempt, "after", backoff, "err", err)
+		log.Log(ctx, level, "handoff failed, retrying", "attempt", attempt, "after", wait, "err", err)
 		m.update(t, func(p *Progress) { p.State, p.LastError = StateRetrying, err.Error() })
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 		if ctx.Err() != nil {
 			break
 		}
-		backoff = min(2*backoff, time.Minute)
+		if !quick {
+			backoff = min(2*backoff, time.Minute)
+		}
 	}
 	m.mu.Lock()
 	t.active = false
@@ -736,8 +747,12 @@ func (m *Manager) awaitTarget(ctx context.Context, dst *actor.PID) error {
 			}
 			return nil
 		}
-		if !errors.Is(err, actor.ErrDeadLetter) || polls <= 0 {
+		if !errors.Is(err, actor.ErrDeadLetter) {
 			return fmt.Errorf("handoff: target: %w", err)
+		}
+		if polls <= 0 {
+			// NB: %v, not %w: a target that never came is not one that went away (run's quick retry).
+			return fmt.Errorf("handoff: target: no vnode answers: %v", err)
 		}
 		select {
 		case <-ctx.Done():
