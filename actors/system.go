@@ -76,55 +76,29 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 // decode is an error wrapping ErrWireMalformed, ErrWireVersion or ErrWireUnknownType). A request the
 // transport refuses (the peer's queue is full) fails at once with actor.ErrDeadLetter.
 func Request(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg any, timeout time.Duration) (any, error) {
-	return RequestAsync(ctx, system, pid, msg, timeout).Wait()
-}
-
-// Pending is a request RequestAsync sent; Wait returns its reply.
-type Pending struct {
-	system *actor.ActorSystem
-	pid    *actor.PID
-	f      *actor.Future
-	err    error
-}
-
-// RequestAsync sends msg to pid like Request, without waiting: several requests may be in flight at once,
-// each answered through its own Pending (each with its own timeout, counted from now).
-func RequestAsync(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg any, timeout time.Duration) *Pending {
-	p := &Pending{system: system, pid: pid}
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		timeout = time.Until(d)
 	}
 	if timeout <= 0 {
-		p.err = fmt.Errorf("actors: request to %s: %w", pidString(pid), context.DeadlineExceeded)
-		return p
+		return nil, fmt.Errorf("actors: request to %s: %w", pidString(pid), context.DeadlineExceeded)
 	}
 	if r := remoteOf(system); r != nil && r.isRemote(pid) {
 		if _, ok := WireTypeOf(msg); ok {
 			// NB: wrap here too, so this works on a system whose Root lacks the wire middleware.
 			bv, err := EncodeWire(msg)
 			if err != nil {
-				p.err = fmt.Errorf("actors: request to %s: %w", pidString(pid), err)
-				return p
+				return nil, fmt.Errorf("actors: request to %s: %w", pidString(pid), err)
 			}
 			msg = bv
 		}
 	}
-	p.f = system.Root.RequestFuture(pid, msg, timeout)
-	return p
-}
-
-// Wait waits for the reply (at most the request's timeout) and decodes it as Request does.
-func (p *Pending) Wait() (any, error) {
-	if p.err != nil {
-		return nil, p.err
-	}
-	res, err := p.f.Result()
+	res, err := system.Root.RequestFuture(pid, msg, timeout).Result()
 	if err != nil {
-		return nil, fmt.Errorf("actors: request to %s: %w", pidString(p.pid), err)
+		return nil, fmt.Errorf("actors: request to %s: %w", pidString(pid), err)
 	}
-	res, err = DecodeReply(p.system, res)
+	res, err = DecodeReply(system, res)
 	if err != nil {
-		return nil, fmt.Errorf("actors: reply from %s: %w", pidString(p.pid), err)
+		return nil, fmt.Errorf("actors: reply from %s: %w", pidString(pid), err)
 	}
 	return res, nil
 }

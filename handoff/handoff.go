@@ -60,17 +60,13 @@ type Config struct {
 	// Services are the services whose vnodes every ownership move of a partition carries (required): the
 	// partition's transfer is reported done once each of them completed its Move.
 	Services    []string
-	Concurrency int // transfers at once; default 2
-	BatchItems  int // items per batch; default 256
-	BatchBytes  int // bytes per batch; default 1 MiB
-	// Window is how many batches a transfer keeps in flight (sent, not yet acknowledged): the receiver
-	// applies one while the next ones travel and the sender folds on. Default 4, range 1..64; 1 waits for
-	// each batch's acknowledgement before sending the next.
-	Window     int
-	Timeout    time.Duration // per batch and per step; default 30s
-	RetryAfter time.Duration // first retry backoff, doubling to 1 min; default 1s
-	Resolver   Resolver
-	System     *actor.ActorSystem // the node's actor system (required)
+	Concurrency int           // transfers at once; default 2
+	BatchItems  int           // items per batch; default 256
+	BatchBytes  int           // bytes per batch; default 1 MiB
+	Timeout     time.Duration // per batch and per step; default 30s
+	RetryAfter  time.Duration // first retry backoff, doubling to 1 min; default 1s
+	Resolver    Resolver
+	System      *actor.ActorSystem // the node's actor system (required)
 	// Report tells the cluster that partition m.Partition moved from m.From to m.To, every service's data
 	// with it (m.Service is ""): the claimant then moves ownership. It may block (it runs on the goroutine of
 	// the transfer that completed last) and must return an error if the report did not get through.
@@ -88,9 +84,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchBytes == 0 {
 		c.BatchBytes = 1 << 20
-	}
-	if c.Window == 0 {
-		c.Window = 4
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 30 * time.Second
@@ -119,8 +112,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("handoff: Config.Concurrency %d out of range 1..64", c.Concurrency)
 	case c.BatchItems < 1 || c.BatchBytes < 1:
 		return fmt.Errorf("handoff: Config.BatchItems %d / BatchBytes %d must be >= 1", c.BatchItems, c.BatchBytes)
-	case c.Window < 1 || c.Window > 64:
-		return fmt.Errorf("handoff: Config.Window %d out of range 1..64", c.Window)
 	}
 	return nil
 }
@@ -626,29 +617,32 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 	var (
 		batch [][]byte
 		size  int
-		w     = window{max: m.cfg.Window}
+		seq   uint64
 	)
-	kind := 0
-	if mv.Hinted {
-		kind = 1
-	}
-	// acked counts an acknowledged batch of n items and b bytes.
-	acked := func(n, b int64) {
+	send := func() error {
+		seq++
+		res, err := actors.Request(ctx, sys, dst, &vnode.HandoffBatch{V: 1, Seq: seq, Items: batch, Ring: m.ring.Load()}, m.cfg.Timeout)
+		if err != nil {
+			return fmt.Errorf("handoff: batch %d: %w", seq, err)
+		}
+		ack, ok := res.(*vnode.HandoffAck)
+		switch {
+		case !ok:
+			return fmt.Errorf("handoff: batch %d: unexpected reply %T", seq, res)
+		case ack.Err != "":
+			return fmt.Errorf("handoff: batch %d: %s", seq, ack.Err)
+		case ack.Seq != seq:
+			return fmt.Errorf("handoff: batch %d acked as %d", seq, ack.Seq)
+		}
+		n, b := int64(len(batch)), int64(size)
 		m.update(t, func(p *Progress) { p.Keys += n; p.Bytes += b })
+		kind := 0
+		if t.p.Hinted {
+			kind = 1
+		}
 		m.sentKeys[kind].Add(n)
 		m.sentBytes[kind].Add(b)
-	}
-	send := func() error {
-		seq := w.next()
-		w.push(inflight{seq: seq, items: int64(len(batch)), bytes: int64(size),
-			reply: actors.RequestAsync(ctx, sys, dst, &vnode.HandoffBatch{V: 1, Seq: seq, Items: batch, Ring: m.ring.Load()}, m.cfg.Timeout)})
-		// NB: a new slice per batch: the one sent may still be on its way.
-		batch, size = make([][]byte, 0, len(batch)), 0
-		for w.full() {
-			if err := w.awaitOldest(acked); err != nil {
-				return err
-			}
-		}
+		batch, size = batch[:0], 0
 		return nil
 	}
 	err = st.Fold(func(k, v []byte) error {
@@ -669,14 +663,7 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 	if err == nil && len(batch) > 0 {
 		err = send()
 	}
-	for err == nil && w.len() > 0 {
-		if err = ctx.Err(); err == nil {
-			err = w.awaitOldest(acked)
-		}
-	}
 	if err != nil {
-		// NB: batches still in flight are abandoned: their acks go nowhere, and the receiver merging them
-		// is harmless (items merge, never overwrite); the retry sends everything again.
 		return err
 	}
 	m.update(t, func(p *Progress) { p.State = StateFlushing })
@@ -760,49 +747,6 @@ func (m *Manager) awaitTarget(ctx context.Context, dst *actor.PID) error {
 		case <-time.After(targetPoll):
 		}
 	}
-}
-
-// window is a transfer's batches in flight: at most max, acknowledged in the order they were sent. A batch
-// counts as sent once its acknowledgement is in and every batch before it counted; the first failure (an
-// error, a refusal, a lost ack timing out, an ack of another batch) fails the attempt.
-type window struct {
-	max     int
-	seq     uint64
-	pending []inflight // in sending order
-}
-
-// inflight is one batch sent and not yet acknowledged.
-type inflight struct {
-	seq          uint64
-	items, bytes int64
-	reply        *actors.Pending
-}
-
-func (w *window) next() uint64    { w.seq++; return w.seq }
-func (w *window) push(b inflight) { w.pending = append(w.pending, b) }
-func (w *window) full() bool      { return len(w.pending) >= w.max }
-func (w *window) len() int        { return len(w.pending) }
-
-// awaitOldest waits for the oldest batch's acknowledgement and passes its items and bytes to acked.
-func (w *window) awaitOldest(acked func(items, bytes int64)) error {
-	b := w.pending[0]
-	w.pending[0] = inflight{}
-	w.pending = w.pending[1:]
-	res, err := b.reply.Wait()
-	if err != nil {
-		return fmt.Errorf("handoff: batch %d: %w", b.seq, err)
-	}
-	ack, ok := res.(*vnode.HandoffAck)
-	switch {
-	case !ok:
-		return fmt.Errorf("handoff: batch %d: unexpected reply %T", b.seq, res)
-	case ack.Err != "":
-		return fmt.Errorf("handoff: batch %d: %s", b.seq, ack.Err)
-	case ack.Seq != b.seq:
-		return fmt.Errorf("handoff: batch %d acked as %d", b.seq, ack.Seq)
-	}
-	acked(b.items, b.bytes)
-	return nil
 }
 
 // snapshotKeys reads the keys and bytes sent so far.

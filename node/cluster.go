@@ -287,7 +287,7 @@ func (n *Node) remoteVnode(node ring.NodeID, sup string, p int) *actor.PID {
 func (n *Node) startHandoff(context.Context) error {
 	// NB: a batch is at most 1 MiB on loopback or a LAN: 5 s per step is generous, and a receiver that
 	// died mid-transfer is given up on (and the move retried) after that, not after the 30 s default.
-	hm, err := handoff.New(handoff.Config{Self: n.self(), Services: n.serviceNames(), Concurrency: n.cfg.HandoffConcurrency, Window: n.cfg.HandoffWindow, Timeout: 5 * time.Second,
+	hm, err := handoff.New(handoff.Config{Self: n.self(), Services: n.serviceNames(), Concurrency: n.cfg.HandoffConcurrency, Timeout: 5 * time.Second,
 		Resolver: handoffResolver{n}, System: n.system, Report: n.reportTransfer, Logger: n.logger.With("component", "handoff"), Now: n.now})
 	if err != nil {
 		return err

@@ -72,7 +72,6 @@ type Config struct {
 	GossipProbeInterval time.Duration // failure detector probe interval; default 1s
 	GossipSuspicionMult int           // suspicion timeout multiplier; default 3
 	HandoffConcurrency  int           // ownership transfers at once per node; default 2
-	HandoffWindow       int           // batches a transfer keeps in flight (sent, not yet acknowledged); default 4, 1..64
 	FailureSuspicion    time.Duration // a node whose replica failed or did not answer a request counts as down at least this long, then until it answers a ping; default 2s; 0 off
 	FailureProbe        time.Duration // how often a suspected node is pinged (and each ping's timeout); default 500ms
 
@@ -123,7 +122,7 @@ func Default() Config {
 		RPCListen: "127.0.0.1:11011", RPCMaxConns: 1024, RPCReadTimeout: 30 * time.Second, RPCMaxConnMiB: 64,
 		GossipListen: "127.0.0.1:11012", TransportListen: "127.0.0.1:11013", GossipProbeInterval: time.Second,
 		HTTPListen:          "127.0.0.1:11080",
-		GossipSuspicionMult: 3, HandoffConcurrency: 2, HandoffWindow: 4, FailureSuspicion: 2 * time.Second, FailureProbe: 500 * time.Millisecond,
+		GossipSuspicionMult: 3, HandoffConcurrency: 2, FailureSuspicion: 2 * time.Second, FailureProbe: 500 * time.Millisecond,
 		AAE: "on", AAEExchangePeriod: 10 * time.Minute, AAEConcurrency: 2, AAERepairRate: 100,
 		LogLevel: "info",
 	}
@@ -150,8 +149,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: memcache-max-value %d: want >= 1", c.MemcacheMaxValue)
 	case c.HandoffConcurrency < 1 || c.HandoffConcurrency > 64:
 		return fmt.Errorf("config: handoff-concurrency %d: want 1..64", c.HandoffConcurrency)
-	case c.HandoffWindow < 1 || c.HandoffWindow > 64:
-		return fmt.Errorf("config: handoff-window %d: want 1..64", c.HandoffWindow)
 	case c.GossipListen == "" || c.TransportListen == "":
 		return errors.New("config: gossip-listen and transport-listen are required")
 	case c.FailureSuspicion < 0:
@@ -254,7 +251,6 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FailureSuspicion, "failure-suspicion", c.FailureSuspicion, "treat a node whose replica failed or did not answer a request as down at least this long, then until it answers a ping (0 = off)")
 	fs.DurationVar(&c.FailureProbe, "failure-probe-interval", c.FailureProbe, "ping a suspected node this often")
 	fs.IntVar(&c.HandoffConcurrency, "handoff-concurrency", c.HandoffConcurrency, "ownership transfers at once")
-	fs.IntVar(&c.HandoffWindow, "handoff-window", c.HandoffWindow, "batches a transfer keeps in flight before it waits for an acknowledgement")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "HTTP listener for /metrics, /healthz, /readyz and the status page (\"\" disables it and request metrics)")
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", c.AdvertiseHost, "host other nodes and clients reach this node at, for listeners bound to 0.0.0.0 or :: (\"\" = the bound addresses)")
 	fs.StringVar(&c.GossipAdvertise, "gossip-advertise", c.GossipAdvertise, "IP:port peers reach gossip at (NAT; overrides advertise-host)")
