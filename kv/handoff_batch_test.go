@@ -245,8 +245,17 @@ func TestHandoffBatchWriteFailure(t *testing.T) {
 func TestHandoffBatchMatchesItemByItemRandomly(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 2))
 	actors := []string{"a", "b", "c"}
-	keys := []string{"k0", "k1", "k2", "k3"}
-	for round := range 200 {
+	for round := range 400 {
+		// Even rounds: a few keys in any order. Odd rounds: batches long enough for the prefetch (one fold over
+		// the batch's keys), in key order as a fold sends them, over more keys.
+		keys := []string{"k0", "k1", "k2", "k3"}
+		long := round%2 == 1
+		if long {
+			keys = nil
+			for i := range 24 {
+				keys = append(keys, fmt.Sprintf("k%02d", i))
+			}
+		}
 		// A history per key: each version updates a random earlier one (or none), so some descend from
 		// others and some are concurrent.
 		versions := map[string][]*Object{}
@@ -270,15 +279,32 @@ func TestHandoffBatchMatchesItemByItemRandomly(t *testing.T) {
 			}
 		}
 		var items [][]byte
-		for range 1 + rng.IntN(12) {
-			k := keys[rng.IntN(len(keys))]
-			items = append(items, handoffItem(t, k, versions[k][rng.IntN(len(versions[k]))]))
+		if long {
+			// Each key 0-3 times, in key order; some stored keys the batch does not carry sit between.
+			for _, k := range keys {
+				for range rng.IntN(4) {
+					items = append(items, handoffItem(t, k, versions[k][rng.IntN(len(versions[k]))]))
+				}
+			}
+		} else {
+			for range 1 + rng.IntN(12) {
+				k := keys[rng.IntN(len(keys))]
+				items = append(items, handoffItem(t, k, versions[k][rng.IntN(len(versions[k]))]))
+			}
 		}
 		cfg := DefaultConfig()
 		if rng.IntN(2) == 0 {
 			cfg.CacheBytes = 0
 		}
 		p := newBatchPair(t, cfg, initial)
+		// Some keys read before (cached, present or absent), alike on both vnodes.
+		for _, k := range keys {
+			if rng.IntN(3) == 0 {
+				for _, vn := range p.vns {
+					vn.HandleCommand(&GetRequest{V: 1, Key: []byte(k)}, vnode.Sender{})
+				}
+			}
+		}
 		one, batch, oneChanged, batchChanged, oneErr, batchErr := p.apply(items)
 		if oneErr != nil || batchErr != nil || one != batch {
 			t.Fatalf("round %d: applied %d (%v) item by item, %d (%v) as a batch", round, one, oneErr, batch, batchErr)

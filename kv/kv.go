@@ -472,6 +472,7 @@ func (vn *Vnode) MergeHandoffBatch(items [][]byte, changed []bool) (int, error) 
 		at     = make(map[string]int, len(items)) // key -> its index in writes
 		n      = len(items)
 		failed error
+		held   = vn.prefetch(items)
 	)
 	for i, it := range items {
 		key, raw, err := DecodeHandoffItem(it)
@@ -488,6 +489,8 @@ func (vn *Vnode) MergeHandoffBatch(items [][]byte, changed []bool) (int, error) 
 		var local *Object
 		if seen {
 			local = writes[w].obj
+		} else if o, ok := held[string(key)]; ok {
+			local = o
 		} else if local, err = vn.load(key); err != nil {
 			n, failed = i, err
 			break
@@ -513,6 +516,80 @@ func (vn *Vnode) MergeHandoffBatch(items [][]byte, changed []bool) (int, error) 
 		return 0, err
 	}
 	return n, failed
+}
+
+// prefetchMin is the smallest batch whose stored copies prefetch reads with one fold.
+const prefetchMin = 16
+
+// prefetch reads the stored copies of a batch's keys (nil for an absent key) with one storage fold over their
+// range, as load would read them one by one (the object cache first, and caching what it read): one seek
+// instead of one per key. It returns nil, and load reads each key, for a short batch, keys out of order (a
+// fold's batches are in storage order), or a fold that fails (load then reports the failure at its item).
+func (vn *Vnode) prefetch(items [][]byte) map[string]*Object {
+	if len(items) < prefetchMin {
+		return nil
+	}
+	keys := make([][]byte, 0, len(items))
+	for _, it := range items {
+		key, _, err := DecodeHandoffItem(it)
+		if err != nil {
+			break // NB: the batch ends at this item: nothing after it is read
+		}
+		if len(keys) > 0 && bytes.Compare(keys[len(keys)-1], key) > 0 {
+			return nil
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) < prefetchMin {
+		return nil
+	}
+	held := make(map[string]*Object, len(keys))
+	next, last := 0, keys[len(keys)-1]
+	// absentUpTo records every key before k (all of them for nil) as absent, unless the cache says otherwise.
+	absentUpTo := func(k []byte) {
+		for ; next < len(keys) && (k == nil || bytes.Compare(keys[next], k) < 0); next++ {
+			if _, ok := held[string(keys[next])]; !ok {
+				held[string(keys[next])] = nil
+			}
+		}
+	}
+	for _, k := range keys {
+		if o, ok := vn.cache.get(k); ok {
+			held[string(k)] = o
+		}
+	}
+	err := vn.env.Store.FoldFrom(vn.objectKey(keys[0]), func(sk, v []byte) error {
+		if len(sk) == 0 || sk[0] != nsObject || bytes.Compare(sk[1:], last) > 0 {
+			return storage.ErrStopFold
+		}
+		k := sk[1:]
+		absentUpTo(k)
+		if next == len(keys) || !bytes.Equal(keys[next], k) {
+			return nil // a key the vnode holds that the batch does not carry
+		}
+		for ; next < len(keys) && bytes.Equal(keys[next], k); next++ {
+		}
+		if _, ok := held[string(k)]; ok {
+			return nil // cached: the same object, decoded already
+		}
+		o, err := UnmarshalObject(v)
+		if err != nil {
+			return err
+		}
+		held[string(k)] = o
+		vn.cache.put(k, o)
+		return nil
+	})
+	if err != nil {
+		return nil
+	}
+	absentUpTo(nil)
+	for _, k := range keys {
+		if o := held[string(k)]; o == nil {
+			vn.cache.put(k, nil)
+		}
+	}
+	return held
 }
 
 // batchWrite is one object of storeBatch: the user key, what the vnode held (nil: nothing) and the new object.
