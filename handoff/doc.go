@@ -4,9 +4,11 @@
 // partition, so a move names a service and a partition (a Slot): an ownership transfer of partition p is one
 // move per service (Config.Services), and "transfer done" is reported to the claimant (Report) only by the
 // transfer that completes p last, when every service's part is done; the parts done earlier stay in handoff
-// mode, forwarding their writes to the new owner, meanwhile. Each transfer puts the local vnode in handoff mode (a session
-// named by the vnode), folds its partition into batches sent to the target vnode (one batch in flight:
-// backpressure), waits until the writes forwarded during the fold are acknowledged, and then reports the
+// mode, forwarding their writes to the new owner, meanwhile. Each transfer waits for the target vnode to run
+// (a new owner starts it once it sees the committed state, a moment after the claimant), puts the local vnode
+// in handoff mode (a session named by the vnode), folds its partition into batches sent to the target vnode
+// (one batch in flight: backpressure), waits until the writes forwarded during the fold are acknowledged, and
+// then reports the
 // ownership move done or drops the hints. A vnode whose behaviour refuses the handoff (vnode.HandoffStarter)
 // fails the attempt before any session begins. A failed transfer is retried from the start in a new session after
 // a backoff (items merge by version, so repeats are harmless; nothing of the failed session is waited for); a

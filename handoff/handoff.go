@@ -489,6 +489,7 @@ func (m *Manager) run(ctx context.Context, t *transfer) {
 	mv := t.p.Move
 	log := m.cfg.Logger.With("service", mv.Service, "partition", mv.Partition, "from", mv.From, "to", mv.To, "kind", mv.kind())
 	backoff := m.cfg.RetryAfter
+	quick := false // the last retry was a quick one (see below)
 	for attempt := 1; ; attempt++ {
 		m.update(t, func(p *Progress) {
 			p.Attempts, p.Keys, p.Bytes, p.TotalKeys, p.Forwarded = attempt, 0, 0, 0, 0
@@ -502,22 +503,32 @@ func (m *Manager) run(ctx context.Context, t *transfer) {
 			log.Info("handoff cancelled")
 			break
 		}
+		// NB: a dead letter past awaitTarget means the target vnode answered and then went away: it is being
+		// replaced (a joining node adopting the cluster's state restarts its vnodes), so the next attempt starts
+		// at once and waits for the new one (awaitTarget). Only once in a row: a vnode that keeps going away
+		// gets the backoff.
+		wait := backoff
+		if quick = errors.Is(err, actor.ErrDeadLetter) && !quick; quick {
+			wait = targetPoll
+		}
 		// NB: a move that keeps failing (a peer down for long) retries for as long as it is pending: warn on
 		// attempts 1, 2, 4, 8, ... only, not once per attempt.
 		level := slog.LevelDebug
-		if attempt&(attempt-1) == 0 {
+		if attempt&(attempt-1) == 0 && !quick {
 			level = slog.LevelWarn
 		}
-		log.Log(ctx, level, "handoff failed, retrying", "attempt", attempt, "after", backoff, "err", err)
+		log.Log(ctx, level, "handoff failed, retrying", "attempt", attempt, "after", wait, "err", err)
 		m.update(t, func(p *Progress) { p.State, p.LastError = StateRetrying, err.Error() })
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 		if ctx.Err() != nil {
 			break
 		}
-		backoff = min(2*backoff, time.Minute)
+		if !quick {
+			backoff = min(2*backoff, time.Minute)
+		}
 	}
 	m.mu.Lock()
 	t.active = false
@@ -561,6 +572,9 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 	dst := m.cfg.Resolver.VnodePID(mv.Service, mv.To, mv.Partition)
 	if dst == nil {
 		return fmt.Errorf("handoff: %s unreachable", mv.To)
+	}
+	if err := m.awaitTarget(ctx, dst); err != nil {
+		return err
 	}
 	res, err := actors.Request(ctx, sys, src, &vnode.BeginHandoff{Target: dst, Node: string(mv.To), Hinted: mv.Hinted}, m.cfg.Timeout)
 	if err != nil {
@@ -701,6 +715,38 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 	}
 	m.update(t, func(p *Progress) { p.State = StateDone })
 	return nil
+}
+
+// targetPoll is how often awaitTarget asks again for a target vnode that does not run yet.
+const targetPoll = 50 * time.Millisecond
+
+// awaitTarget waits until the target vnode answers an empty batch, at most the step timeout. Right after a
+// commit the new owner's node may not have seen the cluster state that makes it start the vnode: the batch
+// is then a dead letter, and waiting for the vnode here, before a session begins, spares the attempt's
+// failure and its backoff (1 s at first). Any other failure ends the attempt as a failed batch does.
+func (m *Manager) awaitTarget(ctx context.Context, dst *actor.PID) error {
+	for polls := int(m.cfg.Timeout / targetPoll); ; polls-- {
+		// NB: Seq 0 and no items: the receiver stores nothing and acks; Ring 0 leaves its IsEmptyReply.Ring.
+		res, err := actors.Request(ctx, m.cfg.System, dst, &vnode.HandoffBatch{V: 1}, m.cfg.Timeout)
+		if err == nil {
+			if ack, ok := res.(*vnode.HandoffAck); !ok || ack.Err != "" {
+				return fmt.Errorf("handoff: target: unexpected reply %v", res)
+			}
+			return nil
+		}
+		if !errors.Is(err, actor.ErrDeadLetter) {
+			return fmt.Errorf("handoff: target: %w", err)
+		}
+		if polls <= 0 {
+			// NB: %v, not %w: a target that never came is not one that went away (run's quick retry).
+			return fmt.Errorf("handoff: target: no vnode answers: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(targetPoll):
+		}
+	}
 }
 
 // snapshotKeys reads the keys and bytes sent so far.

@@ -464,3 +464,95 @@ func TestPartitionReportedOnceEveryServiceMovedIt(t *testing.T) {
 		}
 	}
 }
+
+// forwarder passes every message on to to, keeping its sender (a vnode that starts late, by name).
+type forwarder struct{ to *actor.PID }
+
+func (f *forwarder) Receive(ctx actor.Context) {
+	if _, sys := ctx.Message().(actor.SystemMessage); !sys {
+		if _, auto := ctx.Message().(actor.AutoReceiveMessage); !auto {
+			ctx.Forward(f.to)
+		}
+	}
+}
+
+// TestTransferWaitsForATargetVnodeThatStartsLate: right after a commit the new owner may not run the vnode
+// yet (its requests are dead letters); the transfer waits for it within its first attempt instead of failing
+// and backing off.
+func TestTransferWaitsForATargetVnodeThatStartsLate(t *testing.T) {
+	n, logger := setupNodes(t, []int{3}, 50)
+	late := actor.NewPID(n.sys.Address(), "late-target")
+	var dead atomic.Int64
+	sub := n.sys.EventStream.Subscribe(func(ev any) {
+		if d, ok := ev.(*actor.DeadLetterEvent); ok && d.PID != nil && d.PID.Id == late.Id {
+			dead.Add(1)
+		}
+	})
+	t.Cleanup(func() { n.sys.EventStream.Unsubscribe(sub) })
+	m, err := New(Config{Self: "a", Concurrency: 1, Timeout: 10 * time.Second, RetryAfter: 10 * time.Millisecond,
+		Services: []string{"kv"}, Resolver: eaterResolver{n, late}, System: n.sys, Report: n.report, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	m.Sync([]Move{{Service: "kv", Partition: 3, From: "a", To: "b"}})
+	eventually.True(t, 10*time.Second, "requests to the missing target", func() bool { return dead.Load() >= 2 })
+	pid, err := n.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &forwarder{to: n.b.PID(3)} }), late.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.sys.Root.Stop(pid) })
+	ps := waitDone(t, m, 1)
+	if ps[0].Attempts != 1 || ps[0].Keys != 50 || ps[0].LastError != "" {
+		t.Fatalf("progress %+v: want the 50 keys in the first attempt, no error", ps[0])
+	}
+}
+
+// vanishingTarget answers the transfer's first question (is the target running?) and then stops, as a
+// joining node's vnode does when the node replaces it.
+type vanishingTarget struct{}
+
+func (vanishingTarget) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(*vnode.HandoffBatch); ok && m.Seq == 0 {
+		ctx.Respond(&vnode.HandoffAck{V: 1})
+		ctx.Stop(ctx.Self())
+	}
+}
+
+// TestTransferRetriesAtOnceWhenTheTargetVnodeIsReplaced: the target vnode answers, then goes away before the
+// first batch (a dead letter): the next attempt starts without the backoff (an hour here) and waits for the
+// vnode that replaces it.
+func TestTransferRetriesAtOnceWhenTheTargetVnodeIsReplaced(t *testing.T) {
+	n, logger := setupNodes(t, []int{3}, 50)
+	name := "replaced-target"
+	var dead atomic.Int64
+	sub := n.sys.EventStream.Subscribe(func(ev any) {
+		if d, ok := ev.(*actor.DeadLetterEvent); ok && d.PID != nil && d.PID.Id == name {
+			dead.Add(1)
+		}
+	})
+	t.Cleanup(func() { n.sys.EventStream.Unsubscribe(sub) })
+	if _, err := n.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return vanishingTarget{} }), name); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{Self: "a", Concurrency: 1, Timeout: 10 * time.Second, RetryAfter: time.Hour,
+		Services: []string{"kv"}, Resolver: eaterResolver{n, actor.NewPID(n.sys.Address(), name)}, System: n.sys, Report: n.report, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	m.Sync([]Move{{Service: "kv", Partition: 3, From: "a", To: "b"}})
+	eventually.True(t, 10*time.Second, "the batch to the vanished target", func() bool { return dead.Load() >= 1 })
+	// The replacement (a forwarder to b's vnode), once the old one is gone (its name free again).
+	eventually.NoError(t, 10*time.Second, "the replacement spawned", func() error {
+		pid, err := n.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &forwarder{to: n.b.PID(3)} }), name)
+		if err == nil {
+			t.Cleanup(func() { n.sys.Root.Stop(pid) })
+		}
+		return err
+	})
+	ps := waitDone(t, m, 1)
+	if ps[0].Attempts != 2 || ps[0].Keys != 50 || !strings.Contains(ps[0].LastError, "dead letter") {
+		t.Fatalf("progress %+v: want the 50 keys in the second attempt, after the first's dead letter", ps[0])
+	}
+}

@@ -13,7 +13,9 @@
 // The behaviour (kv.go, cache.go): Vnode implements vnode.Behaviour. It acknowledges a write (PutReply) only
 // after storage took it, keeps its actor id and dot-counter lease in its partition, and keeps a bounded
 // write-through cache of decoded objects (cache.go), so a hot key costs neither a storage read nor a decode.
-// During a handoff it forwards the result of every write to the new owner. It opts into active
+// During a handoff it forwards the result of every write to the new owner; as the new owner it applies a
+// received batch with one storage read (a fold over the batch's keys) and one storage write
+// (MergeHandoffBatch), exactly as its items one by one would merge. It opts into active
 // anti-entropy (aae.go): its items are its objects, their version hash (VersionHash) covers what
 // Object.Equal compares, and every object write, reap and re-home drop goes through the vnode's hash
 // trees (Env.AAE); Coordinator.Repair is its repair path (docs/anti-entropy.md).

@@ -49,11 +49,12 @@ type Vnode struct {
 }
 
 var (
-	_ vnode.Behaviour        = (*Vnode)(nil)
-	_ vnode.HandoffCommander = (*Vnode)(nil)
-	_ vnode.HandoffMerger    = (*Vnode)(nil)
-	_ vnode.ConcurrentFold   = (*Vnode)(nil)
-	_ vnode.AAEHasher        = (*Vnode)(nil)
+	_ vnode.Behaviour          = (*Vnode)(nil)
+	_ vnode.HandoffCommander   = (*Vnode)(nil)
+	_ vnode.HandoffMerger      = (*Vnode)(nil)
+	_ vnode.HandoffBatchMerger = (*Vnode)(nil)
+	_ vnode.ConcurrentFold     = (*Vnode)(nil)
+	_ vnode.AAEHasher          = (*Vnode)(nil)
 )
 
 // ConcurrentFoldSafe: KV's fold reads a storage snapshot and its encoder is pure.
@@ -475,6 +476,187 @@ func (vn *Vnode) MergeHandoffData(data []byte) (changed bool, err error) {
 		return false, errors.New(rep.Err)
 	}
 	return stored, nil
+}
+
+// MergeHandoffBatch implements vnode.HandoffBatchMerger: every item merged as MergeHandoffData would, in
+// order (an item merges with the vnode's copy and with the earlier items of its key), and the changed
+// objects stored in one storage write (with their hash-tree index entries), then cached. A load failure or an
+// item that does not decode ends the batch there: the items before it are still stored.
+func (vn *Vnode) MergeHandoffBatch(items [][]byte, changed []bool) (int, error) {
+	var (
+		writes []batchWrite
+		at     = make(map[string]int, len(items)) // key -> its index in writes
+		n      = len(items)
+		failed error
+		held   = vn.prefetch(items)
+	)
+	for i, it := range items {
+		key, raw, err := DecodeHandoffItem(it)
+		if err != nil {
+			n, failed = i, err
+			break
+		}
+		in, err := UnmarshalObject(raw)
+		if err != nil {
+			n, failed = i, err
+			break
+		}
+		w, seen := at[string(key)]
+		var local *Object
+		if seen {
+			local = writes[w].obj
+		} else if o, ok := held[string(key)]; ok {
+			local = o
+		} else if local, err = vn.load(key); err != nil {
+			n, failed = i, err
+			break
+		}
+		// NB: exactly apply's merge of a replicated object (a PutRequest without Coordinate).
+		next := Sync(local, in, vn.cfg.LWW)
+		if next.Equal(in) {
+			next = in
+		}
+		if local != nil && next.Equal(local) {
+			continue
+		}
+		changed[i] = true
+		if seen {
+			writes[w].obj = next
+		} else {
+			at[string(key)] = len(writes)
+			writes = append(writes, batchWrite{key: key, old: local, obj: next})
+		}
+	}
+	if err := vn.storeBatch(writes); err != nil {
+		clear(changed)
+		return 0, err
+	}
+	return n, failed
+}
+
+// prefetchMin is the smallest batch whose stored copies prefetch reads with one fold.
+const prefetchMin = 16
+
+// prefetch reads the stored copies of a batch's keys (nil for an absent key) with one storage fold over their
+// range, as load would read them one by one (the object cache first, and caching what it read): one seek
+// instead of one per key. It returns nil, and load reads each key, for a short batch, keys out of order (a
+// fold's batches are in storage order), or a fold that fails (load then reports the failure at its item).
+func (vn *Vnode) prefetch(items [][]byte) map[string]*Object {
+	if len(items) < prefetchMin {
+		return nil
+	}
+	keys := make([][]byte, 0, len(items))
+	for _, it := range items {
+		key, _, err := DecodeHandoffItem(it)
+		if err != nil {
+			break // NB: the batch ends at this item: nothing after it is read
+		}
+		if len(keys) > 0 && bytes.Compare(keys[len(keys)-1], key) > 0 {
+			return nil
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) < prefetchMin {
+		return nil
+	}
+	held := make(map[string]*Object, len(keys))
+	next, last := 0, keys[len(keys)-1]
+	// absentUpTo records every key before k (all of them for nil) as absent, unless the cache says otherwise.
+	absentUpTo := func(k []byte) {
+		for ; next < len(keys) && (k == nil || bytes.Compare(keys[next], k) < 0); next++ {
+			if _, ok := held[string(keys[next])]; !ok {
+				held[string(keys[next])] = nil
+			}
+		}
+	}
+	for _, k := range keys {
+		if o, ok := vn.cache.get(k); ok {
+			held[string(k)] = o
+		}
+	}
+	err := vn.env.Store.FoldFrom(vn.objectKey(keys[0]), func(sk, v []byte) error {
+		if len(sk) == 0 || sk[0] != nsObject || bytes.Compare(sk[1:], last) > 0 {
+			return storage.ErrStopFold
+		}
+		k := sk[1:]
+		absentUpTo(k)
+		if next == len(keys) || !bytes.Equal(keys[next], k) {
+			return nil // a key the vnode holds that the batch does not carry
+		}
+		for ; next < len(keys) && bytes.Equal(keys[next], k); next++ {
+		}
+		if _, ok := held[string(k)]; ok {
+			return nil // cached: the same object, decoded already
+		}
+		o, err := UnmarshalObject(v)
+		if err != nil {
+			return err
+		}
+		held[string(k)] = o
+		vn.cache.put(k, o)
+		return nil
+	})
+	if err != nil {
+		return nil
+	}
+	absentUpTo(nil)
+	for _, k := range keys {
+		if o := held[string(k)]; o == nil {
+			vn.cache.put(k, nil)
+		}
+	}
+	return held
+}
+
+// batchWrite is one object of storeBatch: the user key, what the vnode held (nil: nothing) and the new object.
+type batchWrite struct {
+	key      []byte
+	old, obj *Object
+}
+
+// storeBatch is store of several objects (one per key) in one storage write: the objects are then cached
+// and shared.
+func (vn *Vnode) storeBatch(writes []batchWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	size := 0
+	for _, w := range writes {
+		size += 1 + len(w.key)
+	}
+	keys := make([]byte, 0, size) // NB: every store key in one allocation; never grows past size
+	ops := make([]storage.Op, len(writes), len(writes)+1)
+	var chs []vnode.AAEChange
+	if vn.env.AAE != nil {
+		chs = make([]vnode.AAEChange, len(writes))
+	}
+	for i, w := range writes {
+		raw, err := w.obj.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		start := len(keys)
+		keys = append(append(keys, nsObject), w.key...)
+		ops[i] = storage.Op{Key: keys[start:len(keys):len(keys)], Value: raw}
+		if chs != nil {
+			chs[i] = vnode.AAEChange{StoreKey: ops[i].Key, Key: w.key, Old: VersionHash(w.old), New: VersionHash(w.obj)}
+		}
+	}
+	var err error
+	if chs != nil {
+		err = vn.env.AAE.WriteBatch(ops, chs)
+	} else {
+		err = vn.env.Store.Write(ops)
+	}
+	for _, w := range writes {
+		if err != nil {
+			// NB: the write may or may not have reached storage: forget the key so the next read asks it.
+			vn.cache.drop(w.key)
+		} else {
+			vn.cache.put(w.key, w.obj)
+		}
+	}
+	return err
 }
 
 // IsEmpty reports whether the vnode holds no objects.

@@ -74,6 +74,7 @@ type vnodeActor struct {
 	ringSeen uint64
 	// arrived counts what reached the vnode since its data was last dropped (HandoffDropped.Arrived).
 	arrived Arrivals
+	changed []bool // mergeBatch's reused flags
 	// retired: the vnode accepted a retire and is about to be stopped; commands still queued are refused
 	// (a dead-letter answer: the coordinator counts the replica as failed at once), never applied to a
 	// partition nobody will hand off.

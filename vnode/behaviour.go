@@ -29,6 +29,7 @@ import (
 //
 //	HandoffCommander  commands during a handoff      default: forwarded to the new owner, not applied here
 //	HandoffMerger     did a handed-off item change?  default: assume it did
+//	HandoffBatchMerger  a received batch in one call (one storage write)  default: item by item
 //	ConcurrentFold    fold off the actor             default: the fold runs inside the vnode actor
 //	HandoffStarter    may refuse a handoff           default: every handoff may start
 //	HandoffCanceller  a handoff session ended unfinished

@@ -19,6 +19,7 @@
 //	 EncodeHandoffItem     transfer's goroutine with ConcurrentFold, else in the actor
 //	HandleHandoffData,    a handoff item (batch or forward) arrives                    Behaviour,
 //	 MergeHandoffData                                                                  HandoffMerger
+//	MergeHandoffBatch     a HandoffBatch arrives: all its items in one call            HandoffBatchMerger
 //	HandoffStarting       BeginHandoff, before the session begins (false refuses)      HandoffStarter
 //	HandoffCancelled      a session ends unfinished (cancel, superseded, failed drop)  HandoffCanceller
 //	HandoffFinished       a drop, once everything reached the target, before Delete    HandoffFinisher

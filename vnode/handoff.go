@@ -67,6 +67,19 @@ type HandoffMerger interface {
 	MergeHandoffData(data []byte) (changed bool, err error)
 }
 
+// HandoffBatchMerger is implemented by behaviours that can apply a whole received HandoffBatch at once,
+// typically as one storage write instead of one per item. Without it the framework applies the items one by
+// one (MergeHandoffData, or HandleHandoffData).
+type HandoffBatchMerger interface {
+	// MergeHandoffBatch applies items in order, with exactly the outcome of MergeHandoffData called on each
+	// in turn: an item merges with what the vnode holds and with the earlier items of the same key. It sets
+	// changed[i] (len(changed) == len(items)) to whether item i changed the vnode's data, as
+	// MergeHandoffData would have reported it. applied is how many items, from the first, are in storage:
+	// all of them when err is nil; on an error, the items before the failing one, or none when the write
+	// itself failed. It is called from the vnode actor only.
+	MergeHandoffBatch(items [][]byte, changed []bool) (applied int, err error)
+}
+
 // ConcurrentFold is the promise a Behaviour makes about HandoffFold and EncodeHandoffItem: they may run on
 // the handoff sender's goroutine, concurrently with the vnode's other methods, because they only read a
 // consistent snapshot of storage. The KV behaviour makes it; behaviours that cannot are folded inside the
@@ -313,15 +326,14 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		a.ringSeen = max(a.ringSeen, m.Ring)
 		a.arrived.Items += uint64(len(m.Items))
 		ack := &HandoffAck{V: 1, Seq: m.Seq}
-		for _, it := range m.Items {
-			changed, err := a.mergeItem(it)
-			if err != nil {
-				ack.Err = fmt.Sprintf("vnode: partition %d: handoff item: %v", a.env.Partition, err)
-				break
-			}
-			// NB: counted once stored, so a scan that reads the count and then folds sees the item.
-			a.received.Add(1)
-			a.forwardIncoming(ctx, it, changed, nil)
+		applied, changed, err := a.mergeBatch(m.Items)
+		if err != nil {
+			ack.Err = fmt.Sprintf("vnode: partition %d: handoff item: %v", a.env.Partition, err)
+		}
+		// NB: counted once stored, so a scan that reads the count and then folds sees the items.
+		a.received.Add(int64(applied))
+		for i, it := range m.Items[:applied] {
+			a.forwardIncoming(ctx, it, changed[i], nil)
 		}
 		a.shared.metrics.handoffItems.Add(int64(len(m.Items)))
 		ctx.Respond(ack)
@@ -405,6 +417,38 @@ func (a *vnodeActor) mergeItem(item []byte) (bool, error) {
 		return m.MergeHandoffData(item)
 	}
 	return true, a.b.HandleHandoffData(item)
+}
+
+// mergeBatch applies a received batch's items in order: in one call when the behaviour is a
+// HandoffBatchMerger, else item by item up to the first error. It returns how many items (from the first)
+// were applied and, for each of those, whether it changed the vnode's data.
+func (a *vnodeActor) mergeBatch(items [][]byte) (applied int, changed []bool, err error) {
+	changed = a.changedBuf(len(items))
+	if bm, ok := a.b.(HandoffBatchMerger); ok {
+		applied, err = bm.MergeHandoffBatch(items, changed)
+		if applied < 0 || applied > len(items) || (err == nil && applied != len(items)) {
+			// NB: a behaviour breaking its contract: what it stored is unknown, so nothing counts as applied
+			// (nothing is passed on) and the sender retries the transfer.
+			return 0, changed, fmt.Errorf("MergeHandoffBatch reported %d of %d items applied (err %v)", applied, len(items), err)
+		}
+		return applied, changed, err
+	}
+	for i, it := range items {
+		if changed[i], err = a.mergeItem(it); err != nil {
+			return i, changed, err
+		}
+	}
+	return len(items), changed, nil
+}
+
+// changedBuf returns a reused slice of n booleans (a batch's changed flags).
+func (a *vnodeActor) changedBuf(n int) []bool {
+	if cap(a.changed) < n {
+		a.changed = make([]bool, n)
+	}
+	a.changed = a.changed[:n]
+	clear(a.changed)
+	return a.changed
 }
 
 // foldFuncs is the behaviour's fold and encoder for a sender's goroutine.

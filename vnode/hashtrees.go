@@ -246,24 +246,64 @@ func (h *Hashtrees) indexKey(kh uint64, key []byte) []byte {
 // everything: the trees are then marked suspect and rebuilt, so they never claim what storage lacks.
 func (h *Hashtrees) Write(ops []storage.Op, ch AAEChange) error {
 	kh := ring.KeyHash(ch.Key)
-	switch {
-	case ch.Old == 0 && ch.New != 0:
-		ops = append(ops, storage.Op{Key: h.indexKey(kh, ch.Key), Value: bytes.Clone(ch.StoreKey)})
-	case ch.Old != 0 && ch.New == 0:
-		ops = append(ops, storage.Op{Key: h.indexKey(kh, ch.Key), Delete: true})
+	if op, ok := h.indexOp(kh, ch); ok {
+		ops = append(ops, op)
 	}
 	if err := h.store.Write(ops); err != nil {
-		if h.build == nil {
-			h.startBuild()
-			h.publish()
-			if h.system != nil {
-				h.schedule(h.system, h.self, max(h.cfg.RebuildPause, 100*time.Millisecond))
-			}
-		}
+		h.writeFailed()
 		return err
 	}
+	h.apply(kh, ch)
+	return nil
+}
+
+// WriteBatch is Write of several items in one atomic batch: ops are the behaviour's writes of them (and
+// anything else it writes with them), chs the change of each item, at most one per item. On error nothing
+// may have been stored, or everything (see Write).
+func (h *Hashtrees) WriteBatch(ops []storage.Op, chs []AAEChange) error {
+	khs := make([]uint64, len(chs))
+	for i, ch := range chs {
+		khs[i] = ring.KeyHash(ch.Key)
+		if op, ok := h.indexOp(khs[i], ch); ok {
+			ops = append(ops, op)
+		}
+	}
+	if err := h.store.Write(ops); err != nil {
+		h.writeFailed()
+		return err
+	}
+	for i, ch := range chs {
+		h.apply(khs[i], ch)
+	}
+	return nil
+}
+
+// indexOp is the index change of ch, if the item appears or disappears (an overwrite changes no index).
+func (h *Hashtrees) indexOp(kh uint64, ch AAEChange) (storage.Op, bool) {
+	switch {
+	case ch.Old == 0 && ch.New != 0:
+		return storage.Op{Key: h.indexKey(kh, ch.Key), Value: bytes.Clone(ch.StoreKey)}, true
+	case ch.Old != 0 && ch.New == 0:
+		return storage.Op{Key: h.indexKey(kh, ch.Key), Delete: true}, true
+	}
+	return storage.Op{}, false
+}
+
+// writeFailed marks the trees suspect after a failed write: they are rebuilt.
+func (h *Hashtrees) writeFailed() {
+	if h.build == nil {
+		h.startBuild()
+		h.publish()
+		if h.system != nil {
+			h.schedule(h.system, h.self, max(h.cfg.RebuildPause, 100*time.Millisecond))
+		}
+	}
+}
+
+// apply updates the trees with a stored change ch of the item with key hash kh.
+func (h *Hashtrees) apply(kh uint64, ch AAEChange) {
 	if ch.Old == ch.New {
-		return nil
+		return
 	}
 	src := h.source(kh)
 	if h.trees != nil {
@@ -274,7 +314,6 @@ func (h *Hashtrees) Write(ops []storage.Op, ch AAEChange) error {
 		b.items += itemDelta(ch.Old, ch.New)
 		treeOf(b.trees, src).Update(kh, ch.Old, ch.New)
 	}
-	return nil
 }
 
 func itemDelta(o, n uint64) int64 {
