@@ -621,7 +621,7 @@ func (m *Manager) attempt(ctx context.Context, t *transfer, log *slog.Logger) (e
 	)
 	send := func() error {
 		seq++
-		res, err := actors.Request(ctx, sys, dst, &vnode.HandoffBatch{V: 1, Seq: seq, Items: batch, Ring: m.ring.Load()}, m.cfg.Timeout)
+		res, err := actors.Request(ctx, sys, dst, &vnode.HandoffBatch{V: 1, Seq: seq, Items: batch, Ring: m.ring.Load(), From: string(m.cfg.Self)}, m.cfg.Timeout)
 		if err != nil {
 			return fmt.Errorf("handoff: batch %d: %w", seq, err)
 		}
@@ -727,7 +727,7 @@ const targetPoll = 50 * time.Millisecond
 func (m *Manager) awaitTarget(ctx context.Context, dst *actor.PID) error {
 	for polls := int(m.cfg.Timeout / targetPoll); ; polls-- {
 		// NB: Seq 0 and no items: the receiver stores nothing and acks; Ring 0 leaves its IsEmptyReply.Ring.
-		res, err := actors.Request(ctx, m.cfg.System, dst, &vnode.HandoffBatch{V: 1}, m.cfg.Timeout)
+		res, err := actors.Request(ctx, m.cfg.System, dst, &vnode.HandoffBatch{V: 1, From: string(m.cfg.Self)}, m.cfg.Timeout)
 		if err == nil {
 			if ack, ok := res.(*vnode.HandoffAck); !ok || ack.Err != "" {
 				return fmt.Errorf("handoff: target: unexpected reply %v", res)

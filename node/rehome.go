@@ -128,6 +128,7 @@ func ringFingerprint(r *ring.Ring, n int) uint64 {
 // rehomer moves one partition's misplaced keys (see the comment at the top of this file). It is not tied
 // to a Node, so tests can run it on vnode managers of their own.
 type rehomer struct {
+	self   string // this node's id, sent with the batches ("" in tests of their own)
 	system *actor.ActorSystem
 	local  func(p int) *actor.PID                   // this node's vnode of p (nil: none)
 	vnode  func(node ring.NodeID, p int) *actor.PID // node's vnode of p (nil: unreachable)
@@ -187,7 +188,7 @@ func (h *rehomer) partition(ctx context.Context, rg *ring.Ring, version uint64, 
 				return fmt.Errorf("%w: partition %d on %s", errRehomeTarget, tg.p, tg.node)
 			}
 			seq++
-			res, err := actors.Request(ctx, h.system, pid, &vnode.HandoffBatch{V: 1, Seq: seq, Items: items[tg], Ring: version}, h.timeout)
+			res, err := actors.Request(ctx, h.system, pid, &vnode.HandoffBatch{V: 1, Seq: seq, Items: items[tg], Ring: version, From: h.self}, h.timeout)
 			if err != nil {
 				return fmt.Errorf("%w: partition %d on %s: %w", errRehomeTarget, tg.p, tg.node, err)
 			}
@@ -356,7 +357,7 @@ func (n *Node) handoffReceived(sl slot) int64 {
 
 // rehomerFor is the rehomer of one service's vnodes.
 func (n *Node) rehomerFor(rt *svcRuntime) *rehomer {
-	return &rehomer{system: n.system, local: rt.vnodes.PID, vnode: router{n, rt}.VnodePID, n: n.cfg.N, drop: *rt.spec.Rehome,
+	return &rehomer{self: string(n.self()), system: n.system, local: rt.vnodes.PID, vnode: router{n, rt}.VnodePID, n: n.cfg.N, drop: *rt.spec.Rehome,
 		batchItems: 256, batchBytes: 1 << 20, timeout: 5 * time.Second}
 }
 

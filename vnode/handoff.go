@@ -177,6 +177,7 @@ type HandoffBatch struct {
 	Seq   uint64   `msgpack:"s"`
 	Items [][]byte `msgpack:"i"`
 	Ring  uint64   `msgpack:"r,omitempty"` // the sender's cluster-state version (0 = unknown)
+	From  string   `msgpack:"f,omitempty"` // the sending node's id ("" = not said): see handoffFromTarget
 }
 
 // HandoffAck acknowledges a HandoffBatch once every item is in storage.
@@ -323,6 +324,9 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		}
 		ctx.Respond(rep)
 	case *HandoffBatch:
+		if m.From != "" && a.handoff != nil && m.From == a.handoff.to.Node {
+			a.handoffFromTarget(fmt.Sprintf("a batch of %d items from node %s", len(m.Items), m.From))
+		}
 		a.ringSeen = max(a.ringSeen, m.Ring)
 		a.arrived.Items += uint64(len(m.Items))
 		ack := &HandoffAck{V: 1, Seq: m.Seq}
@@ -338,11 +342,17 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		a.shared.metrics.handoffItems.Add(int64(len(m.Items)))
 		ctx.Respond(ack)
 	case *HandoffCommand:
+		if h := a.handoff; h != nil && ctx.Sender() != nil && pidKey(ctx.Sender()) == pidKey(h.target) {
+			a.handoffFromTarget("a command forwarded by the target vnode")
+		}
 		// NB: counted as a handoff arrival too: it is data another node's transfer sent here.
 		a.received.Add(1)
 		a.commandFrom(ctx, m.Cmd, Sender{system: ctx.ActorSystem(), pid: m.ReplyTo}, ctx.Sender())
 		ctx.Respond(&HandoffForwardAck{V: 1, Seq: m.Seq})
 	case *HandoffForward:
+		if h := a.handoff; h != nil && ctx.Sender() != nil && pidKey(ctx.Sender()) == pidKey(h.target) {
+			a.handoffFromTarget("an item forwarded by the target vnode")
+		}
 		a.arrived.Items++
 		ack := &HandoffForwardAck{V: 1, Seq: m.Seq}
 		if changed, err := a.mergeItem(m.Item); err != nil {
@@ -379,6 +389,22 @@ func (a *vnodeActor) handleHandoff(ctx actor.Context, msg any) bool {
 		return false
 	}
 	return true
+}
+
+// handoffFromTarget fails a hinted handoff session that receives handoff data (what) from its own target.
+// The target hands the partition here: it holds this node for the partition's owner (or a replica of its
+// keys) while this node held the target for the owner, and one of the two views is stale. Data from the
+// target is applied here and not passed back to it (items would circulate for ever); a hinted session then
+// ends by deleting the partition, and with the target dropping its copy once its own move is done, both
+// copies were gone (a replica lost in a join-then-leave under load). The failed session keeps everything;
+// the hint scan looks again with a newer state. An ownership session is left alone: it drops only once
+// the claimant's state records the move done.
+func (a *vnodeActor) handoffFromTarget(what string) {
+	h := a.handoff
+	if !h.to.Hinted || h.failed != "" {
+		return
+	}
+	h.failed = fmt.Sprintf("vnode: partition %d: %s during a hinted handoff to it: the partition is kept here", a.env.Partition, what)
 }
 
 // checkSession returns why a request for session cannot be served ("" when it can).

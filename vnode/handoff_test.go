@@ -440,3 +440,83 @@ func TestFoldAndDropRequests(t *testing.T) {
 		t.Fatalf("partition without a vnode: received %d", got)
 	}
 }
+
+// TestHintedHandoffKeepsThePartitionWhenItsTargetHandsItHere: B hands its hints for partition 5 to A (its
+// stale view: A owns 5) while A hands the partition to B (A's view: B is the new owner). Data from A reaches
+// B as a batch of A's transfer, or as a command or an item A's vnode forwards; B applies it and does not pass
+// it back to A. B's hinted session must then fail, keeping everything: had it dropped, A (dropping its copy
+// once its own move is done) and B would both have deleted the partition. Seen in a join-then-leave under
+// load: one replica of a key gone. Data from a third node leaves the session alone (the drop goes ahead).
+func TestHintedHandoffKeepsThePartitionWhenItsTargetHandsItHere(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fromA    bool // the data comes from A (the hinted session's target)
+		viaBatch bool // a batch of a transfer; else a command A's vnode forwards
+	}{
+		{"batch from the target", true, true},
+		{"command forwarded by the target vnode", true, false},
+		{"batch from another node", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sys := newSystem(t)
+			mk := func(name, node string) *vnode.Manager { return startPartition5(t, sys, name, node) }
+			a, b, src := mk("sup-a", "a"), mk("sup-b", "b"), mk("sup-src", "src")
+			pa, pb, psrc := a.PID(5), b.PID(5), src.PID(5)
+			putVia(t, sys, pb, "b-hint", "v")
+			res, err := actors.Request(context.Background(), sys, pb, &vnode.BeginHandoff{Target: pa, Node: "a", Hinted: true}, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stb := res.(*vnode.HandoffStarted)
+			switch {
+			case tc.viaBatch:
+				o := putVia(t, sys, psrc, "moved", "v").Object
+				raw, err := o.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				it, err := (&kv.Vnode{}).EncodeHandoffItem([]byte("moved"), raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				from := "src"
+				if tc.fromA {
+					from = "a"
+				}
+				res, err := actors.Request(context.Background(), sys, pb, &vnode.HandoffBatch{V: 1, Seq: 1, Items: [][]byte{it}, From: from}, 2*time.Second)
+				if err != nil || res.(*vnode.HandoffAck).Err != "" {
+					t.Fatalf("batch: %v %v", res, err)
+				}
+			default:
+				// A hands the partition to B: a write reaching A meanwhile is forwarded to B's vnode.
+				sta := begin(t, sys, pa, pb)
+				putVia(t, sys, pa, "moved", "v")
+				if res, err := actors.Request(context.Background(), sys, pa, &vnode.FinishHandoff{Session: sta.Session}, 2*time.Second); err != nil || res.(*vnode.HandoffFlushed).Err != "" {
+					t.Fatalf("A's flush: %v %v", res, err)
+				}
+			}
+			if getVia(t, sys, pb, "moved") == nil {
+				t.Fatal("the data from A did not reach B")
+			}
+			res, err = actors.Request(context.Background(), sys, pb, &vnode.HandoffDrop{Session: stb.Session}, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dropped := res.(*vnode.HandoffDropped)
+			if !tc.fromA {
+				if dropped.Err != "" || getVia(t, sys, pb, "moved") != nil || getVia(t, sys, pb, "b-hint") != nil {
+					t.Fatalf("a hinted session with data from a third node: drop %+v, want the partition deleted", dropped)
+				}
+				return
+			}
+			if dropped.Err == "" {
+				t.Fatal("the hinted session dropped the partition after its target handed data here")
+			}
+			for _, k := range []string{"moved", "b-hint"} {
+				if getVia(t, sys, pb, k) == nil {
+					t.Fatalf("%s deleted at B (drop: %+v)", k, dropped)
+				}
+			}
+		})
+	}
+}
