@@ -166,6 +166,9 @@ func Update(local *Object, actor string, ctx VClock, blind bool, value []byte, m
 // Without lww, Sync is commutative, associative and idempotent (up to the sharing of Value slices). With lww it
 // is commutative and idempotent but not associative: collapsing early can discard a sibling that a third replica
 // would have let win. The result shares Value slices with the inputs.
+//
+// SyncKeeps walks the two sibling lists in the same order to tell, without building the merge, whether it
+// would equal b: a change to the rules here must be made there too (TestSyncKeepsAgreesWithSync checks them).
 func Sync(a, b *Object, lww bool) *Object {
 	if a == nil && b == nil {
 		return nil
