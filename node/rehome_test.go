@@ -334,6 +334,8 @@ func TestRehomeOnANode(t *testing.T) {
 		}
 		return get(x) == nil
 	})
+	// NB: the pass counts its moves once it ends, after the drop the poll above saw.
+	eventually.True(t, 10*time.Second, "gokai_rehomed_keys counts the move", func() bool { return n.cl.rehome.moved.Load() == 1 })
 	if got := n.cl.rehome.moved.Load(); got != 1 {
 		t.Fatalf("gokai_rehomed_keys = %d, want 1", got)
 	}
