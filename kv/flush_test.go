@@ -63,7 +63,7 @@ func TestFlushedView(t *testing.T) {
 		if fmt.Sprint(live) != fmt.Sprint(tc.live) {
 			t.Fatalf("cutoff %d: live %v, want %v", tc.cutoff, live, tc.live)
 		}
-		e, err := ToEntry(v, 1)
+		e, err := ToEntry(v, 1, memcache.Read{Context: true})
 		if err != nil || e.Found == tc.notFound || len(e.Context) == 0 {
 			t.Fatalf("cutoff %d: entry %+v, %v", tc.cutoff, e, err)
 		}
@@ -132,7 +132,7 @@ func TestCoordinatorHidesFlushed(t *testing.T) {
 	}
 	cut.Store(time.Now().UnixNano())
 	for i := range 20 {
-		e, err := s.Get(ctx, fmt.Appendf(nil, "k%d", i))
+		e, err := s.Get(ctx, fmt.Appendf(nil, "k%d", i), memcache.Read{})
 		if err != nil || e.Found {
 			t.Fatalf("k%d after the flush: %+v %v", i, e, err)
 		}
@@ -141,7 +141,7 @@ func TestCoordinatorHidesFlushed(t *testing.T) {
 	if _, err := s.Set(ctx, []byte("k1"), memcache.Value{Data: []byte("set")}, memcache.Supersede{Blind: true}); err != nil {
 		t.Fatal(err)
 	}
-	miss, err := s.Get(ctx, []byte("k2"))
+	miss, err := s.Get(ctx, []byte("k2"), memcache.Read{Context: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestCoordinatorHidesFlushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]string{"k1": "set", "k2": "add"} {
-		e, err := s.Get(ctx, []byte(key))
+		e, err := s.Get(ctx, []byte(key), memcache.Read{})
 		if err != nil || !e.Found || len(e.Siblings) != 1 || string(e.Siblings[0].Data) != want {
 			t.Fatalf("%s after the flush and a write: %+v %v", key, e, err)
 		}

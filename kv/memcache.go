@@ -28,15 +28,19 @@ func newMemcacheStore(c *Coordinator, h service.Host) *memcacheStore {
 }
 
 // ToEntry turns a reconciled object into what memcache shows: the live siblings, the one plain `get`
-// returns (newest LastMod, ties by dot), a cas unique naming the sibling set and the opaque context. A key
-// no replica holds (o nil) gives an Entry with an empty context: a write over it supersedes nothing.
-func ToEntry(o *Object, nowSec int64) (memcache.Entry, error) {
+// returns (newest LastMod, ties by dot), a cas unique naming the sibling set and, when want.Context, the
+// opaque context (its encoding is the one cost of a read a plain get does not need). A key no replica holds
+// (o nil) gives an Entry with an empty context: a write over it supersedes nothing.
+func ToEntry(o *Object, nowSec int64, want memcache.Read) (memcache.Entry, error) {
 	if o == nil {
 		return memcache.Entry{}, nil
 	}
-	ctx, err := o.Clock.MarshalBinary()
-	if err != nil {
-		return memcache.Entry{}, err
+	var ctx []byte
+	if want.Context {
+		var err error
+		if ctx, err = o.Clock.MarshalBinary(); err != nil {
+			return memcache.Entry{}, err
+		}
 	}
 	live := o.Live(nowSec)
 	if len(live) == 0 {
@@ -54,12 +58,12 @@ func ToEntry(o *Object, nowSec int64) (memcache.Entry, error) {
 	return e, nil
 }
 
-func (s *memcacheStore) Get(ctx context.Context, key []byte) (memcache.Entry, error) {
+func (s *memcacheStore) Get(ctx context.Context, key []byte, want memcache.Read) (memcache.Entry, error) {
 	o, err := s.coord.Get(ctx, key, coordinator.ReadOptions{})
 	if err != nil {
 		return memcache.Entry{}, memcacheError(err)
 	}
-	e, err := ToEntry(o, s.now().Unix())
+	e, err := ToEntry(o, s.now().Unix(), want)
 	return e, memcacheError(err)
 }
 

@@ -208,8 +208,8 @@ type gatedStore struct {
 	gate  chan struct{}
 }
 
-func (g *gatedStore) Get(ctx context.Context, key []byte) (memcache.Entry, error) {
-	e, err := g.memcacheStore.Get(ctx, key)
+func (g *gatedStore) Get(ctx context.Context, key []byte, want memcache.Read) (memcache.Entry, error) {
+	e, err := g.memcacheStore.Get(ctx, key, want)
 	if err != nil {
 		return e, err
 	}

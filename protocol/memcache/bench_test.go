@@ -42,7 +42,7 @@ func BenchmarkParseCommand(b *testing.B) {
 // round-trip benchmark measures the server.
 type fixedStore struct{ e Entry }
 
-func (s *fixedStore) Get(context.Context, []byte) (Entry, error)                    { return s.e, nil }
+func (s *fixedStore) Get(context.Context, []byte, Read) (Entry, error)              { return s.e, nil }
 func (s *fixedStore) Set(context.Context, []byte, Value, Supersede) (uint64, error) { return 1, nil }
 func (s *fixedStore) Delete(context.Context, []byte, Supersede) error               { return nil }
 func (s *fixedStore) FlushAll(context.Context, time.Time) error                     { return nil }

@@ -196,7 +196,7 @@ func (c *conn) binGet(ext, key []byte) {
 		}
 		c.s.detail.record(k, detailGet, out == outDone)
 	} else {
-		e, _, err = c.fetch(k, true)
+		e, _, err = c.fetch(k, true, Read{}) // NB: a get writes nothing over what it read
 		if err != nil {
 			c.binStoreFailed(err)
 			return

@@ -204,7 +204,7 @@ func memcacheScript(t *testing.T, addr string, r *rand.Rand) {
 // shedStore fails every call as a node sheds load.
 type shedStore struct{ *memStore }
 
-func (s *shedStore) Get(context.Context, []byte) (Entry, error) {
+func (s *shedStore) Get(context.Context, []byte, Read) (Entry, error) {
 	return Entry{}, &StoreError{Code: "overload", Msg: "overload", Err: fmt.Errorf("coordinator: overload")}
 }
 

@@ -27,8 +27,11 @@
 //
 // What a write supersedes is explicit (Supersede, store.go): the siblings a read returned (its Context), or
 // everything the coordinating replica holds (Blind), or nothing (the zero value). Every command that reads or
-// conditions on the current value first calls Store.Get, then writes with Supersede{Context: Entry.Context},
-// so it supersedes exactly the siblings it saw and never one it did not see. Only a plain set is blind (text
+// conditions on the current value first calls Store.Get (asking for the context: Read{Context: true}), then
+// writes with Supersede{Context: Entry.Context}, so it supersedes exactly the siblings it saw and never one it
+// did not see. A read that writes nothing (get, gets, binary GET, mg without T, me) asks for no context, which
+// spares the Store its encoding; gets and mg show the cas unique, and a later cas reads again for the context
+// and checks the cas unique against it. Only a plain set is blind (text
 // set, binary SET without a cas, ms in set mode without C). Values whose Expiry has passed are not found (the
 // Store hides them; the server checks again against Config.Now).
 //

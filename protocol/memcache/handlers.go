@@ -38,9 +38,10 @@ func (c *conn) execute() bool {
 }
 
 // get reads key and hides the siblings expired at the request's time (the Store should already have; this is
-// the server's own check). The clock is read only if a sibling has an expiry.
-func (c *conn) get(key []byte) (Entry, error) {
-	e, err := c.s.store.Get(c.s.ctx, key)
+// the server's own check). The clock is read only if a sibling has an expiry. want says whether the caller
+// writes over what it reads (Read.Context).
+func (c *conn) get(key []byte, want Read) (Entry, error) {
+	e, err := c.s.store.Get(c.s.ctx, key, want)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -189,7 +190,7 @@ func (c *conn) retrieve() {
 // retrieveKey writes the VALUE items of one key of a get or gets (none on a miss). It reports false when
 // the reply ended with an error line (a Store failure, the memory budget).
 func (c *conn) retrieveKey(key []byte) bool {
-	e, _, err := c.fetch(bytes.Clone(key), true)
+	e, _, err := c.fetch(bytes.Clone(key), true, Read{}) // NB: get and gets show values and cas only
 	if err != nil {
 		c.storeFailed(err) // ends the reply: the client stops reading at the error line
 		return false

@@ -15,7 +15,9 @@ import (
 // protocol: each sibling carries a dot (a unique write id); the causal context of an entry is the list of its
 // live dots; a write with a context replaces exactly the siblings whose dots it lists and keeps the others
 // as siblings (an empty context replaces none); a blind write replaces everything. Deletes leave no
-// tombstones.
+// tombstones. Like the node, it leaves Entry.Context empty unless the Get asks for it (Read.Context), so a
+// server path that writes over a read without asking for its context shows in the tests (its write becomes a
+// sibling instead of replacing).
 type memStore struct {
 	now         func() time.Time
 	hideExpired bool // as the real node does; off to test the server's own expiry check
@@ -35,6 +37,7 @@ type memStore struct {
 	entered  chan struct{} // when set, Get signals here before blocking
 	hold     chan struct{} // when set, Get signals on held after it read, then waits for hold to close
 	held     chan struct{}
+	reads    []Read // what every Get asked for, in call order
 }
 
 type memSibling struct {
@@ -48,7 +51,7 @@ func newMemStore(now func() time.Time) *memStore {
 	return &memStore{now: now, hideExpired: true, items: map[string][]memSibling{}, fail: map[string]error{}}
 }
 
-func (m *memStore) Get(ctx context.Context, key []byte) (Entry, error) {
+func (m *memStore) Get(ctx context.Context, key []byte, want Read) (Entry, error) {
 	m.mu.Lock()
 	block, entered := m.block, m.entered
 	m.mu.Unlock()
@@ -63,7 +66,11 @@ func (m *memStore) Get(ctx context.Context, key []byte) (Entry, error) {
 		}
 	}
 	m.mu.Lock()
+	m.reads = append(m.reads, want)
 	e, err := m.getLocked(key)
+	if !want.Context {
+		e.Context = nil
+	}
 	hold, held := m.hold, m.held
 	m.mu.Unlock()
 	if err != nil || hold == nil {
@@ -114,6 +121,15 @@ func (m *memStore) readLocked(key []byte, hide bool) (Entry, error) {
 	e.Chosen = newest(e.Siblings)
 	e.Cas = cas
 	return e, nil
+}
+
+// takeReads returns what the Gets since the last call asked for and forgets them.
+func (m *memStore) takeReads() []Read {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.reads
+	m.reads = nil
+	return r
 }
 
 func encodeDots(dots []uint64) []byte {

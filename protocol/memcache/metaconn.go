@@ -108,7 +108,8 @@ func (c *conn) metaStoreFailed(err error) {
 func (c *conn) metaGet() {
 	m := &c.meta
 	key := bytes.Clone(m.Key)
-	e, before, err := c.fetch(key, !m.NoBump)
+	want := Read{Context: m.HasTTL} // NB: T rewrites the value over the read's context
+	e, before, err := c.fetch(key, !m.NoBump, want)
 	if err != nil {
 		c.metaStoreFailed(err)
 		return
@@ -144,7 +145,7 @@ func (c *conn) metaGet() {
 			}
 		}
 		if !created {
-			if e, before, err = c.fetch(key, !m.NoBump); err != nil {
+			if e, before, err = c.fetch(key, !m.NoBump, want); err != nil {
 				c.metaStoreFailed(err)
 				return
 			}
@@ -474,7 +475,7 @@ func (c *conn) metaArith() {
 func (c *conn) metaDebug() {
 	m := &c.meta
 	key := bytes.Clone(m.Key)
-	e, err := c.get(key)
+	e, err := c.get(key, Read{}) // NB: me writes nothing
 	if err != nil {
 		c.metaStoreFailed(err)
 		return

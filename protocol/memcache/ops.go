@@ -64,7 +64,7 @@ func (c *conn) store(r storeReq) (outcome, uint64, error) {
 		}
 		return outDone, cas, nil
 	}
-	e, err := c.get(r.key)
+	e, err := c.get(r.key, Read{Context: true})
 	if err != nil {
 		return outFailed, 0, err
 	}
@@ -135,7 +135,7 @@ func (c *conn) store(r storeReq) (outcome, uint64, error) {
 // (which unlinks the old item so that a stale value does not outlive a failed set) it deletes what the key
 // holds, superseding exactly what a read finds. key is the request's own copy.
 func (c *conn) removeOversized(key []byte) {
-	e, err := c.get(key)
+	e, err := c.get(key, Read{Context: true})
 	if err == nil && e.Found {
 		err = c.s.store.Delete(c.s.ctx, key, Supersede{Context: e.Context})
 	}
@@ -151,7 +151,7 @@ func (c *conn) removeOversized(key []byte) {
 // name the sibling set read (binary DELETE with a cas, meta md C).
 func (c *conn) remove(key []byte, cas uint64, checkCas bool) (outcome, error) {
 	c.s.detail.record(key, detailDel, false)
-	e, err := c.get(key)
+	e, err := c.get(key, Read{Context: true})
 	if err != nil {
 		return outFailed, err
 	}
@@ -174,7 +174,7 @@ func (c *conn) remove(key []byte, cas uint64, checkCas bool) (outcome, error) {
 // read's context (a new cas unique), with a new expiry if setExpiry, and its win token is cleared so the
 // next reader wins the right to recache it. With checkCas, cas must name the sibling set read.
 func (c *conn) invalidate(key []byte, cas uint64, checkCas, setExpiry bool, expiry int64) (outcome, error) {
-	e, err := c.get(key)
+	e, err := c.get(key, Read{Context: true})
 	if err != nil {
 		return outFailed, err
 	}
@@ -210,7 +210,7 @@ type touched struct {
 // siblings) and keeps the item's meta bits. outNotFound on a miss.
 func (c *conn) touch(key []byte, expiry int64) (touched, outcome, error) {
 	c.s.stats.cmdTouch.Add(1)
-	e, err := c.get(key)
+	e, err := c.get(key, Read{Context: true})
 	if err != nil {
 		return touched{}, outFailed, err
 	}
@@ -263,7 +263,7 @@ func (c *conn) arith(r arithReq) (arithRes, outcome, error) {
 	if r.incr {
 		hits, misses = &c.s.stats.incrHits, &c.s.stats.incrMisses
 	}
-	e, err := c.get(r.key)
+	e, err := c.get(r.key, Read{Context: true})
 	if err != nil {
 		return arithRes{}, outFailed, err
 	}
@@ -319,10 +319,11 @@ func parseCounter(b []byte) (uint64, bool) {
 
 // fetch is a read by a retrieval command (get, gets, gat, binary GET, mg): it counts a get, a hit or a
 // miss, and records the read in the item's meta bits (unless bump is false: mg u). before holds the bits
-// as they were before this read.
-func (c *conn) fetch(key []byte, bump bool) (e Entry, before itemBits, err error) {
+// as they were before this read. want is what the caller needs of the read (Read.Context when it writes
+// over it).
+func (c *conn) fetch(key []byte, bump bool, want Read) (e Entry, before itemBits, err error) {
 	c.s.stats.cmdGet.Add(1)
-	e, err = c.get(key)
+	e, err = c.get(key, want)
 	if err != nil {
 		return Entry{}, itemBits{}, err
 	}

@@ -601,6 +601,56 @@ func TestServerReadTimeout(t *testing.T) {
 // TestServerAddAfterAMissSupersedesNothing: two adds of one missing key that both read the miss before
 // either writes are both STORED, and the store keeps both values as siblings: an add after a miss writes
 // over the miss's empty context (supersede nothing), never blind. A plain set is blind and replaces both.
+// A plain read asks the Store for no causal context (its encoding is a cost a get does not need); every
+// command that writes over what it read asks for it. The test store leaves Entry.Context empty unless asked,
+// so a writing command that did not ask would also turn its write into a sibling in the other tests.
+func TestServerAsksForContextOnlyToWriteOverARead(t *testing.T) {
+	ts := startServer(t, Config{})
+	c := ts.dial()
+	c.do("set k 0 0 1\r\n1\r\n", "STORED\r\n")
+	if r := ts.store.takeReads(); len(r) != 0 {
+		t.Fatalf("a plain set read the key: %+v", r)
+	}
+	plain, ctx := []Read{{}}, []Read{{Context: true}}
+	for _, tc := range []struct {
+		send, want string
+		reads      []Read
+	}{
+		{"get k\r\n", "VALUE k 0 1\r\n1\r\nEND\r\n", plain},
+		{"get k nope\r\n", "VALUE k 0 1\r\n1\r\nEND\r\n", []Read{{}, {}}},
+		{"mg k v\r\n", "VA 1\r\n1\r\n", plain},
+		{"mg k s\r\n", "HD s1\r\n", plain},
+		{"add k 0 0 1\r\n2\r\n", "NOT_STORED\r\n", ctx},
+		{"append k 0 0 1\r\n2\r\n", "STORED\r\n", ctx},
+		{"incr k 1\r\n", "13\r\n", ctx},
+		{"touch k 100\r\n", "TOUCHED\r\n", ctx},
+		{"gat 100 k\r\n", "VALUE k 0 2\r\n13\r\nEND\r\n", ctx},
+		{"mg k v T100\r\n", "VA 2\r\n13\r\n", ctx},
+		{"delete k\r\n", "DELETED\r\n", ctx},
+	} {
+		c.do(tc.send, tc.want)
+		if got := ts.store.takeReads(); !slices.Equal(got, tc.reads) {
+			t.Fatalf("%q read the store with %+v, want %+v", tc.send, got, tc.reads)
+		}
+	}
+	// gets shows the cas unique without the context; the cas that uses it reads again, for the context.
+	c.do("set k 0 0 1\r\n1\r\n", "STORED\r\n")
+	c.send("gets k\r\n")
+	line := c.readLine()
+	c.expect("1\r\nEND\r\n")
+	if got := ts.store.takeReads(); !slices.Equal(got, plain) {
+		t.Fatalf("gets read the store with %+v", got)
+	}
+	f := strings.Fields(line)
+	c.do("cas k 0 0 1 "+f[len(f)-1]+"\r\n2\r\n", "STORED\r\n")
+	if got := ts.store.takeReads(); !slices.Equal(got, ctx) {
+		t.Fatalf("cas read the store with %+v", got)
+	}
+	if n := ts.store.siblingCount("k"); n != 1 {
+		t.Fatalf("cas with the cas unique of gets: %d siblings, want 1 (it must supersede what gets showed)", n)
+	}
+}
+
 func TestServerAddAfterAMissSupersedesNothing(t *testing.T) {
 	ts := startServer(t, Config{})
 	a, b := ts.dial(), ts.dial()

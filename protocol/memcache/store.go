@@ -15,7 +15,7 @@ type Value struct {
 
 // Entry is a read result. Siblings holds all live (not deleted, not expired) siblings, Chosen indexes the one a
 // plain `get` returns (gokai's rule: newest LastMod). Cas names the whole sibling set (hash of the causal
-// context); Context is the opaque causal context to pass back to Set/Delete (as Supersede{Context: Context})
+// context); Context (filled in when the Get asked for it, Read.Context) is the opaque causal context to pass back to Set/Delete (as Supersede{Context: Context})
 // to supersede exactly these siblings. A miss may carry a Context too: that of the tombstones (or expired
 // siblings) the read found, which a write over it supersedes; a miss that found nothing has an empty one.
 type Entry struct {
@@ -39,6 +39,15 @@ type Supersede struct {
 	Context []byte
 }
 
+// Read says what a Store.Get must fill in beyond an Entry's values and cas. The zero value asks for the
+// least: what a plain `get` shows.
+type Read struct {
+	// Context asks for Entry.Context. The server asks for it only when it writes over what it read (cas,
+	// add, append, incr, touch, gat, mg with T, ...); a plain get, gets or mg shows values and the cas unique
+	// only, so the Store may leave Context empty and skip encoding it.
+	Context bool
+}
+
 // Store is what the memcache server needs from gokai; the node implements it.
 //
 // Methods are called concurrently, from one goroutine per client connection, and may block (a quorum read or
@@ -48,7 +57,9 @@ type Supersede struct {
 // so a Store may keep them (for example in messages to replicas that outlive the call). The server only reads
 // the slices of a returned Entry (and hands Entry.Context and sibling data back to Set), never writes to them.
 type Store interface {
-	Get(ctx context.Context, key []byte) (Entry, error)
+	// Get reads key. Entry.Context is filled in when want.Context is set (a Store may fill it in always);
+	// everything else in the Entry does not depend on want.
+	Get(ctx context.Context, key []byte, want Read) (Entry, error)
 	// Set writes v, replacing the siblings over says (see Supersede: the zero value replaces none). v.LastMod
 	// is the server's clock at the request; the Store may restamp it. A Supersede with both Blind and a
 	// Context is an error.
