@@ -33,6 +33,14 @@
 // placeholder address "nonhost" in its PID, so its Self() cannot travel inside a message (the transport does
 // fix the sender of its requests).
 //
+// # Scheduling
+//
+// Dispatcher runs mailboxes on long-lived workers; InlineFirst runs an actor's first mailbox run on the
+// spawning goroutine. Mailbox is a mailbox an actor spawned per request embeds in its own struct: protoactor's
+// default costs each spawn nine allocations (actor.Unbounded's queues, their nodes, a closure per scheduled
+// run) where it costs none; it keeps the default's contract (system messages first, suspension around a
+// failure, a recovered panic escalated), and canary tests pin what it assumes of protoactor's supervision.
+//
 // Concurrency: everything here is safe for concurrent use; Request blocks its caller (never call it from
 // inside an actor's Receive: use ctx.Request and a reply message there). RegisterWire belongs in init().
 package actors

@@ -50,7 +50,8 @@
 // Supervision and scheduling: the coordinator supervisor is a protoactor guardian strategy (a crashed
 // coordinator is stopped and its caller gets ErrCoordinatorCrashed); the caller's goroutine spawns the
 // request actor and, with Config.Dispatcher set, runs its first mailbox run inline (actors.InlineFirst), so a
-// request whose vnodes answer inline is answered before Spawn returns. Later runs go to the dispatcher.
+// request whose vnodes answer inline is answered before Spawn returns. Later runs go to the dispatcher. The
+// request actor's mailbox (actors.Mailbox) is a field of the actor itself, so a spawn allocates no mailbox.
 // Timers the first run asks for are armed only if the request outlives it.
 //
 // Overload: Config.MaxInFlight bounds the live coordinators of one Service (a node runs one per service);

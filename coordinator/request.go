@@ -29,6 +29,7 @@ type liveEntry struct {
 type requestActor[V, O any, PO OpPtr[V, O]] struct {
 	live    liveEntry
 	disp    actors.InlineFirst // this actor's dispatcher (Service.run)
+	mailbox actors.Mailbox     // this actor's mailbox (Service.run): no allocation of its own
 	props   actor.Props        // this actor's props (a copy of Service.props)
 	svc     *Service
 	proto   Protocol[V]
@@ -63,8 +64,8 @@ type requestActor[V, O any, PO OpPtr[V, O]] struct {
 	deferRounds int8
 	deferred    []StartTimer
 	deferBuf    [2]StartTimer
-	// NB: the small fields are packed beside one another: a read's request actor is 1008 bytes, under
-	// the 1024-byte size class with the allocator's 8-byte header (TestRequestActorSize).
+	// NB: the small fields are packed beside one another: a read's request actor with its mailbox stays in
+	// the 1280-byte size class with the allocator's 8-byte header (TestRequestActorSize).
 }
 
 // outcome is what a coordinator hands back to the waiting caller.

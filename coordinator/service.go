@@ -254,7 +254,8 @@ func run[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, req *request
 	var none V
 	req.svc = s
 	req.props = s.props
-	req.props.Configure(actor.WithProducer(func() actor.Actor { return req }))
+	req.props.Configure(actor.WithProducer(func() actor.Actor { return req }),
+		actor.WithMailbox(func() actor.Mailbox { return &req.mailbox }))
 	if s.cfg.Dispatcher != nil {
 		req.disp.Pool = s.cfg.Dispatcher
 		req.props.Configure(actor.WithDispatcher(&req.disp))
