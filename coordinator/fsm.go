@@ -269,8 +269,8 @@ type GetFSM[V any] struct {
 	stateBuf [maxInline]replyState
 	// effBuf holds the effects of one step (see GetFSM's steps): with N=3, the fan-out and its timer, or
 	// an answer, its timer and Done, or Done and three repairs fit; a longer step appends past it into a new
-	// slice. NB: four, not more: with more the request actor that holds this FSM passes 1024 bytes, and
-	// its allocation takes the next size class (1152).
+	// slice. NB: four, not more: the request actor that holds this FSM (and its mailbox) must stay within
+	// its size class (TestRequestActorSize).
 	effBuf [4]Effect
 }
 
