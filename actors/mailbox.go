@@ -30,6 +30,11 @@ type Mailbox struct {
 	mu   sync.Mutex
 	sys  fifo // REQUIRES: mu held
 	user fifo // REQUIRES: mu held
+	// The queues' first slots (RegisterHandlers hands them over). NB: four user messages, because a
+	// request coordinator's first run queues its replicas' inline replies and its own timer message
+	// behind the Started it is handling; two system messages (Started, then a Stop).
+	sysBuf  [2]any
+	userBuf [4]any
 
 	status    atomic.Int32 // mailboxIdle or mailboxRunning: one run at a time
 	sysCount  atomic.Int32 // messages in sys; written under mu, read without it
@@ -48,17 +53,15 @@ const (
 	mailboxRunning
 )
 
-// fifo is a queue whose first few messages live in the struct.
+// fifo is a queue over a slice that starts as a buffer its owner holds (Mailbox's sysBuf and userBuf): a
+// queue that never holds more than the buffer allocates nothing.
 type fifo struct {
 	head  int   // index of the next message in items
-	items []any // items[head:] are queued; nil until the first push
-	buf   [2]any
+	items []any // items[head:] are queued
 }
 
 func (q *fifo) push(m any) {
 	switch {
-	case q.items == nil:
-		q.items = q.buf[:0]
 	case q.head == len(q.items):
 		clear(q.items[:q.head])
 		q.items, q.head = q.items[:0], 0
@@ -116,6 +119,11 @@ func (m *Mailbox) PostSystemMessage(message any) {
 func (m *Mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	m.invoker, m.dispatcher = invoker, dispatcher
 	m.runFn = m.processMessages
+	m.mu.Lock()
+	if m.sys.items == nil && m.user.items == nil { // NB: nothing posted yet (protoactor posts after this)
+		m.sys.items, m.user.items = m.sysBuf[:0], m.userBuf[:0]
+	}
+	m.mu.Unlock()
 }
 
 // Start implements actor.Mailbox.

@@ -38,7 +38,8 @@ func TestFifo(t *testing.T) {
 	if want != next {
 		t.Fatalf("%d messages out of %d", want, next)
 	}
-	var r fifo
+	var buf [2]any
+	r := fifo{items: buf[:0]}
 	r.push(0)
 	for i := 1; i < 1000; i++ {
 		r.push(i)
