@@ -205,12 +205,12 @@ func TestCanaryMailboxSpawnAllocations(t *testing.T) {
 			c.Send(c.Self(), "ping")
 		}
 	}
-	def := testing.AllocsPerRun(200, func() {
+	def := minAllocs(func() {
 		a := &mailboxActor{recv: recv}
 		pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, disp))
 		sys.Root.Stop(pid)
 	})
-	own := testing.AllocsPerRun(200, func() {
+	own := minAllocs(func() {
 		a := &mailboxActor{recv: recv}
 		props := a.props()
 		props.Configure(disp)

@@ -76,8 +76,8 @@ func TestCanaryLifecycleEnvelopes(t *testing.T) {
 			}
 		})
 	}
-	full := testing.AllocsPerRun(200, life(WireProps(actor.PropsFromProducer(noop))))
-	sender := testing.AllocsPerRun(200, life(WireSenderProps(actor.PropsFromProducer(noop))))
+	full := minAllocs(life(WireProps(actor.PropsFromProducer(noop))))
+	sender := minAllocs(life(WireSenderProps(actor.PropsFromProducer(noop))))
 	if full-sender != 3 {
 		t.Fatalf("an actor's life: %v allocations with a receiver middleware, %v without: want 3 fewer (one envelope per lifecycle message)", full, sender)
 	}
@@ -124,8 +124,8 @@ func TestTell(t *testing.T) {
 	if last != (seen{"sent", nil}) {
 		t.Fatalf("the sink saw %+v after a Send", last)
 	}
-	send := testing.AllocsPerRun(200, func() { sys.Root.Send(src, viaSend{}) })
-	tell := testing.AllocsPerRun(200, func() { sys.Root.Send(src, viaTell{}) })
+	send := minAllocs(func() { sys.Root.Send(src, viaSend{}) })
+	tell := minAllocs(func() { sys.Root.Send(src, viaTell{}) })
 	if send-tell != 1 {
 		t.Fatalf("a message to a local actor: %v allocations by Send, %v by Tell: want exactly one fewer (the envelope)", send, tell)
 	}
@@ -172,9 +172,21 @@ func TestAsk(t *testing.T) {
 	if gotMsg != "requested" || gotSender == nil || !gotSender.Equal(asker) {
 		t.Fatalf("the sink saw %v from %v after a Request, want \"requested\" from %v", gotMsg, gotSender, asker)
 	}
-	a := testing.AllocsPerRun(200, byAsk)
-	r := testing.AllocsPerRun(200, byRequest)
+	a := minAllocs(byAsk)
+	r := minAllocs(byRequest)
 	if r-a != 3 {
 		t.Fatalf("an actor that asks once: %v allocations with Request, %v with Ask: want 3 fewer (the context's extras)", r, a)
 	}
+}
+
+// minAllocs is testing.AllocsPerRun(200, f) at its lowest of three measurements. AllocsPerRun counts the
+// whole process's allocations, so another goroutine's (a timer's, the runtime's, the race detector's) can
+// only add to f's own: on a loaded machine one measurement of an exact count came out one high in a few
+// hundred runs.
+func minAllocs(f func()) float64 {
+	n := testing.AllocsPerRun(200, f)
+	for range 2 {
+		n = min(n, testing.AllocsPerRun(200, f))
+	}
+	return n
 }
