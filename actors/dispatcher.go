@@ -98,24 +98,27 @@ func (d *Dispatcher) Close() {
 }
 
 // InlineFirst is a dispatcher for one actor: it runs the actor's first mailbox run on the goroutine that
-// scheduled it (the spawner's: the run that handles Started) and every later run on Pool. Set Pool, then
-// hand a pointer to actor.WithDispatcher; the zero value of the rest is ready, and one InlineFirst must
-// serve one actor only.
+// scheduled it (the spawner's: the run that handles Started) and every later run on Pool, except a run for a
+// message from another node when the actor's mailbox comes from PeerMailbox. Set Pool, then hand a pointer
+// to actor.WithDispatcher; the zero value of the rest is ready, and one InlineFirst must serve one actor only.
 //
 // Why: a request coordinator is spawned by the goroutine that waits for its answer. Running its start
 // inline saves a hand-off to a worker and back; when the vnodes it asks answer at once (they run inline
-// too), the whole request completes before Spawn returns. Later runs (late replies, timers) go to the
-// pool, so inline runs never nest deeper than spawner → coordinator → vnode.
+// too), the whole request completes before Spawn returns. Later runs (local late replies, timers) go to the
+// pool, so inline runs never nest deeper than spawner → coordinator → vnode; a run for a reply from another
+// node (PeerMailbox) nests as deep on the transport's goroutine: coordinator → vnode (a read repair).
 type InlineFirst struct {
 	Pool actor.Dispatcher
 	used atomic.Bool
+	// fromPeer: a message from another node was posted since the last scheduled run (see PeerMailbox).
+	fromPeer atomic.Bool
 }
 
 var _ actor.Dispatcher = (*InlineFirst)(nil)
 
 // Schedule implements actor.Dispatcher.
 func (d *InlineFirst) Schedule(fn func()) {
-	if d.used.CompareAndSwap(false, true) {
+	if d.used.CompareAndSwap(false, true) || (d.fromPeer.Load() && d.fromPeer.Swap(false)) {
 		fn()
 		return
 	}
@@ -124,3 +127,44 @@ func (d *InlineFirst) Schedule(fn func()) {
 
 // Throughput implements actor.Dispatcher.
 func (d *InlineFirst) Throughput() int { return d.Pool.Throughput() }
+
+// PeerMailbox returns a mailbox producer (protoactor's unbounded mailbox) for the actor d dispatches that
+// also runs inline the run a message from another node starts: on the transport's receiving goroutine, which
+// delivered it and has nothing else to do for it. Why: a coordinator's replies from other nodes went from
+// that goroutine to a pool worker, one more goroutine hand-off on the path of every request with a remote
+// replica. The receiving goroutine already runs the vnodes other nodes ask (inline while idle), so a
+// coordinator there nests no deeper than a vnode does.
+//
+// It relies on protoactor posting to the mailbox the envelope the transport delivered, with the header the
+// transport guard stamps on it (RemoteHeader); a canary test pins it. The producer allocates: give it to
+// actors that expect messages from other nodes.
+func (d *InlineFirst) PeerMailbox() actor.MailboxProducer { return actor.Unbounded(peerPosted{d}) }
+
+// peerPosted is the mailbox middleware of PeerMailbox: it notes messages that came from another node.
+type peerPosted struct{ d *InlineFirst }
+
+var _ actor.MailboxMiddleware = peerPosted{}
+
+func (p peerPosted) MessagePosted(msg any) {
+	if fromPeer(msg) {
+		p.d.fromPeer.Store(true)
+	}
+}
+
+// MessageReceived clears the mark once the run that a message from another node asked for has it: a mark
+// left by a message that arrived while the actor was running must not make a later, local, run inline.
+// NB: it may also clear the mark of a message posted meanwhile, which then runs on the pool: harmless.
+func (p peerPosted) MessageReceived(msg any) {
+	if fromPeer(msg) {
+		p.d.fromPeer.Store(false)
+	}
+}
+
+func (peerPosted) MailboxStarted() {}
+func (peerPosted) MailboxEmpty()   {}
+
+// fromPeer reports whether a posted message is one the transport delivered from another node.
+func fromPeer(msg any) bool {
+	env, ok := msg.(*actor.MessageEnvelope)
+	return ok && env.Header.Get(RemoteHeader) == "1"
+}
