@@ -28,6 +28,8 @@
 //     send beyond it is dropped at once and a request fails with actor.ErrDeadLetter instead of timing out.
 //     A dead peer holds its queue for ~10 s (protoactor retries the connection 5 times, 2 s apart) and
 //     requests to it time out: route around nodes that membership considers down.
+//   - Every envelope a stream delivers carries the same read-only header, made once per stream (RemoteHeader,
+//     and PeerHeader with TLS; see Peer): nothing may write to a received message's header.
 //
 // Start the transport before spawning actors that talk to other nodes: an actor spawned earlier has the
 // placeholder address "nonhost" in its PID, so its Self() cannot travel inside a message (the transport does

@@ -171,8 +171,9 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 type checkedStream struct {
 	grpc.ServerStream
 	g       *guard
-	peer    string // the peer's verified node name; "" without TLS
-	claimed string // the transport address the peer's connect request claimed (verified with TLS)
+	peer    string                // the peer's verified node name; "" without TLS
+	claimed string                // the transport address the peer's connect request claimed (verified with TLS)
+	header  *remote.MessageHeader // what stamp puts on every envelope; made on first use, then read-only
 }
 
 func (s *checkedStream) RecvMsg(m any) error {
@@ -242,18 +243,17 @@ func (s *checkedStream) checkSenders(b *remote.MessageBatch) (dropped int, why s
 }
 
 // stamp marks e as received from another node, with the peer's verified name when there is one; whatever
-// the peer put under those headers is replaced.
+// headers the peer sent are replaced (gokai sends none of its own). Every envelope of the stream gets the
+// same header, made once: nothing writes to a received message's header (protoactor's MessageEnvelope.
+// SetHeader is called only by its tracing middlewares, which gokai does not use), and a fresh map per
+// envelope was three allocations of every message a node received.
 func (s *checkedStream) stamp(e *remote.MessageEnvelope) {
-	if e.MessageHeader == nil {
-		e.MessageHeader = &remote.MessageHeader{}
+	if s.header == nil {
+		h := map[string]string{RemoteHeader: "1"}
+		if s.peer != "" {
+			h[PeerHeader] = s.peer
+		}
+		s.header = &remote.MessageHeader{HeaderData: h}
 	}
-	if e.MessageHeader.HeaderData == nil {
-		e.MessageHeader.HeaderData = map[string]string{}
-	}
-	e.MessageHeader.HeaderData[RemoteHeader] = "1"
-	if s.peer != "" {
-		e.MessageHeader.HeaderData[PeerHeader] = s.peer
-	} else {
-		delete(e.MessageHeader.HeaderData, PeerHeader)
-	}
+	e.MessageHeader = s.header
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +316,43 @@ func TestGuardBindsTLSPeers(t *testing.T) {
 	h = m.GetMessageBatch().Envelopes[0].MessageHeader.HeaderData
 	if _, ok := h[PeerHeader]; ok || h[RemoteHeader] != "1" {
 		t.Fatalf("plaintext headers %v", h)
+	}
+}
+
+// TestStampSharesOneHeaderPerStream: every envelope a stream keeps carries the same header, the transport's
+// own (the peer's name with TLS), whatever header the peer sent.
+func TestStampSharesOneHeaderPerStream(t *testing.T) {
+	echo := actor.NewPID("127.0.0.1:2", echoName)
+	for _, peer := range []string{"", "n1"} {
+		b := validBatch(t, echo)
+		b.Envelopes = append(b.Envelopes, &remote.MessageEnvelope{TypeId: 0, MessageData: b.Envelopes[0].MessageData, Target: 0,
+			MessageHeader: &remote.MessageHeader{HeaderData: map[string]string{PeerHeader: "n2", "other": "x"}}})
+		s := &checkedStream{g: &guard{log: slog.New(slog.DiscardHandler)}, peer: peer}
+		for _, e := range b.Envelopes {
+			s.stamp(e)
+		}
+		h0, h1 := b.Envelopes[0].MessageHeader, b.Envelopes[1].MessageHeader
+		if h0 != h1 {
+			t.Fatalf("peer %q: two envelopes of one stream got two headers", peer)
+		}
+		want := map[string]string{RemoteHeader: "1"}
+		if peer != "" {
+			want[PeerHeader] = peer
+		}
+		if !maps.Equal(h0.HeaderData, want) {
+			t.Fatalf("peer %q: header %v, want %v", peer, h0.HeaderData, want)
+		}
+	}
+}
+
+// BenchmarkStamp is the transport guard's marking of one received envelope.
+func BenchmarkStamp(b *testing.B) {
+	batch := validBatch(b, actor.NewPID("127.0.0.1:2", echoName))
+	s := &checkedStream{g: &guard{log: slog.New(slog.DiscardHandler)}, peer: "n1"}
+	e := batch.Envelopes[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		e.MessageHeader = nil
+		s.stamp(e)
 	}
 }

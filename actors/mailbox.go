@@ -43,7 +43,8 @@ type Mailbox struct {
 
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
-	runFn      func() // processMessages, bound once: a method value per schedule would allocate
+	runFn      func()       // processMessages, bound once: a method value per schedule would allocate
+	peer       *InlineFirst // RunPeerMessagesInline: the dispatcher told of messages from other nodes
 }
 
 var _ actor.Mailbox = (*Mailbox)(nil)
@@ -99,12 +100,29 @@ func (m *Mailbox) PostUserMessage(message any) {
 			}
 		}
 	}
+	if m.peer != nil && fromPeer(message) {
+		m.peer.fromPeer.Store(true) // NB: before schedule, which asks m.peer whether to run inline
+	}
 	m.mu.Lock()
 	m.user.push(message)
 	m.userCount.Add(1)
 	m.mu.Unlock()
 	m.schedule()
 }
+
+// RunPeerMessagesInline makes d, the actor's dispatcher, run inline the run that a message from another node
+// starts: on the transport's receiving goroutine, which delivered it and has nothing else to do for it. Call
+// it before the spawn. Why: a coordinator's replies from other nodes went from that goroutine to a pool
+// worker, one more goroutine hand-off on the path of every request with a remote replica. The receiving
+// goroutine already runs the vnodes other nodes ask (inline while idle), so a coordinator there nests no
+// deeper than a vnode does.
+//
+// It relies on protoactor posting to the mailbox the envelope the transport delivered, with the header the
+// transport guard stamps on it (RemoteHeader); a canary test pins it. The mark is cleared when the run takes
+// a message from another node, so a mark left by one that arrived while the actor was running does not make
+// a later, local, run inline (it may clear the mark of a message posted meanwhile, which then runs on the
+// pool: harmless).
+func (m *Mailbox) RunPeerMessagesInline(d *InlineFirst) { m.peer = d }
 
 // PostSystemMessage implements actor.Mailbox.
 func (m *Mailbox) PostSystemMessage(message any) {
@@ -205,6 +223,10 @@ func (m *Mailbox) run() {
 		}
 		if msg = m.popUser(); msg == nil {
 			return
+		}
+		if m.peer != nil && fromPeer(msg) {
+			// NB: the run this message asked for has it (see RunPeerMessagesInline).
+			m.peer.fromPeer.Store(false)
 		}
 		m.invoker.InvokeUserMessage(msg)
 	}

@@ -609,3 +609,36 @@ func TestRemoteThroughput(t *testing.T) {
 			float64(done.Load())/el.Seconds())
 	}
 }
+
+// TestCanaryPeerMessagesRunInline pins what Mailbox.RunPeerMessagesInline relies on in protoactor: a message another
+// node sends is posted to the target's mailbox as the envelope the transport delivered, with the header the
+// transport guard stamped, so the actor runs on the transport's goroutine, not on its pool.
+func TestCanaryPeerMessagesRunInline(t *testing.T) {
+	localNode(t)
+	n := startNode(t)
+	sys := local.system
+	pool := &countingPool{}
+	seen := make(chan any, 4)
+	pid := peerInlineActor(t, sys, pool, seen)
+
+	sys.Root.Send(n.echo(), &testTell{V: 1, Seq: 51, ReplyTo: pid})
+	select {
+	case m := <-seen:
+		if told, ok := m.(*testTold); !ok || told.Seq != 51 {
+			t.Fatalf("saw %#v", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no reply from the helper node\n%s", n.stderr.String())
+	}
+	if got := pool.n.Load(); got != 0 {
+		t.Fatalf("the helper's message ran on the pool (%d runs), want inline on the transport's goroutine", got)
+	}
+	// The probe tells the two apart: a message from this node goes to the pool.
+	sys.Root.Send(pid, &testTold{V: 1, Seq: 52})
+	if m := <-seen; m.(*testTold).Seq != 52 {
+		t.Fatalf("saw %#v", m)
+	}
+	if got := pool.n.Load(); got != 1 {
+		t.Fatalf("a local message: %d pool runs, want 1", got)
+	}
+}

@@ -50,8 +50,10 @@
 // Supervision and scheduling: the coordinator supervisor is a protoactor guardian strategy (a crashed
 // coordinator is stopped and its caller gets ErrCoordinatorCrashed); the caller's goroutine spawns the
 // request actor and, with Config.Dispatcher set, runs its first mailbox run inline (actors.InlineFirst), so a
-// request whose vnodes answer inline is answered before Spawn returns. Later runs go to the dispatcher. The
-// request actor's mailbox (actors.Mailbox) is a field of the actor itself, so a spawn allocates no mailbox.
+// request whose vnodes answer inline is answered before Spawn returns. Later runs go to the dispatcher, but
+// for a request with a replica on another node, a run for a reply from that node stays on the transport's
+// goroutine that delivered it (actors.Mailbox.RunPeerMessagesInline). The request actor's mailbox
+// (actors.Mailbox) is a field of the actor itself, so a spawn allocates no mailbox.
 // Timers the first run asks for are armed only if the request outlives it.
 //
 // Overload: Config.MaxInFlight bounds the live coordinators of one Service (a node runs one per service);

@@ -259,6 +259,13 @@ func run[V, O any, PO OpPtr[V, O]](ctx context.Context, s *Service, req *request
 	if s.cfg.Dispatcher != nil {
 		req.disp.Pool = s.cfg.Dispatcher
 		req.props.Configure(actor.WithDispatcher(&req.disp))
+		for _, t := range req.targets {
+			if t.Node != s.cfg.Node {
+				// Replies from other nodes run the actor on the transport's goroutine (actors.InlineFirst).
+				req.mailbox.RunPeerMessagesInline(&req.disp)
+				break
+			}
+		}
 	}
 	if _, err := s.root.SpawnNamed(&req.props, coordinatorPrefix+s.system.ProcessRegistry.NextId()); err != nil {
 		s.untrack(&req.live)
