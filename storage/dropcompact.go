@@ -209,8 +209,11 @@ func (l *LevelDB) runDropCompactor() {
 			if l.closed.Load() {
 				return
 			}
-			l.log.Warn("storage: compacting dropped partitions failed; retrying later", "err", err,
-				"partitions", len(ps))
+			// NB: a full disk and a reopen have their own log lines (Heal); the retry follows them quietly.
+			if !errors.Is(err, ErrDiskFull) && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrClosed) {
+				l.log.Warn("storage: compacting dropped partitions failed; retrying later", "err", err,
+					"partitions", len(ps))
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,5 +284,42 @@ func TestCloseDuringDropCompaction(t *testing.T) {
 	}
 	if ks := foldKeys(t, l, 6); len(ks) != 3000 {
 		t.Fatalf("kept partition folds %d keys after a reopen, want 3000", len(ks))
+	}
+}
+
+// TestDropCompactionRetriesAfterFullDisk: a deferred compaction that fails because the disk is full keeps
+// its partitions pending and compacts them once the DB is back (here reopened by hand, as Heal does).
+func TestDropCompactionRetriesAfterFullDisk(t *testing.T) {
+	var full atomic.Bool
+	l := openFaulty(t, t.TempDir(), &full)
+	l.dropc.sched.quiet, l.dropc.sched.maxDelay = time.Hour, time.Hour // NB: before the first drop starts the compactor
+	fillPartitions(t, l, []uint32{1, 2}, 1500, 1000)
+	if err := l.DropPartition(1); err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	c := &l.dropc
+	c.mu.Lock()
+	c.sched.quiet, c.sched.maxDelay = 50*time.Millisecond, 50*time.Millisecond
+	c.mu.Unlock()
+	c.kick <- struct{}{}
+	// NB: the failed compaction marks the DB full before it puts its partition back: wait for both.
+	waitUntil(t, "the compaction to find the disk full and keep its partition", func() bool {
+		_, pending := l.DropCompactions()
+		return l.DiskFull() && pending == 1
+	})
+	if done, _ := l.DropCompactions(); done != 0 {
+		t.Fatalf("on a full disk: %d compactions done", done)
+	}
+	full.Store(false)
+	if err := l.reopen(); err != nil {
+		t.Fatal(err)
+	}
+	waitDropCompactions(t, l, 1)
+	if ks := foldKeys(t, l, 1); len(ks) != 0 {
+		t.Fatalf("dropped partition folds %d keys", len(ks))
+	}
+	if ks := foldKeys(t, l, 2); len(ks) != 1500 {
+		t.Fatalf("kept partition folds %d keys, want 1500", len(ks))
 	}
 }
