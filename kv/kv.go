@@ -7,8 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
+	"math"
 
 	"github.com/gokai-kv/gokai/storage"
 	"github.com/gokai-kv/gokai/vnode"
@@ -379,29 +378,54 @@ func (vn *Vnode) keys(req *KeysRequest) *KeysReply {
 
 // HandoffFold visits every stored object as (user key, encoded object).
 func (vn *Vnode) HandoffFold(fn func(key, value []byte) error) error {
-	return vn.env.Store.Fold(func(k, v []byte) error {
-		if len(k) == 0 || k[0] != nsObject {
-			return nil
-		}
+	// NB: the objects' range alone: the partition also holds an anti-entropy index entry per object (after
+	// them), which a whole-partition fold would read for nothing, twice per transfer (count, then send).
+	return vn.env.Store.FoldRange(objectsStart, objectsEnd, func(k, v []byte) error {
 		return fn(k[1:], v)
 	})
 }
 
-// EncodeHandoffItem frames one folded item: a msgpack array [key, encoded object].
+// The stored-key range of the objects: every key in nsObject.
+var (
+	objectsStart = []byte{nsObject}
+	objectsEnd   = []byte{nsObject + 1}
+)
+
+// EncodeHandoffItem frames one folded item: a msgpack array [key, encoded object], both bin, in one
+// allocation of the exact size.
 func (vn *Vnode) EncodeHandoffItem(key, value []byte) ([]byte, error) {
-	out := make([]byte, 0, len(key)+len(value)+16)
-	w := bytes.NewBuffer(out)
-	enc := msgpack.NewEncoder(w)
-	if err := enc.EncodeArrayLen(2); err != nil {
-		return nil, err
+	out := make([]byte, 0, 1+binHeaderLen(len(key))+len(key)+binHeaderLen(len(value))+len(value))
+	out = append(out, 0x92)
+	out = appendBin(out, key)
+	return appendBin(out, value), nil
+}
+
+// binHeaderLen is the size of the msgpack bin header of n bytes (bin 8, 16 or 32).
+func binHeaderLen(n int) int {
+	switch {
+	case n <= math.MaxUint8:
+		return 2
+	case n <= math.MaxUint16:
+		return 3
+	default:
+		return 5
 	}
-	if err := enc.EncodeBytes(key); err != nil {
-		return nil, err
+}
+
+// appendBin appends b as msgpack bin, in the shortest of bin 8, 16 and 32; readBin reads it back.
+// REQUIRES: len(b) <= math.MaxUint32 (storage bounds keys and values far below).
+func appendBin(dst, b []byte) []byte {
+	switch n := len(b); {
+	case n <= math.MaxUint8:
+		dst = append(dst, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		dst = append(dst, 0xc5)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+	default:
+		dst = append(dst, 0xc6)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(n))
 	}
-	if err := enc.EncodeBytes(value); err != nil {
-		return nil, err
-	}
-	return w.Bytes(), nil
+	return append(dst, b...)
 }
 
 // DecodeHandoffItem is the inverse of EncodeHandoffItem; it checks every declared length against the

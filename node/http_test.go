@@ -262,6 +262,7 @@ func TestMetricsCountRequests(t *testing.T) {
 		t.Errorf("vnodes: %v", m)
 	}
 	for _, name := range []string{"gokai_leveldb_io_bytes_total", "gokai_leveldb_compactions_total", "gokai_storage_disk_full",
+		"gokai_storage_dropped_partitions_pending", "gokai_storage_drop_compactions_total",
 		"go_goroutines", "process_resident_memory_bytes", "gokai_handoff_keys_sent_total", "gokai_vnode_mailbox_messages"} {
 		if mfs[name] == nil {
 			t.Errorf("no %s", name)

@@ -302,6 +302,8 @@ var (
 
 	dDiskFull   = desc("gokai_storage_disk_full", "1 while writes fail because the disk is full.")
 	dRecoveries = desc("gokai_storage_disk_full_recoveries_total", "Times storage came back after the disk was full.")
+	dDropsDue   = desc("gokai_storage_dropped_partitions_pending", "Dropped partitions whose space the deferred compaction has still to take back.")
+	dDropComps  = desc("gokai_storage_drop_compactions_total", "Deferred compactions of dropped partitions done.")
 	dLevelBytes = desc("gokai_leveldb_level_bytes", "Bytes of goleveldb tables on disk, by level.", "level")
 	dLevelTabs  = desc("gokai_leveldb_level_tables", "goleveldb tables, by level.", "level")
 	dCompact    = desc("gokai_leveldb_compactions_total", "goleveldb compactions, by kind (memtable, level0, nonlevel0, seek).", "kind")
@@ -332,7 +334,7 @@ var (
 var allDescs = []*prometheus.Desc{dReady, dBuildInfo, dRingQ, dRingVer, dOwned, dMembers, dPending, dSuspected, dSuspicion,
 	dReconnect, dVnodes, dVRestarts, dMailbox, dMailboxMax, dAsyncRefused, dReceived, dInFlight, dRepairs, dOverloads,
 	dFallbacks, dHandoffActive, dHandoffKeys, dHandoffBytes, dHandoffTries, dHintedRounds, dHintsPending, dRehomed,
-	dDiskFull, dRecoveries, dLevelBytes, dLevelTabs, dCompact, dStalls, dStallSecs, dPaused, dIO, dOpenTables,
+	dDiskFull, dRecoveries, dDropsDue, dDropComps, dLevelBytes, dLevelTabs, dCompact, dStalls, dStallSecs, dPaused, dIO, dOpenTables,
 	dClientMem, dClientMemMax, dClientRefused, dRPCConns, dRPCRequests, dRPCErrors, dRPCBadFrames, dRPCOverloads, dRPCTimeouts,
 	dAAEExchanges, dAAERunning, dAAEDiffering, dAAERepairs, dAAEBuilds, dAAEMismatch}
 
@@ -475,6 +477,9 @@ func (n *Node) collectStorage(ch chan<- prometheus.Metric) {
 	}
 	gauge(ch, dDiskFull, boolf(db.DiskFull()))
 	counter(ch, dRecoveries, float64(db.Recoveries()))
+	done, pending := db.DropCompactions()
+	gauge(ch, dDropsDue, float64(pending))
+	counter(ch, dDropComps, float64(done))
 	var st leveldb.DBStats
 	if err := db.Stats(&st); err != nil {
 		return // reopening after a full disk: the series come back with the DB

@@ -222,6 +222,7 @@ func (n *Node) startStorage(context.Context) error {
 		}
 		lc := storage.DefaultLevelDBConfig(filepath.Join(n.cfg.DataDir, "leveldb"))
 		lc.Sync, lc.WriteBufferMiB, lc.BlockCacheMiB = n.cfg.Sync, n.cfg.WriteBufMiB, n.cfg.BlockCacheMB
+		lc.Logger = n.logger.With("component", "storage")
 		db, err := storage.OpenLevelDB(lc)
 		if err != nil {
 			return err

@@ -58,9 +58,41 @@
 // partitions × 4 MiB of RSS (up to twice that while a full memtable is being
 // flushed): 256 MiB at Q=64, 1 GiB at Q=256. With one DB memory is bounded by
 // the config, whatever Q is. The price is that dropping a partition is not
-// "delete a directory" but delete its keys in batches of 1000 and compact the
-// range (DropPartition), which costs time proportional to the partition's size
-// and flushes the memtable.
+// "delete a directory" but delete its keys in batches of 1000 (DropPartition),
+// which costs time proportional to the partition's size, and a compaction
+// later to take the space back (below).
+//
+// # Dropping a partition: when the space comes back
+//
+// goleveldb has no range deletion: DropPartition writes a tombstone per key,
+// and the deleted values (and the tombstones) take disk space until a
+// compaction rewrites the tables holding them. Compacting the range at once,
+// drop by drop, flushed the memtable and rewrote every level-0 table that
+// overlaps the range (all of them, for keys written in any order) on every
+// drop; a node giving away half its partitions after a join spent three
+// quarters of its CPU on it. So a drop only deletes and records its partition,
+// and a compactor owned by the LevelDB (one goroutine, started by the first
+// drop, stopped by Close) compacts the recorded ranges together:
+//
+//   - when no partition has been dropped for LevelDBConfig.DropCompactQuiet
+//     (default 5 s), but no later than DropCompactMaxDelay (default 1 min)
+//     after the first drop still pending, so space comes back while drops
+//     keep coming;
+//   - consecutive partitions merge into one range; more than 4 separate
+//     ranges become one range from the lowest dropped partition to the highest
+//     (one pass over the span costs less than many flushes and level-0
+//     rewrites);
+//   - a compaction that fails (a reopen after a full disk closed the DB under
+//     it) is retried a quiet delay later; Close cuts one in progress short and
+//     does not run one still pending: after a restart the tombstones go with
+//     goleveldb's own compactions, as writes reach their tables.
+//
+// Until then a dropped partition reads as empty (its tombstones hide the old
+// values) and a fold, IsEmpty or Partitions reads over its tombstones: about
+// the cost of folding the keys it held, without their values. A partition
+// written again after its drop (handed back) keeps its new keys: they are
+// newer than the tombstones, and the compaction keeps them.
+// DropCompactions reports the compactions done and the partitions pending.
 //
 // # Durability
 //

@@ -46,6 +46,16 @@ type LevelDBConfig struct {
 	// for most Gets of absent keys. Default 10 (~1% false positives);
 	// range 0..64, 0 disables the filter.
 	BloomFilterBits int
+	// DropCompactQuiet is how long after the latest DropPartition the dropped partitions' ranges are
+	// compacted (their space and tombstones reclaimed), so that the drops of a join or a leave share one
+	// compaction. Default 5 s (0 means 5 s); range 1 ms..1 h.
+	DropCompactQuiet time.Duration
+	// DropCompactMaxDelay bounds how long a dropped partition waits for its compaction while drops keep
+	// coming: at most this long after the first drop pending. Default 1 min (0 means 1 min); range
+	// DropCompactQuiet..24 h.
+	DropCompactMaxDelay time.Duration
+	// Logger receives the backend's warnings (a failed deferred compaction). Default (nil): discarded.
+	Logger *slog.Logger
 }
 
 const (
@@ -90,6 +100,14 @@ func (c LevelDBConfig) Validate() error {
 		}
 		return fmt.Errorf("storage: LevelDBConfig.%s = %d: out of range %d..%d", f.name, f.v, f.lo, f.h)
 	}
+	quiet := orDefaultDuration(c.DropCompactQuiet, defaultDropCompactQuiet)
+	if c.DropCompactQuiet != 0 && (quiet < time.Millisecond || quiet > time.Hour) {
+		return fmt.Errorf("storage: LevelDBConfig.DropCompactQuiet = %v: out of range 1ms..1h", c.DropCompactQuiet)
+	}
+	if c.DropCompactMaxDelay != 0 && (c.DropCompactMaxDelay < quiet || c.DropCompactMaxDelay > 24*time.Hour) {
+		return fmt.Errorf("storage: LevelDBConfig.DropCompactMaxDelay = %v: out of range %v (DropCompactQuiet)..24h",
+			c.DropCompactMaxDelay, quiet)
+	}
 	return nil
 }
 
@@ -107,6 +125,13 @@ func (c LevelDBConfig) options() *opt.Options {
 }
 
 func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orDefaultDuration(v, def time.Duration) time.Duration {
 	if v == 0 {
 		return def
 	}
@@ -150,8 +175,12 @@ type LevelDB struct {
 	full       atomic.Bool
 	fullErr    atomic.Value  // error: the failure that made the DB disk-full, for Heal's log line
 	faults     chan struct{} // 1-buffered: a write found the disk full
-	closedC    chan struct{} // closed by Close: Heal returns
+	closedC    chan struct{} // closed by Close: Heal and the drop compactor return
 	recoveries atomic.Uint64
+
+	// dropc compacts dropped partitions' ranges later, together (dropcompact.go).
+	dropc dropCompactor
+	log   *slog.Logger
 }
 
 // OpenLevelDB opens (creating if needed) the DB in cfg.Dir. Only one process
@@ -181,8 +210,17 @@ func newLevelDB(cfg LevelDBConfig) *LevelDB {
 		scanRO:  &opt.ReadOptions{DontFillCache: true},
 		faults:  make(chan struct{}, 1),
 		closedC: make(chan struct{}),
+		log:     cfg.Logger,
+	}
+	if l.log == nil {
+		l.log = discardLogger
 	}
 	l.fdone = sync.NewCond(&l.fmu)
+	l.dropc.sched.quiet = orDefaultDuration(cfg.DropCompactQuiet, defaultDropCompactQuiet)
+	l.dropc.sched.maxDelay = max(orDefaultDuration(cfg.DropCompactMaxDelay, defaultDropCompactMaxDelay), l.dropc.sched.quiet)
+	l.dropc.kick = make(chan struct{}, 1)
+	l.dropc.now = time.Now
+	l.dropc.newTimer = realTimer
 	return l
 }
 
@@ -438,14 +476,25 @@ func (l *LevelDB) IsEmpty(partition uint32) (bool, error) {
 }
 
 // DropPartition implements Backend: it deletes the partition's keys in
-// batches of dropBatchSize, then compacts the partition's range so that the
-// space (and the tombstones) are reclaimed. The compaction first flushes the
-// memtable, so a drop costs at least one table write and a few fsyncs; an
-// already empty partition is only checked.
+// batches of dropBatchSize and records the partition for the deferred
+// compaction (dropcompact.go), which reclaims the space of the deleted values
+// and of their tombstones once drops have stopped for DropCompactQuiet (at
+// most DropCompactMaxDelay later). Until then the tombstones are read over
+// (and skipped) by folds of the partition. An already empty partition is only
+// checked.
 func (l *LevelDB) DropPartition(partition uint32) error {
+	deleted, err := l.deletePartition(partition)
+	if deleted > 0 {
+		l.scheduleDropCompaction(partition) // NB: even after an error: the keys deleted so far left tombstones
+	}
+	return err
+}
+
+// deletePartition deletes the partition's keys and returns how many it deleted.
+func (l *LevelDB) deletePartition(partition uint32) (int, error) {
 	db, err := l.acquireWrite("drop", partition)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer l.mu.RUnlock()
 	it := iterPartition(db, partition, nil, l.scanRO)
@@ -454,29 +503,24 @@ func (l *LevelDB) DropPartition(partition uint32) error {
 	deleted := 0
 	for it.Next() {
 		b.Delete(it.Key())
-		deleted++
 		if b.Len() >= dropBatchSize {
 			if err := db.Write(&b, l.wo); err != nil {
-				return l.fail("drop", partition, err)
+				return deleted, l.fail("drop", partition, err)
 			}
+			deleted += b.Len()
 			b.Reset()
 		}
 	}
 	if err := it.Error(); err != nil {
-		return l.fail("drop", partition, err)
+		return deleted, l.fail("drop", partition, err)
 	}
 	if b.Len() > 0 {
 		if err := db.Write(&b, l.wo); err != nil {
-			return l.fail("drop", partition, err)
+			return deleted, l.fail("drop", partition, err)
 		}
+		deleted += b.Len()
 	}
-	if deleted == 0 {
-		return nil // NB: CompactRange would still flush the memtable.
-	}
-	if err := db.CompactRange(*util.BytesPrefix(partitionPrefix(partition))); err != nil {
-		return l.fail("drop: compact", partition, err)
-	}
-	return nil
+	return deleted, nil
 }
 
 // Partitions implements Backend. It skips from one partition's first key to
@@ -521,16 +565,18 @@ func (l *LevelDB) Partitions() ([]uint32, error) {
 }
 
 // Close implements Backend. It waits for goleveldb's background compaction to
-// stop, and for a reopen in progress. Folds still running see ErrClosed or
-// finish on their snapshot.
+// stop, for a reopen in progress, and for the drop compactor (a deferred
+// compaction in progress is cut short; one still pending is not done: see
+// doc.go). Folds still running see ErrClosed or finish on their snapshot.
 func (l *LevelDB) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("storage: close: %w", ErrClosed)
 	}
 	close(l.closedC)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	err := l.closeDBLocked()
+	l.mu.Unlock()
+	l.stopDropCompactor() // NB: after the DB's close, which cuts its compaction short
 	if err != nil && !l.full.Load() {
 		return fmt.Errorf("storage: close: %w", err)
 	}

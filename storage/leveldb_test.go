@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func openLevelDB(t *testing.T, cfg LevelDBConfig) *LevelDB {
@@ -39,6 +40,11 @@ func TestLevelDBConfigValidate(t *testing.T) {
 		{"negative open files", func(c *LevelDBConfig) { c.OpenFilesCacheCapacity = -1 }, "LevelDBConfig.OpenFilesCacheCapacity = -1"},
 		{"negative bloom", func(c *LevelDBConfig) { c.BloomFilterBits = -1 }, "LevelDBConfig.BloomFilterBits = -1"},
 		{"huge bloom", func(c *LevelDBConfig) { c.BloomFilterBits = 65 }, "LevelDBConfig.BloomFilterBits = 65"},
+		{"drop compaction knobs", func(c *LevelDBConfig) { c.DropCompactQuiet, c.DropCompactMaxDelay = time.Millisecond, time.Millisecond }, ""},
+		{"negative quiet", func(c *LevelDBConfig) { c.DropCompactQuiet = -time.Second }, "LevelDBConfig.DropCompactQuiet = -1s"},
+		{"huge quiet", func(c *LevelDBConfig) { c.DropCompactQuiet = 2 * time.Hour }, "LevelDBConfig.DropCompactQuiet = 2h0m0s"},
+		{"max delay under quiet", func(c *LevelDBConfig) { c.DropCompactMaxDelay = time.Second }, "LevelDBConfig.DropCompactMaxDelay = 1s"},
+		{"huge max delay", func(c *LevelDBConfig) { c.DropCompactMaxDelay = 25 * time.Hour }, "LevelDBConfig.DropCompactMaxDelay = 25h0m0s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
