@@ -8,33 +8,39 @@ import (
 	"sync"
 )
 
-// minLive is the smallest live heap PercentFor assumes: the runtime's own smallest heap target at GOGC=100
-// is 4 MiB, and a live heap read before the first collection is 0.
-const minLive = 4 << 20
+// minHeap is the runtime's smallest heap target at percent 100: at percent p the target is at least
+// minHeap x p/100, whatever the live heap.
+const minHeap = 4 << 20
 
 // maxPercent is the largest percent the runtime takes (GOGC's range).
 const maxPercent = 1000000
 
 // PercentFor decides the GC percent to set after a collection that left live bytes of live heap: the
-// configured percent, raised so that the next heap target, live x (1 + percent/100), is at least floor;
+// configured percent, raised to the least percent whose next heap target (HeapTarget) is at least floor;
 // the floor is capped at half the soft memory limit (limit 0: none), so the heap it allows leaves the limit
 // room for everything else a process holds. A live heap at or above half the floor gets the configured
 // percent alone, and so does a percent of -1 (off) or a floor of 0. Pure.
 func PercentFor(live int64, percent int, floor, limit int64) int {
 	floor = capFloor(floor, limit)
-	if percent < 0 || floor <= 0 {
+	if percent < 0 || floor <= 0 || live >= floor {
 		return percent
 	}
-	live = max(live, minLive)
-	if live >= floor {
-		return percent
+	live = max(live, 0)
+	// NB: floor <= 1 TiB (parseMinHeap), so no product here overflows.
+	need := (floor*100 + minHeap - 1) / minHeap // the runtime's minimum alone reaches the floor
+	if live > 0 {
+		need = min(need, ((floor-live)*100+live-1)/live) // live x (1 + need/100) reaches it
 	}
-	// NB: floor <= 1 TiB (parseMinHeap) and live >= 4 MiB, so neither product overflows.
-	need := ((floor-live)*100 + live - 1) / live // ceil: the target reaches the floor
 	if need <= int64(percent) {
 		return percent
 	}
 	return int(min(need, maxPercent))
+}
+
+// HeapTarget is the runtime's next heap target for a live heap and a percent (stacks and globals aside):
+// live x (1 + percent/100), and at least minHeap x percent/100.
+func HeapTarget(live int64, percent int) int64 {
+	return max(live+live*int64(percent)/100, minHeap*int64(percent)/100)
 }
 
 // capFloor returns floor capped at half the soft memory limit (limit 0: no limit).

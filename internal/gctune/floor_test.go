@@ -26,8 +26,9 @@ func TestPercentFor(t *testing.T) {
 		{name: "large live heap: the percent alone", live: 700 * mib, percent: 100, floor: 256 * mib, want: 100},
 		{name: "live heap over the floor with a small percent", live: 300 * mib, percent: 10, floor: 256 * mib, want: 10},
 		{name: "a larger percent already reaches the floor", live: 64 * mib, percent: 400, floor: 256 * mib, want: 400},
-		{name: "unknown live heap counts as 4 MiB", live: 0, percent: 100, floor: 256 * mib, want: 6300, wantT: 256 * mib},
-		{name: "tiny live heap counts as 4 MiB", live: 1, percent: 100, floor: 8 * mib, want: 100},
+		{name: "unknown live heap: the runtime's minimum heap reaches the floor", live: 0, percent: 100, floor: 256 * mib, want: 6400, wantT: 256 * mib},
+		{name: "tiny live heap", live: 1, percent: 100, floor: 8 * mib, want: 200, wantT: 8 * mib},
+		{name: "live heap of the runtime's minimum", live: 4 * mib, percent: 100, floor: 256 * mib, want: 6300, wantT: 256 * mib},
 		{name: "capped at half the memory limit", live: 16 * mib, percent: 100, floor: 256 * mib, limit: 128 * mib, want: 300, wantT: 64 * mib},
 		{name: "limit far above the floor changes nothing", live: 16 * mib, percent: 100, floor: 256 * mib, limit: 16 << 30, want: 1500},
 		{name: "limit under twice the live heap: the percent alone", live: 100 * mib, percent: 100, floor: 256 * mib, limit: 128 * mib, want: 100},
@@ -39,8 +40,7 @@ func TestPercentFor(t *testing.T) {
 				t.Fatalf("PercentFor(%d, %d, %d, %d) = %d, want %d", tc.live, tc.percent, tc.floor, tc.limit, got, tc.want)
 			}
 			if tc.wantT > 0 {
-				live := max(tc.live, minLive)
-				if target := live + live*int64(got)/100; target < tc.wantT || target > tc.wantT+live/50 {
+				if target := HeapTarget(tc.live, got); target < tc.wantT || target > tc.wantT+max(tc.live, minHeap)/50 {
 					t.Fatalf("percent %d gives a heap target of %d, want %d (within 2%% of the live heap above)", got, target, tc.wantT)
 				}
 			}
@@ -56,14 +56,14 @@ func TestPercentForProperties(t *testing.T) {
 			for _, floor := range []int64{0, 4 << 20, 100 << 20, 256 << 20, 1 << 30} {
 				for _, limit := range []int64{0, 64 << 20, 512 << 20, 1 << 40} {
 					got := PercentFor(live, pct, floor, limit)
-					l, f := max(live, minLive), capFloor(floor, limit)
+					f := capFloor(floor, limit)
 					if got < pct {
 						t.Fatalf("PercentFor(%d, %d, %d, %d) = %d: below the percent", live, pct, floor, limit, got)
 					}
-					if l+l*int64(got)/100+1 < f { // +1: integer division of the check itself
-						t.Fatalf("PercentFor(%d, %d, %d, %d) = %d: target %d under the floor %d", live, pct, floor, limit, got, l+l*int64(got)/100, f)
+					if HeapTarget(live, got)+1 < f { // +1: integer division of the check itself
+						t.Fatalf("PercentFor(%d, %d, %d, %d) = %d: target %d under the floor %d", live, pct, floor, limit, got, HeapTarget(live, got), f)
 					}
-					if got > pct && l+l*int64(got-1)/100 >= f {
+					if got > pct && HeapTarget(live, got-1) >= f {
 						t.Fatalf("PercentFor(%d, %d, %d, %d) = %d: %d reaches the floor already", live, pct, floor, limit, got, got-1)
 					}
 				}
@@ -118,8 +118,8 @@ func TestTuner(t *testing.T) {
 		t.Fatal("the hook did not run after three collections")
 	}
 	// NB: a collection's target comes from the percent the hook set after the one before, for that one's
-	// live heap: the live heap of this test moves by a few MiB from cycle to cycle, so the target does too.
-	if g := heapGoal(); g < 112<<20 || g > 160<<20 {
+	// live heap (this test binary's is under the runtime's minimum, so the target is that minimum's).
+	if g := heapGoal(); g < 120<<20 || g > 140<<20 {
 		t.Fatalf("heap target %d MiB with a floor of 128 MiB", g>>20)
 	}
 
@@ -129,7 +129,7 @@ func TestTuner(t *testing.T) {
 	if !waitGC(func() bool { _, c := tu.Percent(); return c >= c0+2 }) {
 		t.Fatal("the hook stopped running")
 	}
-	if g := heapGoal(); g < 56<<20 || g > 80<<20 {
+	if g := heapGoal(); g < 60<<20 || g > 72<<20 {
 		t.Fatalf("heap target %d MiB with a floor of 128 MiB capped by a limit of 128 MiB", g>>20)
 	}
 	debug.SetMemoryLimit(1 << 40)
