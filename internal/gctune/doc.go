@@ -15,10 +15,11 @@
 // times its size. The floor raises the percent only while the live heap is small: after each collection a
 // hook reads the live heap (runtime/metrics /gc/heap/live:bytes) and the memory limit, and sets the percent
 // PercentFor decides, so that the next heap target is max(live x (1 + percent/100), floor), the floor
-// capped at half the soft memory limit. A live heap at or above half the floor gets the percent alone.
+// capped at half the soft memory limit. A live heap whose target at the percent reaches the floor (at 100:
+// half the floor or more) gets the percent alone.
 //
-//	live heap  48 MB, percent 100, floor 256 MiB  ->  percent 460: target 256 MiB, not 96 MB
-//	live heap 300 MB, percent 100, floor 256 MiB  ->  percent 100: target 600 MB, as without a floor
+//	live heap  48 MiB, percent 100, floor 256 MiB  ->  percent 434: target 256 MiB, not 96 MiB
+//	live heap 300 MiB, percent 100, floor 256 MiB  ->  percent 100: target 600 MiB, as without a floor
 //
 // The hook is the finalizer of a sentinel object that re-arms itself each time (the pattern of the
 // gctuner libraries): the runtime runs it on its finalizer goroutine after each collection that found the

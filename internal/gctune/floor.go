@@ -16,10 +16,11 @@ const minHeap = 4 << 20
 const maxPercent = 1000000
 
 // PercentFor decides the GC percent to set after a collection that left live bytes of live heap: the
-// configured percent, raised to the least percent whose next heap target (HeapTarget) is at least floor;
+// configured percent, raised to the least percent whose next heap target (heapTarget) is at least floor;
 // the floor is capped at half the soft memory limit (limit 0: none), so the heap it allows leaves the limit
-// room for everything else a process holds. A live heap at or above half the floor gets the configured
-// percent alone, and so does a percent of -1 (off) or a floor of 0. Pure.
+// room for everything else a process holds. A live heap whose target at the configured percent reaches the
+// floor (at 100: a live heap of half the floor or more) gets the configured percent alone, and so does a
+// percent of -1 (off) or a floor of 0. Pure.
 func PercentFor(live int64, percent int, floor, limit int64) int {
 	floor = capFloor(floor, limit)
 	if percent < 0 || floor <= 0 || live >= floor {
@@ -37,9 +38,9 @@ func PercentFor(live int64, percent int, floor, limit int64) int {
 	return int(min(need, maxPercent))
 }
 
-// HeapTarget is the runtime's next heap target for a live heap and a percent (stacks and globals aside):
+// heapTarget is the runtime's next heap target for a live heap and a percent (stacks and globals aside):
 // live x (1 + percent/100), and at least minHeap x percent/100.
-func HeapTarget(live int64, percent int) int64 {
+func heapTarget(live int64, percent int) int64 {
 	return max(live+live*int64(percent)/100, minHeap*int64(percent)/100)
 }
 

@@ -40,7 +40,7 @@ func TestPercentFor(t *testing.T) {
 				t.Fatalf("PercentFor(%d, %d, %d, %d) = %d, want %d", tc.live, tc.percent, tc.floor, tc.limit, got, tc.want)
 			}
 			if tc.wantT > 0 {
-				if target := HeapTarget(tc.live, got); target < tc.wantT || target > tc.wantT+max(tc.live, minHeap)/50 {
+				if target := heapTarget(tc.live, got); target < tc.wantT || target > tc.wantT+max(tc.live, minHeap)/50 {
 					t.Fatalf("percent %d gives a heap target of %d, want %d (within 2%% of the live heap above)", got, target, tc.wantT)
 				}
 			}
@@ -60,10 +60,10 @@ func TestPercentForProperties(t *testing.T) {
 					if got < pct {
 						t.Fatalf("PercentFor(%d, %d, %d, %d) = %d: below the percent", live, pct, floor, limit, got)
 					}
-					if HeapTarget(live, got)+1 < f { // +1: integer division of the check itself
-						t.Fatalf("PercentFor(%d, %d, %d, %d) = %d: target %d under the floor %d", live, pct, floor, limit, got, HeapTarget(live, got), f)
+					if heapTarget(live, got)+1 < f { // +1: integer division of the check itself
+						t.Fatalf("PercentFor(%d, %d, %d, %d) = %d: target %d under the floor %d", live, pct, floor, limit, got, heapTarget(live, got), f)
 					}
-					if got > pct && HeapTarget(live, got-1) >= f {
+					if got > pct && heapTarget(live, got-1) >= f {
 						t.Fatalf("PercentFor(%d, %d, %d, %d) = %d: %d reaches the floor already", live, pct, floor, limit, got, got-1)
 					}
 				}
@@ -157,4 +157,14 @@ func TestTuner(t *testing.T) {
 		t.Fatalf("after Stop: hook runs %d (were %d), percent %d", c, stopped, pct)
 	}
 	(*Tuner)(nil).Stop() // no tuner, nothing to stop
+}
+
+// TestPercentForDocExamples: the examples of the package doc.
+func TestPercentForDocExamples(t *testing.T) {
+	if got := PercentFor(48<<20, 100, 256<<20, 0); got != 434 {
+		t.Errorf("48 MiB live: percent %d, want 434", got)
+	}
+	if got := PercentFor(300<<20, 100, 256<<20, 0); got != 100 {
+		t.Errorf("300 MiB live: percent %d, want 100", got)
+	}
 }

@@ -33,9 +33,9 @@ type Config struct {
 	MemoryLimit string
 	// MinHeap is the heap floor: "off", or a size in MemoryLimit's syntax, at least 4MiB and at most 1TiB.
 	// While the percent would set the next heap target below it, a hook run once per collection raises the
-	// percent so that the target is the floor (never above half the soft memory limit); a live heap at or
-	// above half the floor gets the percent alone. Default DefaultMinHeap. Ignored when the percent is -1
-	// or comes from GOGC.
+	// percent so that the target is the floor (never above half the soft memory limit); a live heap whose
+	// target at the percent reaches the floor (at 100: half the floor or more) gets the percent alone.
+	// Default DefaultMinHeap. Ignored when the percent is -1 or comes from GOGC.
 	MinHeap string
 }
 
