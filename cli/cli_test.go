@@ -351,7 +351,7 @@ func TestStartGCFlags(t *testing.T) {
 	if err := run(context.Background(), []string{"start", "-h"}, io.Discard, &errb); !errors.Is(err, flag.ErrHelp) && ExitCode(err) != exitUsage {
 		t.Fatalf("start -h: %v", err)
 	}
-	if h := errb.String(); !strings.Contains(h, "-gc-percent") || !strings.Contains(h, "-memory-limit") || !strings.Contains(h, "GOGC") {
+	if h := errb.String(); !strings.Contains(h, "-gc-percent") || !strings.Contains(h, "-memory-limit") || !strings.Contains(h, "-gc-min-heap") || !strings.Contains(h, "GOGC") {
 		t.Fatalf("start -h does not describe the collector's flags:\n%s", h)
 	}
 	for _, tc := range []struct {
@@ -360,6 +360,7 @@ func TestStartGCFlags(t *testing.T) {
 	}{
 		{[]string{"-gc-percent", "0"}, "gctune: gc-percent 0"},
 		{[]string{"-memory-limit", "lots"}, `gctune: memory-limit "lots"`},
+		{[]string{"-gc-min-heap", "1MiB"}, `gctune: gc-min-heap "1MiB"`},
 		{[]string{"-gc-percent", "-1", "-memory-limit", "off"}, "gctune: gc-percent -1 needs a memory limit"},
 	} {
 		t.Setenv("GOMEMLIMIT", "")

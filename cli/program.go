@@ -247,6 +247,8 @@ func (p Program) start(ctx context.Context, args []string, stdout, stderr io.Wri
 	self := cfg.Name
 	logger.Info("gokai starting", append(append([]any{"version", node.Version}, node.Attrs(fs)...), "node", self)...)
 	logger.Info("go collector", append(gcPlan.Attrs(), "node", self)...)
+	tuner := gcPlan.Start() // NB: after Attrs, which reads back the configured percent
+	defer tuner.Stop()
 	if err := n.Start(ctx); err != nil {
 		return err
 	}

@@ -31,10 +31,21 @@ type Config struct {
 	// when it cannot be read), "off" (none), or a size in GOMEMLIMIT's syntax: a number of bytes with an
 	// optional unit B, KiB, MiB, GiB or TiB ("512MiB", "2GiB").
 	MemoryLimit string
+	// MinHeap is the heap floor: "off", or a size in MemoryLimit's syntax, at least 4MiB and at most 1TiB.
+	// While the percent would set the next heap target below it, a hook run once per collection raises the
+	// percent so that the target is the floor (never above half the soft memory limit); a live heap whose
+	// target at the percent reaches the floor (at 100: half the floor or more) gets the percent alone.
+	// Default DefaultMinHeap. Ignored when the percent is -1 or comes from GOGC.
+	MinHeap string
 }
 
+// DefaultMinHeap is -gc-min-heap's default (docs/benchmarks.md, "The collector, third pass").
+const DefaultMinHeap = "256MiB"
+
 // Default returns the defaults documented on Config.
-func Default() Config { return Config{Percent: DefaultPercent, MemoryLimit: "auto"} }
+func Default() Config {
+	return Config{Percent: DefaultPercent, MemoryLimit: "auto", MinHeap: DefaultMinHeap}
+}
 
 // Bind registers -gc-percent and -memory-limit on fs, writing into c (whose values are the defaults).
 func (c *Config) Bind(fs *flag.FlagSet) {
@@ -42,6 +53,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 		"Go collector: run once the heap grew by this percent of the live heap (-1: only near the memory limit); the GOGC environment variable wins")
 	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit,
 		"Go collector's soft memory limit: auto (3/4 of the machine's or cgroup's memory), off, or a size such as 512MiB or 2GiB; the GOMEMLIMIT environment variable wins")
+	fs.StringVar(&c.MinHeap, "gc-min-heap", c.MinHeap,
+		"Go collector's heap floor: let the heap grow to this size before a collection even when the live heap is small (at most half the memory limit); off, or a size such as 256MiB; unused when GOGC is set or gc-percent is -1")
 }
 
 // Plan is what Decide decided: which settings to apply, and where each effective one comes from.
@@ -52,6 +65,7 @@ type Plan struct {
 	SetLimit   bool   // apply Limit with debug.SetMemoryLimit
 	Limit      int64  // bytes, when SetLimit; 0 with LimitBy "flag" means no limit
 	LimitBy    string // "flag" or "GOMEMLIMIT"
+	MinHeap    int64  // the heap floor in bytes for Start; 0: none (off, GOGC set, or percent -1)
 }
 
 // Decide turns c into a Plan. getenv looks up an environment variable (os.LookupEnv); memTotal is the
@@ -63,6 +77,10 @@ func Decide(c Config, getenv func(string) (string, bool), memTotal int64) (Plan,
 		return p, fmt.Errorf("gctune: gc-percent %d: want 1..1000000, or -1 (off until the memory limit)", c.Percent)
 	}
 	limit, err := parseLimit(c.MemoryLimit, memTotal)
+	if err != nil {
+		return p, err
+	}
+	minHeap, err := parseMinHeap(c.MinHeap)
 	if err != nil {
 		return p, err
 	}
@@ -79,6 +97,9 @@ func Decide(c Config, getenv func(string) (string, bool), memTotal int64) (Plan,
 	if p.SetPercent && p.Percent == -1 && p.SetLimit && p.Limit == 0 {
 		// NB: with GOMEMLIMIT set the runtime has a limit; without one the heap would grow without bound.
 		return Plan{}, fmt.Errorf("gctune: gc-percent -1 needs a memory limit (memory-limit %q sets none)", c.MemoryLimit)
+	}
+	if p.SetPercent && p.Percent > 0 {
+		p.MinHeap = minHeap
 	}
 	return p, nil
 }
@@ -98,7 +119,9 @@ func (p Plan) Apply() {
 }
 
 // Attrs describes the effective settings for a log line: the percent and limit in force (read back from
-// the runtime, so the environment's count too) and where each comes from.
+// the runtime, so the environment's count too), where each comes from, and the heap floor Start keeps
+// (after the memory limit's cap; "off" when there is none). Call it before Start: the percent read back is
+// the tuner's once it runs.
 func (p Plan) Attrs() []any {
 	pct := debug.SetGCPercent(-1)
 	debug.SetGCPercent(pct)
@@ -111,13 +134,48 @@ func (p Plan) Attrs() []any {
 	if pct < 0 {
 		ps = "off"
 	}
-	return []any{"gc_percent", ps, "gc_percent_from", p.PercentBy, "memory_limit", ls, "memory_limit_from", p.LimitBy}
+	fs := "off"
+	if f := capFloor(p.MinHeap, runtimeLimit(limit)); f > 0 {
+		fs = strconv.FormatInt(f>>20, 10) + "MiB"
+	}
+	return []any{"gc_percent", ps, "gc_percent_from", p.PercentBy, "memory_limit", ls, "memory_limit_from", p.LimitBy,
+		"gc_min_heap", fs}
 }
 
 var units = []struct {
 	suffix string
 	shift  uint
 }{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+
+// parseMinHeap reads -gc-min-heap: off (0), or a size from 4MiB (the runtime's own smallest heap target) to
+// 1TiB.
+func parseMinHeap(s string) (int64, error) {
+	if s == "off" {
+		return 0, nil
+	}
+	n, ok := parseSize(s)
+	if !ok || n < 4<<20 || n > 1<<40 {
+		return 0, fmt.Errorf("gctune: gc-min-heap %q: want off or a size from 4MiB to 1TiB such as 256MiB", s)
+	}
+	return n, nil
+}
+
+// parseSize reads a size in GOMEMLIMIT's syntax: a positive number of bytes with an optional unit B, KiB,
+// MiB, GiB or TiB.
+func parseSize(s string) (int64, bool) {
+	num, shift := s, uint(0)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			num, shift = strings.TrimSuffix(s, u.suffix), u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 1 || n > math.MaxInt64>>shift {
+		return 0, false
+	}
+	return n << shift, true
+}
 
 // parseLimit reads -memory-limit: auto, off, or a size in GOMEMLIMIT's syntax. 0 means no limit.
 func parseLimit(s string, memTotal int64) (int64, error) {
@@ -130,18 +188,11 @@ func parseLimit(s string, memTotal int64) (int64, error) {
 	case "off":
 		return 0, nil
 	}
-	num, shift := s, uint(0)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			num, shift = strings.TrimSuffix(s, u.suffix), u.shift
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 1 || n > math.MaxInt64>>shift {
+	l, ok := parseSize(s)
+	if !ok {
 		return 0, fmt.Errorf("gctune: memory-limit %q: want auto, off or a size such as 512MiB or 2GiB", s)
 	}
-	if l := n << shift; l >= 64<<20 {
+	if l >= 64<<20 {
 		return l, nil
 	}
 	return 0, fmt.Errorf("gctune: memory-limit %q: want at least 64MiB (a node idles at about 24 MB)", s)

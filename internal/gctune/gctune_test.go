@@ -30,37 +30,51 @@ func TestDecide(t *testing.T) {
 		err      string
 	}{
 		{name: "defaults", c: Default(), getenv: env(), memTotal: 16 * gib,
-			want: Plan{SetPercent: true, Percent: DefaultPercent, PercentBy: "flag", SetLimit: true, Limit: 12 * gib, LimitBy: "flag"}},
+			want: Plan{SetPercent: true, Percent: DefaultPercent, PercentBy: "flag", SetLimit: true, Limit: 12 * gib, LimitBy: "flag", MinHeap: 256 << 20}},
 		{name: "auto without a known memory size sets no limit", c: Default(), getenv: env(), memTotal: 0,
-			want: Plan{SetPercent: true, Percent: DefaultPercent, PercentBy: "flag", SetLimit: true, Limit: 0, LimitBy: "flag"}},
-		{name: "GOGC wins over the flag", c: Config{Percent: 300, MemoryLimit: "1GiB"}, getenv: env("GOGC", "50"),
+			want: Plan{SetPercent: true, Percent: DefaultPercent, PercentBy: "flag", SetLimit: true, Limit: 0, LimitBy: "flag", MinHeap: 256 << 20}},
+		{name: "a floor", c: Config{Percent: 100, MemoryLimit: "off", MinHeap: "64MiB"}, getenv: env(),
+			want: Plan{SetPercent: true, Percent: 100, PercentBy: "flag", SetLimit: true, LimitBy: "flag", MinHeap: 64 << 20}},
+		{name: "GOGC wins over the floor too", c: Config{Percent: 100, MemoryLimit: "off", MinHeap: "64MiB"}, getenv: env("GOGC", "200"),
+			want: Plan{PercentBy: "GOGC", SetLimit: true, LimitBy: "flag"}},
+		{name: "no floor when the collector is off", c: Config{Percent: -1, MemoryLimit: "1GiB", MinHeap: "64MiB"}, getenv: env(),
+			want: Plan{SetPercent: true, Percent: -1, PercentBy: "flag", SetLimit: true, Limit: gib, LimitBy: "flag"}},
+		{name: "floor smallest", c: Config{Percent: 100, MemoryLimit: "off", MinHeap: "4MiB"}, getenv: env(),
+			want: Plan{SetPercent: true, Percent: 100, PercentBy: "flag", SetLimit: true, LimitBy: "flag", MinHeap: 4 << 20}},
+		{name: "floor largest", c: Config{Percent: 100, MemoryLimit: "off", MinHeap: "1TiB"}, getenv: env(),
+			want: Plan{SetPercent: true, Percent: 100, PercentBy: "flag", SetLimit: true, LimitBy: "flag", MinHeap: 1 << 40}},
+		{name: "floor too small", c: Config{Percent: 100, MemoryLimit: "off", MinHeap: "4194303"}, getenv: env(), err: `gc-min-heap "4194303"`},
+		{name: "floor too large", c: Config{Percent: 100, MemoryLimit: "off", MinHeap: "1025GiB"}, getenv: env(), err: `gc-min-heap "1025GiB"`},
+		{name: "floor garbage", c: Config{Percent: 100, MemoryLimit: "off", MinHeap: "big"}, getenv: env(), err: `gc-min-heap "big"`},
+		{name: "floor empty", c: Config{Percent: 100, MemoryLimit: "off", MinHeap: ""}, getenv: env(), err: `gc-min-heap ""`},
+		{name: "GOGC wins over the flag", c: Config{Percent: 300, MemoryLimit: "1GiB", MinHeap: "off"}, getenv: env("GOGC", "50"),
 			want: Plan{PercentBy: "GOGC", SetLimit: true, Limit: gib, LimitBy: "flag"}},
-		{name: "GOMEMLIMIT wins over the flag", c: Config{Percent: 300, MemoryLimit: "1GiB"}, getenv: env("GOMEMLIMIT", "100MiB"),
+		{name: "GOMEMLIMIT wins over the flag", c: Config{Percent: 300, MemoryLimit: "1GiB", MinHeap: "off"}, getenv: env("GOMEMLIMIT", "100MiB"),
 			want: Plan{SetPercent: true, Percent: 300, PercentBy: "flag", LimitBy: "GOMEMLIMIT"}},
-		{name: "empty variables are unset", c: Config{Percent: 300, MemoryLimit: "off"}, getenv: env("GOGC", "", "GOMEMLIMIT", ""),
+		{name: "empty variables are unset", c: Config{Percent: 300, MemoryLimit: "off", MinHeap: "off"}, getenv: env("GOGC", "", "GOMEMLIMIT", ""),
 			want: Plan{SetPercent: true, Percent: 300, PercentBy: "flag", SetLimit: true, LimitBy: "flag"}},
-		{name: "sizes", c: Config{Percent: 100, MemoryLimit: "512MiB"}, getenv: env(),
+		{name: "sizes", c: Config{Percent: 100, MemoryLimit: "512MiB", MinHeap: "off"}, getenv: env(),
 			want: Plan{SetPercent: true, Percent: 100, PercentBy: "flag", SetLimit: true, Limit: 512 << 20, LimitBy: "flag"}},
-		{name: "bytes", c: Config{Percent: 100, MemoryLimit: "134217728"}, getenv: env(),
+		{name: "bytes", c: Config{Percent: 100, MemoryLimit: "134217728", MinHeap: "off"}, getenv: env(),
 			want: Plan{SetPercent: true, Percent: 100, PercentBy: "flag", SetLimit: true, Limit: 128 << 20, LimitBy: "flag"}},
-		{name: "B suffix", c: Config{Percent: 100, MemoryLimit: "134217728B"}, getenv: env(),
+		{name: "B suffix", c: Config{Percent: 100, MemoryLimit: "134217728B", MinHeap: "off"}, getenv: env(),
 			want: Plan{SetPercent: true, Percent: 100, PercentBy: "flag", SetLimit: true, Limit: 128 << 20, LimitBy: "flag"}},
-		{name: "off with a limit", c: Config{Percent: -1, MemoryLimit: "2GiB"}, getenv: env(),
+		{name: "off with a limit", c: Config{Percent: -1, MemoryLimit: "2GiB", MinHeap: "off"}, getenv: env(),
 			want: Plan{SetPercent: true, Percent: -1, PercentBy: "flag", SetLimit: true, Limit: 2 * gib, LimitBy: "flag"}},
-		{name: "off with the environment's limit", c: Config{Percent: -1, MemoryLimit: "off"}, getenv: env("GOMEMLIMIT", "1GiB"),
+		{name: "off with the environment's limit", c: Config{Percent: -1, MemoryLimit: "off", MinHeap: "off"}, getenv: env("GOMEMLIMIT", "1GiB"),
 			want: Plan{SetPercent: true, Percent: -1, PercentBy: "flag", LimitBy: "GOMEMLIMIT"}},
-		{name: "off without a limit", c: Config{Percent: -1, MemoryLimit: "off"}, getenv: env(), err: "gc-percent -1 needs a memory limit"},
-		{name: "off with auto and unknown memory", c: Config{Percent: -1, MemoryLimit: "auto"}, getenv: env(), err: "gc-percent -1 needs"},
-		{name: "percent 0", c: Config{Percent: 0, MemoryLimit: "auto"}, getenv: env(), err: "gc-percent 0"},
-		{name: "percent -2", c: Config{Percent: -2, MemoryLimit: "auto"}, getenv: env(), err: "gc-percent -2"},
-		{name: "percent too large", c: Config{Percent: 1000001, MemoryLimit: "auto"}, getenv: env(), err: "gc-percent 1000001"},
-		{name: "a bad flag fails even when the environment wins", c: Config{Percent: 0, MemoryLimit: "auto"}, getenv: env("GOGC", "100"), err: "gc-percent 0"},
-		{name: "limit too small", c: Config{Percent: 100, MemoryLimit: "1MiB"}, getenv: env(), err: "at least 64MiB"},
-		{name: "limit garbage", c: Config{Percent: 100, MemoryLimit: "lots"}, getenv: env(), err: `memory-limit "lots"`},
-		{name: "limit lower-case unit", c: Config{Percent: 100, MemoryLimit: "1gib"}, getenv: env(), err: `memory-limit "1gib"`},
-		{name: "limit negative", c: Config{Percent: 100, MemoryLimit: "-1GiB"}, getenv: env(), err: `memory-limit "-1GiB"`},
-		{name: "limit overflows", c: Config{Percent: 100, MemoryLimit: "9000000TiB"}, getenv: env(), err: `memory-limit "9000000TiB"`},
-		{name: "limit unit only", c: Config{Percent: 100, MemoryLimit: "GiB"}, getenv: env(), err: `memory-limit "GiB"`},
+		{name: "off without a limit", c: Config{Percent: -1, MemoryLimit: "off", MinHeap: "off"}, getenv: env(), err: "gc-percent -1 needs a memory limit"},
+		{name: "off with auto and unknown memory", c: Config{Percent: -1, MemoryLimit: "auto", MinHeap: "off"}, getenv: env(), err: "gc-percent -1 needs"},
+		{name: "percent 0", c: Config{Percent: 0, MemoryLimit: "auto", MinHeap: "off"}, getenv: env(), err: "gc-percent 0"},
+		{name: "percent -2", c: Config{Percent: -2, MemoryLimit: "auto", MinHeap: "off"}, getenv: env(), err: "gc-percent -2"},
+		{name: "percent too large", c: Config{Percent: 1000001, MemoryLimit: "auto", MinHeap: "off"}, getenv: env(), err: "gc-percent 1000001"},
+		{name: "a bad flag fails even when the environment wins", c: Config{Percent: 0, MemoryLimit: "auto", MinHeap: "off"}, getenv: env("GOGC", "100"), err: "gc-percent 0"},
+		{name: "limit too small", c: Config{Percent: 100, MemoryLimit: "1MiB", MinHeap: "off"}, getenv: env(), err: "at least 64MiB"},
+		{name: "limit garbage", c: Config{Percent: 100, MemoryLimit: "lots", MinHeap: "off"}, getenv: env(), err: `memory-limit "lots"`},
+		{name: "limit lower-case unit", c: Config{Percent: 100, MemoryLimit: "1gib", MinHeap: "off"}, getenv: env(), err: `memory-limit "1gib"`},
+		{name: "limit negative", c: Config{Percent: 100, MemoryLimit: "-1GiB", MinHeap: "off"}, getenv: env(), err: `memory-limit "-1GiB"`},
+		{name: "limit overflows", c: Config{Percent: 100, MemoryLimit: "9000000TiB", MinHeap: "off"}, getenv: env(), err: `memory-limit "9000000TiB"`},
+		{name: "limit unit only", c: Config{Percent: 100, MemoryLimit: "GiB", MinHeap: "off"}, getenv: env(), err: `memory-limit "GiB"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Decide(tc.c, tc.getenv, tc.memTotal)
@@ -91,8 +105,14 @@ func TestApply(t *testing.T) {
 		t.Fatalf("memory limit %d after Apply, want %d", got, int64(3<<30))
 	}
 	attrs := Plan{PercentBy: "flag", LimitBy: "flag"}.Attrs()
-	if want := []any{"gc_percent", "250", "gc_percent_from", "flag", "memory_limit", "3072MiB", "memory_limit_from", "flag"}; !equal(attrs, want) {
+	if want := []any{"gc_percent", "250", "gc_percent_from", "flag", "memory_limit", "3072MiB", "memory_limit_from", "flag", "gc_min_heap", "off"}; !equal(attrs, want) {
 		t.Fatalf("Attrs = %v, want %v", attrs, want)
+	}
+	// The floor, capped at half the limit.
+	for floor, want := range map[int64]string{256 << 20: "256MiB", 2 << 30: "1536MiB"} {
+		if a := (Plan{PercentBy: "flag", LimitBy: "flag", MinHeap: floor}).Attrs(); a[9] != want {
+			t.Fatalf("Attrs = %v, want gc_min_heap %s", a, want)
+		}
 	}
 
 	// A plan that leaves a setting to the environment does not touch it; limit 0 means none.
@@ -103,8 +123,8 @@ func TestApply(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Fatalf("memory limit %d after a plan of none, want MaxInt64", got)
 	}
-	if a := (Plan{PercentBy: "GOGC", LimitBy: "flag"}).Attrs(); a[5] != "off" {
-		t.Fatalf("Attrs = %v, want memory_limit off", a)
+	if a := (Plan{PercentBy: "GOGC", LimitBy: "flag", MinHeap: 256 << 20}).Attrs(); a[5] != "off" || a[9] != "256MiB" {
+		t.Fatalf("Attrs = %v, want memory_limit off, gc_min_heap 256MiB", a)
 	}
 }
 
@@ -125,10 +145,13 @@ func TestBind(t *testing.T) {
 	fs := flag.NewFlagSet("start", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.Bind(fs)
-	if err := fs.Parse([]string{"-gc-percent", "200", "-memory-limit", "1GiB"}); err != nil {
+	if c.MinHeap != DefaultMinHeap {
+		t.Fatalf("default gc-min-heap %q", c.MinHeap)
+	}
+	if err := fs.Parse([]string{"-gc-percent", "200", "-memory-limit", "1GiB", "-gc-min-heap", "off"}); err != nil {
 		t.Fatal(err)
 	}
-	if c.Percent != 200 || c.MemoryLimit != "1GiB" {
+	if c.Percent != 200 || c.MemoryLimit != "1GiB" || c.MinHeap != "off" {
 		t.Fatalf("bound %+v", c)
 	}
 }
