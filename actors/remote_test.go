@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/internal/logbuf"
 )
 
 // Multi-node tests run the other nodes as child processes (this test binary re-executed with
@@ -98,26 +99,9 @@ type node struct {
 	stdin  io.WriteCloser
 	addr   string
 	lines  chan string // stdout lines after the address
-	stderr *syncBuffer
+	stderr *logbuf.Buffer
 	done   chan struct{} // closed when the process exited
 	err    error         // Wait's result, valid after done
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startNode starts a helper node and waits for its address. It is killed in t.Cleanup.
@@ -125,7 +109,7 @@ func startNode(t *testing.T) *node {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRemoteNode$", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
-	n := &node{cmd: cmd, stderr: &syncBuffer{}, lines: make(chan string, 16), done: make(chan struct{})}
+	n := &node{cmd: cmd, stderr: &logbuf.Buffer{}, lines: make(chan string, 16), done: make(chan struct{})}
 	cmd.Stderr = n.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

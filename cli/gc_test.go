@@ -6,28 +6,11 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gokai-kv/gokai/internal/logbuf"
 )
-
-// lockedBuffer is a bytes.Buffer that a node's logger and the test may use at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestStartKeepsHeapFloor: a started node keeps the heap floor (the percent in force is raised above the
 // configured one while its heap is small), logs it, and sets the configured percent back when it stops.
@@ -38,7 +21,7 @@ func TestStartKeepsHeapFloor(t *testing.T) {
 	oldLimit := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetGCPercent(oldPct); debug.SetMemoryLimit(oldLimit) })
 
-	var errb lockedBuffer
+	var errb logbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

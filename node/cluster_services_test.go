@@ -19,6 +19,7 @@ import (
 
 	"github.com/gokai-kv/gokai/client"
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/internal/logbuf"
 	"github.com/gokai-kv/gokai/kv"
 )
 
@@ -74,7 +75,7 @@ type child struct {
 	name, rpc, transport string
 	dir                  string // data dir, when the test chose it
 	cmd                  *exec.Cmd
-	log                  *lockedBuffer
+	log                  *logbuf.Buffer
 	exited               chan struct{}
 	c                    *client.Client
 }
@@ -84,7 +85,7 @@ var childReadyRE = regexp.MustCompile(`CHILD READY rpc=(\S+) transport=(\S+)`)
 // startChild starts node process name; extra flags follow (and so override) the defaults.
 func startChild(t testing.TB, name string, extra ...string) *child {
 	t.Helper()
-	ch := &child{name: name, log: &lockedBuffer{}, exited: make(chan struct{})}
+	ch := &child{name: name, log: &logbuf.Buffer{}, exited: make(chan struct{})}
 	args := []string{"-name", name, "-data-dir", t.TempDir(), "-q", "16",
 		"-memcache-listen", "", "-http-listen", "127.0.0.1:0", "-rpc-listen", "127.0.0.1:0", "-gossip-listen", "127.0.0.1:0", "-transport-listen", "127.0.0.1:0",
 		"-gossip-probe-interval", "200ms", "-linger", "200ms"}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/internal/logbuf"
 	"github.com/gokai-kv/gokai/internal/pki"
 	"github.com/gokai-kv/gokai/kv"
 	"github.com/gokai-kv/gokai/service"
@@ -383,7 +384,7 @@ func TestMetricsAreDocumented(t *testing.T) {
 // TestDebugListenerLogsTheBoundPort: with -debug-listen 127.0.0.1:0 the node logs the port the OS chose
 // (it logged the configured ":0"), and pprof answers there.
 func TestDebugListenerLogsTheBoundPort(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	cfg := Default()
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen, cfg.RPCListen, cfg.GossipListen, cfg.TransportListen = "", "", "127.0.0.1:0", "127.0.0.1:0"

@@ -10,11 +10,11 @@ import (
 	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gokai-kv/gokai/coordinator"
+	"github.com/gokai-kv/gokai/internal/logbuf"
 	"github.com/gokai-kv/gokai/kv"
 )
 
@@ -285,30 +285,12 @@ func TestSyncNodeServesAndSurvivesARestart(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a node's log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestWatchWaitsWhenGossipStops: the tree cancels its Run loops but stops the cluster (gossip) without
 // waiting for them, so the cluster watch can see its subscription closed before its cancellation. It must
 // then wait for the cancellation: the closed channel's nil state reached save (an error) and reconcile (a
 // panic), and the restarted watch crashed again on the closed gossip until the node escalated.
 func TestWatchWaitsWhenGossipStops(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	cfg := Default()
 	cfg.DataDir = t.TempDir()
 	cfg.MemcacheListen, cfg.RPCListen, cfg.GossipListen, cfg.TransportListen = "", "", "127.0.0.1:0", "127.0.0.1:0"

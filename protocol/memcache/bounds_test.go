@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gokai-kv/gokai/internal/logbuf"
 	"github.com/gokai-kv/gokai/internal/netserve"
 )
 
@@ -211,7 +212,7 @@ func (s *shedStore) Get(context.Context, []byte, Read) (Entry, error) {
 // TestShedWarningsAreRateLimited: 400 connections each pipelining 50 gets that the store sheds, twice, make
 // about one warning line a second, whose counts add up to every shed request; every request is answered.
 func TestShedWarningsAreRateLimited(t *testing.T) {
-	var logBuf lockedBuffer
+	var logBuf logbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logBuf, nil))
 	st := &shedStore{memStore: newMemStore(time.Now)}
 	srv := NewServer(Config{}, st, logger)
@@ -284,22 +285,4 @@ func TestShedWarningsAreRateLimited(t *testing.T) {
 	if want := 2*conns*gets + 1; lines+suppressed != want {
 		t.Fatalf("lines %d + suppressed %d: want %d, every shed request", lines, suppressed, want)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gokai-kv/gokai/internal/logbuf"
 	"github.com/gokai-kv/gokai/internal/netserve"
 )
 
@@ -407,7 +408,7 @@ func randomScript(t *testing.T, addr string, r *rand.Rand) {
 // TestOverloadWarningsAreRateLimited: a flood of refused requests writes about one warning a second, and
 // the lines say how many were suppressed.
 func TestOverloadWarningsAreRateLimited(t *testing.T) {
-	var logBuf safeBuffer
+	var logBuf logbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mem := netserve.NewBudget(1 << 20)
 	hd := newTestHandler()
@@ -449,24 +450,6 @@ func TestOverloadWarningsAreRateLimited(t *testing.T) {
 // countOverloadHeads counts the messages putHead started in b.
 func countOverloadHeads(b []byte) int {
 	return bytes.Count(b, h("a4 65 63 68 6f 91 c6"))
-}
-
-// safeBuffer is a bytes.Buffer for concurrent writers.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestSizeHintBoundsTheEncoding(t *testing.T) {
