@@ -81,8 +81,9 @@ func (p *countingPool) Schedule(fn func()) { p.n.Add(1); go fn() }
 func (p *countingPool) Throughput() int    { return 300 }
 
 // peerInlineActor spawns an actor on an InlineFirst whose Mailbox runs peer messages inline, and whose runs
-// report the messages they see.
-func peerInlineActor(t *testing.T, sys *actor.ActorSystem, pool *countingPool, seen chan<- any) *actor.PID {
+// report the messages they see; idle reports whether no run of it is in progress (a message posted during
+// a run is taken by that run, wherever it runs).
+func peerInlineActor(t *testing.T, sys *actor.ActorSystem, pool *countingPool, seen chan<- any) (pid *actor.PID, idle func() bool) {
 	t.Helper()
 	d := &InlineFirst{Pool: pool}
 	a := &mailboxActor{recv: func(ctx actor.Context) {
@@ -91,7 +92,8 @@ func peerInlineActor(t *testing.T, sys *actor.ActorSystem, pool *countingPool, s
 		}
 	}}
 	a.mailbox.RunPeerMessagesInline(d)
-	return sys.Root.Spawn(WireProps(a.props()).Configure(actor.WithDispatcher(d)))
+	pid = sys.Root.Spawn(WireProps(a.props()).Configure(actor.WithDispatcher(d)))
+	return pid, func() bool { return a.mailbox.status.Load() == mailboxIdle }
 }
 
 // TestPeerMailboxRunsPeerMessagesInline: with Mailbox.RunPeerMessagesInline, a message that carries the transport's stamp runs
@@ -100,7 +102,7 @@ func TestPeerMailboxRunsPeerMessagesInline(t *testing.T) {
 	sys := NewSystem(slog.New(slog.DiscardHandler))
 	pool := &countingPool{}
 	seen := make(chan any, 4)
-	pid := peerInlineActor(t, sys, pool, seen)
+	pid, _ := peerInlineActor(t, sys, pool, seen)
 
 	stamped := &actor.MessageEnvelope{Header: map[string]string{RemoteHeader: "1"}, Message: "from a peer", Sender: pid}
 	sys.Root.Send(pid, stamped)

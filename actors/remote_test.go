@@ -603,7 +603,7 @@ func TestCanaryPeerMessagesRunInline(t *testing.T) {
 	sys := local.system
 	pool := &countingPool{}
 	seen := make(chan any, 4)
-	pid := peerInlineActor(t, sys, pool, seen)
+	pid, idle := peerInlineActor(t, sys, pool, seen)
 
 	sys.Root.Send(n.echo(), &testTell{V: 1, Seq: 51, ReplyTo: pid})
 	select {
@@ -617,7 +617,9 @@ func TestCanaryPeerMessagesRunInline(t *testing.T) {
 	if got := pool.n.Load(); got != 0 {
 		t.Fatalf("the helper's message ran on the pool (%d runs), want inline on the transport's goroutine", got)
 	}
-	// The probe tells the two apart: a message from this node goes to the pool.
+	// The probe tells the two apart: a message from this node goes to the pool. NB: once the transport's
+	// run has ended; a message posted before that is taken by that run.
+	eventually.True(t, 10*time.Second, "the end of the run of the helper's message", idle)
 	sys.Root.Send(pid, &testTold{V: 1, Seq: 52})
 	if m := <-seen; m.(*testTold).Seq != 52 {
 		t.Fatalf("saw %#v", m)
