@@ -99,18 +99,21 @@ func (d *Dispatcher) Close() {
 
 // InlineFirst is a dispatcher for one actor: it runs the actor's first mailbox run on the goroutine that
 // scheduled it (the spawner's: the run that handles Started) and every later run on Pool, except a run for a
-// message from another node when the actor's Mailbox says so (Mailbox.RunPeerMessagesInline). Set Pool, then hand a pointer
-// to actor.WithDispatcher; the zero value of the rest is ready, and one InlineFirst must serve one actor only.
+// message from another node when the actor's Mailbox says so (Mailbox.RunPeerMessagesInline). Set Pool,
+// then hand a pointer to actor.WithDispatcher; the zero value of the rest is ready, and one InlineFirst must
+// serve one actor only.
 //
 // Why: a request coordinator is spawned by the goroutine that waits for its answer. Running its start
 // inline saves a hand-off to a worker and back; when the vnodes it asks answer at once (they run inline
 // too), the whole request completes before Spawn returns. Later runs (local late replies, timers) go to the
 // pool, so inline runs never nest deeper than spawner → coordinator → vnode; a run for a reply from another
-// node (Mailbox.RunPeerMessagesInline) nests as deep on the transport's goroutine: coordinator → vnode (a read repair).
+// node (Mailbox.RunPeerMessagesInline) nests as deep on the transport's goroutine: coordinator → vnode (a
+// read repair).
 type InlineFirst struct {
 	Pool actor.Dispatcher
 	used atomic.Bool
-	// fromPeer: a message from another node was posted since the last scheduled run (see Mailbox.RunPeerMessagesInline).
+	// fromPeer: a message from another node was posted since the last scheduled run
+	// (Mailbox.RunPeerMessagesInline).
 	fromPeer atomic.Bool
 }
 
@@ -127,9 +130,3 @@ func (d *InlineFirst) Schedule(fn func()) {
 
 // Throughput implements actor.Dispatcher.
 func (d *InlineFirst) Throughput() int { return d.Pool.Throughput() }
-
-// fromPeer reports whether a posted message is one the transport delivered from another node.
-func fromPeer(msg any) bool {
-	env, ok := msg.(*actor.MessageEnvelope)
-	return ok && env.Header.Get(RemoteHeader) == "1"
-}

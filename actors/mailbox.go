@@ -171,23 +171,13 @@ func (m *Mailbox) processMessages() {
 	}
 }
 
-// popSys and popUser take the next message off a queue and count it out, under the lock that counted it
-// in: the counts are exact whenever mu is free.
-func (m *Mailbox) popSys() any {
+// pop takes the next message off q and counts it out of n, under the lock that counted it in: the counts
+// are exact whenever mu is free.
+func (m *Mailbox) pop(q *fifo, n *atomic.Int32) any {
 	m.mu.Lock()
-	msg := m.sys.pop()
+	msg := q.pop()
 	if msg != nil {
-		m.sysCount.Add(-1)
-	}
-	m.mu.Unlock()
-	return msg
-}
-
-func (m *Mailbox) popUser() any {
-	m.mu.Lock()
-	msg := m.user.pop()
-	if msg != nil {
-		m.userCount.Add(-1)
+		n.Add(-1)
 	}
 	m.mu.Unlock()
 	return msg
@@ -207,7 +197,7 @@ func (m *Mailbox) run() {
 			runtime.Gosched()
 		}
 		i++
-		if msg = m.popSys(); msg != nil {
+		if msg = m.pop(&m.sys, &m.sysCount); msg != nil {
 			switch msg.(type) {
 			case *actor.SuspendMailbox:
 				m.suspended.Store(true)
@@ -221,7 +211,7 @@ func (m *Mailbox) run() {
 		if m.suspended.Load() {
 			return
 		}
-		if msg = m.popUser(); msg == nil {
+		if msg = m.pop(&m.user, &m.userCount); msg == nil {
 			return
 		}
 		if m.peer != nil && fromPeer(msg) {
@@ -230,4 +220,10 @@ func (m *Mailbox) run() {
 		}
 		m.invoker.InvokeUserMessage(msg)
 	}
+}
+
+// fromPeer reports whether a posted message is one the transport delivered from another node.
+func fromPeer(msg any) bool {
+	env, ok := msg.(*actor.MessageEnvelope)
+	return ok && env.Header.Get(RemoteHeader) == "1"
 }

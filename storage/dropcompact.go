@@ -2,7 +2,6 @@ package storage
 
 import (
 	"errors"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -246,6 +245,3 @@ func realTimer(d time.Duration) (<-chan time.Time, func() bool) {
 	t := time.NewTimer(d)
 	return t.C, t.Stop
 }
-
-// discardLogger is the LevelDB's logger until SetLogger.
-var discardLogger = slog.New(slog.DiscardHandler)

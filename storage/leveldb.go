@@ -213,7 +213,7 @@ func newLevelDB(cfg LevelDBConfig) *LevelDB {
 		log:     cfg.Logger,
 	}
 	if l.log == nil {
-		l.log = discardLogger
+		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.fdone = sync.NewCond(&l.fmu)
 	l.dropc.sched.quiet = orDefaultDuration(cfg.DropCompactQuiet, defaultDropCompactQuiet)

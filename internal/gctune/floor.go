@@ -16,9 +16,10 @@ const minHeap = 4 << 20
 const maxPercent = 1000000
 
 // PercentFor decides the GC percent to set after a collection that left live bytes of live heap: the
-// configured percent, raised to the least percent whose next heap target (heapTarget) is at least floor;
-// the floor is capped at half the soft memory limit (limit 0: none), so the heap it allows leaves the limit
-// room for everything else a process holds. A live heap whose target at the configured percent reaches the
+// configured percent, raised to the least percent whose next heap target (the runtime's: live x (1 +
+// percent/100), and at least minHeap x percent/100) is at least floor; the floor is capped at half the soft
+// memory limit (limit 0: none), so the heap it allows leaves the limit room for everything else a process
+// holds. A live heap whose target at the configured percent reaches the
 // floor (at 100: a live heap of half the floor or more) gets the configured percent alone, and so does a
 // percent of -1 (off) or a floor of 0. Pure.
 func PercentFor(live int64, percent int, floor, limit int64) int {
@@ -36,12 +37,6 @@ func PercentFor(live int64, percent int, floor, limit int64) int {
 		return percent
 	}
 	return int(min(need, maxPercent))
-}
-
-// heapTarget is the runtime's next heap target for a live heap and a percent (stacks and globals aside):
-// live x (1 + percent/100), and at least minHeap x percent/100.
-func heapTarget(live int64, percent int) int64 {
-	return max(live+live*int64(percent)/100, minHeap*int64(percent)/100)
 }
 
 // capFloor returns floor capped at half the soft memory limit (limit 0: no limit).

@@ -168,3 +168,9 @@ func TestPercentForDocExamples(t *testing.T) {
 		t.Errorf("300 MiB live: percent %d, want 100", got)
 	}
 }
+
+// heapTarget is the runtime's next heap target for a live heap and a percent (stacks and globals aside):
+// live x (1 + percent/100), and at least minHeap x percent/100.
+func heapTarget(live int64, percent int) int64 {
+	return max(live+live*int64(percent)/100, minHeap*int64(percent)/100)
+}

@@ -154,7 +154,7 @@ func parseMinHeap(s string) (int64, error) {
 		return 0, nil
 	}
 	n, ok := parseSize(s)
-	if !ok || n < 4<<20 || n > 1<<40 {
+	if !ok || n < minHeap || n > 1<<40 {
 		return 0, fmt.Errorf("gctune: gc-min-heap %q: want off or a size from 4MiB to 1TiB such as 256MiB", s)
 	}
 	return n, nil

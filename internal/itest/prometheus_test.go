@@ -15,30 +15,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/internal/logbuf"
 )
 
 // promServer is a Prometheus server the test started on loopback.
 type promServer struct {
 	addr string
 }
-
-// lockedBuf is a bytes.Buffer for a child's output read while it runs.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // startPrometheus runs Debian's prometheus with a config that scrapes each target (name -> host:port) every
 // second, its TSDB in a temp dir, on a loopback port; it is killed when the test ends. A port someone took
@@ -63,7 +50,7 @@ func startPrometheus(t *testing.T, targets map[string]string) *promServer {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		var log lockedBuf
+		var log logbuf.Buffer
 		cmd := exec.Command("/usr/bin/prometheus", "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, fmt.Sprint("tsdb", try)),
 			"--web.listen-address="+addr, "--log.level=warn")
 		cmd.Stdout, cmd.Stderr = &log, &log

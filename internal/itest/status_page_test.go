@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gokai-kv/gokai/internal/eventually"
+	"github.com/gokai-kv/gokai/internal/logbuf"
 )
 
 // chromium runs Debian's headless chromium on url with extra flags (--dump-dom or --screenshot=FILE) and
@@ -28,7 +29,7 @@ func chromium(t *testing.T, url string, extra ...string) (stdout, log string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/chromium", args...)
-	var out, errb lockedBuf
+	var out, errb logbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("chromium %s: %v\n%s", url, err, errb.String())

@@ -15,8 +15,8 @@ type Value struct {
 
 // Entry is a read result. Siblings holds all live (not deleted, not expired) siblings, Chosen indexes the one a
 // plain `get` returns (gokai's rule: newest LastMod). Cas names the whole sibling set (hash of the causal
-// context); Context (filled in when the Get asked for it, Read.Context) is the opaque causal context to pass back to Set/Delete (as Supersede{Context: Context})
-// to supersede exactly these siblings. A miss may carry a Context too: that of the tombstones (or expired
+// context); Context (filled in when the Get asked for it, Read.Context) is the opaque causal context to
+// pass back to Set/Delete (as Supersede{Context: Context}) to supersede exactly these siblings. A miss may carry a Context too: that of the tombstones (or expired
 // siblings) the read found, which a write over it supersedes; a miss that found nothing has an empty one.
 type Entry struct {
 	Found    bool
